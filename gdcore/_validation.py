@@ -1,0 +1,88 @@
+"""Argument checks shared by the public API: every message names the argument."""
+
+import math
+from numbers import Real
+
+import numpy as np
+
+
+def _to_array(data, name: str) -> np.ndarray:
+    if data is None:
+        raise ValueError(f"{name} is required, got None")
+    if hasattr(data, "to_numpy"):  # pandas DataFrame / Series
+        data = data.to_numpy()
+    try:
+        array = np.asarray(data, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be numeric (array, DataFrame, Series or list), got {type(data).__name__}: {error}") from None
+    return array
+
+
+def _check_finite(array: np.ndarray, name: str) -> None:
+    if not np.isfinite(array).all():
+        bad = np.argwhere(~np.isfinite(array))[0]
+        kind = "NaN" if np.isnan(array[tuple(bad)]) else "inf"
+        raise ValueError(f"{name} contains {kind} (first at index {tuple(int(i) for i in bad)}); remove or impute non-finite values")
+
+
+def as_features(data, name: str = "x", n_features: int | None = None) -> np.ndarray:
+    """A finite, non-empty float64 array of shape (n_samples, n_features)."""
+    array = _to_array(data, name)
+    if array.ndim == 1:
+        if n_features not in (None, 1):
+            raise ValueError(f"{name} has shape {array.shape} but the model expects {n_features} features per sample: pass shape (n_samples, {n_features})")
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(f"{name} has {array.shape[1]} features per sample but the model's Input has shape ({n_features},)")
+    _check_finite(array, name)
+    return array
+
+
+def as_targets(data, name: str = "y", n_rows: int | None = None, n_outputs: int = 1) -> np.ndarray:
+    """A finite float64 array of shape (n_samples, n_outputs); (n,) is taken as (n, 1) when n_outputs == 1."""
+    array = _to_array(data, name)
+    if array.ndim == 1 and n_outputs == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[1] != n_outputs:
+        expected = f"(n_samples,) or (n_samples, 1)" if n_outputs == 1 else f"(n_samples, {n_outputs})"
+        raise ValueError(f"{name} must have shape {expected} to match the model's output, got {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 samples)")
+    if n_rows is not None and array.shape[0] != n_rows:
+        raise ValueError(f"x and {name} must have the same number of samples, got {n_rows} and {array.shape[0]}")
+    _check_finite(array, name)
+    return array
+
+
+def positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def positive_float(value, name: str, allow_zero: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def unit_interval(value, name: str, closed_right: bool = False) -> float:
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and (0 <= value <= 1 if closed_right else 0 <= value < 1)
+    if not ok:
+        raise ValueError(f"{name} must be a number in [0, 1{']' if closed_right else ')'}, got {value!r}")
+    return float(value)
+
+
+def lookup(table: dict, name, kind: str):
+    """``table[name]`` with an error listing the known names."""
+    if not isinstance(name, str):
+        raise TypeError(f"{kind} must be a string or a gdcore {kind} object, got {type(name).__name__}")
+    key = name.lower()
+    if key not in table:
+        raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(sorted(table))}")
+    return table[key]

@@ -1,0 +1,60 @@
+"""Numerics profiles: the order in which each reduction is summed.
+
+Floating-point addition is not associative, so "the" sum of a batch depends on
+the order the kernel adds it in. A profile fixes that order for every
+reduction a training step performs (the Dense forward product, the two
+gradient products, the loss sum and the bias gradient); the elementwise maths
+(activations, loss gradients, optimizer updates) is shared by all profiles.
+
+``"plain"``
+    Every sum front to back, the textbook loop (:mod:`gdcore.numerics._plain`).
+``"tensorflow"``
+    The order TensorFlow's CPU kernels use (Eigen's vectorised reductions and
+    matrix-product kernels, :mod:`gdcore.numerics._tensorflow`), so that
+    training reproduces Keras bit for bit.
+
+Each profile module provides, for each reduction, a NumPy function (read by
+students, used by the NumPy engine) and a ``*_loop`` twin compiled by Numba
+(used by the fused training loop); the two are tested bit-identical.
+"""
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+PROFILE_IDS = {"plain": 0, "tensorflow": 1}
+REDUCTIONS = ("matmul", "matmul_grad_input", "matmul_grad_kernel", "sum_vector", "sum_columns")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named summation order: ``profile.matmul(a, w)`` etc. call the NumPy versions."""
+
+    name: str
+    id: int
+    module: ModuleType
+
+    def __getattr__(self, attribute):
+        if attribute in REDUCTIONS:
+            return getattr(self.module, attribute)
+        raise AttributeError(attribute)
+
+    def __repr__(self) -> str:
+        return f"Profile({self.name!r})"
+
+
+def get_profile(name) -> Profile:
+    """The profile called ``name`` (``"plain"`` or ``"tensorflow"``)."""
+    if isinstance(name, Profile):
+        return name
+    if not isinstance(name, str) or name not in PROFILE_IDS:
+        raise ValueError(f"unknown numerics profile {name!r}; known: {', '.join(PROFILE_IDS)}")
+    module = importlib.import_module(f"gdcore.numerics._{name}")
+    return Profile(name, PROFILE_IDS[name], module)
+
+
+def verify_tensorflow_profile(*args, **kwargs):
+    """Probe the installed TensorFlow: see :func:`gdcore.numerics.verify.verify_tensorflow_profile`."""
+    from gdcore.numerics.verify import verify_tensorflow_profile as verify
+
+    return verify(*args, **kwargs)

@@ -1,0 +1,116 @@
+"""The ``"plain"`` numerics profile: every reduction summed front to back.
+
+This is the order a textbook loop uses, ``acc = 0; for i: acc += x[i]``,
+with each product rounded before it is added (no fused multiply-add). It is
+the easiest order to reproduce with pencil, NumPy or any compiled language,
+which makes it the reference for explaining a training step.
+
+Each reduction exists twice, as the profile interface requires:
+
+* a NumPy function returning a new array, vectorised over the axes that are
+  not summed (this is what the NumPy engine calls and what students read);
+* an ``*_loop`` loop that writes into a preallocated buffer, compiled by
+  Numba inside the fused training loop.
+
+``tests/test_numerics.py`` asserts that both give the same bits.
+
+Why these NumPy spellings are sequential: ``np.cumsum`` is a running sum, so
+its last entry is the front-to-back sum. ``np.sum`` (and ``np.add.reduce``)
+would use pairwise summation whenever the summed axis is, or collapses to,
+a contiguous run, for example a (B, 1) column.
+"""
+
+import numpy as np
+from numba import njit
+
+_jit = njit(cache=True, error_model="numpy", nogil=True)
+
+
+# --- NumPy reference -------------------------------------------------------
+
+
+def matmul(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    r"""Forward product :math:`z_{bj} = \sum_k a_{bk} W_{kj}`, summed over k in order."""
+    out = inputs[:, 0, None] * kernel[0]
+    for k in range(1, kernel.shape[0]):
+        out = out + inputs[:, k, None] * kernel[k]
+    return out
+
+
+def matmul_grad_input(delta: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    r"""Backward product :math:`\delta W^T`: :math:`g_{bk} = \sum_j \delta_{bj} W_{kj}`, over j in order."""
+    out = delta[:, 0, None] * kernel[:, 0]
+    for j in range(1, kernel.shape[1]):
+        out = out + delta[:, j, None] * kernel[:, j]
+    return out
+
+
+def matmul_grad_kernel(inputs: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    r"""Kernel gradient :math:`a^T \delta`: :math:`g_{kj} = \sum_b a_{bk}\delta_{bj}`, over b in order."""
+    return np.cumsum(inputs[:, :, None] * delta[:, None, :], axis=0)[-1]
+
+
+def sum_vector(values: np.ndarray):
+    """Sum of a 1-D array, front to back (the batch loss)."""
+    return np.cumsum(values)[-1]
+
+
+def sum_columns(values: np.ndarray) -> np.ndarray:
+    """Column sums of a (batch, units) array, row after row (the bias gradient)."""
+    return np.cumsum(values, axis=0)[-1]
+
+
+# --- Numba loops (same order, into preallocated buffers) --------------------
+
+
+@_jit
+def matmul_loop(inputs, kernel, out):
+    n_rows, n_in = inputs.shape
+    n_out = kernel.shape[1]
+    for b in range(n_rows):
+        for j in range(n_out):
+            acc = inputs[b, 0] * kernel[0, j]
+            for k in range(1, n_in):
+                acc = acc + inputs[b, k] * kernel[k, j]
+            out[b, j] = acc
+
+
+@_jit
+def matmul_grad_input_loop(delta, kernel, out):
+    n_rows, n_out = delta.shape
+    n_in = kernel.shape[0]
+    for b in range(n_rows):
+        for k in range(n_in):
+            acc = delta[b, 0] * kernel[k, 0]
+            for j in range(1, n_out):
+                acc = acc + delta[b, j] * kernel[k, j]
+            out[b, k] = acc
+
+
+@_jit
+def matmul_grad_kernel_loop(inputs, delta, out):
+    n_rows, n_in = inputs.shape
+    n_out = delta.shape[1]
+    for k in range(n_in):
+        for j in range(n_out):
+            out[k, j] = inputs[0, k] * delta[0, j]
+    for b in range(1, n_rows):
+        for k in range(n_in):
+            for j in range(n_out):
+                out[k, j] = out[k, j] + inputs[b, k] * delta[b, j]
+
+
+@_jit
+def sum_vector_loop(values):
+    acc = values[0]
+    for i in range(1, values.shape[0]):
+        acc = acc + values[i]
+    return acc
+
+
+@_jit
+def sum_columns_loop(values, out):
+    out[:] = values[0]
+    for b in range(1, values.shape[0]):
+        for j in range(values.shape[1]):
+            out[j] = out[j] + values[b, j]
