@@ -218,6 +218,7 @@ class Sequential:
             if not isinstance(callback, Callback):
                 raise TypeError(f"callbacks must be gdcore.callbacks.Callback instances, got {type(callback).__name__}")
         history = History()
+        history.history = {"loss": [], **({"val_loss": []} if val_x.shape[0] else {})}
         callbacks.append(history)
         steps = math.ceil(x.shape[0] / batch_size)
         for callback in callbacks:

@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+import gdcore
+
+
+@pytest.fixture(scope="session")
+def seed_train():
+    return gdcore.datasets.make_regression_dataset(n_samples=100, noise=1.25, random_state=42)
+
+
+def build_model(hidden=None, activation="sigmoid", n_features=1, dtype="float32", engine="numba", numerics="plain", seed=0):
+    """A 1-layer (linear neuron) or 2-layer network with seeded, reproducible initial weights."""
+    layers = [gdcore.Input(shape=(n_features,))]
+    for index, units in enumerate(hidden or []):
+        layers.append(gdcore.layers.Dense(units, activation=activation,
+                                          kernel_initializer=gdcore.initializers.RandomNormal(0, 0.25, seed=123 + index),
+                                          bias_initializer=gdcore.initializers.RandomNormal(0, 0.1, seed=7 + index)))
+    layers.append(gdcore.layers.Dense(1, kernel_initializer=gdcore.initializers.RandomNormal(0, 0.25, seed=99)))
+    return gdcore.Sequential(layers, dtype=dtype, engine=engine, numerics=numerics, seed=seed)
+
+
+def flat_weights(model):
+    return np.concatenate([w.ravel() for w in model.get_weights()])

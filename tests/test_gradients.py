@@ -1,0 +1,43 @@
+"""Central-difference checks of every analytic gradient, in float64."""
+
+import numpy as np
+import pytest
+
+from gdcore import _numpy_engine, losses
+from conftest import build_model
+
+SHAPES = {
+    "linear neuron 1-1": dict(hidden=None, n_features=1),
+    "1-8-1": dict(hidden=[8], n_features=1),
+    "3-4-1": dict(hidden=[4], n_features=3),
+    "2-3-2-1": dict(hidden=[3, 2], n_features=2),
+}
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "mae"])
+@pytest.mark.parametrize("activation", ["linear", "sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_backward_matches_central_differences(shape, activation, loss_name):
+    if shape.startswith("linear") and activation != "linear":
+        pytest.skip("the linear neuron has no hidden activation")
+    spec = SHAPES[shape]
+    model = build_model(activation=activation, dtype="float64", engine="numpy", **spec)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(7, spec["n_features"]))
+    y = rng.normal(size=(7, 1))
+    loss = losses.get(loss_name)
+    profile, params, layout = model.profile, model.params, model.layout
+
+    def loss_at(values):
+        return losses.batch_loss(loss, profile, y, _numpy_engine.forward(profile, x, values, layout)[-1])
+
+    outputs = _numpy_engine.forward(profile, x, params, layout)
+    analytic = _numpy_engine.backward(profile, outputs, params, layout, losses.output_grad(loss, y, outputs[-1]))
+    step = 1e-6
+    numeric = np.empty_like(params)
+    for index in range(params.size):
+        plus, minus = params.copy(), params.copy()
+        plus[index] += step
+        minus[index] -= step
+        numeric[index] = (loss_at(plus) - loss_at(minus)) / (2 * step)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)

@@ -1,0 +1,202 @@
+"""Keras's training semantics: history definition, batch order, state across fit calls, API shapes."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gdcore
+from gdcore import _numpy_engine, losses
+from conftest import build_model, flat_weights
+
+
+@pytest.fixture(scope="module")
+def xy(seed_train):
+    return seed_train[["X"]].to_numpy(), seed_train["y"].to_numpy()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("batch_size", [1, 20, 30, 100])
+def test_history_loss_is_the_batch_weighted_mean_of_pre_update_losses(xy, dtype, batch_size):
+    x, y = xy
+    model = build_model(hidden=[8], dtype=dtype)
+    model.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss="mse")
+    stepper = build_model(hidden=[8], dtype=dtype)
+    stepper.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss="mse")
+    history = model.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0)
+    f = np.dtype(dtype).type
+    for epoch in range(2):
+        total = count = f(0)
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            # The batch loss with the weights *before* this batch's update...
+            before = losses.batch_loss(losses.MEAN_SQUARED_ERROR, stepper.profile, yb[:, None].astype(dtype),
+                                       _numpy_engine.forward(stepper.profile, xb.astype(dtype), stepper.params, stepper.layout)[-1])
+            total, count = total + before * f(len(xb)), count + f(len(xb))
+            # ...then one optimizer step on exactly that batch.
+            stepper.fit(xb, yb, batch_size=len(xb), epochs=1, shuffle=False, verbose=0)
+        assert history.history["loss"][epoch] == float(total / count)
+    assert np.array_equal(flat_weights(model), flat_weights(stepper))
+    # Not the loss of the end-of-epoch weights, and not the unweighted mean of batch losses.
+    if batch_size < len(x):
+        assert history.history["loss"][-1] != model.evaluate(x, y, batch_size=len(x))
+
+
+def test_one_fit_per_epoch_on_permutations_equals_one_long_fit(xy):
+    x, y = xy
+    rng = np.random.default_rng(0)
+    orders = [rng.permutation(len(x)) for _ in range(4)]
+    stepwise = build_model(hidden=[8])
+    stepwise.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss="mae")
+    losses_stepwise = [stepwise.fit(x[p], y[p], batch_size=30, epochs=1, shuffle=False, verbose=0).history["loss"][0] for p in orders]
+    long = build_model(hidden=[8])
+    long.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss="mae")
+    long._orders = lambda n, epochs, shuffle: np.array(orders[:epochs])  # impose the same permutations
+    history = long.fit(x, y, batch_size=30, epochs=4, verbose=0)
+    assert history.history["loss"] == losses_stepwise
+    assert np.array_equal(flat_weights(long), flat_weights(stepwise))
+    assert long.optimizer.iterations == stepwise.optimizer.iterations == 4 * 4
+
+
+def test_shuffle_false_visits_consecutive_slices(xy):
+    x, y = xy
+    model = build_model()
+    model.compile(optimizer="sgd", loss="mse")
+    reversed_model = build_model()
+    reversed_model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0)
+    reversed_model.fit(x[::-1], y[::-1], batch_size=20, epochs=1, shuffle=False, verbose=0)
+    assert not np.array_equal(flat_weights(model), flat_weights(reversed_model))
+
+
+def test_shuffle_is_seeded_and_fresh_each_epoch(xy):
+    x, y = xy
+    results = []
+    for _ in range(2):
+        model = build_model(seed=11)
+        model.compile(optimizer="sgd", loss="mse")
+        results.append(model.fit(x, y, batch_size=20, epochs=3, verbose=0).history["loss"])
+    assert results[0] == results[1]
+    orders = build_model(seed=11)._orders(100, 3, True)
+    assert all(sorted(order) == list(range(100)) for order in orders)
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_adam_state_persists_across_fit_and_compile_resets_it(xy):
+    x, y = xy
+    model = build_model(hidden=[8])
+    model.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss="mse")
+    model.fit(x, y, batch_size=50, epochs=1, shuffle=False, verbose=0)
+    assert model.optimizer.iterations == 2
+    moments = model.optimizer.slots.copy()
+    model.fit(x, y, batch_size=50, epochs=1, shuffle=False, verbose=0)
+    assert model.optimizer.iterations == 4 and not np.array_equal(model.optimizer.slots, moments)
+    model.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss="mse")
+    assert model.optimizer.iterations == 0
+
+
+def test_validation_loss_uses_end_of_epoch_weights(xy):
+    x, y = xy
+    model = build_model(hidden=[8])
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(x, y, batch_size=20, epochs=2, shuffle=False, verbose=0, validation_data=(x[:30], y[:30]))
+    assert history.history["val_loss"][-1] == model.evaluate(x[:30], y[:30], batch_size=20)
+    assert history.epoch == [0, 1]
+
+
+@pytest.mark.parametrize("make_inputs", [
+    lambda df: (df[["X"]], df["y"]),
+    lambda df: (df["X"], df["y"].to_numpy()[:, None]),
+    lambda df: (df["X"].tolist(), df["y"].tolist()),
+])
+def test_accepts_dataframes_series_and_lists(seed_train, make_inputs):
+    model = build_model()
+    model.compile(optimizer="sgd", loss="mse")
+    reference = build_model()
+    reference.compile(optimizer="sgd", loss="mse")
+    model.fit(*make_inputs(seed_train), epochs=2, shuffle=False, verbose=0)
+    reference.fit(seed_train[["X"]].to_numpy(), seed_train["y"].to_numpy(), epochs=2, shuffle=False, verbose=0)
+    assert np.array_equal(flat_weights(model), flat_weights(reference))
+
+
+def test_weights_layout_summary_and_counts(capsys):
+    model = gdcore.Sequential([gdcore.Input(shape=(3,)), gdcore.layers.Dense(8, activation="sigmoid"), gdcore.layers.Dense(1)])
+    shapes = [w.shape for w in model.get_weights()]
+    assert shapes == [(3, 8), (8,), (8, 1), (1,)]
+    assert model.count_params() == 3 * 8 + 8 + 8 + 1 == 41
+    model.summary()
+    out = capsys.readouterr().out
+    assert "Total params: 41" in out and "(None, 8)" in out
+    assert all(w.dtype == np.float32 for w in model.get_weights())
+    assert np.array_equal(model.get_weights()[1], np.zeros(8))  # Dense's bias default: zeros
+
+
+def test_linear_neuron_summary_has_two_parameters():
+    model = gdcore.Sequential([gdcore.Input(shape=(1,)), gdcore.layers.Dense(1)])
+    assert model.count_params() == 2
+
+
+def test_model_builds_lazily_without_input(xy):
+    x, y = xy
+    model = gdcore.Sequential([gdcore.layers.Dense(4, activation="tanh"), gdcore.layers.Dense(1)], seed=1)
+    assert not model.built
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.count_params() == 4 + 4 + 4 + 1
+
+
+def test_same_seed_same_initial_bits():
+    first = gdcore.Sequential([gdcore.Input(shape=(2,)), gdcore.layers.Dense(5), gdcore.layers.Dense(1)], seed=3)
+    second = gdcore.Sequential([gdcore.Input(shape=(2,)), gdcore.layers.Dense(5), gdcore.layers.Dense(1)], seed=3)
+    assert np.array_equal(flat_weights(first), flat_weights(second))
+    init = gdcore.initializers.RandomNormal(0, 0.05, seed=123)
+    assert np.array_equal(init((1, 1)), init((1, 1)))
+
+
+def test_glorot_uniform_limit():
+    values = gdcore.initializers.GlorotUniform(seed=0)((400, 200), "float64")
+    limit = np.sqrt(6 / 600)
+    assert values.min() >= -limit and values.max() <= limit and values.max() > 0.95 * limit
+
+
+def test_predict_returns_model_dtype_and_batches_like_keras(xy):
+    x, _ = xy
+    model = build_model(hidden=[8], dtype="float32")
+    prediction = model.predict(x)
+    assert prediction.shape == (100, 1) and prediction.dtype == np.float32
+    by_hand = np.concatenate([_numpy_engine.forward(model.profile, x[s : s + 32].astype(np.float32), model.params, model.layout)[-1]
+                              for s in range(0, 100, 32)])
+    assert np.array_equal(prediction, by_hand)
+
+
+def test_verbose_prints_one_line_per_epoch(xy, capsys):
+    x, y = xy
+    model = build_model()
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, epochs=3, verbose=1)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("Epoch 1/3") and "loss:" in lines[0]
+
+
+def test_callbacks_see_every_epoch(xy):
+    x, y = xy
+    seen = []
+    callback = gdcore.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append((epoch, logs["loss"])))
+    model = build_model()
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[callback])
+    assert seen == list(enumerate(history.history["loss"]))
+
+
+def test_zero_epochs_trains_nothing(xy):
+    x, y = xy
+    model = build_model()
+    model.compile(optimizer="sgd", loss="mse")
+    before = flat_weights(model)
+    history = model.fit(x, y, epochs=0, verbose=0)
+    assert history.history == {"loss": []} and np.array_equal(flat_weights(model), before)
+
+
+def test_loss_objects_and_aliases_are_the_same_loss():
+    assert gdcore.losses.get("mse") is gdcore.losses.get("mean_squared_error") is gdcore.losses.MeanSquaredError()
+    assert gdcore.losses.get("MAE") is gdcore.losses.MeanAbsoluteError()
+    assert gdcore.losses.MeanSquaredError()([1.0, 2.0], [[0.0], [0.0]]) == 2.5
