@@ -6,6 +6,10 @@ promote a float32 computation. One spelling keeps both paths in the model's
 dtype.
 """
 
+import ctypes
+import ctypes.util
+import math
+
 import numpy as np
 from numba import types
 from numba.extending import overload
@@ -22,3 +26,26 @@ def _cast_numba(value, like):
     if dtype == types.float32:
         return lambda value, like: np.float32(value)
     return lambda value, like: np.float64(value)
+
+
+_libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+_libm.powf.restype, _libm.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+
+
+def libm_pow(base, exponent):
+    """``base ** exponent`` by the C library's ``pow``/``powf``, in ``base``'s dtype (scalars).
+
+    TensorFlow's scalar ``Pow`` calls the C library; ``np.power`` uses its own
+    algorithm and differs in the last bit for some arguments (e.g. float32
+    0.9 ** t for 69 of t = 1..300), so Adam's bias corrections go through here.
+    """
+    if np.result_type(base) == np.float32:
+        return np.float32(_libm.powf(float(base), float(exponent)))
+    return np.float64(math.pow(float(base), float(exponent)))
+
+
+@overload(libm_pow, jit_options={"cache": True})
+def _libm_pow_numba(base, exponent):
+    if base == types.float32:
+        return lambda base, exponent: math.pow(base, np.float32(exponent))
+    return lambda base, exponent: math.pow(base, np.float64(exponent))

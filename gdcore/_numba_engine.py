@@ -18,7 +18,7 @@ from numba import njit
 
 from gdcore import activations, losses, optimizers
 from gdcore._dtype import cast
-from gdcore.numerics import _plain, _tensorflow
+from gdcore.numerics import _plain, _tensorflow, eigen
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -86,10 +86,15 @@ def _sum_columns(profile, values, out):
 
 
 @_jit
-def _activate(activation, z, bias):
+def _activate(profile, activation, z, bias):
     """z[b, j] <- f(z[b, j] + bias[j]) in place; the branch is outside the loops so they vectorise."""
     rows, cols = z.shape
-    if activation == 1:
+    if activation == 1 and profile == 1:
+        for b in range(rows):
+            for j in range(cols):
+                z[b, j] = z[b, j] + bias[j]
+        eigen.logistic_tensorflow_loop(z, z)
+    elif activation == 1:
         for b in range(rows):
             for j in range(cols):
                 z[b, j] = _sigmoid(z[b, j] + bias[j])
@@ -108,10 +113,12 @@ def _activate(activation, z, bias):
 
 
 @_jit
-def _activation_grad(activation, y, delta):
+def _activation_grad(profile, activation, y, delta):
     """delta <- dL/dz from delta = dL/dy and the layer's output y, in place."""
     rows, cols = y.shape
-    if activation == 1:
+    if activation == 1 and profile == 1:
+        eigen.logistic_grad_tensorflow_loop(y, delta, delta)
+    elif activation == 1:
         for b in range(rows):
             for j in range(cols):
                 delta[b, j] = _sigmoid_grad(y[b, j], delta[b, j])
@@ -158,7 +165,7 @@ def _forward(profile, inputs, params, layout, outputs):
         kernel, bias = _layer_views(params, layout, layer)
         out = _output_view(outputs, layout, layer, rows)
         _matmul(profile, inputs, kernel, out)
-        _activate(layout[layer, 2], out, bias)
+        _activate(profile, layout[layer, 2], out, bias)
         inputs = out
     return inputs
 
@@ -199,7 +206,7 @@ def _backward(profile, inputs, params, layout, outputs, delta_buffers, grads):
         n_in, n_out, activation, kernel_offset, bias_offset = layout[layer]
         y = _output_view(outputs, layout, layer, rows)
         delta = delta_buffers[current, : rows * n_out].reshape((rows, n_out))
-        _activation_grad(activation, y, delta)
+        _activation_grad(profile, activation, y, delta)
         layer_inputs = inputs if layer == 0 else _output_view(outputs, layout, layer - 1, rows)
         kernel_grad = grads[kernel_offset : kernel_offset + n_in * n_out].reshape((n_in, n_out))
         _matmul_grad_kernel(profile, layer_inputs, delta, kernel_grad)

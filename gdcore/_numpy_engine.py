@@ -28,7 +28,7 @@ def forward(profile, inputs: np.ndarray, params: np.ndarray, layout: np.ndarray)
     """``[x, a_1, ..., y_pred]``: :math:`a_l = f_l(a_{l-1} W_l + b_l)`."""
     outputs = [inputs]
     for kernel, bias, activation in _layers(params, layout):
-        outputs.append(activation.forward(profile.matmul(outputs[-1], kernel) + bias))
+        outputs.append(profile.activate(activation, profile.matmul(outputs[-1], kernel) + bias))
     return outputs
 
 
@@ -46,7 +46,7 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout: np.
     for index in reversed(range(len(layers))):
         kernel, _, activation = layers[index]
         kernel_grad, bias_grad, _ = grad_views[index]
-        delta = activation.grad(outputs[index + 1], delta)
+        delta = profile.activation_grad(activation, outputs[index + 1], delta)
         kernel_grad[:] = profile.matmul_grad_kernel(outputs[index], delta)
         bias_grad[:] = profile.sum_columns(delta)
         if index > 0:

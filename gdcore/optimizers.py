@@ -36,7 +36,7 @@ dtype. scikit-learn's Adam uses the exact :math:`\beta` instead.
 import numpy as np
 from numba.extending import register_jitable
 
-from gdcore._dtype import cast
+from gdcore._dtype import cast, libm_pow
 from gdcore._validation import positive_float, unit_interval
 
 
@@ -62,8 +62,8 @@ def sgd_momentum_update(weight, grad, momentum_buffer, learning_rate, momentum, 
 def adam_step_size(learning_rate, beta_1_power_base, beta_2_power_base, step):
     r""":math:`\alpha_t = \eta\sqrt{1-\beta_2'^t}/(1-\beta_1'^t)`, all in the dtype of ``learning_rate``."""
     one = cast(1, learning_rate)
-    beta_1_power = beta_1_power_base**step
-    beta_2_power = beta_2_power_base**step
+    beta_1_power = libm_pow(beta_1_power_base, step)
+    beta_2_power = libm_pow(beta_2_power_base, step)
     return learning_rate * np.sqrt(one - beta_2_power) / (one - beta_1_power)
 
 

@@ -4,7 +4,10 @@ Floating-point addition is not associative, so "the" sum of a batch depends on
 the order the kernel adds it in. A profile fixes that order for every
 reduction a training step performs (the Dense forward product, the two
 gradient products, the loss sum and the bias gradient); the elementwise maths
-(activations, loss gradients, optimizer updates) is shared by all profiles.
+(activations, loss gradients, optimizer updates) is shared by all profiles,
+except where a profile's kernel evaluates an activation differently
+(TensorFlow's sigmoid depends on an element's position in the tensor: each
+profile module's ``ACTIVATIONS`` table lists such overrides).
 
 ``"plain"``
     Every sum front to back, the textbook loop (:mod:`gdcore.numerics._plain`).
@@ -38,6 +41,16 @@ class Profile:
         if attribute in REDUCTIONS:
             return getattr(self.module, attribute)
         raise AttributeError(attribute)
+
+    def activate(self, activation, z):
+        """``activation(z)`` evaluated as this profile's kernel evaluates it."""
+        forward, _ = self.module.ACTIVATIONS.get(activation.name, (activation.forward, activation.grad))
+        return forward(z)
+
+    def activation_grad(self, activation, y, dy):
+        r""":math:`\partial L/\partial z` from the layer output ``y`` and ``dy`` = :math:`\partial L/\partial y`."""
+        _, grad = self.module.ACTIVATIONS.get(activation.name, (activation.forward, activation.grad))
+        return grad(y, dy)
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r})"

@@ -23,6 +23,10 @@ a contiguous run, for example a (B, 1) column.
 import numpy as np
 from numba import njit
 
+# Activations whose evaluation depends on the profile: none; each element is
+# computed by the activation's own elementwise function.
+ACTIVATIONS: dict = {}
+
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
 

@@ -1,0 +1,369 @@
+r"""Eigen's logistic (sigmoid) and its gradient, exactly as TensorFlow's CPU kernels compute them.
+
+TensorFlow's ``Sigmoid`` op evaluates Eigen's ``scalar_logistic_op`` and
+``SigmoidGrad`` evaluates ``scalar_sigmoid_gradient_op``
+(``tensorflow/core/kernels/cwise_ops_gradients.h``). Both functors have **two
+implementations**, and TensorFlow uses both on the same tensor:
+
+* ``packetOp``, used on whole SIMD packets of :math:`P` lanes (:math:`P = 8`
+  for float32, :math:`P = 4` for float64: the wheel uses 256-bit AVX, without
+  FMA, so every ``pmadd(a, b, c)`` rounds twice, :math:`fl(fl(a b) + c)`);
+* ``operator()``, the scalar version, used on the last ``n % P`` elements of
+  the flattened (C-order) tensor of ``n`` elements. Eigen's ``EvalRange``
+  walks packets from index 0 and finishes with a scalar loop; thread blocks
+  are aligned to multiples of ``P``, so only the global tail is scalar.
+
+Formulas (the docstrings of the functions below point here):
+
+.. math::
+
+    \sigma(x) = \frac{e^x}{1 + e^x}, \qquad
+    \sigma'(x)\,\delta = \delta \cdot (y (1 - y))\ \text{(packet)}, \quad
+    (\delta y)(1 - y)\ \text{(scalar tail)}, \qquad y = \sigma(x).
+
+**float32, packet path** (``scalar_logistic_op<float>::packetOp`` in
+``Eigen/src/Core/functors/UnaryFunctors.h``): clamp :math:`x \le 16.6355324`,
+halve it, :math:`m = \lfloor x/2 \cdot \log_2 e + 1/2 \rfloor`, Cephes
+two-part reduction :math:`r = (x/2 + m C_1) + m C_2`, a degree-5 polynomial
+for :math:`e^r` evaluated as even/odd halves, :math:`e = (p \cdot 2^m)^2`,
+result :math:`e / (1 + e)`, and exactly 0 for :math:`x < -104`.
+
+**float32, scalar path** (``scalar_logistic_op<float>::operator()``):
+:math:`e = \mathrm{expf}(\min(x, 16.6355324))`, result :math:`e/(1+e)`, with
+the C library's ``expf`` (glibc; Numba's ``math.exp`` on a float32 calls the
+same function).
+
+**float64, packet path** (generic ``scalar_logistic_op_impl::packetOp`` with
+``pexp_double`` from ``Eigen/src/Core/arch/Default/GenericPacketMathFunctions.h``):
+Cephes exp, i.e. :math:`n = \lfloor x \log_2 e + 1/2 \rfloor`,
+:math:`g = (x - n C_1) - n C_2`, rational
+:math:`g P(g^2) / (Q(g^2) - g P(g^2))`, times 2, plus 1, scaled by
+:math:`2^n` in four exact steps (``pldexp_generic``); 0 below
+:math:`-745.519`; then :math:`1` if the exponential is infinite, else
+:math:`e / (1 + e)`.
+
+**float64, scalar path**: the same functor called on a scalar, where ``pexp``
+is ``std::exp`` (glibc ``exp``, which is also what Python's ``math.exp`` and
+Numba's ``math.exp`` call).
+
+Each function body uses only arithmetic, comparisons, ``np.minimum``,
+``np.maximum``, ``np.floor``, ``np.ldexp`` and ``np.int32``/``np.int64``, so the
+same Python source runs vectorised on NumPy arrays and, via ``numba.njit``,
+on scalars inside compiled loops, with the same bits. Constants are typed
+(``np.float32(c)``) so float32 never promotes to float64. ``np.exp`` is never
+used: NumPy's SIMD exp differs from the C library's in the last bit.
+
+Public functions
+----------------
+``logistic(z)``, ``logistic_grad(y, dy)``
+    Packet path (what TF applies to all but the last ``n % P`` elements).
+``logistic_scalar(z)``, ``logistic_grad_scalar(y, dy)``
+    Scalar path (the last ``n % P`` elements).
+``logistic_tensorflow(z)``, ``logistic_grad_tensorflow(y, dy)``
+    Whole arrays, bit-identical to ``tf.math.sigmoid`` / ``tf.raw_ops.SigmoidGrad``.
+``logistic_tensorflow_loop(z, out)``, ``logistic_grad_tensorflow_loop(y, dy, out)``
+    Numba twins of the two above, for 2-D C-contiguous arrays, writing into ``out``.
+``packet_size(dtype)``
+    8 for float32, 4 for float64.
+"""
+
+import ctypes
+import ctypes.util
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+
+_jit = njit(cache=True, error_model="numpy", nogil=True)
+
+_F32 = np.float32
+_F64 = np.float64
+_FLT_MIN = float(np.finfo(np.float32).tiny)
+_DBL_MIN = float(np.finfo(np.float64).tiny)
+
+PACKET_SIZE = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
+
+
+def packet_size(dtype) -> int:
+    """Number of SIMD lanes Eigen uses for ``dtype`` in this TensorFlow build (AVX, 256 bits)."""
+    dtype = np.dtype(dtype)
+    if dtype not in PACKET_SIZE:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    return PACKET_SIZE[dtype]
+
+
+# --- float32 packet path: scalar_logistic_op<float>::packetOp --------------------
+
+
+def _logistic_packet_float32(x):
+    # Outside the masked range the value is replaced by an exact 0; clamping
+    # from below only keeps the discarded lanes finite (no inf - inf).
+    keep = x >= _F32(-104.0)
+    x = np.maximum(np.minimum(x, _F32(16.6355324)), _F32(-104.0))
+    x = x * _F32(0.5)
+    m = np.floor(x * _F32(1.44269504088896341) + _F32(0.5))
+    r = m * _F32(-0.693359375) + x
+    r = m * _F32(2.12194440e-4) + r
+    r2 = r * r
+    p_even = r2 * _F32(4.1898667812347412109375e-2) + _F32(0.49999141693115234375)
+    p_odd = r2 * _F32(8.33471305668354034423828125e-3) + _F32(0.16666877269744873046875)
+    p_low = r + _F32(1.0)
+    p = r * p_odd + p_even
+    p = r2 * p + p_low
+    # m is in [-75, 12] here, so 2^m is a normal float32 and the scaling is exact.
+    e = p * np.ldexp(_F32(1.0), np.int32(m))
+    e = e * e
+    # TensorFlow runs its kernels with denormals flushed to zero (FTZ/DAZ).
+    e = e * (e >= _F32(_FLT_MIN))
+    return (e / (_F32(1.0) + e)) * keep
+
+
+# --- float64 packet path: scalar_logistic_op_impl<double>::packetOp + pexp_double --
+
+
+def _logistic_packet_float64(x):
+    keep = x >= _F64(-745.519)
+    x = np.maximum(np.minimum(x, _F64(709.784)), _F64(-746.0))
+    fx = np.floor(_F64(1.4426950408889634073599) * x + _F64(0.5))
+    g = x - fx * _F64(0.693145751953125)
+    g = g - fx * _F64(1.42860682030941723212e-6)
+    g2 = g * g
+    px = _F64(1.26177193074810590878e-4) * g2 + _F64(3.02994407707441961300e-2)
+    px = px * g2 + _F64(9.99999999999999999910e-1)
+    px = px * g
+    qx = _F64(3.00198505138664455042e-6) * g2 + _F64(2.52448340349684104192e-3)
+    qx = qx * g2 + _F64(2.27265548208155028766e-1)
+    qx = qx * g2 + _F64(2.00000000000000000009e0)
+    y = px / (qx - px)
+    y = _F64(2.0) * y + _F64(1.0)
+    # pldexp_generic: y * 2^b * 2^b * 2^b * 2^(n - 3b), b = floor(n / 4). Every
+    # factor is a normal double and the first three products stay normal, so
+    # only the last product can leave the normal range (flushed, as TF runs
+    # with denormals flushed to zero).
+    quarter = np.floor(fx * _F64(0.25))
+    scale = np.ldexp(_F64(1.0), np.int64(quarter))
+    y = ((y * scale) * scale) * scale
+    e = y * np.ldexp(_F64(1.0), np.int64(fx - _F64(3.0) * quarter))
+    e = e * (e >= _F64(_DBL_MIN)) * keep
+    # Eigen selects 1 where e is inf; any e >= 2^53 already gives e/(1+e) == 1.
+    e = np.minimum(e, _F64(1.0e300))
+    return e / (_F64(1.0) + e)
+
+
+# --- scalar paths: operator() ----------------------------------------------------
+
+
+_libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+_libm.expf.restype = ctypes.c_float
+_libm.expf.argtypes = [ctypes.c_float]
+_libm.exp.restype = ctypes.c_double
+_libm.exp.argtypes = [ctypes.c_double]
+
+
+def _libm_exp(x):
+    """The C library's ``exp``/``expf`` elementwise (Python side: one call per element)."""
+    x = np.asarray(x)
+    fn = _libm.expf if x.dtype == np.float32 else _libm.exp  # math.exp raises on overflow
+    out = np.array([fn(float(v)) for v in x.ravel()], dtype=x.dtype).reshape(x.shape)
+    return out if out.ndim else out[()]
+
+
+@overload(_libm_exp, jit_options={"cache": True})
+def _libm_exp_numba(x):
+    if isinstance(x, types.Float):
+        return lambda x: math.exp(x)
+    return None
+
+
+def _logistic_scalar_float32(x):
+    e = _libm_exp(np.minimum(x, _F32(16.6355324)))
+    e = e * (e >= _F32(_FLT_MIN))
+    return e / (_F32(1.0) + e)
+
+
+def _logistic_scalar_float64(x):
+    e = _libm_exp(x)
+    e = e * (e >= _F64(_DBL_MIN))
+    e = np.minimum(e, _F64(1.0e300))
+    return e / (_F64(1.0) + e)
+
+
+# --- dtype dispatch usable from both Python and Numba ----------------------------
+
+
+_packet32_jit = _jit(_logistic_packet_float32)
+_packet64_jit = _jit(_logistic_packet_float64)
+_scalar32_jit = njit(_logistic_scalar_float32, error_model="numpy", nogil=True)
+_scalar64_jit = njit(_logistic_scalar_float64, error_model="numpy", nogil=True)
+
+
+def _float_dtype(z) -> np.dtype:
+    dtype = np.asarray(z).dtype
+    if dtype not in PACKET_SIZE:
+        raise TypeError(f"z must be float32 or float64, got dtype {dtype}")
+    return dtype
+
+
+def _logistic_dispatch(z):
+    packet = _logistic_packet_float32 if _float_dtype(z) == np.float32 else _logistic_packet_float64
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf lanes, masked as Eigen does
+        return packet(z)
+
+
+def _logistic_scalar_dispatch(z):
+    scalar = _logistic_scalar_float32 if _float_dtype(z) == np.float32 else _logistic_scalar_float64
+    with np.errstate(invalid="ignore", over="ignore"):
+        return scalar(z)
+
+
+@overload(_logistic_dispatch, jit_options={"cache": True})
+def _logistic_dispatch_numba(z):
+    if z == types.float32:
+        return lambda z: _packet32_jit(z)
+    if z == types.float64:
+        return lambda z: _packet64_jit(z)
+    return None
+
+
+@overload(_logistic_scalar_dispatch, jit_options={"cache": True})
+def _logistic_scalar_dispatch_numba(z):
+    if z == types.float32:
+        return lambda z: _scalar32_jit(z)
+    if z == types.float64:
+        return lambda z: _scalar64_jit(z)
+    return None
+
+
+# --- public API -------------------------------------------------------------------
+
+
+def logistic(z):
+    r"""Eigen's vectorised (packet) logistic :math:`\sigma(z) = e^z / (1 + e^z)`.
+
+    The algorithm for each dtype is described in the module docstring. Works
+    on float32/float64 NumPy arrays (vectorised) and, compiled with
+    ``numba.njit``, on float32/float64 scalars, returning the input's dtype.
+    TensorFlow uses this path for all but the last ``n % P`` elements of a
+    tensor; see :func:`logistic_tensorflow` for whole tensors.
+    """
+    return _logistic_dispatch(z)
+
+
+def logistic_scalar(z):
+    r"""Eigen's scalar logistic (``operator()``), used by TF on the last ``n % P`` elements.
+
+    float32: :math:`e = \mathrm{expf}(\min(z, 16.6355324))`, :math:`e / (1 + e)`;
+    float64: :math:`e = \exp(z)`, 1 if :math:`e = \infty` else :math:`e / (1 + e)`.
+    The NumPy side calls the C library once per element (slow on big arrays;
+    TensorFlow only needs it on at most 7 elements per tensor).
+    """
+    return _logistic_scalar_dispatch(z)
+
+
+def logistic_grad(y, dy):
+    r"""Packet ``SigmoidGrad``: :math:`dy \cdot (y (1 - y))`, with :math:`y = \sigma(z)`.
+
+    Denormal operands and results are flushed to zero, as TensorFlow's kernels run.
+    """
+    y, dy = _flush(y), _flush(dy)
+    return _flush(dy * _flush(y * (_one_like(y) - y)))
+
+
+def logistic_grad_scalar(y, dy):
+    r"""Scalar-tail ``SigmoidGrad``: :math:`(dy \cdot y)(1 - y)`, denormals flushed."""
+    y, dy = _flush(y), _flush(dy)
+    return _flush(_flush(dy * y) * (_one_like(y) - y))
+
+
+def _flush(values):
+    """Flush-to-zero: denormals become (signed) zero, like TF's FTZ/DAZ mode."""
+    if np.asarray(values).dtype == np.float32:
+        return values * (np.abs(values) >= _F32(_FLT_MIN))
+    return values * (np.abs(values) >= _F64(_DBL_MIN))
+
+
+@overload(_flush, jit_options={"cache": True})
+def _flush_numba(values):
+    if values == types.float32:
+        return lambda values: values * (np.abs(values) >= np.float32(_FLT_MIN))
+    return lambda values: values * (np.abs(values) >= np.float64(_DBL_MIN))
+
+
+def _one_like(y):
+    if np.asarray(y).dtype == np.float32:
+        return _F32(1.0)
+    return _F64(1.0)
+
+
+@overload(_one_like, jit_options={"cache": True})
+def _one_like_numba(y):
+    if y == types.float32:
+        return lambda y: np.float32(1.0)
+    return lambda y: np.float64(1.0)
+
+
+def _packet_end(n: int, dtype) -> int:
+    return n - n % packet_size(dtype)
+
+
+def logistic_tensorflow(z: np.ndarray) -> np.ndarray:
+    """``tf.math.sigmoid(z)`` bit for bit: packet path, then scalar path on the flat tail."""
+    z = np.ascontiguousarray(z)
+    flat = z.reshape(-1)
+    end = _packet_end(flat.size, z.dtype)
+    out = np.empty_like(flat)
+    out[:end] = logistic(flat[:end])
+    if end < flat.size:
+        out[end:] = logistic_scalar(flat[end:])
+    return out.reshape(z.shape)
+
+
+def logistic_grad_tensorflow(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``tf.raw_ops.SigmoidGrad(y=y, dy=dy)`` bit for bit (same-shape operands)."""
+    y = np.ascontiguousarray(y)
+    dy = np.ascontiguousarray(dy)
+    if y.shape != dy.shape:
+        raise ValueError(f"y and dy must have the same shape, got {y.shape} and {dy.shape}")
+    flat_y, flat_dy = y.reshape(-1), dy.reshape(-1)
+    end = _packet_end(flat_y.size, y.dtype)
+    out = np.empty_like(flat_y)
+    out[:end] = logistic_grad(flat_y[:end], flat_dy[:end])
+    out[end:] = logistic_grad_scalar(flat_y[end:], flat_dy[end:])
+    return out.reshape(y.shape)
+
+
+_logistic_jit = _jit(logistic)
+_logistic_scalar_jit = _jit(logistic_scalar)
+_logistic_grad_jit = _jit(logistic_grad)
+_logistic_grad_scalar_jit = _jit(logistic_grad_scalar)
+
+
+@_jit
+def logistic_tensorflow_loop(z, out):
+    """Numba twin of :func:`logistic_tensorflow` for 2-D C-contiguous ``z``, into ``out``."""
+    n_rows, n_cols = z.shape
+    n = n_rows * n_cols
+    lanes = 32 // z.itemsize  # 256-bit AVX packets: 8 float32 or 4 float64 lanes
+    end = n - n % lanes
+    for b in range(n_rows):
+        for j in range(n_cols):
+            if b * n_cols + j < end:
+                out[b, j] = _logistic_jit(z[b, j])
+            else:
+                out[b, j] = _logistic_scalar_jit(z[b, j])
+
+
+@_jit
+def logistic_grad_tensorflow_loop(y, dy, out):
+    """Numba twin of :func:`logistic_grad_tensorflow` for 2-D C-contiguous arrays, into ``out``."""
+    n_rows, n_cols = y.shape
+    n = n_rows * n_cols
+    lanes = 32 // y.itemsize
+    end = n - n % lanes
+    for b in range(n_rows):
+        for j in range(n_cols):
+            if b * n_cols + j < end:
+                out[b, j] = _logistic_grad_jit(y[b, j], dy[b, j])
+            else:
+                out[b, j] = _logistic_grad_scalar_jit(y[b, j], dy[b, j])

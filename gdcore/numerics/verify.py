@@ -1,0 +1,174 @@
+"""Measure how closely the ``"tensorflow"`` profile matches the installed TensorFlow.
+
+The profile's rules (:mod:`gdcore.numerics._tensorflow`, :mod:`gdcore.numerics.eigen`)
+were read from Eigen's headers and probed on one machine; they depend on the
+TensorFlow build and on the CPU (oneDNN picks FMA kernels at run time). This
+module re-measures them: every operation, NumPy and Numba versions, against
+the live TensorFlow op on random inputs whose magnitudes span 2^-8..2^8 so
+that different summation orders round differently.
+"""
+
+import numpy as np
+import pandas as pd
+
+from gdcore.numerics import _tensorflow, eigen
+
+BATCH_SIZES = (1, 2, 7, 11, 20, 33, 100, 257, 1000)
+INPUT_FEATURES = (1, 3, 8)
+UNITS = (1, 3, 8, 16, 64)
+
+
+def _import_tensorflow():
+    try:
+        import tensorflow as tf
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "verify_tensorflow_profile needs TensorFlow: pip install tensorflow-cpu"
+        ) from error
+    return tf
+
+
+def ulp_distance(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+    """Distance in units in the last place, via the ordered integer view of the floats."""
+    mine = np.ascontiguousarray(mine)
+    theirs = np.ascontiguousarray(theirs, dtype=mine.dtype)
+    int_type = np.int32 if mine.dtype == np.float32 else np.int64
+    a = mine.view(int_type).astype(np.int64)
+    b = theirs.view(int_type).astype(np.int64)
+    magnitude = np.int64(np.iinfo(int_type).max)
+    a = np.where(a < 0, -(a & magnitude), a)  # map sign-magnitude to a monotone line
+    b = np.where(b < 0, -(b & magnitude), b)
+    return np.abs(a - b)
+
+
+def _spread(rng, shape, dtype):
+    return (rng.standard_normal(shape) * 2.0 ** rng.integers(-8, 8, shape)).astype(dtype)
+
+
+def _shape_group(batch_size: int, units: int) -> str:
+    if batch_size <= 10:
+        batch = "B<=10"
+    elif batch_size <= 100:
+        batch = "11<=B<=100"
+    else:
+        batch = "B>=257"
+    return f"{batch}, N={'1' if units == 1 else '>=2'}"
+
+
+def _cases(tf, rng, dtype, batch_size, n_in, n_out):
+    """Yield (operation, mine, theirs) for one random draw of one shape."""
+    inputs = _spread(rng, (batch_size, n_in), dtype)
+    kernel = _spread(rng, (n_in, n_out), dtype)
+    delta = _spread(rng, (batch_size, n_out), dtype)
+    profile = _tensorflow
+
+    reference = tf.linalg.matmul(inputs, kernel).numpy()
+    out = np.empty((batch_size, n_out), dtype)
+    profile.matmul_loop(inputs, kernel, out)
+    yield "matmul", profile.matmul(inputs, kernel), reference
+    yield "matmul_loop", out, reference
+
+    reference = tf.linalg.matmul(delta, kernel, transpose_b=True).numpy()
+    out = np.empty((batch_size, n_in), dtype)
+    profile.matmul_grad_input_loop(delta, kernel, out)
+    yield "matmul_grad_input", profile.matmul_grad_input(delta, kernel), reference
+    yield "matmul_grad_input_loop", out, reference
+
+    reference = tf.linalg.matmul(inputs, delta, transpose_a=True).numpy()
+    out = np.empty((n_in, n_out), dtype)
+    profile.matmul_grad_kernel_loop(inputs, delta, out)
+    yield "matmul_grad_kernel", profile.matmul_grad_kernel(inputs, delta), reference
+    yield "matmul_grad_kernel_loop", out, reference
+
+    column = np.ascontiguousarray(delta[:, 0])
+    reference = np.asarray(tf.reduce_sum(column).numpy())
+    yield "sum_vector", np.asarray(profile.sum_vector(column)), reference
+    yield "sum_vector_loop", np.asarray(profile.sum_vector_loop(column)), reference
+
+    reference = tf.reduce_sum(delta, axis=0).numpy()
+    out = np.empty(n_out, dtype)
+    profile.sum_columns_loop(delta, out)
+    yield "sum_columns", profile.sum_columns(delta), reference
+    yield "sum_columns_loop", out, reference
+
+    # Pre-activations over the whole interesting range, plus the tails.
+    z = (rng.uniform(-1.0, 1.0, (batch_size, n_out)) * 10.0 ** rng.uniform(-3, 2.05, (batch_size, n_out))).astype(dtype)
+    reference = tf.math.sigmoid(z).numpy()
+    out = np.empty_like(z)
+    eigen.logistic_tensorflow_loop(z, out)
+    yield "logistic", eigen.logistic_tensorflow(z), reference
+    yield "logistic_loop", out, reference
+
+    y = reference
+    reference = tf.raw_ops.SigmoidGrad(y=y, dy=delta).numpy()
+    out = np.empty_like(y)
+    eigen.logistic_grad_tensorflow_loop(y, delta, out)
+    yield "logistic_grad", eigen.logistic_grad_tensorflow(y, delta), reference
+    yield "logistic_grad_loop", out, reference
+
+
+def verify_tensorflow_profile(
+    n_trials: int = 3,
+    seed: int = 0,
+    dtypes=("float32", "float64"),
+    shapes=None,
+) -> pd.DataFrame:
+    """Compare every operation of the ``"tensorflow"`` profile with live TensorFlow.
+
+    Parameters
+    ----------
+    n_trials : int
+        Random draws per shape.
+    seed : int
+        Seed of the NumPy generator drawing the inputs.
+    dtypes : sequence of str
+        ``"float32"`` and/or ``"float64"``.
+    shapes : iterable of (batch_size, input_features, units), optional
+        Defaults to every combination of B in (1, 2, 7, 11, 20, 33, 100, 257, 1000),
+        K in (1, 3, 8) and N in (1, 3, 8, 16, 64).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (operation, dtype, shape_group) with columns ``operation``,
+        ``dtype``, ``shape_group``, ``cases`` (output values compared),
+        ``bit_identical`` (how many had the same bits) and ``max_ulp``.
+        Operations ending in ``_loop`` are the Numba versions.
+    """
+    tf = _import_tensorflow()
+    if shapes is None:
+        shapes = [(b, k, n) for b in BATCH_SIZES for k in INPUT_FEATURES for n in UNITS]
+    rng = np.random.default_rng(seed)
+    tally = {}
+    for dtype_name in dtypes:
+        dtype = np.dtype(dtype_name)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtypes must contain 'float32' or 'float64', got {dtype_name!r}")
+        for batch_size, n_in, n_out in shapes:
+            group = _shape_group(batch_size, n_out)
+            for _ in range(n_trials):
+                for operation, mine, theirs in _cases(tf, rng, dtype, batch_size, n_in, n_out):
+                    distance = ulp_distance(np.asarray(mine, dtype), np.asarray(theirs, dtype)).ravel()
+                    row = tally.setdefault((operation, dtype.name, group), [0, 0, 0])
+                    row[0] += distance.size
+                    row[1] += int(np.count_nonzero(distance == 0))
+                    row[2] = max(row[2], int(distance.max(initial=0)))
+    records = [
+        {"operation": op, "dtype": dt, "shape_group": group, "cases": c, "bit_identical": same, "max_ulp": ulp}
+        for (op, dt, group), (c, same, ulp) in tally.items()
+    ]
+    return pd.DataFrame.from_records(records).sort_values(["operation", "dtype", "shape_group"], ignore_index=True)
+
+
+def format_report(df: pd.DataFrame) -> str:
+    """A short text table: one line per row of :func:`verify_tensorflow_profile`, mismatches flagged."""
+    lines = [f"{'operation':<24} {'dtype':<8} {'shape group':<20} {'identical':>17} {'max ulp':>8}"]
+    for row in df.itertuples(index=False):
+        flag = "" if row.bit_identical == row.cases else "  <-- differs"
+        lines.append(
+            f"{row.operation:<24} {row.dtype:<8} {row.shape_group:<20} "
+            f"{row.bit_identical:>8}/{row.cases:<8} {row.max_ulp:>8}{flag}"
+        )
+    exact = int((df["bit_identical"] == df["cases"]).sum())
+    lines.append(f"{exact} of {len(df)} groups bit-identical")
+    return "\n".join(lines)

@@ -1,0 +1,414 @@
+r"""Training traces: every weight, loss and prediction of a run, per epoch or per step, as tidy DataFrames.
+
+One training run is recorded once, while it happens; nothing is retrained.
+
+``fit_trace(model, x, y, ...)`` trains ``model`` exactly as ``model.fit`` would
+(same batches, same permutations from the model's generator, same bits) and
+returns a :class:`Trace`. ``TraceCallback`` records the same per-epoch data
+from inside any ``fit`` call.
+
+Epoch 0 is the state before training. Two training losses are recorded, and
+they are different numbers:
+
+``loss_history``
+    Keras's ``history["loss"][e - 1]``: the batch-size-weighted running mean of
+    the batch losses, each computed with the weights *before* that batch's
+    update. It mixes weights from the whole epoch.
+``loss_end_of_epoch``
+    The loss of the weights at the end of epoch ``e`` on all training samples at
+    once, :math:`L(w_e) = \frac1n \sum_i \ell(y_i, \hat y_i(w_e))`. Defined for
+    epoch 0 too.
+``val_loss``
+    Keras's ``history["val_loss"]``: the loss on the validation data with the
+    end-of-epoch weights, evaluated in batches of ``batch_size``.
+
+With ``per_step=True`` each optimizer step is also recorded (``Trace.steps``):
+the batch loss, the gradient of every parameter and the weights before and
+after the step. The steps are driven one ``fit`` call per batch
+(``fit(x_batch, y_batch, batch_size=len(x_batch), epochs=1, shuffle=False)``),
+which keeps the optimizer state and gives the same bits as one long ``fit``;
+gradients are computed by the NumPy engine on a copy of the weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from gdcore import _numpy_engine, losses
+from gdcore._dtype import cast
+from gdcore._validation import as_features, as_targets, positive_int
+from gdcore.callbacks import Callback, History
+
+__all__ = ["Trace", "TraceCallback", "fit_trace", "parameter_table"]
+
+
+def parameter_table(model) -> pd.DataFrame:
+    """One row per scalar parameter, in the order of ``model.params``.
+
+    Columns: ``position`` (index into ``model.params``), ``layer`` (layer name),
+    ``tensor`` (``"kernel"`` or ``"bias"``), ``index`` (``"k,j"`` for a kernel
+    entry :math:`W_{kj}`, ``"j"`` for a bias entry) and ``parameter``, a unique
+    label such as ``"dense/kernel[0,0]"``.
+    """
+    if not model.built:
+        raise ValueError("parameter_table: the model is not built yet; give it an Input(shape=...) or fit it first")
+    rows = []
+    for layer, (n_in, n_out, _, kernel_offset, bias_offset) in zip(model.layers, model.layout):
+        for k in range(n_in):
+            for j in range(n_out):
+                rows.append((kernel_offset + k * n_out + j, layer.name, "kernel", f"{k},{j}"))
+        for j in range(n_out):
+            rows.append((bias_offset + j, layer.name, "bias", f"{j}"))
+    table = pd.DataFrame(rows, columns=["position", "layer", "tensor", "index"]).sort_values("position", ignore_index=True)
+    table["parameter"] = table["layer"] + "/" + table["tensor"] + "[" + table["index"] + "]"
+    return table
+
+
+def _feature_names(x, n_features: int) -> list[str]:
+    if hasattr(x, "columns"):
+        return [str(name) for name in x.columns]
+    if hasattr(x, "name") and n_features == 1 and x.name is not None:
+        return [str(x.name)]
+    return ["x"] if n_features == 1 else [f"x{k}" for k in range(n_features)]
+
+
+def _output_names(n_outputs: int, prefix: str) -> list[str]:
+    return [prefix] if n_outputs == 1 else [f"{prefix}_{j}" for j in range(n_outputs)]
+
+
+def _long(values: np.ndarray, meta: pd.DataFrame, info: pd.DataFrame, value_columns: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Records x parameters, long: ``meta`` (one row per record) repeated over ``info`` (one row per parameter)."""
+    n_records, n_params = values.shape
+    frame = meta.loc[meta.index.repeat(n_params)].reset_index(drop=True)
+    tiled = info.loc[np.tile(np.arange(n_params), n_records), ["layer", "tensor", "index", "parameter"]].reset_index(drop=True)
+    frame = pd.concat([frame, tiled], axis=1)
+    for name, array in (value_columns or {"value": values}).items():
+        frame[name] = np.asarray(array, dtype=np.float64).reshape(-1)
+    return frame
+
+
+class Trace:
+    """What a traced run recorded. Build it with :func:`fit_trace` or :class:`TraceCallback`.
+
+    Attributes
+    ----------
+    history : History or None
+        The ``History`` of the run (``fit``'s return value).
+    x, y : ndarray
+        The training data as float64 arrays, shapes (n, d) and (n, outputs).
+    feature_names, parameter_names : list of str
+    per_step : bool
+        Whether :attr:`steps` was recorded.
+
+    The DataFrames (long format, built on access) are :attr:`weights`,
+    :attr:`losses`, :attr:`predictions` and, with ``per_step``, :attr:`steps`;
+    :meth:`path` gives the trajectory in weight space in wide format.
+    """
+
+    def __init__(self, model, x, y, grid=None, per_step: bool = False):
+        self.model = model
+        features = as_features(x, "x")
+        self.x = features
+        self.y = as_targets(y, "y", n_rows=features.shape[0], n_outputs=model.layers[-1].units)
+        self.feature_names = _feature_names(x, features.shape[1])
+        self.target_names = _output_names(self.y.shape[1], str(getattr(y, "name", None) or "y"))
+        self.grid = None if grid is None else self._make_grid(grid)
+        self.per_step = bool(per_step)
+        self.history: History | None = None
+        self._info: pd.DataFrame | None = None
+        self._epochs: list[int] = []
+        self._params: list[np.ndarray] = []
+        self._predictions: list[np.ndarray] = []
+        self._losses: list[tuple[int, str, float]] = []
+        self._step_meta: list[tuple[int, int, int, int, float]] = []
+        self._step_before: list[np.ndarray] = []
+        self._step_grads: list[np.ndarray] = []
+        self._step_after: list[np.ndarray] = []
+
+    def _make_grid(self, grid) -> np.ndarray:
+        if isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
+            if self.x.shape[1] != 1:
+                raise ValueError(f"grid={grid!r} (a number of points) needs one feature; x has {self.x.shape[1]}: pass the grid points instead")
+            low, high = self.x[:, 0].min(), self.x[:, 0].max()
+            return np.linspace(low, high, positive_int(int(grid), "grid", minimum=2))[:, None]
+        return as_features(grid, "grid", self.x.shape[1])
+
+    # --- recording (used by TraceCallback and fit_trace) -------------------------------
+
+    @property
+    def n_epochs(self) -> int:
+        """Number of completed epochs recorded (epoch 0, the initial state, not counted)."""
+        return self._epochs[-1] if self._epochs else 0
+
+    def _record_epoch(self, model, logs: dict | None, validation=None, batch_size: int = 32) -> None:
+        """Record the state at the end of an epoch (``logs is None``: the initial state, epoch 0)."""
+        if self._info is None:
+            self._info = parameter_table(model)
+        epoch = 0 if logs is None else self.n_epochs + 1
+        self._epochs.append(epoch)
+        self._params.append(model.params.copy())
+        inputs = self.x if self.grid is None else self.grid
+        self._predictions.append(np.asarray(model.predict(inputs, batch_size=len(inputs)), dtype=np.float64))
+        if logs is not None:
+            self._losses.append((epoch, "loss_history", float(logs["loss"])))
+        self._losses.append((epoch, "loss_end_of_epoch", float(model.evaluate(self.x, self.y, batch_size=len(self.x)))))
+        if logs is not None and "val_loss" in logs:
+            self._losses.append((epoch, "val_loss", float(logs["val_loss"])))
+        elif logs is None and validation is not None:
+            self._losses.append((0, "val_loss", float(model.evaluate(validation[0], validation[1], batch_size=batch_size))))
+
+    def _record_step(self, epoch: int, batch: int, step: int, batch_size: int, batch_loss, before, grads, after) -> None:
+        self._step_meta.append((epoch, batch, step, batch_size, float(batch_loss)))
+        self._step_before.append(before)
+        self._step_grads.append(grads)
+        self._step_after.append(after)
+
+    # --- tidy views -----------------------------------------------------------------------
+
+    @property
+    def parameter_names(self) -> list[str]:
+        return [] if self._info is None else list(self._info["parameter"])
+
+    @property
+    def weights(self) -> pd.DataFrame:
+        """Long DataFrame, one row per (epoch, parameter): ``epoch, layer, tensor, index, parameter, value``.
+
+        ``value`` is the parameter (exactly, as float64) at the end of ``epoch``;
+        epoch 0 is the initial state.
+        """
+        meta = pd.DataFrame({"epoch": self._epochs})
+        return _long(np.array(self._params), meta, self._info)
+
+    @property
+    def losses(self) -> pd.DataFrame:
+        """Long DataFrame ``epoch, metric, value`` with ``metric`` in
+        ``loss_history`` (epochs >= 1), ``loss_end_of_epoch`` and ``val_loss``
+        (when validation data was given). Definitions: module docstring.
+        """
+        return pd.DataFrame(self._losses, columns=["epoch", "metric", "value"])
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """Long DataFrame, one row per (epoch, point): ``epoch, point``, the feature columns, ``y_pred``.
+
+        Points are the training inputs (then ``y`` holds the target too) or the
+        ``grid`` given to the trace, in the order given.
+        """
+        inputs = self.x if self.grid is None else self.grid
+        n_points, n_epochs = len(inputs), len(self._epochs)
+        frame = pd.DataFrame({"epoch": np.repeat(self._epochs, n_points), "point": np.tile(np.arange(n_points), n_epochs)})
+        for k, name in enumerate(self.feature_names):
+            frame[name] = np.tile(inputs[:, k], n_epochs)
+        if self.grid is None:
+            for j, name in enumerate(self.target_names):
+                frame[name] = np.tile(self.y[:, j], n_epochs)
+        predictions = np.array(self._predictions).reshape(n_epochs * n_points, -1)
+        for j, name in enumerate(_output_names(predictions.shape[1], "y_pred")):
+            frame[name] = predictions[:, j]
+        return frame
+
+    @property
+    def steps(self) -> pd.DataFrame | None:
+        """Per-step mode only (else ``None``): one row per (step, parameter).
+
+        Columns ``epoch`` (1-based), ``batch`` (0-based within the epoch),
+        ``step`` (1-based count of optimizer updates in this trace),
+        ``batch_size``, ``batch_loss`` (the loss of the batch before the
+        update), ``layer, tensor, index, parameter``, ``weight_before``,
+        ``gradient`` (:math:`\\partial L/\\partial w` at ``weight_before``)
+        and ``weight_after``.
+        """
+        if not self.per_step:
+            return None
+        meta = pd.DataFrame(self._step_meta, columns=["epoch", "batch", "step", "batch_size", "batch_loss"])
+        if meta.empty:
+            return meta
+        values = {"weight_before": np.array(self._step_before), "gradient": np.array(self._step_grads),
+                  "weight_after": np.array(self._step_after)}
+        return _long(values["weight_before"], meta, self._info, values)
+
+    def path(self, per: str | None = None) -> pd.DataFrame:
+        """The trajectory in weight space, wide: one row per recorded state, one column per parameter.
+
+        ``per="epoch"``: rows are epochs 0..E (column ``epoch``). ``per="step"``
+        (the default in per-step mode): row 0 is the initial state, row ``s``
+        the weights after step ``s`` (columns ``epoch, batch, step,
+        batch_loss``, the loss of the batch *before* that step; NaN for row 0).
+        """
+        per = per or ("step" if self.per_step else "epoch")
+        names = self.parameter_names
+        if per == "epoch":
+            frame = pd.DataFrame(np.array(self._params, dtype=np.float64), columns=names)
+            frame.insert(0, "epoch", self._epochs)
+            return frame
+        if per != "step":
+            raise ValueError(f"per must be 'epoch' or 'step', got {per!r}")
+        if not self.per_step:
+            raise ValueError("path(per='step') needs a trace recorded with per_step=True")
+        initial = np.array(self._params[0], dtype=np.float64)[None]
+        values = np.concatenate([initial, np.array(self._step_after, dtype=np.float64).reshape(-1, len(names))])
+        frame = pd.DataFrame(values, columns=names)
+        meta = pd.DataFrame([(0, 0, 0, np.nan)] + [(e, b, s, loss) for e, b, s, _, loss in self._step_meta],
+                            columns=["epoch", "batch", "step", "batch_loss"])
+        return pd.concat([meta, frame], axis=1)
+
+    def __repr__(self) -> str:
+        steps = f", steps={len(self._step_meta)}" if self.per_step else ""
+        return f"Trace(epochs={self.n_epochs}{steps}, parameters={len(self.parameter_names)})"
+
+
+class TraceCallback(Callback):
+    """Record a :class:`Trace` from inside ``model.fit``: pass it in ``callbacks``.
+
+    Parameters
+    ----------
+    x, y : array-like
+        The training data given to ``fit`` (for the end-of-epoch loss and the predictions).
+    validation_data : tuple or None
+        The ``validation_data`` given to ``fit``: only used for ``val_loss`` at
+        epoch 0; later epochs take it from ``fit``'s logs.
+    grid : None, int or array-like
+        Where to record predictions: ``None`` for the training inputs, an array
+        of inputs, or a number of evenly spaced points over the range of a single feature.
+    batch_size : int
+        ``fit``'s batch size; the epoch-0 ``val_loss`` is evaluated in batches of it, as ``fit`` does later.
+
+    After ``fit``, ``callback.trace`` holds the record (``trace.history`` is
+    set by :func:`fit_trace`; with a bare callback, it is the model's last
+    ``History``). A second ``fit`` with the same callback continues the epoch count.
+    """
+
+    def __init__(self, x, y, validation_data=None, grid=None, batch_size: int = 32):
+        super().__init__()
+        self._data = (x, y, grid)
+        self.validation_data = validation_data
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.trace: Trace | None = None
+
+    def on_train_begin(self, logs=None):
+        if self.trace is None:
+            x, y, grid = self._data
+            self.trace = Trace(self.model, x, y, grid=grid)
+            self.trace._record_epoch(self.model, None, self.validation_data, self.batch_size)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.trace._record_epoch(self.model, dict(logs or {}))
+
+    def on_train_end(self, logs=None):
+        self.trace.history = self.model.history
+
+
+def fit_trace(model, x, y, epochs: int = 1, batch_size: int = 32, shuffle: bool = True, validation_data=None,
+              grid=None, per_step: bool = False, callbacks=None, verbose: int = 0) -> Trace:
+    """Train ``model`` as ``model.fit`` would, recording a :class:`Trace`.
+
+    Parameters
+    ----------
+    model : Sequential
+        A compiled model. It is trained in place; its optimizer state persists, as with ``fit``.
+    x, y, epochs, batch_size, shuffle, validation_data, callbacks, verbose
+        As in ``Sequential.fit``. With ``shuffle=True`` each epoch's order is
+        drawn from the model's generator exactly as ``fit`` draws it, so a
+        traced run and an untraced run from the same seed give the same bits.
+    grid : None, int or array-like
+        Where to record predictions each epoch (see :class:`TraceCallback`).
+    per_step : bool
+        Also record every optimizer step (:attr:`Trace.steps`): batch loss,
+        gradients, weights before and after.
+
+    Returns
+    -------
+    Trace
+        ``trace.history`` is the run's ``History`` (also left in ``model.history``).
+    """
+    epochs = positive_int(epochs, "epochs", minimum=0)
+    batch_size = positive_int(batch_size, "batch_size")
+    recorder = TraceCallback(x, y, validation_data=validation_data, grid=grid, batch_size=batch_size)
+    user_callbacks = list(callbacks or [])
+    if not per_step:
+        history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=verbose,
+                            validation_data=validation_data, callbacks=[recorder, *user_callbacks])
+        recorder.trace.history = history
+        return recorder.trace
+    return _fit_per_step(model, x, y, epochs, batch_size, shuffle, validation_data, grid, recorder, user_callbacks, verbose)
+
+
+def _fit_per_step(model, x, y, epochs, batch_size, shuffle, validation_data, grid, recorder, user_callbacks, verbose) -> Trace:
+    """``fit`` one batch at a time; bookkeeping (History, callbacks, divergence) mirrors ``Sequential.fit``."""
+    from gdcore.models import TrainingDivergedWarning
+
+    if model.optimizer is None or model.loss is None:
+        raise ValueError("fit_trace: the model must be compiled first: call compile(optimizer=..., loss=...)")
+    features = model._prepare_x(x)
+    targets = model._prepare_y(y, features.shape[0])
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("validation_data must be a tuple (x_val, y_val)")
+        val = (model._prepare_x(validation_data[0], "validation_data[0]"),
+               model._prepare_y(validation_data[1], len(validation_data[0]), "validation_data[1]"))
+    trace = Trace(model, x, y, grid=grid, per_step=True)
+    recorder.trace = trace
+    history = History()
+    callbacks = [*user_callbacks, history]
+    n = features.shape[0]
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.set_params({"verbose": verbose, "epochs": epochs, "steps": -(-n // batch_size)})
+        callback.on_train_begin()
+    trace._record_epoch(model, None, val, batch_size)
+    model.stop_training = False
+    step = 0
+    for epoch in range(epochs):
+        for callback in user_callbacks:
+            callback.on_epoch_begin(epoch)
+        # The same draw fit makes for one epoch (fit draws epoch by epoch when callbacks are attached).
+        order = model._orders(n, 1, shuffle)[0]
+        model.optimizer.build(model.params.size, model.dtype)
+        saved = model.params.copy(), model.optimizer.slots.copy(), model.optimizer.iterations, step
+        total = count = cast(0, features)
+        diverged = None
+        for batch, start in enumerate(range(0, n, batch_size)):
+            rows = order[start : start + batch_size]
+            inputs, batch_targets = features[rows], targets[rows]
+            before = model.params.copy()
+            outputs = _numpy_engine.forward(model.profile, inputs, before, model.layout)
+            batch_loss = losses.batch_loss(model.loss, model.profile, batch_targets, outputs[-1])
+            if not np.isfinite(batch_loss):
+                diverged = batch
+                break
+            grads = _numpy_engine.backward(model.profile, outputs, before, model.layout,
+                                           losses.output_grad(model.loss, batch_targets, outputs[-1]))
+            model.fit(inputs, batch_targets, batch_size=len(rows), epochs=1, shuffle=False, verbose=0)
+            # Keras's loss metric: a batch-size-weighted running mean in the model's dtype.
+            total = total + batch_loss * cast(len(rows), features)
+            count = count + cast(len(rows), features)
+            step += 1
+            trace._record_step(epoch + 1, batch, step, len(rows), batch_loss, before, grads, model.params.copy())
+        if diverged is not None:
+            model.params[:], model.optimizer.slots[:], model.optimizer.iterations, step = saved
+            for records in (trace._step_meta, trace._step_before, trace._step_grads, trace._step_after):
+                del records[step:]
+            history.stopped = {"epoch": epoch, "batch": diverged, "reason": "loss is NaN or infinite"}
+            warnings.warn(f"training diverged: the loss of batch {diverged} in epoch {epoch + 1} is NaN or infinite; "
+                          f"stopped after {epoch} complete epoch(s), weights and optimizer state restored to the end of the last one",
+                          TrainingDivergedWarning, stacklevel=3)
+            break
+        logs = {"loss": float(total / count)}
+        if val is not None:
+            logs["val_loss"] = model.evaluate(val[0], val[1], batch_size=batch_size)
+        if verbose:
+            print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        trace._record_epoch(model, logs)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    for callback in callbacks:
+        callback.on_train_end()
+    model.history = trace.history = history
+    return trace
+
