@@ -49,3 +49,15 @@ def _libm_pow_numba(base, exponent):
     if base == types.float32:
         return lambda base, exponent: math.pow(base, np.float32(exponent))
     return lambda base, exponent: math.pow(base, np.float64(exponent))
+
+
+def where(condition, a, b):
+    """``np.where`` that Numba compiles to a plain branch on scalars (its ``np.where`` allocates)."""
+    return np.where(condition, a, b)
+
+
+@overload(where, jit_options={"cache": True})
+def _where_numba(condition, a, b):
+    if isinstance(a, types.Float) and isinstance(b, types.Float):
+        return lambda condition, a, b: a if condition else b
+    return lambda condition, a, b: np.where(condition, a, b)

@@ -241,10 +241,32 @@ def _apply_update(optimizer, hyper, params, grads, slots, iterations):
 
 
 @_jit
+def permutations(uniforms):
+    """One permutation of ``range(n)`` per row of ``uniforms`` (shape (epochs, n), values in [0, 1)).
+
+    Fisher-Yates driven by the given draws: position i swaps with
+    ``i + floor(u[i] * (n - i))``. The draws come from the model's NumPy
+    generator, so a seed fixes every epoch's order.
+    """
+    epochs, n = uniforms.shape
+    orders = np.empty((epochs, n), dtype=np.int64)
+    for epoch in range(epochs):
+        order = orders[epoch]
+        for i in range(n):
+            order[i] = i
+        for i in range(n - 1):
+            j = i + int(uniforms[epoch, i] * (n - i))
+            order[i], order[j] = order[j], order[i]
+    return orders
+
+
+@_jit
 def _gather(source, order, start, rows, out):
     view = out[: rows * source.shape[1]].reshape((rows, source.shape[1]))
     for b in range(rows):
-        view[b, :] = source[order[start + b], :]
+        row = order[start + b]
+        for j in range(source.shape[1]):
+            view[b, j] = source[row, j]
     return view
 
 

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 from numba.extending import register_jitable
 
-from gdcore._dtype import cast
+from gdcore._dtype import cast, where
 from gdcore.numerics import eigen
 
 logistic = register_jitable(eigen.logistic)
@@ -65,12 +65,12 @@ def tanh_grad(y, dy):
 
 @register_jitable
 def relu(z):
-    return np.maximum(z, cast(0, z))
+    return where(z > cast(0, z), z, cast(0, z))
 
 
 @register_jitable
 def relu_grad(y, dy):
-    return np.where(y > cast(0, y), dy, cast(0, dy))
+    return dy * where(y > cast(0, y), cast(1, dy), cast(0, dy))  # TensorFlow's ReluGrad multiplies by the mask
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,7 @@ class Sequential:
     def _orders(self, n: int, epochs: int, shuffle: bool) -> np.ndarray:
         if not shuffle:
             return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
-        return np.argsort(self._rng.random((epochs, n)), axis=1, kind="stable")
+        return _numba_engine.permutations(self._rng.random((epochs, n)))
 
     def evaluate(self, x=None, y=None, batch_size: int | None = 32, verbose="auto") -> float:
         """The loss on (x, y), Keras's way: batch losses averaged with batch-size weights."""

@@ -83,6 +83,10 @@ _FLT_MIN = float(np.finfo(np.float32).tiny)
 _DBL_MIN = float(np.finfo(np.float64).tiny)
 
 PACKET_SIZE = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
+# Exact normal powers of two 2^k, k = -126..127 (float32) and -1022..1023 (float64): a
+# table lookup instead of ldexp, which Numba would compile to a C library call per element.
+_POW2_F32 = np.ldexp(np.float32(1.0), np.arange(-126, 128)).astype(np.float32)
+_POW2_F64 = np.ldexp(np.float64(1.0), np.arange(-1022, 1024))
 
 
 def packet_size(dtype) -> int:
@@ -112,7 +116,7 @@ def _logistic_packet_float32(x):
     p = r * p_odd + p_even
     p = r2 * p + p_low
     # m is in [-75, 12] here, so 2^m is a normal float32 and the scaling is exact.
-    e = p * np.ldexp(_F32(1.0), np.int32(m))
+    e = p * _POW2_F32[np.int32(m) + np.int32(126)]
     e = e * e
     # TensorFlow runs its kernels with denormals flushed to zero (FTZ/DAZ).
     e = e * (e >= _F32(_FLT_MIN))
@@ -142,9 +146,9 @@ def _logistic_packet_float64(x):
     # only the last product can leave the normal range (flushed, as TF runs
     # with denormals flushed to zero).
     quarter = np.floor(fx * _F64(0.25))
-    scale = np.ldexp(_F64(1.0), np.int64(quarter))
+    scale = _POW2_F64[np.int64(quarter) + np.int64(1022)]
     y = ((y * scale) * scale) * scale
-    e = y * np.ldexp(_F64(1.0), np.int64(fx - _F64(3.0) * quarter))
+    e = y * _POW2_F64[np.int64(fx - _F64(3.0) * quarter) + np.int64(1022)]
     e = e * (e >= _F64(_DBL_MIN)) * keep
     # Eigen selects 1 where e is inf; any e >= 2^53 already gives e/(1+e) == 1.
     e = np.minimum(e, _F64(1.0e300))
