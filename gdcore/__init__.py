@@ -10,7 +10,7 @@ Quick start::
     history = model.fit(train[["X"]], train["y"], batch_size=20, epochs=25)
 """
 
-from gdcore import activations, callbacks, datasets, initializers, layers, linear, losses, numerics, optimizers
+from gdcore import activations, callbacks, datasets, explain, initializers, layers, linear, losses, numerics, optimizers, trace
 from gdcore.callbacks import History
 from gdcore.layers import Dense, Input
 from gdcore.models import Sequential, TrainingDivergedWarning
@@ -18,5 +18,5 @@ from gdcore.models import Sequential, TrainingDivergedWarning
 __version__ = "0.1.0"
 __all__ = [
     "Dense", "History", "Input", "Sequential", "TrainingDivergedWarning", "activations", "callbacks", "datasets",
-    "initializers", "layers", "linear", "losses", "numerics", "optimizers",
+    "explain", "initializers", "layers", "linear", "losses", "numerics", "optimizers", "trace",
 ]

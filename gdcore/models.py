@@ -163,7 +163,6 @@ class Sequential:
         if isinstance(optimizer, str) and optimizer.lower() == "rmsprop":
             raise ValueError("optimizer 'rmsprop' (Keras's default) is not implemented; known: adam, sgd")
         self.optimizer = optimizers.get(optimizer)
-        self.optimizer.slots = None if self.optimizer.slots is None else self.optimizer.slots
         self.loss = losses.get(loss)
 
     def _engine(self):

@@ -95,6 +95,8 @@ class Trace:
 
     Attributes
     ----------
+    model : Sequential
+        The model that was trained (now in its final state).
     history : History or None
         The ``History`` of the run (``fit``'s return value).
     x, y : ndarray
@@ -194,8 +196,9 @@ class Trace:
     def predictions(self) -> pd.DataFrame:
         """Long DataFrame, one row per (epoch, point): ``epoch, point``, the feature columns, ``y_pred``.
 
-        Points are the training inputs (then ``y`` holds the target too) or the
-        ``grid`` given to the trace, in the order given.
+        Points are the training inputs (then the target column is there too) or
+        the ``grid`` given to the trace, in the order given; each epoch's
+        predictions are made in one batch.
         """
         inputs = self.x if self.grid is None else self.grid
         n_points, n_epochs = len(inputs), len(self._epochs)

@@ -1,0 +1,401 @@
+r"""One training step, worked out: every number of the forward pass, the loss, the gradients and the update.
+
+``explain_step(model, x_batch, y_batch)`` computes what the next
+``model.fit(x_batch, y_batch, batch_size=len(x_batch), epochs=1, shuffle=False)``
+would do, on copies, with the NumPy engine's own functions
+(:func:`gdcore._numpy_engine.forward`, :func:`~gdcore._numpy_engine.backward`,
+:func:`~gdcore._numpy_engine.apply_update`) and the model's optimizer
+hyperparameters and state. The model is not changed. The reported weights
+after the step are bit for bit those ``fit`` produces.
+
+Notation (layer :math:`l = 1 \dots L`, sample :math:`i` of a batch of :math:`B`; :math:`b` is a bias):
+
+.. math::
+
+    a^{(0)} = x, \qquad z^{(l)} = a^{(l-1)} W^{(l)} + b^{(l)}, \qquad a^{(l)} = f_l(z^{(l)}), \qquad \hat y = a^{(L)}
+
+    \delta^{(l)} = \frac{\partial L}{\partial z^{(l)}} = \frac{\partial L}{\partial a^{(l)}} \odot f_l'(z^{(l)}), \qquad
+    \frac{\partial L}{\partial a^{(l-1)}} = \delta^{(l)} W^{(l)T}
+
+    \frac{\partial L}{\partial W^{(l)}_{kj}} = \sum_i a^{(l-1)}_{ik}\,\delta^{(l)}_{ij}, \qquad
+    \frac{\partial L}{\partial b^{(l)}_j} = \sum_i \delta^{(l)}_{ij}
+
+The intermediate :math:`z` and :math:`\delta` shown are recomputed with the
+same profile functions the engine calls; the gradients and updated weights
+shown are the engine's own outputs. With the ``"tensorflow"`` numerics
+profile the sums are added in TensorFlow's order, so adding the listed terms
+front to back can differ from the shown value in the last bit.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gdcore import _numpy_engine, losses, optimizers
+from gdcore._dtype import cast
+from gdcore.trace import parameter_table
+
+__all__ = ["StepExplanation", "explain_step"]
+
+_ACTIVATION_FORMULAS = {
+    "linear": (r"a = z", r"f'(z) = 1"),
+    "sigmoid": (r"a = \sigma(z) = 1/(1+e^{-z})", r"f'(z) = a(1-a)"),
+    "tanh": (r"a = \tanh z", r"f'(z) = 1-a^2"),
+    "relu": (r"a = \max(z, 0)", r"f'(z) = [a > 0]"),
+}
+_LOSS_FORMULAS = {
+    "mean_squared_error": (r"\ell_i = e_i^2", r"\frac{\partial L}{\partial \hat y_i} = -\frac{2}{B} e_i"),
+    "mean_absolute_error": (r"\ell_i = |e_i|", r"\frac{\partial L}{\partial \hat y_i} = -\frac{1}{B}\operatorname{sign}(e_i)"),
+}
+
+
+@dataclass
+class StepExplanation:
+    """Every number of one training step. Displays as Markdown in Jupyter; ``str()`` gives the same text.
+
+    Attributes
+    ----------
+    samples : DataFrame
+        One row per (sample, output): ``sample, output``, the inputs, ``y_true,
+        y_pred, error`` (:math:`e = y - \\hat y`), ``sample_loss``
+        (:math:`\\ell_i`) and ``output_grad`` (:math:`\\partial L/\\partial \\hat y`).
+    activations : DataFrame
+        One row per (layer, sample, unit): ``z``, ``a``, ``grad_a``
+        (:math:`\\partial L/\\partial a`), ``activation_grad`` (:math:`f'(z)`)
+        and ``delta`` (:math:`\\delta = \\partial L/\\partial z`).
+    parameters : DataFrame
+        One row per parameter: ``layer, tensor, index, parameter, before,
+        gradient``, the optimizer's slots before and after (``m_before, m,
+        v_before, v`` for Adam; ``momentum_before, momentum`` for SGD with
+        momentum), ``update`` (after - before) and ``after``.
+    terms : DataFrame
+        One row per (parameter, sample): the products whose sum over the batch
+        is the gradient (``input * delta``; ``input`` is 1 for a bias).
+    loss : float
+        The batch loss :math:`L` before the update.
+    hyperparameters : dict
+        The optimizer's constants in the model's dtype; for Adam also ``t`` and ``alpha_t``.
+    weights_before, gradients, weights_after : list of ndarray
+        In ``get_weights()`` layout and the model's dtype.
+    """
+
+    model_name: str
+    optimizer_name: str
+    optimizer_config: dict
+    loss_name: str
+    dtype: str
+    numerics: str
+    batch_size: int
+    iterations: int
+    loss: float
+    hyperparameters: dict
+    samples: pd.DataFrame
+    activations: pd.DataFrame
+    parameters: pd.DataFrame
+    terms: pd.DataFrame
+    weights_before: list
+    gradients: list
+    weights_after: list
+    layers: list = field(default_factory=list)
+    digits: int = 6
+
+    # --- rendering --------------------------------------------------------------------
+
+    def to_markdown(self, digits: int | None = None, max_terms: int = 8) -> str:
+        """The step as Markdown with LaTeX formulas; numbers to ``digits`` significant digits.
+
+        Gradient sums are written out term by term when the batch has at most
+        ``max_terms`` samples.
+        """
+        digits = self.digits if digits is None else digits
+        fmt = lambda value: _fmt(value, digits)  # noqa: E731
+        config = ", ".join(f"{k}={v!r}" for k, v in self.optimizer_config.items())
+        lines = [
+            "### One training step, explained",
+            "",
+            f"`{self.optimizer_name}({config})`, loss `{self.loss_name}`, batch of $B = {self.batch_size}$ "
+            f"sample{'s' if self.batch_size != 1 else ''}, {self.dtype}, optimizer step $t = {self.iterations + 1}$ "
+            f"({self.iterations} update{'s' if self.iterations != 1 else ''} so far).",
+            "",
+            "#### 1. Forward pass",
+            "",
+        ]
+        n_layers = len(self.layers)
+        for number, (name, activation, n_in, units) in enumerate(self.layers, start=1):
+            source = "x" if number == 1 else f"a^{{({number - 1})}}"
+            forward, _ = _ACTIVATION_FORMULAS[activation]
+            lines += [
+                f"Layer {number} `{name}` ({n_in} → {units}, {activation}): "
+                f"$z^{{({number})}}_{{ij}} = \\sum_k {source}_{{ik}} W_{{kj}} + b_j$, "
+                "$" + forward + (r" = \hat y" if number == n_layers else "") + "$",
+                "",
+                "with " + _weights_text(self.parameters, name, fmt) + ".",
+                "",
+            ]
+            table = self.activations[self.activations["layer"] == name]
+            columns = {"sample": "i", "unit": "j"}
+            if number == 1:
+                inputs = self.samples.drop_duplicates("sample")
+                for column in [c for c in self.samples.columns if c.startswith("x[")]:
+                    table = table.merge(inputs[["sample", column]], on="sample")
+                    columns[column] = "$x_{i" + column[2:-1] + "}$"
+            columns.update({"z": "$z$", "a": "$a$"})
+            lines += _markdown_table(table, columns, fmt) + [""]
+        loss_value, loss_grad = _LOSS_FORMULAS[self.loss_name]
+        lines += [
+            "#### 2. Loss",
+            "",
+            f"$e_i = y_i - \\hat y_i$, ${loss_value}$, $L = \\frac{{1}}{{B}}\\sum_i \\ell_i$, ${loss_grad}$",
+            "",
+        ]
+        lines += _markdown_table(self.samples, {"sample": "i", "y_true": "$y$", "y_pred": r"$\hat y$", "error": "$e$",
+                                                "sample_loss": r"$\ell$", "output_grad": r"$\partial L/\partial \hat y$"}, fmt)
+        per_sample = self.samples.drop_duplicates("sample")["sample_loss"]
+        written = " + ".join(_paren(fmt(v)) for v in per_sample) if len(per_sample) <= max_terms else r"\dots"
+        lines += ["", f"$L = ({written}) / {self.batch_size} = {fmt(self.loss)}$", "", "#### 3. Backward pass (chain rule, last layer first)", ""]
+        for number in range(n_layers, 0, -1):
+            name, activation, n_in, units = self.layers[number - 1]
+            _, derivative = _ACTIVATION_FORMULAS[activation]
+            upstream = r"\partial L/\partial \hat y" if number == n_layers else f"\\sum_m \\delta^{{({number + 1})}}_{{im}} W^{{({number + 1})}}_{{jm}}"
+            lines += [
+                f"Layer {number} `{name}`: $\\partial L/\\partial a_{{ij}} = {upstream}$, ${derivative}$, "
+                f"$\\delta^{{({number})}}_{{ij}} = \\partial L/\\partial a_{{ij}} \\cdot f'(z_{{ij}})$",
+                "",
+            ]
+            table = self.activations[self.activations["layer"] == name]
+            lines += _markdown_table(table, {"sample": "i", "unit": "j", "grad_a": r"$\partial L/\partial a$",
+                                             "activation_grad": "$f'(z)$", "delta": r"$\delta$"}, fmt) + [""]
+            source = "x" if number == 1 else f"a^{{({number - 1})}}"
+            lines += [f"$\\partial L/\\partial W_{{kj}} = \\sum_i {source}_{{ik}}\\,\\delta_{{ij}}$, "
+                      f"$\\partial L/\\partial b_j = \\sum_i \\delta_{{ij}}$", ""]
+            rows = []
+            for parameter in self.parameters[self.parameters["layer"] == name]["parameter"]:
+                terms = self.terms[self.terms["parameter"] == parameter]
+                if len(terms) <= max_terms:
+                    if (terms["input"] == 1).all():
+                        written = " + ".join(_paren(fmt(d)) for d in terms["delta"])
+                    else:
+                        written = " + ".join(f"{_paren(fmt(i))}·{_paren(fmt(d))}" for i, d in zip(terms["input"], terms["delta"]))
+                else:
+                    written = "…"
+                gradient = self.parameters.loc[self.parameters["parameter"] == parameter, "gradient"].iloc[0]
+                rows.append({"parameter": f"`{parameter}`", "sum": written, "gradient": gradient})
+            lines += _markdown_table(pd.DataFrame(rows), {"parameter": "parameter", "sum": "sum over the batch",
+                                                          "gradient": r"$\partial L/\partial w$"}, fmt) + [""]
+        lines += ["#### 4. Update", "", self._update_formula(fmt), ""]
+        columns = {"parameter": "parameter", "before": "$w$", "gradient": "$g$"}
+        for slot, label in [("momentum_before", "$m$ before"), ("momentum", "$m$"), ("m_before", "$m$ before"),
+                            ("m", "$m$"), ("v_before", "$v$ before"), ("v", "$v$")]:
+            if slot in self.parameters:
+                columns[slot] = label
+        columns.update({"update": r"$\Delta w$", "after": r"$w$ after"})
+        table = self.parameters.assign(parameter="`" + self.parameters["parameter"] + "`")
+        lines += _markdown_table(table, columns, fmt)
+        lines += ["", f"Numbers rounded to {digits} significant digits for display; the DataFrames `.samples`, "
+                  "`.activations`, `.parameters` and `.terms` hold the exact values. The weights after are exactly "
+                  "those the next `fit` step on this batch produces."]
+        return "\n".join(lines)
+
+    def _update_formula(self, fmt) -> str:
+        hyper = self.hyperparameters
+        if self.optimizer_name == "Adam":
+            return (
+                f"Adam, $t = {hyper['t']}$: "
+                r"$\alpha_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)"
+                f" = {fmt(hyper['learning_rate'])}\\sqrt{{1-{fmt(hyper['beta_2'])}^{{{hyper['t']}}}}}"
+                f"/(1-{fmt(hyper['beta_1'])}^{{{hyper['t']}}}) = {fmt(hyper['alpha_t'])}$; "
+                r"$m \leftarrow m + (g - m)(1-\beta_1)$, $v \leftarrow v + (g^2 - v)(1-\beta_2)$, "
+                r"$w \leftarrow w - m\alpha_t/(\sqrt{v} + \hat\epsilon)$"
+                f" with $\\hat\\epsilon = {_latex_number(fmt(hyper['epsilon']))}$"
+            )
+        if hyper.get("momentum", 0):
+            rule = r"$w \leftarrow w + (m\mu - g\eta)$" if hyper["nesterov"] else r"$w \leftarrow w + m$"
+            return (f"SGD with momentum $\\mu = {fmt(hyper['momentum'])}$, $\\eta = {fmt(hyper['learning_rate'])}$: "
+                    r"$m \leftarrow m\mu - g\eta$, " + rule)
+        return f"SGD, $\\eta = {fmt(hyper['learning_rate'])}$: $w \\leftarrow w - g\\,\\eta$"
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return (f"StepExplanation({self.optimizer_name}, loss={self.loss_name!r}, batch_size={self.batch_size}, "
+                f"step t={self.iterations + 1}, L={self.loss!r})")
+
+
+def _fmt(value, digits: int) -> str:
+    value = float(value)
+    if value == 0:
+        return "0"
+    return f"{value:.{digits}g}"
+
+
+def _latex_number(text: str) -> str:
+    """``"1e-07"`` as ``"1 \\times 10^{-7}"``; other numbers unchanged."""
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return (f"{mantissa} \\times " if mantissa != "1" else "") + f"10^{{{int(exponent)}}}"
+
+
+def _paren(text: str) -> str:
+    return f"({text})" if text.startswith("-") else text
+
+
+def _weights_text(parameters: pd.DataFrame, layer: str, fmt) -> str:
+    rows = parameters[parameters["layer"] == layer]
+    parts = []
+    for tensor, symbol in [("kernel", "W"), ("bias", "b")]:
+        values = rows[rows["tensor"] == tensor]
+        entries = ", ".join(f"{symbol}_{{{index.replace(',', '')}}} = {fmt(v)}" for index, v in zip(values["index"], values["before"]))
+        parts.append(f"${entries}$")
+    return " and ".join(parts)
+
+
+def _markdown_table(frame: pd.DataFrame, columns: dict[str, str], fmt) -> list[str]:
+    """A pipe table of ``frame[columns]`` (numbers through ``fmt``); pandas' own needs ``tabulate``."""
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "|".join(["---:"] * len(columns)) + "|"]
+    for _, row in frame.iterrows():
+        cells = []
+        for column in columns:
+            value = row[column]
+            cells.append(fmt(value) if isinstance(value, (float, np.floating)) else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def explain_step(model, x_batch, y_batch) -> StepExplanation:
+    """Work out one optimizer step of ``model`` on one batch, without changing the model.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built, compiled model. Its weights, optimizer state and generator are left untouched.
+    x_batch, y_batch : array-like
+        The batch, taken whole: what ``fit(x_batch, y_batch, batch_size=len(x_batch), epochs=1, shuffle=False)`` would use.
+
+    Returns
+    -------
+    StepExplanation
+        DataFrames of every intermediate value and a Markdown rendering
+        (shown automatically in Jupyter). ``weights_after`` equals, bit for bit,
+        ``model.get_weights()`` after that ``fit`` call.
+    """
+    if not getattr(model, "built", False):
+        raise ValueError("explain_step: the model is not built yet; give it an Input(shape=...) or fit it first")
+    if model.optimizer is None or model.loss is None:
+        raise ValueError("explain_step: the model must be compiled first: call compile(optimizer=..., loss=...)")
+    x = model._prepare_x(x_batch, "x_batch")
+    y = model._prepare_y(y_batch, x.shape[0], "y_batch")
+    profile, layout, dtype = model.profile, model.layout, model.dtype
+    params = model.params.copy()
+    optimizer = copy.deepcopy(model.optimizer)
+    optimizer.build(params.size, dtype)  # as fit does: fresh zero state the first time
+    slots_before, iterations = optimizer.slots.copy(), optimizer.iterations
+    hyper = optimizer.hyperparameters(dtype)
+
+    outputs = _numpy_engine.forward(profile, x, params, layout)
+    y_pred = outputs[-1]
+    loss = losses.batch_loss(model.loss, profile, y, y_pred)
+    sample_loss = losses.per_sample(model.loss, profile, y, y_pred)
+    output_grad = losses.output_grad(model.loss, y, y_pred)
+    grads = _numpy_engine.backward(profile, outputs, params, layout, output_grad)
+    after = params.copy()
+    slots = optimizer.slots.copy()
+    _numpy_engine.apply_update(optimizer.id, hyper, after, grads, slots, iterations)
+
+    # Per-layer intermediates, recomputed with the calls forward() and backward() make.
+    views = list(_numpy_engine._layers(params, layout))
+    pre_activations = [profile.matmul(outputs[l], kernel) + bias for l, (kernel, bias, _) in enumerate(views)]
+    grad_a, activation_grads, deltas = [None] * len(views), [None] * len(views), [None] * len(views)
+    upstream = output_grad
+    for l in reversed(range(len(views))):
+        kernel, _, activation = views[l]
+        grad_a[l] = upstream
+        deltas[l] = profile.activation_grad(activation, outputs[l + 1], upstream)
+        activation_grads[l] = profile.activation_grad(activation, outputs[l + 1], np.ones_like(upstream))
+        if l > 0:
+            upstream = profile.matmul_grad_input(deltas[l], kernel)
+
+    info = parameter_table(model)
+    batch = x.shape[0]
+    samples = pd.DataFrame({"sample": np.repeat(np.arange(batch), y.shape[1]), "output": np.tile(np.arange(y.shape[1]), batch)})
+    for k in range(x.shape[1]):
+        samples[f"x[{k}]"] = np.repeat(x[:, k], y.shape[1]).astype(np.float64)
+    samples["y_true"] = y.reshape(-1).astype(np.float64)
+    samples["y_pred"] = y_pred.reshape(-1).astype(np.float64)
+    samples["error"] = (y - y_pred).reshape(-1).astype(np.float64)
+    samples["sample_loss"] = np.repeat(sample_loss, y.shape[1]).astype(np.float64)
+    samples["output_grad"] = output_grad.reshape(-1).astype(np.float64)
+
+    layer_rows, layer_meta = [], []
+    for l, layer in enumerate(model.layers):
+        units = layer.units
+        layer_meta.append((layer.name, layer.activation.name, int(layout[l][0]), units))
+        layer_rows.append(pd.DataFrame({
+            "layer": layer.name,
+            "sample": np.repeat(np.arange(batch), units),
+            "unit": np.tile(np.arange(units), batch),
+            "z": pre_activations[l].reshape(-1).astype(np.float64),
+            "a": outputs[l + 1].reshape(-1).astype(np.float64),
+            "grad_a": grad_a[l].reshape(-1).astype(np.float64),
+            "activation_grad": activation_grads[l].reshape(-1).astype(np.float64),
+            "delta": deltas[l].reshape(-1).astype(np.float64),
+        }))
+    activation_frame = pd.concat(layer_rows, ignore_index=True)
+
+    parameters = info[["layer", "tensor", "index", "parameter"]].copy()
+    parameters["before"] = params.astype(np.float64)
+    parameters["gradient"] = grads.astype(np.float64)
+    if optimizer.id == optimizers.ADAM_ID:
+        parameters["m_before"], parameters["m"] = slots_before[0].astype(np.float64), slots[0].astype(np.float64)
+        parameters["v_before"], parameters["v"] = slots_before[1].astype(np.float64), slots[1].astype(np.float64)
+    elif hyper[1] != 0:
+        parameters["momentum_before"], parameters["momentum"] = slots_before[0].astype(np.float64), slots[0].astype(np.float64)
+    parameters["update"] = after.astype(np.float64) - params.astype(np.float64)
+    parameters["after"] = after.astype(np.float64)
+
+    term_rows = []
+    for position, layer_name, tensor, index, parameter in info[["position", "layer", "tensor", "index", "parameter"]].itertuples(index=False):
+        l = [layer.name for layer in model.layers].index(layer_name)
+        k, j = (int(i) for i in index.split(",")) if tensor == "kernel" else (None, int(index))
+        inputs = outputs[l][:, k] if tensor == "kernel" else np.ones(batch, dtype=dtype)
+        term_rows.append(pd.DataFrame({"parameter": parameter, "sample": np.arange(batch),
+                                       "input": inputs.astype(np.float64), "delta": deltas[l][:, j].astype(np.float64),
+                                       "product": (inputs * deltas[l][:, j]).astype(np.float64)}))
+    terms = pd.concat(term_rows, ignore_index=True)
+
+    hyperparameters = {"learning_rate": float(hyper[0])}
+    if optimizer.id == optimizers.ADAM_ID:
+        t = iterations + 1
+        hyperparameters.update({
+            "beta_1": float(hyper[1]), "beta_2": float(hyper[2]), "one_minus_beta_1": float(hyper[3]),
+            "one_minus_beta_2": float(hyper[4]), "epsilon": float(hyper[5]), "t": t,
+            "alpha_t": float(optimizers.adam_step_size(hyper[0], hyper[1], hyper[2], cast(t, hyper[0]))),
+        })
+    else:
+        hyperparameters.update({"momentum": float(hyper[1]), "nesterov": bool(hyper[2])})
+
+    def keras_layout(flat):
+        return [flat[offset : offset + size].reshape(shape).copy() for offset, size, shape in _tensor_slices(model)]
+
+    return StepExplanation(
+        model_name=model.name, optimizer_name=type(optimizer).__name__, optimizer_config=optimizer.get_config(),
+        loss_name=model.loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
+        loss=float(loss), hyperparameters=hyperparameters, samples=samples, activations=activation_frame,
+        parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(grads),
+        weights_after=keras_layout(after), layers=layer_meta,
+    )
+
+
+def _tensor_slices(model):
+    """(offset, size, shape) of each kernel and bias in ``model.params``, in ``get_weights()`` order."""
+    for n_in, n_out, _, kernel_offset, bias_offset in model.layout:
+        yield int(kernel_offset), int(n_in * n_out), (int(n_in), int(n_out))
+        yield int(bias_offset), int(n_out), (int(n_out),)
