@@ -114,7 +114,8 @@ def sum_vector_loop(values):
 
 @_jit
 def sum_columns_loop(values, out):
-    out[:] = values[0]
+    for j in range(values.shape[1]):
+        out[j] = values[0, j]
     for b in range(1, values.shape[0]):
         for j in range(values.shape[1]):
             out[j] = out[j] + values[b, j]

@@ -73,7 +73,7 @@ import math
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import overload, register_jitable
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -87,6 +87,17 @@ PACKET_SIZE = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
 # table lookup instead of ldexp, which Numba would compile to a C library call per element.
 _POW2_F32 = np.ldexp(np.float32(1.0), np.arange(-126, 128)).astype(np.float32)
 _POW2_F64 = np.ldexp(np.float64(1.0), np.arange(-1022, 1024))
+
+
+@register_jitable
+def _table_index(exponent, offset, last):
+    """Row of 2^exponent in a _POW2 table, clipped into the table.
+
+    For finite inputs the exponent is always inside; a NaN input converts to
+    the most negative integer, and clipping keeps that read in bounds (the
+    NaN then propagates through the polynomial as it should).
+    """
+    return np.minimum(np.maximum(exponent + offset, offset - offset), last)
 
 
 def packet_size(dtype) -> int:
@@ -116,7 +127,7 @@ def _logistic_packet_float32(x):
     p = r * p_odd + p_even
     p = r2 * p + p_low
     # m is in [-75, 12] here, so 2^m is a normal float32 and the scaling is exact.
-    e = p * _POW2_F32[np.int32(m) + np.int32(126)]
+    e = p * _POW2_F32[_table_index(np.int32(m), np.int32(126), np.int32(253))]
     e = e * e
     # TensorFlow runs its kernels with denormals flushed to zero (FTZ/DAZ).
     e = e * (e >= _F32(_FLT_MIN))
@@ -146,9 +157,9 @@ def _logistic_packet_float64(x):
     # only the last product can leave the normal range (flushed, as TF runs
     # with denormals flushed to zero).
     quarter = np.floor(fx * _F64(0.25))
-    scale = _POW2_F64[np.int64(quarter) + np.int64(1022)]
+    scale = _POW2_F64[_table_index(np.int64(quarter), np.int64(1022), np.int64(2045))]
     y = ((y * scale) * scale) * scale
-    e = y * _POW2_F64[np.int64(fx - _F64(3.0) * quarter) + np.int64(1022)]
+    e = y * _POW2_F64[_table_index(np.int64(fx - _F64(3.0) * quarter), np.int64(1022), np.int64(2045))]
     e = e * (e >= _F64(_DBL_MIN)) * keep
     # Eigen selects 1 where e is inf; any e >= 2^53 already gives e/(1+e) == 1.
     e = np.minimum(e, _F64(1.0e300))
