@@ -30,7 +30,8 @@ powers, :math:`\beta'` is :math:`\beta` rounded to float32 first (TensorFlow
 converts the Python float to a float32 tensor before casting it), so in
 float64 :math:`\beta_1' = 0.8999999761581421`; the factors :math:`1-\beta`
 are computed in Python double precision and then rounded to the model's
-dtype. scikit-learn's Adam uses the exact :math:`\beta` instead.
+dtype. scikit-learn's Adam uses the exact :math:`\beta` instead:
+``Adam(float32_betas=False)`` follows that convention.
 """
 
 import numpy as np
@@ -138,19 +139,22 @@ class Adam(Optimizer):
     id = ADAM_ID
     n_slots = 2
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7):
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 float32_betas: bool = True):
         super().__init__(learning_rate)
         self.beta_1 = unit_interval(beta_1, "beta_1")
         self.beta_2 = unit_interval(beta_2, "beta_2")
         self.epsilon = positive_float(epsilon, "epsilon", allow_zero=True)
+        # Keras rounds beta to float32 before raising it to the power t; scikit-learn does not.
+        self.float32_betas = bool(float32_betas)
 
     def hyperparameters(self, dtype) -> np.ndarray:
         # [learning_rate, beta_1', beta_2', 1 - beta_1, 1 - beta_2, epsilon]
         return np.array(
             [
                 self.learning_rate,
-                np.float32(self.beta_1),
-                np.float32(self.beta_2),
+                np.float32(self.beta_1) if self.float32_betas else self.beta_1,
+                np.float32(self.beta_2) if self.float32_betas else self.beta_2,
                 1 - self.beta_1,
                 1 - self.beta_2,
                 self.epsilon,
@@ -159,7 +163,8 @@ class Adam(Optimizer):
         )
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "float32_betas": self.float32_betas}
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

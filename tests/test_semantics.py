@@ -200,3 +200,12 @@ def test_loss_objects_and_aliases_are_the_same_loss():
     assert gdcore.losses.get("mse") is gdcore.losses.get("mean_squared_error") is gdcore.losses.MeanSquaredError()
     assert gdcore.losses.get("MAE") is gdcore.losses.MeanAbsoluteError()
     assert gdcore.losses.MeanSquaredError()([1.0, 2.0], [[0.0], [0.0]]) == 2.5
+
+
+def test_adam_rounds_betas_through_float32_like_keras_unless_asked_not_to():
+    keras_like = gdcore.optimizers.Adam().hyperparameters("float64")
+    sklearn_like = gdcore.optimizers.Adam(float32_betas=False).hyperparameters("float64")
+    assert keras_like[1] == 0.8999999761581421 and keras_like[2] == float(np.float32(0.999))
+    assert sklearn_like[1] == 0.9 and sklearn_like[2] == 0.999
+    # The factors (1 - beta) are exact Python doubles in both conventions.
+    assert keras_like[3] == sklearn_like[3] == 1 - 0.9
