@@ -1,0 +1,64 @@
+"""``python -m reference``: options, the printed table, the report folder and the exit status."""
+
+import pandas as pd
+import pytest
+
+import reference.__main__ as command
+from reference.compare import Tolerance
+
+
+def test_list_prints_the_default_names_without_running(capsys):
+    assert command.main(["--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert names[:2] == ["linear-sgd-mse-b20-lr0.01-float32", "sigmoid8-adam-mse-b20-lr0.1-float32"]
+
+
+def test_list_applies_overrides_and_globs(capsys):
+    assert command.main(["--list", "--grid", "--configs", "linear-adam-mae-b30-*", "--dtype", "float64", "--epochs", "5"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "linear-adam-mae-b30-lr0.1-e5-float64", "linear-adam-mae-b30-lr0.01-e5-float64", "linear-adam-mae-b30-lr0.001-e5-float64"]
+
+
+def test_unknown_configuration_is_a_usage_error(capsys):
+    assert command.main(["--configs", "no-such-config"]) == 2
+    assert "no configuration matches 'no-such-config'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Skip the numerics probe (another module's job, and slow); it is printed as not available."""
+    monkeypatch.setattr(command, "_verify_profile", lambda: ("verify_tensorflow_profile: skipped in tests", ""))
+
+
+@pytest.mark.tensorflow
+@pytest.mark.sklearn
+def test_run_prints_table_and_writes_report(tmp_path, capsys, quick):
+    output = tmp_path / "report"
+    status = command.main(["--configs", "linear-sgd-mse-b1-lr0.01-float32", "sigmoid8-adam-mse-b20-lr0.1-float64",
+                           "--epochs", "3", "--output", str(output)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "[1/2] linear-sgd-mse-b1-lr0.01-e3-float32" in printed and "[2/2] sigmoid8-adam-mse-b20-lr0.1-e3-float64" in printed
+    assert "compared with" in printed and "bit-identical" in printed and "speed-up" in printed
+    for name in ("rows.csv", "summary.csv", "optimum-gaps.csv", "summary.md", "plots/overview.png",
+                 "plots/linear-sgd-mse-b1-lr0.01-e3-float32.png", "plots/sigmoid8-adam-mse-b20-lr0.1-e3-float64.png"):
+        assert (output / name).stat().st_size > 0, name
+    rows = pd.read_csv(output / "rows.csv")
+    assert set(rows["epoch"]) == {0, 1, 2, 3}
+    assert {"max_abs_diff", "max_rel_diff", "max_ulp", "bit_identical"} <= set(rows.columns)
+    markdown = (output / "summary.md").read_text()
+    for expected in ("tensorflow:", "keras:", "scikit-learn:", "numpy:", "gdcore:", "command: `python -m reference --configs"):
+        assert expected in markdown
+    summary = pd.read_csv(output / "summary.csv")
+    assert set(summary["engines"]) >= {"gdcore vs keras", "gdcore vs sklearn.SGDRegressor", "gdcore vs sklearn.MLPRegressor"}
+
+
+@pytest.mark.tensorflow
+def test_exit_status_is_one_when_a_comparison_is_beyond_tolerance(tmp_path, capsys, quick, monkeypatch):
+    monkeypatch.setattr("reference.runner.default_tolerance", lambda dtype: Tolerance(0.0, 0.0))
+    status = command.main(["--configs", "sigmoid8-adam-mse-b20-lr0.1-float32", "--epochs", "2", "--engines", "keras",
+                           "--no-plots", "--output", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "FAIL" in printed and "first epoch beyond tolerance" in printed
+    assert "## Failures" in (tmp_path / "summary.md").read_text()
