@@ -245,14 +245,20 @@ class Sequential:
                 self.optimizer.id, self.optimizer.hyperparameters(self.dtype), self.optimizer.slots,
                 self.optimizer.iterations, val_x, val_y, batch_size, loss_history, val_history)
             self.optimizer.iterations = int(iterations)
-            for index in range(completed):
-                logs = {"loss": float(loss_history[index])}
+            if per_epoch:
+                for index in range(completed):
+                    logs = {"loss": float(loss_history[index])}
+                    if val_x.shape[0]:
+                        logs["val_loss"] = float(val_history[index])
+                    if verbose:
+                        print(f"Epoch {first + index + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+                    for callback in callbacks:
+                        callback.on_epoch_end(first + index, logs)
+            else:  # only the History is listening: record the whole chunk at once
+                history.epoch.extend(range(first, first + completed))
+                history.history["loss"].extend(loss_history[:completed].tolist())
                 if val_x.shape[0]:
-                    logs["val_loss"] = float(val_history[index])
-                if verbose:
-                    print(f"Epoch {first + index + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-                for callback in callbacks:
-                    callback.on_epoch_end(first + index, logs)
+                    history.history["val_loss"].extend(val_history[:completed].tolist())
             done += completed
             if failed_batch >= 0:
                 epoch = initial_epoch + done

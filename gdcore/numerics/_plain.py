@@ -69,14 +69,26 @@ def sum_columns(values: np.ndarray) -> np.ndarray:
 
 @_jit
 def matmul_loop(inputs, kernel, out):
+    # Each out[b, j] is summed over k in order whatever the loop nest; the nest is
+    # chosen by shape so that the innermost loop is the long, independent one.
     n_rows, n_in = inputs.shape
     n_out = kernel.shape[1]
+    if n_out < 4:
+        for b in range(n_rows):
+            for j in range(n_out):
+                acc = inputs[b, 0] * kernel[0, j]
+                for k in range(1, n_in):
+                    acc = acc + inputs[b, k] * kernel[k, j]
+                out[b, j] = acc
+        return
     for b in range(n_rows):
         for j in range(n_out):
-            acc = inputs[b, 0] * kernel[0, j]
-            for k in range(1, n_in):
-                acc = acc + inputs[b, k] * kernel[k, j]
-            out[b, j] = acc
+            out[b, j] = inputs[b, 0] * kernel[0, j]
+    for k in range(1, n_in):
+        for b in range(n_rows):
+            a = inputs[b, k]
+            for j in range(n_out):
+                out[b, j] = out[b, j] + a * kernel[k, j]
 
 
 @_jit
@@ -93,15 +105,24 @@ def matmul_grad_input_loop(delta, kernel, out):
 
 @_jit
 def matmul_grad_kernel_loop(inputs, delta, out):
+    # out[k, j] is summed over b in order; the innermost loop runs over the longer of k and j.
     n_rows, n_in = inputs.shape
     n_out = delta.shape[1]
     for k in range(n_in):
         for j in range(n_out):
             out[k, j] = inputs[0, k] * delta[0, j]
-    for b in range(1, n_rows):
-        for k in range(n_in):
+    if n_out >= n_in:
+        for b in range(1, n_rows):
+            for k in range(n_in):
+                a = inputs[b, k]
+                for j in range(n_out):
+                    out[k, j] = out[k, j] + a * delta[b, j]
+    else:
+        for b in range(1, n_rows):
             for j in range(n_out):
-                out[k, j] = out[k, j] + inputs[b, k] * delta[b, j]
+                d = delta[b, j]
+                for k in range(n_in):
+                    out[k, j] = out[k, j] + inputs[b, k] * d
 
 
 @_jit
