@@ -23,6 +23,9 @@ from gdcore._dtype import cast
 from gdcore.numerics import _plain, _tensorflow, eigen
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
+# Small step functions are inlined into their caller at Numba IR level: a call between
+# separately compiled functions costs more than a 20-sample layer, and blocks vectorisation.
+_inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
 _linear = _jit(activations.linear)
 _sigmoid = _jit(activations.sigmoid)
@@ -120,11 +123,16 @@ def _activate(profile, activation, z, bias):
         for b in range(rows):
             for j in range(cols):
                 z[b, j] = z[b, j] + bias[j]
-        eigen.logistic_tensorflow_loop(z, z)
+        _tensorflow.sigmoid_loop(z, z)
     elif activation == 1:
         for b in range(rows):
             for j in range(cols):
                 z[b, j] = _sigmoid(z[b, j] + bias[j])
+    elif activation == 2 and profile == 1:
+        for b in range(rows):
+            for j in range(cols):
+                z[b, j] = z[b, j] + bias[j]
+        _tensorflow.tanh_loop(z, z)
     elif activation == 2:
         for b in range(rows):
             for j in range(cols):
@@ -149,6 +157,8 @@ def _activation_grad(profile, activation, y, delta):
         for b in range(rows):
             for j in range(cols):
                 delta[b, j] = _sigmoid_grad(y[b, j], delta[b, j])
+    elif activation == 2 and profile == 1:
+        eigen.tanh_grad_tensorflow_loop(y, delta, delta)
     elif activation == 2:
         for b in range(rows):
             for j in range(cols):
@@ -196,7 +206,7 @@ def _workspace(rows, n_features, layout, dtype_like):
 # --- one batch ----------------------------------------------------------------------
 
 
-@_jit
+@_inline
 def _forward(profile, inputs, kernels, biases, layout, outputs):
     """Every layer's output for one batch, into ``outputs[layer]``; returns the last."""
     for layer in range(layout.shape[0]):
@@ -206,7 +216,7 @@ def _forward(profile, inputs, kernels, biases, layout, outputs):
     return inputs
 
 
-@_jit
+@_inline
 def _batch_loss(profile, loss, y_true, y_pred, per_sample):
     """Keras's batch loss sum(per-sample mean over outputs) / B."""
     rows, n_outputs = y_pred.shape
@@ -220,7 +230,7 @@ def _batch_loss(profile, loss, y_true, y_pred, per_sample):
     return _sum_vector(profile, per_sample) / cast(rows, y_pred)
 
 
-@_jit
+@_inline
 def _output_grad(loss, y_true, y_pred, delta):
     rows, n_outputs = y_pred.shape
     scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
@@ -233,7 +243,7 @@ def _output_grad(loss, y_true, y_pred, delta):
                 delta[b, j] = _absolute_error_grad(error, scale)
 
 
-@_jit
+@_inline
 def _backward(profile, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads):
     """Fill the gradients from ``deltas[-1]`` = dL/d(y_pred); ``deltas`` are overwritten."""
     for layer in range(layout.shape[0] - 1, -1, -1):
@@ -248,7 +258,7 @@ def _backward(profile, inputs, kernels, layout, outputs, deltas, kernel_grads, b
             _matmul_grad_input(profile, delta, kernels[layer], deltas[layer - 1])
 
 
-@_jit
+@_inline
 def _apply_update(optimizer, hyper, params, grads, slots, iterations):
     learning_rate = hyper[0]
     if optimizer == 1:
@@ -290,7 +300,7 @@ def permutations(uniforms):
     return orders
 
 
-@_jit
+@_inline
 def _gather(source, order, start, out):
     """out[b] <- source[order[start + b]]: the batch's rows, contiguous."""
     for b in range(out.shape[0]):
@@ -299,7 +309,7 @@ def _gather(source, order, start, out):
             out[b, j] = source[row, j]
 
 
-@_jit
+@_inline
 def _train_batch(profile, loss, optimizer, hyper, x, y, order, start, params, grads, slots, iterations,
                  kernels, biases, kernel_grads, bias_grads, layout, inputs, targets, outputs, deltas, per_sample):
     """One step on the rows ``order[start : start + len(inputs)]``; returns the pre-update batch loss.
@@ -317,14 +327,14 @@ def _train_batch(profile, loss, optimizer, hyper, x, y, order, start, params, gr
     return batch
 
 
-@_jit
+@_inline
 def _copy_flat(source, out):
     # An explicit loop: slice assignment would pull Numba's broadcasting machinery into the compile.
     for i in range(source.shape[0]):
         out[i] = source[i]
 
 
-@_jit
+@_inline
 def _copy_rows(source, start, out):
     for b in range(out.shape[0]):
         for j in range(source.shape[1]):

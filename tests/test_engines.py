@@ -22,6 +22,8 @@ CONFIGS = [
     ([8], "sigmoid", 3, "sgd-momentum", "mse", 7),
     ([3], "relu", 1, "sgd-nesterov", "mse", 20),
     ([16, 4], "sigmoid", 2, "adam", "mae", 33),
+    ([8], "tanh", 1, "adam", "mse", 20),
+    ([16, 4], "tanh", 3, "sgd-momentum", "mae", 7),
 ]
 
 

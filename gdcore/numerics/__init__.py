@@ -6,15 +6,17 @@ reduction a training step performs (the Dense forward product, the two
 gradient products, the loss sum and the bias gradient); the elementwise maths
 (activations, loss gradients, optimizer updates) is shared by all profiles,
 except where a profile's kernel evaluates an activation differently
-(TensorFlow's sigmoid depends on an element's position in the tensor: each
-profile module's ``ACTIVATIONS`` table lists such overrides).
+(TensorFlow's float64 sigmoid and tanh depend on an element's position in the
+tensor, its float32 ones come from oneDNN's fused kernel: each profile
+module's ``ACTIVATIONS`` table lists such overrides).
 
 ``"plain"``
     Every sum front to back, the textbook loop (:mod:`gdcore.numerics._plain`).
 ``"tensorflow"``
-    The order TensorFlow's CPU kernels use (Eigen's vectorised reductions and
-    matrix-product kernels, :mod:`gdcore.numerics._tensorflow`), so that
-    training reproduces Keras bit for bit.
+    The order TensorFlow's CPU kernels use (oneDNN's float32 and Eigen's float64
+    matrix products, Eigen's vectorised reductions,
+    :mod:`gdcore.numerics._tensorflow`), so that training reproduces Keras bit
+    for bit.
 
 Each profile module provides, for each reduction, a NumPy function (read by
 students, used by the NumPy engine) and a ``*_loop`` twin compiled by Numba

@@ -1,108 +1,158 @@
-"""The ``"tensorflow"`` numerics profile: reductions summed in TensorFlow's CPU order.
+r"""The ``"tensorflow"`` numerics profile: every reduction in the order Keras 3 on TensorFlow's CPU kernels uses.
 
-Measured with tensorflow-cpu 2.21.0 on an x86-64 CPU with AVX-512 and FMA,
-default threading, oneDNN enabled (TF's default on x86 Linux). Run
-``gdcore.numerics.verify.verify_tensorflow_profile()`` to re-measure on
-another machine: the rules below depend on the TF build *and* on the CPU.
+Measured with tensorflow-cpu 2.21.0 and keras 3.15.1 on an x86-64 CPU with
+AVX-512 and FMA, 2 intra-op threads, oneDNN enabled (TensorFlow's default on
+x86 Linux). Run :func:`gdcore.numerics.verify.verify_tensorflow_profile` to
+re-measure on another machine: the rules depend on the TensorFlow build, the
+CPU (oneDNN picks its kernels at run time, Eigen reads the cache sizes) and,
+for large tensors, the number of threads.
 
 Two libraries do the work, and they round differently:
 
-* **oneDNN** (``_MklMatMul``, float32 only) dispatches at run time on the
-  CPU's instruction set. On an FMA-capable CPU its GEMM accumulates with fused
-  multiply-adds: ``acc = fma(x_i, y_i, acc)``, one rounding per term, not two.
-  (The notes' "no FMA" holds for Eigen code compiled into the wheel, not for
-  oneDNN's JIT kernels.)
-* **Eigen** (float64 everything, float32 reductions): compiled with AVX and
-  without FMA, 4 float64 / 8 float32 lanes, every product rounded before it
-  is added.
+* **oneDNN** (every float32 ``MatMul``, :mod:`gdcore.numerics.onednn`):
+  run-time generated kernels that accumulate with fused multiply-adds,
+  :math:`\mathrm{fma}(a, b, c) = \mathrm{fl}(ab + c)`.
+* **Eigen** (every float64 ``MatMul``, all reductions, the elementwise ops;
+  :mod:`gdcore.numerics.eigen_products`, :mod:`gdcore.numerics.eigen`):
+  compiled with AVX *without* FMA, packets of 8 float32 / 4 float64, every
+  product rounded before it is added.
 
-Rules (each verified bit for bit on the shapes listed; elsewhere the rule is
-the best candidate found, and ``verify_tensorflow_profile`` reports the
-measured match rate):
+Keras trains inside a ``tf.function``, where TensorFlow's graph optimizer
+rewrites some ops (see the activations below); eager calls such as
+``model(x)`` can therefore differ from ``fit``/``predict``/``evaluate``. This
+profile reproduces the compiled step.
 
-``matmul`` (forward ``inputs @ kernel``)
-    float32, units N >= 2: oneDNN, ``z = fma(a_k, W_kj, z)`` over k in order,
-    starting from ``a_0 W_0j`` (verified B <= 1000, K <= 64, N in 3, 8, 64).
-    float64, N >= 8: Eigen GEBP, sequential sum of rounded products over k
-    (verified B <= 1000, K <= 64). float64, N == 1, K == 8: sequential for
-    B <= 10, and for B >= 11 Eigen's 4-lane GEMV tree
-    ``((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 + p7))`` (verified B <= 1000).
-    Not solved: float32 N == 1 with K >= 5 (neither sequential, FMA-sequential
-    nor the float64 tree), float64 N in 1..7 with K >= 5. These fall back to
-    the sequential sum; K <= 3 with N == 1 is sequential in both dtypes.
-``matmul_grad_input`` (``delta @ kernel.T``, sum over units N)
-    N == 1 is a single product (exact in any order). float32 N == 3: sequential
-    rounded products for most batch sizes. Not solved: N >= 8 in both dtypes
-    (oneDNN / Eigen blocking over N). Fallback: sequential.
-``matmul_grad_kernel`` (``inputs.T @ delta``, sum over the batch B)
-    float32: oneDNN FMA, ``g = fma(a_bk, d_bj, g)`` over b in order (verified
-    B <= 100 for K <= 8, any N; B = 1000 with K = 1). float64: Eigen,
-    sequential sum of rounded products over b (verified B <= 100 except
-    K = 8, N = 3). Not solved: large B (>= ~1000) with K >= 3, where the batch
-    is split into blocks.
-``sum_vector`` (``tf.reduce_sum`` of a 1-D array)
-    Eigen's inner-most vectorised reduction (``InnerMostDimReducer`` in
-    ``TensorReduction.h``) with P = 8 (float32) / 4 (float64) lanes: if
-    n >= 4P, four packet accumulators over blocks of 4P, combined
-    ``((a0 + a1) + a2) + a3``; the remaining whole packets into a0; the scalar
-    tail summed separately from 0; result ``tail + hsum(a0)`` where the
-    horizontal sum adds the upper half of the lanes onto the lower half until
-    one lane is left. Verified n <= 1000; not at n = 10000 (the thread pool
-    splits the reduction).
-``sum_columns`` (``tf.reduce_sum(values, axis=0)``, the bias gradient of
-    Keras 3 ``Dense``, which adds the bias with a broadcasting ``Add``)
-    N == 1: same as ``sum_vector`` on the column (verified B <= 5000 float32,
-    B <= 1000 float64). Not solved: N >= 2 (neither sequential nor the
-    inner-most reduction per column). Fallback: sequential. Note that
-    ``tf.raw_ops.BiasAddGrad`` is a plain sequential row sum for every N up to
-    B = 1000; Keras 3 does not use it.
+Notation: :math:`p_k` is a rounded product, "sequential" is
+:math:`(\dots((p_0 + p_1) + p_2) \dots)`, "FMA-sequential" is
+:math:`\mathrm{fma}(a_{d-1}, w_{d-1}, \dots \mathrm{fma}(a_1, w_1, p_0))`.
+B = batch rows, K = input features of the layer, N = its units. Each rule is
+verified bit for bit against the live op on random inputs spanning
+:math:`2^{-8}..2^{8}` (``tests/test_numerics_tensorflow.py``) on the ranges given.
+
+``matmul`` (forward ``inputs @ kernel``, sum over K)
+    float32, N >= 2 or B == 1: FMA-sequential (B <= 1000, K <= 64, N <= 64).
+    float32, N == 1, B >= 2: oneDNN's matrix-vector tree (eight FMA lanes over
+    blocks of 16 terms, then blocks of 8, 4, 2, 1 rounded products reduced as
+    trees; :mod:`gdcore.numerics.onednn`) (B <= 1000, K <= 64).
+    float64: Eigen, dispatched by ``LaunchBatchMatMul``: if min(B, K, N) > 1,
+    the tensor contraction (GEBP: sequential for rows in whole blocks of 8
+    units, even/odd-k accumulators for a 4- or 2-unit remainder, four k mod 4
+    accumulators for a last odd unit, batch rows in groups of 4;
+    :mod:`gdcore.numerics.eigen_products`); otherwise Eigen's Matrix product:
+    if K + B + N < 20 the coefficient-based product (sequential), else with
+    N == 1 the row-major GEMV (rows by 8, 4, 2, 1; 4-lane packets over K
+    reduced :math:`(l_0 + l_2) + (l_1 + l_3)`, then the tail), with B == 1 the
+    column-major GEMV (sequential for K < 128). (B <= 5000, K, N <= 64.)
+``matmul_grad_input`` (``delta @ kernel.T``, sum over N)
+    float32: B == 1: the matrix-vector tree over the kernel's rows; 2 <= B <= 15:
+    sixteen FMA lanes over N (lane k mod 16) reduced by halving; B >= 16: with
+    K == 1 the matrix-vector tree, else FMA-sequential (B <= 3000, K <= 64,
+    N <= 200). float64: as ``matmul`` with the kernel transposed, where the
+    coefficient-based product and the 1 x 1 dot, whose operands are then both
+    contiguous, use Eigen's vectorised redux / inner product (B <= 5000, K, N <= 64).
+``matmul_grad_kernel`` (``inputs.T @ delta``, sum over B)
+    float32: K == 1 or N == 1: FMA-sequential (B <= 10000); otherwise
+    FMA-sequential within depth blocks of 384 (blocks of 384 while more than
+    768 remain, then two halves), block sums added in order (B <= 10000,
+    K, N <= 64). float64: as ``matmul``; the contraction sums B in blocks of
+    ``kc`` (336 for a 32 KiB L1, balanced; :func:`eigen_products.depth_block_size`),
+    the column-major GEMV in blocks of 16 when B >= 128 (B <= 4000).
+``sum_vector`` (``tf.reduce_sum`` of the per-sample losses)
+    Eigen's inner-most vectorised reduction, P = 8 (float32) / 4 (float64):
+    if n >= 4P, four packet accumulators over blocks of 4P combined
+    ``((a0 + a1) + a2) + a3``, the remaining whole packets into a0, the scalar
+    tail summed separately from 0, result ``tail + hsum(a0)`` (halving). Above
+    1024 packets the range is split in two at a packet boundary
+    (:math:`P \lceil (first + \lceil n/2 \rceil) / P \rceil`) and the halves
+    are reduced recursively and added to 0 in order (n <= 200,000).
+``sum_columns`` (a Dense layer's bias gradient)
+    Keras 3 adds the bias with ``tf.nn.bias_add`` when it has more than one
+    unit (``keras.src.backend.tensorflow.numpy.add``), so N >= 2 is
+    ``BiasAddGrad``: rows added in order into a zeroed buffer (one row:
+    copied) (B·N up to ~10^5). N == 1 is a broadcasting ``AddV2``, whose
+    gradient is ``tf.reduce_sum`` of the column: the ``sum_vector`` rule.
+    (``tf.reduce_sum(x, axis=0)`` with N >= 2, not used by Keras, is also
+    solved: :func:`reduce_sum_rows`: columns in whole packets of P with
+    B >= 16 use four accumulators over rows mod 4, combined
+    ``((a0 + a1) + a2) + a3``, then the remaining rows; other columns
+    sequential (B <= 5000, N <= 100).)
+Activations (``ACTIVATIONS``)
+    float32 sigmoid and tanh: the graph optimizer fuses
+    ``MatMul + BiasAdd/AddV2 + Sigmoid/Tanh`` into one oneDNN product whose
+    output goes through oneDNN's own elementwise kernels
+    (:func:`onednn.logistic`, :func:`onednn.tanh`); the product itself keeps
+    the rules above. float64 (not fused): Eigen's packet formulas on whole
+    packets of the flattened tensor, scalar formulas on the last n mod P
+    (:mod:`gdcore.numerics.eigen`). Gradients: Eigen's ``SigmoidGrad`` and
+    ``TanhGrad`` in both dtypes. relu needs no override (exact).
+
+Not reproduced (the rules above are used; :mod:`gdcore.numerics.verify` reports the match rate):
+
+* float64 ``matmul_grad_kernel`` when the contraction is large enough for
+  Eigen's thread pool to split it (e.g. B = 385, K = N = 64; B = 1000 with
+  K·N >= 256, 2 threads): different blocking per thread. With one intra-op
+  thread every rule above holds on all the shapes tested.
+* ``BiasAddGrad`` when B·N exceeds ~1.2·10^5 (float32) / ~0.9·10^5 (float64):
+  TensorFlow splits the rows between threads.
+* ``sum_vector`` beyond ~1.3·10^5 (float64) / ~2.6·10^5 (float32) elements,
+  where Eigen's full reducer may split between threads (it coincides with the
+  recursive halving for 2 threads and even n).
 
 TensorFlow also runs its kernels with denormals flushed to zero (FTZ/DAZ);
-this profile does not emulate that for the reductions (training values are
-normal numbers); :mod:`gdcore.numerics.eigen` does for the logistic.
+the elementwise kernels emulate it, the reductions do not (training values are
+normal numbers).
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
-from gdcore.numerics import eigen
+from gdcore._dtype import cast
+from gdcore.numerics import eigen, eigen_products, onednn
 
-# TensorFlow's Sigmoid/SigmoidGrad use Eigen's packet formula on whole packets of
-# the flattened tensor and the scalar formula on its last n % P elements.
-ACTIVATIONS = {"sigmoid": (eigen.logistic_tensorflow, eigen.logistic_grad_tensorflow)}
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """A Dense layer's sigmoid as Keras's compiled step computes it (module docstring)."""
+    return onednn.logistic(z) if z.dtype == np.float32 else eigen.logistic_tensorflow(z)
+
+
+def tanh(z: np.ndarray) -> np.ndarray:
+    """A Dense layer's tanh as Keras's compiled step computes it (module docstring)."""
+    return onednn.tanh(z) if z.dtype == np.float32 else eigen.tanh_tensorflow(z)
+
+
+# Activations whose TensorFlow kernel differs from the elementwise formula of
+# gdcore.activations: (forward, gradient from the output).
+ACTIVATIONS = {
+    "sigmoid": (sigmoid, eigen.logistic_grad_tensorflow),
+    "tanh": (tanh, eigen.tanh_grad_tensorflow),
+}
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
 
-# --- shared scalar/array building blocks (one body for NumPy and Numba) ----------
+# --- reductions: Eigen's TensorReduction ----------------------------------------------
 
 
-def _fma_float32(x, y, acc):
-    """Correctly rounded float32 ``x * y + acc`` (what an FMA instruction returns).
+# Eigen splits a long inner-most reduction in two halves (at a packet boundary) above this many packets.
+_TREE_LEAF_PACKETS = 1024
 
-    ``x * y`` is exact in float64 (24 + 24 bits), the float64 sum is corrected
-    with its exact TwoSum error where the float32 rounding of the sum is a tie.
+
+def _eigen_sum(values, first=0):
+    """Eigen's inner-most vectorised sum of a 1-D float32/float64 array (rule in the module docstring).
+
+    ``first`` is the absolute index of ``values[0]`` in the reduced tensor: the
+    tree split points are aligned on packets of the whole tensor.
     """
-    product = np.float64(x) * np.float64(y)
-    addend = np.float64(acc)
-    total = product + addend
-    virtual = total - product
-    error = (product - (total - virtual)) + (addend - virtual)
-    rounded = np.float32(total)
-    offset = total - np.float64(rounded)
-    beyond = np.float32(total + offset)
-    is_tie = (np.float64(beyond) - total == offset) & (offset != np.float64(0.0))
-    push = is_tie & (error * offset > np.float64(0.0))
-    return rounded + (beyond - rounded) * np.float32(push)
-
-
-_fma_float32_jit = _jit(_fma_float32)
-
-
-def _eigen_sum(values):
-    """Eigen's inner-most vectorised sum of a 1-D float32/float64 array (rule in the module docstring)."""
     lanes = 8 if values.dtype == np.float32 else 4
     n = values.shape[0]
+    if n > lanes * _TREE_LEAF_PACKETS:
+        split = lanes * -(-(first + -(-n // 2)) // lanes)
+        left = min(split - first, n)
+        total = np.zeros((), values.dtype)[()] + _eigen_sum(values[:left], first)
+        if left < n:
+            total = total + _eigen_sum(values[left:], split)
+        return total
     n_packets = n // lanes
     tail = np.zeros((), values.dtype)[()]
     for v in values[n_packets * lanes :]:
@@ -128,94 +178,120 @@ def _eigen_sum(values):
     return tail + a0[0]
 
 
-@_jit
-def _eigen_sum_loop(values):
-    lanes = 32 // values.itemsize
-    n = values.shape[0]
-    n_packets = n // lanes
-    tail = np.zeros(1, values.dtype)[0]
-    for i in range(n_packets * lanes, n):
-        tail = tail + values[i]
-    if n_packets == 0:
-        return tail
-    acc = np.empty((4, lanes), values.dtype)
-    if n >= 4 * lanes:
-        for r in range(4):
-            for l in range(lanes):
-                acc[r, l] = values[r * lanes + l]
-        n_blocks = n_packets // 4
-        for i in range(1, n_blocks):
+def reduce_sum_rows(values: np.ndarray) -> np.ndarray:
+    """``tf.reduce_sum(values, axis=0)`` of a (B, N) array, N >= 2, in Eigen's order (module docstring)."""
+    rows, cols = values.shape
+    lanes = 8 if values.dtype == np.float32 else 4
+    packed = cols - cols % lanes
+    out = np.zeros(cols, values.dtype)
+    for b in range(rows):
+        out = out + values[b]
+    if rows >= 16 and packed:
+        whole = rows // 4 * 4
+        acc = [np.zeros(packed, values.dtype) for _ in range(4)]
+        for b in range(0, whole, 4):
             for r in range(4):
-                for l in range(lanes):
-                    acc[r, l] = acc[r, l] + values[(4 * i + r) * lanes + l]
-        for l in range(lanes):
-            acc[0, l] = ((acc[0, l] + acc[1, l]) + acc[2, l]) + acc[3, l]
-        start = 4 * n_blocks
-    else:
-        for l in range(lanes):
-            acc[0, l] = values[l]
-        start = 1
-    for i in range(start, n_packets):
-        for l in range(lanes):
-            acc[0, l] = acc[0, l] + values[i * lanes + l]
-    half = lanes // 2
-    while half >= 1:
-        for l in range(half):
-            acc[0, l] = acc[0, l] + acc[0, l + half]
-        half = half // 2
-    return tail + acc[0, 0]
-
-
-def _tree8(p):
-    return ((p[..., 0] + p[..., 4]) + (p[..., 2] + p[..., 6])) + ((p[..., 1] + p[..., 5]) + (p[..., 3] + p[..., 7]))
-
-
-# --- NumPy functions -------------------------------------------------------------
-
-
-def _sequential_over_k(inputs, kernel):
-    out = inputs[:, 0, None] * kernel[0]
-    for k in range(1, kernel.shape[0]):
-        out = out + inputs[:, k, None] * kernel[k]
+                acc[r] = acc[r] + values[b + r, :packed]
+        total = ((acc[0] + acc[1]) + acc[2]) + acc[3]
+        for b in range(whole, rows):
+            total = total + values[b, :packed]
+        out[:packed] = total
     return out
 
 
-def _fma_over_k(inputs, kernel):
-    out = inputs[:, 0, None] * kernel[0]
-    for k in range(1, kernel.shape[0]):
-        out = _fma_float32(inputs[:, k, None], kernel[k], out)
-    return out
+# --- Eigen's float64 products, as TensorFlow dispatches them ------------------------------
+
+
+def _eigen_matmul(lhs, rhs, lhs_row_major, rhs_row_major):
+    """``lhs @ rhs`` (float64) through TensorFlow's ``LaunchBatchMatMul`` and Eigen (module docstring).
+
+    ``lhs``/``rhs`` are the operands as multiplied; ``*_row_major`` tells
+    whether each is the stored (row-major) tensor or the transpose of one.
+    """
+    rows, depth = lhs.shape
+    cols = rhs.shape[1]
+    if min(rows, depth, cols) > 1:
+        # Tensor contraction; Eigen works column-major, so it computes out.T = rhs.T @ lhs.T.
+        return eigen_products.gebp(rhs.T, lhs.T).T
+    contiguous_dots = lhs_row_major and not rhs_row_major
+    if depth + rows + cols < eigen_products.LAZY_PRODUCT_THRESHOLD:
+        return eigen_products.lazy_product(lhs, rhs, contiguous_dots)
+    zero = np.zeros((), lhs.dtype)
+    if cols == 1 and rows == 1:
+        return zero + eigen_products.dot_product(lhs, rhs, contiguous_dots)
+    if cols == 1:
+        gemv = eigen_products.gemv_row_major if lhs_row_major else eigen_products.gemv_col_major
+        return gemv(lhs, rhs[:, 0])[:, None]
+    if rows == 1:
+        gemv = eigen_products.gemv_col_major if rhs_row_major else eigen_products.gemv_row_major
+        return gemv(rhs.T, lhs[0])[None, :]
+    return zero + lhs * rhs  # depth 1: outer product
+
+
+@_jit
+def _eigen_matmul_loop(lhs, rhs, lhs_row_major, rhs_row_major, out):
+    rows, depth = lhs.shape
+    cols = rhs.shape[1]
+    if min(rows, min(depth, cols)) > 1:
+        eigen_products.gebp_loop(rhs.T, lhs.T, out.T)
+        return
+    contiguous_dots = lhs_row_major and not rhs_row_major
+    if depth + rows + cols < eigen_products.LAZY_PRODUCT_THRESHOLD:
+        eigen_products.lazy_product_loop(lhs, rhs, contiguous_dots, out)
+        return
+    if cols == 1 and rows == 1:
+        out[0, 0] = cast(0, out) + eigen_products.dot_product_loop(lhs, rhs, contiguous_dots)
+        return
+    if cols == 1:
+        if lhs_row_major:
+            eigen_products.gemv_row_major_loop(lhs, rhs[:, 0], out[:, 0])
+        else:
+            eigen_products.gemv_col_major_loop(lhs, rhs[:, 0], out[:, 0])
+        return
+    if rows == 1:
+        if rhs_row_major:
+            eigen_products.gemv_col_major_loop(rhs.T, lhs[0], out[0])
+        else:
+            eigen_products.gemv_row_major_loop(rhs.T, lhs[0], out[0])
+        return
+    for i in range(rows):
+        for j in range(cols):
+            out[i, j] = cast(0, out) + lhs[i, 0] * rhs[0, j]
+
+
+# --- NumPy functions -------------------------------------------------------------------
 
 
 def matmul(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     r"""Forward product :math:`z_{bj} = \sum_k a_{bk} W_{kj}` in TensorFlow's order (module docstring)."""
-    n_rows, n_in = inputs.shape
-    n_out = kernel.shape[1]
-    if inputs.dtype == np.float32 and n_out >= 2:
-        return _fma_over_k(inputs, kernel)
-    if inputs.dtype == np.float64 and n_out == 1 and n_in == 8 and n_rows >= 11:
-        return _tree8(inputs * kernel[:, 0])[:, None]
-    return _sequential_over_k(inputs, kernel)
+    if inputs.dtype == np.float64:
+        return _eigen_matmul(inputs, kernel, True, True)
+    if kernel.shape[1] == 1 and inputs.shape[0] >= 2:
+        return onednn.gemv_tree(inputs, kernel[:, 0])[:, None]
+    return onednn.dot_fma(inputs, kernel)
 
 
 def matmul_grad_input(delta: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    r"""Backward product :math:`g_{bk} = \sum_j \delta_{bj} W_{kj}`, summed over j in order."""
-    out = delta[:, 0, None] * kernel[:, 0]
-    for j in range(1, kernel.shape[1]):
-        out = out + delta[:, j, None] * kernel[:, j]
-    return out
+    r"""Backward product :math:`g_{bk} = \sum_j \delta_{bj} W_{kj}` in TensorFlow's order (module docstring)."""
+    if delta.dtype == np.float64:
+        return _eigen_matmul(delta, kernel.T, True, False)
+    rows, n_in = delta.shape[0], kernel.shape[0]
+    if rows == 1:
+        return onednn.gemv_tree(kernel, delta[0])[None, :]
+    if rows < 16:
+        return onednn.dot_lanes16(delta, kernel.T)
+    if n_in == 1:
+        return onednn.gemv_tree(delta, kernel[0])[:, None]
+    return onednn.dot_fma(delta, kernel.T)
 
 
 def matmul_grad_kernel(inputs: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    r"""Kernel gradient :math:`g_{kj} = \sum_b a_{bk}\delta_{bj}`, over b in order (FMA in float32)."""
-    out = inputs[0, :, None] * delta[0]
-    if inputs.dtype == np.float32:
-        for b in range(1, inputs.shape[0]):
-            out = _fma_float32(inputs[b, :, None], delta[b], out)
-        return out
-    for b in range(1, inputs.shape[0]):
-        out = out + inputs[b, :, None] * delta[b]
-    return out
+    r"""Kernel gradient :math:`g_{kj} = \sum_b a_{bk}\delta_{bj}` in TensorFlow's order (module docstring)."""
+    if inputs.dtype == np.float64:
+        return _eigen_matmul(inputs.T, delta, False, True)
+    if inputs.shape[1] == 1 or delta.shape[1] == 1:
+        return onednn.dot_fma(inputs.T, delta)
+    return onednn.dot_fma_blocked(inputs.T, delta)
 
 
 def sum_vector(values: np.ndarray):
@@ -224,70 +300,184 @@ def sum_vector(values: np.ndarray):
 
 
 def sum_columns(values: np.ndarray) -> np.ndarray:
-    """``tf.reduce_sum(values, axis=0)``: Eigen's reduction for one column, rows in order otherwise."""
+    """A Dense layer's bias gradient as Keras computes it (module docstring).
+
+    One unit: Keras adds the bias with ``AddV2``, whose gradient is
+    ``tf.reduce_sum`` of the column. Several units: ``BiasAdd``, whose gradient
+    ``BiasAddGrad`` adds the rows in order into a zeroed buffer (one row: a copy).
+    """
     if values.shape[1] == 1:
         return np.array([_eigen_sum(np.ascontiguousarray(values[:, 0]))], dtype=values.dtype)
-    return np.add.reduce(values, axis=0)
+    if values.shape[0] == 1:
+        return values[0].copy()
+    out = np.zeros(values.shape[1], values.dtype)
+    for row in values:
+        out = out + row
+    return out
 
 
-# --- Numba loops (same order, into preallocated buffers) --------------------------
+# --- Numba loops (same order, into preallocated buffers) --------------------------------
 
 
 @_jit
-def matmul_loop(inputs, kernel, out):
-    n_rows, n_in = inputs.shape
-    n_out = kernel.shape[1]
-    use_fma = inputs.itemsize == 4 and n_out >= 2
-    use_tree = inputs.itemsize == 8 and n_out == 1 and n_in == 8 and n_rows >= 11
-    for b in range(n_rows):
-        for j in range(n_out):
-            if use_tree:
-                p0 = inputs[b, 0] * kernel[0, j]
-                p1 = inputs[b, 1] * kernel[1, j]
-                p2 = inputs[b, 2] * kernel[2, j]
-                p3 = inputs[b, 3] * kernel[3, j]
-                p4 = inputs[b, 4] * kernel[4, j]
-                p5 = inputs[b, 5] * kernel[5, j]
-                p6 = inputs[b, 6] * kernel[6, j]
-                p7 = inputs[b, 7] * kernel[7, j]
-                out[b, j] = ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 + p7))
+def _eigen_leaf_sum_loop(values, start, n):
+    lanes = 32 // values.itemsize
+    n_packets = n // lanes
+    tail = cast(0, values)
+    for i in range(start + n_packets * lanes, start + n):
+        tail = tail + values[i]
+    if n_packets == 0:
+        return tail
+    acc = np.empty((4, lanes), values.dtype)
+    if n >= 4 * lanes:
+        for r in range(4):
+            for l in range(lanes):
+                acc[r, l] = values[start + r * lanes + l]
+        n_blocks = n_packets // 4
+        for i in range(1, n_blocks):
+            for r in range(4):
+                for l in range(lanes):
+                    acc[r, l] = acc[r, l] + values[start + (4 * i + r) * lanes + l]
+        for l in range(lanes):
+            acc[0, l] = ((acc[0, l] + acc[1, l]) + acc[2, l]) + acc[3, l]
+        first_packet = 4 * n_blocks
+    else:
+        for l in range(lanes):
+            acc[0, l] = values[start + l]
+        first_packet = 1
+    for i in range(first_packet, n_packets):
+        for l in range(lanes):
+            acc[0, l] = acc[0, l] + values[start + i * lanes + l]
+    half = lanes // 2
+    while half >= 1:
+        for l in range(half):
+            acc[0, l] = acc[0, l] + acc[0, l + half]
+        half = half // 2
+    return tail + acc[0, 0]
+
+
+@_jit
+def _eigen_sum_loop(values):
+    """Numba twin of :func:`_eigen_sum`: the halving tree walked in post-order with an explicit stack.
+
+    (A recursive function would be simpler, but Numba cannot load recursive functions from its cache.)
+    """
+    lanes = 32 // values.itemsize
+    limit = lanes * _TREE_LEAF_PACKETS
+    n = values.shape[0]
+    if n <= limit:
+        return _eigen_leaf_sum_loop(values, 0, n)
+    firsts = np.empty(64, np.int64)
+    counts = np.empty(64, np.int64)
+    visited = np.zeros(64, np.int64)  # 0: nothing summed, 1: left half summed
+    partial = np.empty(64, values.dtype)
+    top = 0
+    firsts[0], counts[0] = 0, n
+    while True:
+        first, count = firsts[top], counts[top]
+        split = lanes * ((first + (count + 1) // 2 + lanes - 1) // lanes)
+        left = min(split - first, count)
+        if visited[top] == 0:
+            visited[top] = 1
+            if left > limit:
+                top += 1
+                firsts[top], counts[top], visited[top] = first, left, 0
                 continue
-            acc = inputs[b, 0] * kernel[0, j]
-            for k in range(1, n_in):
-                if use_fma:
-                    acc = _fma_float32_jit(inputs[b, k], kernel[k, j], acc)
-                else:
-                    acc = acc + inputs[b, k] * kernel[k, j]
-            out[b, j] = acc
+            partial[top] = cast(0, values) + _eigen_leaf_sum_loop(values, first, left)
+        if visited[top] == 1:
+            visited[top] = 2
+            if left < count:
+                if count - left > limit:
+                    top += 1
+                    firsts[top], counts[top], visited[top] = split, count - left, 0
+                    continue
+                partial[top] = partial[top] + _eigen_leaf_sum_loop(values, split, count - left)
+        if top == 0:
+            return partial[0]
+        top -= 1
+        if visited[top] == 1:
+            partial[top] = cast(0, values) + partial[top + 1]
+        else:
+            partial[top] = partial[top] + partial[top + 1]
+
+
+# Each product has a float32 (oneDNN) and a float64 (Eigen) loop. The public ``*_loop``
+# picks one by dtype; in compiled code it picks while typing, so a model compiles only
+# its own library's kernels.
 
 
 @_jit
+def _matmul32_loop(inputs, kernel, out):
+    if kernel.shape[1] == 1 and inputs.shape[0] >= 2:
+        onednn.gemv_tree_loop(inputs[:, :], kernel[:, 0], out[:, 0])
+    else:
+        onednn.dot_fma_loop(inputs[:, :], kernel[:, :], out[:, :])
+
+
+# The loops pass any-layout views (``[:, :]``), so that the three products share one compiled
+# specialization of each kernel: a third of the compile time, the same speed.
+
+
+@_jit
+def _matmul64_loop(inputs, kernel, out):
+    _eigen_matmul_loop(inputs[:, :], kernel[:, :], True, True, out[:, :])
+
+
+@_jit
+def _matmul_grad_input32_loop(delta, kernel, out):
+    if delta.shape[0] == 1:
+        onednn.gemv_tree_loop(kernel[:, :], delta[:, :][0], out[:, :][0])
+    elif delta.shape[0] < 16:
+        onednn.dot_lanes16_loop(delta[:, :], kernel.T[:, :], out[:, :])
+    elif kernel.shape[0] == 1:
+        onednn.gemv_tree_loop(delta[:, :], kernel[:, :][0], out[:, 0])
+    else:
+        onednn.dot_fma_loop(delta[:, :], kernel.T[:, :], out[:, :])
+
+
+@_jit
+def _matmul_grad_input64_loop(delta, kernel, out):
+    _eigen_matmul_loop(delta[:, :], kernel.T[:, :], True, False, out[:, :])
+
+
+@_jit
+def _matmul_grad_kernel32_loop(inputs, delta, out):
+    if inputs.shape[1] == 1 or delta.shape[1] == 1:
+        onednn.dot_fma_loop(inputs.T[:, :], delta[:, :], out[:, :])
+    else:
+        onednn.dot_fma_blocked_loop(inputs.T[:, :], delta[:, :], out[:, :])
+
+
+@_jit
+def _matmul_grad_kernel64_loop(inputs, delta, out):
+    _eigen_matmul_loop(inputs.T[:, :], delta[:, :], False, True, out[:, :])
+
+
+def matmul_loop(inputs, kernel, out):
+    """Numba twin of :func:`matmul`, into ``out``."""
+    (_matmul32_loop if inputs.dtype == np.float32 else _matmul64_loop)(inputs, kernel, out)
+
+
 def matmul_grad_input_loop(delta, kernel, out):
-    n_rows, n_out = delta.shape
-    n_in = kernel.shape[0]
-    for b in range(n_rows):
-        for k in range(n_in):
-            acc = delta[b, 0] * kernel[k, 0]
-            for j in range(1, n_out):
-                acc = acc + delta[b, j] * kernel[k, j]
-            out[b, k] = acc
+    """Numba twin of :func:`matmul_grad_input`, into ``out``."""
+    (_matmul_grad_input32_loop if delta.dtype == np.float32 else _matmul_grad_input64_loop)(delta, kernel, out)
 
 
-@_jit
 def matmul_grad_kernel_loop(inputs, delta, out):
-    n_rows, n_in = inputs.shape
-    n_out = delta.shape[1]
-    use_fma = inputs.itemsize == 4
-    for k in range(n_in):
-        for j in range(n_out):
-            out[k, j] = inputs[0, k] * delta[0, j]
-    for b in range(1, n_rows):
-        for k in range(n_in):
-            for j in range(n_out):
-                if use_fma:
-                    out[k, j] = _fma_float32_jit(inputs[b, k], delta[b, j], out[k, j])
-                else:
-                    out[k, j] = out[k, j] + inputs[b, k] * delta[b, j]
+    """Numba twin of :func:`matmul_grad_kernel`, into ``out``."""
+    (_matmul_grad_kernel32_loop if inputs.dtype == np.float32 else _matmul_grad_kernel64_loop)(inputs, delta, out)
+
+
+def _by_dtype(float32_loop, float64_loop):
+    def typer(first, second, out):
+        loop = float32_loop if first.dtype == types.float32 else float64_loop
+        return lambda first, second, out: loop(first, second, out)
+    return typer
+
+
+overload(matmul_loop, jit_options={"cache": True})(_by_dtype(_matmul32_loop, _matmul64_loop))
+overload(matmul_grad_input_loop, jit_options={"cache": True})(_by_dtype(_matmul_grad_input32_loop, _matmul_grad_input64_loop))
+overload(matmul_grad_kernel_loop, jit_options={"cache": True})(_by_dtype(_matmul_grad_kernel32_loop, _matmul_grad_kernel64_loop))
 
 
 @_jit
@@ -297,10 +487,69 @@ def sum_vector_loop(values):
 
 @_jit
 def sum_columns_loop(values, out):
-    if values.shape[1] == 1:
+    rows, cols = values.shape
+    if cols == 1:
         out[0] = _eigen_sum_loop(np.ascontiguousarray(values[:, 0]))
         return
-    out[:] = values[0]
-    for b in range(1, values.shape[0]):
-        for j in range(values.shape[1]):
-            out[j] = out[j] + values[b, j]
+    for j in range(cols):
+        if rows == 1:
+            out[j] = values[0, j]
+            continue
+        acc = cast(0, values)
+        for b in range(rows):
+            acc = acc + values[b, j]
+        out[j] = acc
+
+
+@_jit
+def reduce_sum_rows_loop(values, out):
+    """Numba twin of :func:`reduce_sum_rows`, into ``out``."""
+    rows, cols = values.shape
+    lanes = 32 // values.itemsize
+    packed = cols - cols % lanes
+    zero = cast(0, values)
+    for j in range(cols):
+        if rows >= 16 and j < packed:
+            whole = rows // 4 * 4
+            a0 = zero
+            a1 = zero
+            a2 = zero
+            a3 = zero
+            for b in range(0, whole, 4):
+                a0 = a0 + values[b, j]
+                a1 = a1 + values[b + 1, j]
+                a2 = a2 + values[b + 2, j]
+                a3 = a3 + values[b + 3, j]
+            acc = ((a0 + a1) + a2) + a3
+            for b in range(whole, rows):
+                acc = acc + values[b, j]
+        else:
+            acc = zero
+            for b in range(rows):
+                acc = acc + values[b, j]
+        out[j] = acc
+
+
+def sigmoid_loop(z, out):
+    """Numba twin of :func:`sigmoid` on a 2-D C-contiguous array, into ``out``."""
+    (onednn.logistic_loop if z.dtype == np.float32 else eigen.logistic_tensorflow_loop)(z, out)
+
+
+def tanh_loop(z, out):
+    """Numba twin of :func:`tanh` on a 2-D C-contiguous array, into ``out``."""
+    (onednn.tanh_loop if z.dtype == np.float32 else eigen.tanh_tensorflow_loop)(z, out)
+
+
+# In compiled code the dtype picks the kernel while typing (the other one would not type-check).
+@overload(sigmoid_loop, jit_options={"cache": True})
+def _sigmoid_loop_numba(z, out):
+    if z.dtype == types.float32:
+        return lambda z, out: onednn.logistic_loop(z, out)
+    return lambda z, out: eigen.logistic_tensorflow_loop(z, out)
+
+
+@overload(tanh_loop, jit_options={"cache": True})
+def _tanh_loop_numba(z, out):
+    if z.dtype == types.float32:
+        return lambda z, out: onednn.tanh_loop(z, out)
+    return lambda z, out: eigen.tanh_tensorflow_loop(z, out)

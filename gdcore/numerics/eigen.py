@@ -65,6 +65,32 @@ Public functions
     Numba twins of the two above, for 2-D C-contiguous arrays, writing into ``out``.
 ``packet_size(dtype)``
     8 for float32, 4 for float64.
+
+Hyperbolic tangent
+------------------
+TensorFlow's ``Tanh`` evaluates Eigen's ``scalar_tanh_op``: ``ptanh`` on whole
+packets and ``numext::tanh`` on the scalar tail, and ``TanhGrad`` evaluates
+:math:`dy \cdot (1 - y y)` on both paths (``scalar_tanh_gradient_op``).
+
+**Packet path** (``ptanh_float`` / ``ptanh_double`` in
+``GenericPacketMathFunctions.h``), without FMA: clamp :math:`x` to
+:math:`\pm 7.90738964080810547` (float32) or :math:`\pm 17.714196154005176`
+(float64), the smallest arguments at which the approximation is exactly 1;
+:math:`x_2 = x x`, :math:`x_3 = x_2 x`; odd/even rational approximation
+:math:`p = \mathrm{horner}(\alpha, x_2)`, :math:`q = \mathrm{horner}(\beta,
+x_2)` (Horner from the highest coefficient, each step
+:math:`\mathrm{fl}(\mathrm{fl}(p x_2) + c)`), :math:`p \leftarrow
+\mathrm{fl}(\mathrm{fl}(x_3 p) + x)`, result :math:`p / q`. Degree [9/8]
+for float32, [19/18] for float64.
+
+**Scalar path**: float32 uses the same ``ptanh_float`` (Eigen is built with
+``EIGEN_FAST_MATH``), so a float32 tanh does not depend on the element's
+position; float64 calls the C library's ``tanh``.
+
+``tanh(z)``, ``tanh_scalar(z)``, ``tanh_grad(y, dy)``, ``tanh_tensorflow(z)``,
+``tanh_tensorflow_loop(z, out)``
+    As for the logistic. ``tanh`` uses only arithmetic, so it is also the
+    ``"plain"`` profile's tanh (NumPy and Numba give the same bits).
 """
 
 import ctypes
@@ -209,8 +235,8 @@ def _logistic_scalar_float64(x):
 
 _packet32_jit = _jit(_logistic_packet_float32)
 _packet64_jit = _jit(_logistic_packet_float64)
-_scalar32_jit = njit(_logistic_scalar_float32, error_model="numpy", nogil=True)
-_scalar64_jit = njit(_logistic_scalar_float64, error_model="numpy", nogil=True)
+_scalar32_jit = _jit(_logistic_scalar_float32)
+_scalar64_jit = _jit(_logistic_scalar_float64)
 
 
 def _float_dtype(z) -> np.dtype:
@@ -382,3 +408,170 @@ def logistic_grad_tensorflow_loop(y, dy, out):
                 out[b, j] = _logistic_grad_jit(y[b, j], dy[b, j])
             else:
                 out[b, j] = _logistic_grad_scalar_jit(y[b, j], dy[b, j])
+
+
+# --- hyperbolic tangent: scalar_tanh_op (ptanh_float / ptanh_double) ---------------
+
+_TANH_CLAMP_F32 = _F32(7.90738964080810547)
+_TANH_CLAMP_F64 = _F64(17.714196154005176)
+
+
+def _tanh_packet_float32(x):
+    x = np.maximum(np.minimum(_flush(x), _TANH_CLAMP_F32), -_TANH_CLAMP_F32)
+    x2 = x * x
+    x3 = x2 * x
+    p = _F32(1.394553628e-8)
+    p = p * x2 + _F32(2.102733560e-5)
+    p = p * x2 + _F32(3.520756727e-3)
+    p = p * x2 + _F32(1.340216100e-1)
+    q = _F32(8.015776984e-7)
+    q = q * x2 + _F32(3.326951409e-4)
+    q = q * x2 + _F32(2.597254514e-2)
+    q = q * x2 + _F32(4.673548340e-1)
+    q = q * x2 + _F32(1.0)
+    return _flush((x3 * p + x) / q)
+
+
+def _tanh_packet_float64(x):
+    x = np.maximum(np.minimum(_flush(x), _TANH_CLAMP_F64), -_TANH_CLAMP_F64)
+    x2 = x * x
+    x3 = x2 * x
+    p = _F64(2.6158007860482230e-23)
+    p = p * x2 + _F64(7.6534862268749319e-19)
+    p = p * x2 + _F64(3.1309488231386680e-15)
+    p = p * x2 + _F64(4.2303918148209176e-12)
+    p = p * x2 + _F64(2.4618379131293676e-09)
+    p = p * x2 + _F64(6.8644367682497074e-07)
+    p = p * x2 + _F64(9.3839087674268880e-05)
+    p = p * x2 + _F64(5.9809711724441161e-03)
+    p = p * x2 + _F64(1.5184719640284322e-01)
+    q = _F64(6.463747022670968018e-21)
+    q = q * x2 + _F64(5.782506856739003571e-17)
+    q = q * x2 + _F64(1.293019623712687916e-13)
+    q = q * x2 + _F64(1.123643448069621992e-10)
+    q = q * x2 + _F64(4.492975677839633985e-08)
+    q = q * x2 + _F64(8.785185266237658698e-06)
+    q = q * x2 + _F64(8.295161192716231542e-04)
+    q = q * x2 + _F64(3.437448108450402717e-02)
+    q = q * x2 + _F64(4.851805297361760360e-01)
+    q = q * x2 + _F64(1.0)
+    return _flush((x3 * p + x) / q)
+
+
+_libm.tanh.restype = ctypes.c_double
+_libm.tanh.argtypes = [ctypes.c_double]
+
+
+def _libm_tanh(x):
+    """The C library's ``tanh`` elementwise (float64; Python side: one call per element)."""
+    x = np.asarray(x)
+    out = np.array([_libm.tanh(float(v)) for v in x.ravel()], dtype=x.dtype).reshape(x.shape)
+    return out if out.ndim else out[()]
+
+
+@overload(_libm_tanh, jit_options={"cache": True})
+def _libm_tanh_numba(x):
+    if isinstance(x, types.Float):
+        return lambda x: math.tanh(x)
+    return None
+
+
+def _tanh_scalar_float64(x):
+    return _flush(_libm_tanh(_flush(x)))
+
+
+_tanh_packet32_jit = _jit(_tanh_packet_float32)
+_tanh_packet64_jit = _jit(_tanh_packet_float64)
+_tanh_scalar64_jit = _jit(_tanh_scalar_float64)
+
+
+def _tanh_dispatch(z):
+    packet = _tanh_packet_float32 if _float_dtype(z) == np.float32 else _tanh_packet_float64
+    return packet(z)
+
+
+def _tanh_scalar_dispatch(z):
+    if _float_dtype(z) == np.float32:
+        return _tanh_packet_float32(z)
+    return _tanh_scalar_float64(z)
+
+
+@overload(_tanh_dispatch, jit_options={"cache": True})
+def _tanh_dispatch_numba(z):
+    if z == types.float32:
+        return lambda z: _tanh_packet32_jit(z)
+    if z == types.float64:
+        return lambda z: _tanh_packet64_jit(z)
+    return None
+
+
+@overload(_tanh_scalar_dispatch, jit_options={"cache": True})
+def _tanh_scalar_dispatch_numba(z):
+    if z == types.float32:
+        return lambda z: _tanh_packet32_jit(z)
+    if z == types.float64:
+        return lambda z: _tanh_scalar64_jit(z)
+    return None
+
+
+def tanh(z):
+    r"""Eigen's vectorised (packet) :math:`\tanh z`, a rational approximation (module docstring).
+
+    Only arithmetic, ``np.minimum`` and ``np.maximum``: the same bits on NumPy
+    arrays and, compiled with Numba, on float32/float64 scalars.
+    """
+    return _tanh_dispatch(z)
+
+
+def tanh_scalar(z):
+    """Eigen's scalar ``numext::tanh``: the packet formula in float32, the C library's ``tanh`` in float64."""
+    return _tanh_scalar_dispatch(z)
+
+
+def tanh_grad(y, dy):
+    r"""``TanhGrad``: :math:`dy \cdot (1 - y y)` with :math:`y = \tanh z`, denormals flushed."""
+    y, dy = _flush(y), _flush(dy)
+    return _flush(dy * _flush(_one_like(y) - _flush(y * y)))
+
+
+def tanh_tensorflow(z: np.ndarray) -> np.ndarray:
+    """``tf.math.tanh(z)`` bit for bit: packet path, then scalar path on the flat tail."""
+    z = np.ascontiguousarray(z)
+    flat = z.reshape(-1)
+    end = _packet_end(flat.size, z.dtype)
+    out = np.empty_like(flat)
+    out[:end] = tanh(flat[:end])
+    if end < flat.size:
+        out[end:] = tanh_scalar(flat[end:])
+    return out.reshape(z.shape)
+
+
+def tanh_grad_tensorflow(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """``tf.raw_ops.TanhGrad(y=y, dy=dy)`` bit for bit (one formula on both paths)."""
+    return tanh_grad(np.asarray(y), np.asarray(dy))
+
+
+_tanh_jit = _jit(tanh)
+_tanh_scalar_jit = _jit(tanh_scalar)
+_tanh_grad_jit = _jit(tanh_grad)
+
+
+@_jit
+def tanh_tensorflow_loop(z, out):
+    """Numba twin of :func:`tanh_tensorflow` for 2-D C-contiguous ``z``, into ``out``."""
+    n_rows, n_cols = z.shape
+    end = n_rows * n_cols - (n_rows * n_cols) % (32 // z.itemsize)
+    for b in range(n_rows):
+        for j in range(n_cols):
+            if b * n_cols + j < end:
+                out[b, j] = _tanh_jit(z[b, j])
+            else:
+                out[b, j] = _tanh_scalar_jit(z[b, j])
+
+
+@_jit
+def tanh_grad_tensorflow_loop(y, dy, out):
+    """Numba twin of :func:`tanh_grad_tensorflow` for 2-D arrays, into ``out``."""
+    for b in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            out[b, j] = _tanh_grad_jit(y[b, j], dy[b, j])

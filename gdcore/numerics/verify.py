@@ -85,11 +85,21 @@ def _cases(tf, rng, dtype, batch_size, n_in, n_out):
     yield "sum_vector", np.asarray(profile.sum_vector(column)), reference
     yield "sum_vector_loop", np.asarray(profile.sum_vector_loop(column)), reference
 
-    reference = tf.reduce_sum(delta, axis=0).numpy()
+    # The bias gradient of Keras's Dense: BiasAddGrad for several units, reduce_sum of the column for one.
+    if n_out == 1:
+        reference = tf.reduce_sum(delta, axis=0).numpy()
+    else:
+        reference = tf.raw_ops.BiasAddGrad(out_backprop=delta).numpy()
     out = np.empty(n_out, dtype)
     profile.sum_columns_loop(delta, out)
     yield "sum_columns", profile.sum_columns(delta), reference
     yield "sum_columns_loop", out, reference
+    if n_out >= 2:
+        reference = tf.reduce_sum(delta, axis=0).numpy()
+        out = np.empty(n_out, dtype)
+        profile.reduce_sum_rows_loop(delta, out)
+        yield "reduce_sum_rows", profile.reduce_sum_rows(delta), reference
+        yield "reduce_sum_rows_loop", out, reference
 
     # Pre-activations over the whole interesting range, plus the tails.
     z = (rng.uniform(-1.0, 1.0, (batch_size, n_out)) * 10.0 ** rng.uniform(-3, 2.05, (batch_size, n_out))).astype(dtype)
@@ -105,6 +115,39 @@ def _cases(tf, rng, dtype, batch_size, n_in, n_out):
     eigen.logistic_grad_tensorflow_loop(y, delta, out)
     yield "logistic_grad", eigen.logistic_grad_tensorflow(y, delta), reference
     yield "logistic_grad_loop", out, reference
+
+    reference = tf.math.tanh(z).numpy()
+    out = np.empty_like(z)
+    eigen.tanh_tensorflow_loop(z, out)
+    yield "tanh", eigen.tanh_tensorflow(z), reference
+    yield "tanh_loop", out, reference
+    y = reference
+    reference = tf.raw_ops.TanhGrad(y=y, dy=delta).numpy()
+    out = np.empty_like(y)
+    eigen.tanh_grad_tensorflow_loop(y, delta, out)
+    yield "tanh_grad", eigen.tanh_grad_tensorflow(y, delta), reference
+    yield "tanh_grad_loop", out, reference
+
+    # A Dense layer's activation inside a tf.function: MatMul + BiasAdd + activation, fused in float32.
+    bias = _spread(rng, (n_out,), dtype)
+    pre = profile.matmul(inputs, kernel) + bias
+    for name, tf_activation, mine, loop in (("sigmoid", tf.math.sigmoid, profile.sigmoid, profile.sigmoid_loop),
+                                            ("tanh", tf.math.tanh, profile.tanh, profile.tanh_loop)):
+        reference = _dense_in_graph(tf, tf_activation)(inputs, kernel, bias).numpy()
+        out = np.empty_like(pre)
+        loop(pre, out)
+        yield f"dense_{name}", mine(pre), reference
+        yield f"dense_{name}_loop", out, reference
+
+
+_GRAPHS = {}
+
+
+def _dense_in_graph(tf, activation):
+    """``activation(bias_add(x @ w, b))`` as a ``tf.function`` (one per activation, retraced per shape)."""
+    if activation not in _GRAPHS:
+        _GRAPHS[activation] = tf.function(lambda x, w, b: activation(tf.nn.bias_add(tf.linalg.matmul(x, w), b)))
+    return _GRAPHS[activation]
 
 
 def verify_tensorflow_profile(

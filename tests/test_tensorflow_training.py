@@ -1,0 +1,98 @@
+"""Training with ``numerics="tensorflow"`` is Keras, bit for bit, after every epoch.
+
+Each case trains a gdcore model and its live Keras 3 twin (``jit_compile=False``,
+same initial weights, float64 run under ``floatx`` and dtype policy
+``"float64"``) on the same batches: epoch ``e`` is one call
+``fit(x[p_e], y[p_e], epochs=1, shuffle=False, batch_size=B)`` on both, with
+the same permutation ``p_e``. After every epoch every weight tensor,
+``history['loss']`` (and ``val_loss`` where validation data is given) and the
+predictions must have the same bytes. The drivers are :mod:`reference`'s
+(``run_gdcore``, ``run_keras(feed="numpy")``), one line per case.
+
+A failure names the first epoch that differs, the quantity, mine vs Keras and
+the distance in ulp; the per-operation rules it depends on are in
+``gdcore.numerics._tensorflow`` and tested one by one in
+``tests/test_numerics_tensorflow.py``.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import gdcore  # noqa: E402
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("keras")
+
+from reference.compare import ulp_distance  # noqa: E402
+from reference.configs import epoch_orders  # noqa: E402
+from reference.gdcore_driver import run_gdcore  # noqa: E402
+from reference.keras_driver import run_keras  # noqa: E402
+
+pytestmark = pytest.mark.tensorflow
+
+# id: (hidden units, activation, input features, optimizer, learning rate, loss, batch size, epochs, validation)
+CASES = {
+    "seed-linear-sgd-mse-b20": ([], "linear", 1, "sgd", 0.01, "mse", 20, 25, False),
+    "seed-sigmoid8-adam-mse-b20": ([8], "sigmoid", 1, "adam", 0.1, "mse", 20, 25, True),
+    "linear-sgd-mae-b20": ([], "linear", 1, "sgd", 0.01, "mae", 20, 25, False),
+    "sigmoid8-adam-mae-b30-partial": ([8], "sigmoid", 1, "adam", 0.1, "mae", 30, 25, False),
+    "linear-sgd-mse-b1": ([], "linear", 1, "sgd", 0.01, "mse", 1, 10, False),
+    "sigmoid8-sgd-mse-b1": ([8], "sigmoid", 1, "sgd", 0.05, "mse", 1, 10, False),
+    "sigmoid1-adam-mse-b20": ([1], "sigmoid", 1, "adam", 0.1, "mse", 20, 25, False),
+    "sigmoid3-adam-mse-b30": ([3], "sigmoid", 1, "adam", 0.1, "mse", 30, 25, False),
+    "sigmoid16-adam-mse-b20": ([16], "sigmoid", 1, "adam", 0.1, "mse", 20, 25, False),
+    "sigmoid64-adam-mse-b20": ([64], "sigmoid", 1, "adam", 0.05, "mse", 20, 25, False),
+    "tanh8-adam-mse-b20": ([8], "tanh", 1, "adam", 0.05, "mse", 20, 25, False),
+    "relu8-sgd-mae-b30": ([8], "relu", 1, "sgd", 0.05, "mae", 30, 25, False),
+    "linear-3features-adam-mse-b30": ([], "linear", 3, "adam", 0.1, "mse", 30, 25, False),
+    "sigmoid8-3features-adam-mse-b20": ([8], "sigmoid", 3, "adam", 0.1, "mse", 20, 25, False),
+    "tanh16-3features-sgd-mae-b30": ([16], "tanh", 3, "sgd", 0.05, "mae", 30, 25, False),
+}
+
+
+@pytest.fixture(scope="module")
+def data(seed_train):
+    x = seed_train["X"].to_numpy()
+    return np.column_stack([x, np.sin(x), x**2 / 10]), seed_train["y"].to_numpy()
+
+
+def _model(hidden, activation, n_features, optimizer, learning_rate, loss, dtype):
+    layers = [gdcore.Input(shape=(n_features,))]
+    layers += [gdcore.layers.Dense(units, activation=activation) for units in hidden]
+    layers.append(gdcore.layers.Dense(1))
+    model = gdcore.Sequential(layers, dtype=dtype, numerics="tensorflow", seed=3)
+    make = gdcore.optimizers.SGD if optimizer == "sgd" else gdcore.optimizers.Adam
+    model.compile(optimizer=make(learning_rate=learning_rate), loss=loss)
+    return model
+
+
+def _first_difference(mine, theirs):
+    """(epoch, quantity, mine, theirs, max ulp) of the first quantity whose bytes differ, or None."""
+    for epoch in range(1, theirs.epochs + 1):
+        ours, keras = mine.quantities(epoch), theirs.quantities(epoch)
+        for name, value in keras.items():
+            a, b = np.asarray(ours[name]), np.asarray(value, dtype=np.asarray(ours[name]).dtype)
+            if a.tobytes() != b.tobytes():
+                return epoch, name, a.ravel()[:4], b.ravel()[:4], int(ulp_distance(a, b).max())
+    return None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_training_is_bit_identical_to_keras(case, dtype, data):
+    hidden, activation, n_features, optimizer, learning_rate, loss, batch_size, epochs, validation = CASES[case]
+    x, y = data[0][:, :n_features], data[1]
+    model = _model(hidden, activation, n_features, optimizer, learning_rate, loss, dtype)
+    arguments = {"orders": epoch_orders(len(x), epochs, seed=0), "batch_size": batch_size,
+                 "validation_data": (x[:30], y[:30]) if validation else None}
+    mine = run_gdcore(model, x, y, **arguments)
+    theirs = run_keras(model, x, y, feed="numpy", **arguments)
+    assert theirs.diverged_at is None and mine.epochs == theirs.epochs == epochs
+    difference = _first_difference(mine, theirs)
+    assert difference is None, (
+        "epoch {}: {} differs, gdcore {} vs keras {} ({} ulp)".format(*difference)
+    )
