@@ -20,20 +20,14 @@ from numba.extending import overload
 
 from gdcore import activations, losses, optimizers
 from gdcore._dtype import cast
-from gdcore.numerics import _plain, _tensorflow, eigen
+from gdcore.numerics import _plain, _tensorflow
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 # Small step functions are inlined into their caller at Numba IR level: a call between
 # separately compiled functions costs more than a 20-sample layer, and blocks vectorisation.
 _inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
-_linear = _jit(activations.linear)
-_sigmoid = _jit(activations.sigmoid)
-_tanh = _jit(activations.tanh)
 _relu = _jit(activations.relu)
-_linear_grad = _jit(activations.linear_grad)
-_sigmoid_grad = _jit(activations.sigmoid_grad)
-_tanh_grad = _jit(activations.tanh_grad)
 _relu_grad = _jit(activations.relu_grad)
 _squared_error = _jit(losses.squared_error)
 _squared_error_grad = _jit(losses.squared_error_grad)
@@ -115,57 +109,73 @@ def _sum_columns_numba(profile, values, out):
 # --- one batch ----------------------------------------------------------------------
 
 
+def _sigmoid_loop(profile, z, out):
+    """Compiled code only: the profile's ``sigmoid_loop``."""
+
+
+def _sigmoid_grad_loop(profile, y, dy, out):
+    """Compiled code only: the profile's ``sigmoid_grad_loop``."""
+
+
+def _tanh_loop(profile, z, out):
+    """Compiled code only: the profile's ``tanh_loop``."""
+
+
+def _tanh_grad_loop(profile, y, dy, out):
+    """Compiled code only: the profile's ``tanh_grad_loop``."""
+
+
+@overload(_sigmoid_loop, **_overload)
+def _sigmoid_loop_numba(profile, z, out):
+    loop = _profile_module(profile).sigmoid_loop
+    return lambda profile, z, out: loop(z, out)
+
+
+@overload(_sigmoid_grad_loop, **_overload)
+def _sigmoid_grad_loop_numba(profile, y, dy, out):
+    loop = _profile_module(profile).sigmoid_grad_loop
+    return lambda profile, y, dy, out: loop(y, dy, out)
+
+
+@overload(_tanh_loop, **_overload)
+def _tanh_loop_numba(profile, z, out):
+    loop = _profile_module(profile).tanh_loop
+    return lambda profile, z, out: loop(z, out)
+
+
+@overload(_tanh_grad_loop, **_overload)
+def _tanh_grad_loop_numba(profile, y, dy, out):
+    loop = _profile_module(profile).tanh_grad_loop
+    return lambda profile, y, dy, out: loop(y, dy, out)
+
+
 @_jit
 def _activate(profile, activation, z, bias):
-    """z[b, j] <- f(z[b, j] + bias[j]) in place; the branch is outside the loops so they vectorise."""
+    """z <- f(z + bias) in place: the bias in one pass, then the activation as the profile evaluates it."""
     rows, cols = z.shape
-    if activation == 1 and profile == 1:
-        for b in range(rows):
-            for j in range(cols):
-                z[b, j] = z[b, j] + bias[j]
-        _tensorflow.sigmoid_loop(z, z)
-    elif activation == 1:
-        for b in range(rows):
-            for j in range(cols):
-                z[b, j] = _sigmoid(z[b, j] + bias[j])
-    elif activation == 2 and profile == 1:
-        for b in range(rows):
-            for j in range(cols):
-                z[b, j] = z[b, j] + bias[j]
-        _tensorflow.tanh_loop(z, z)
+    for b in range(rows):
+        for j in range(cols):
+            z[b, j] = z[b, j] + bias[j]
+    if activation == 1:
+        _sigmoid_loop(profile, z, z)
     elif activation == 2:
-        for b in range(rows):
-            for j in range(cols):
-                z[b, j] = _tanh(z[b, j] + bias[j])
+        _tanh_loop(profile, z, z)
     elif activation == 3:
         for b in range(rows):
             for j in range(cols):
-                z[b, j] = _relu(z[b, j] + bias[j])
-    else:
-        for b in range(rows):
-            for j in range(cols):
-                z[b, j] = z[b, j] + bias[j]
+                z[b, j] = _relu(z[b, j])
 
 
 @_jit
 def _activation_grad(profile, activation, y, delta):
     """delta <- dL/dz from delta = dL/dy and the layer's output y, in place."""
-    rows, cols = y.shape
-    if activation == 1 and profile == 1:
-        eigen.logistic_grad_tensorflow_loop(y, delta, delta)
-    elif activation == 1:
-        for b in range(rows):
-            for j in range(cols):
-                delta[b, j] = _sigmoid_grad(y[b, j], delta[b, j])
-    elif activation == 2 and profile == 1:
-        eigen.tanh_grad_tensorflow_loop(y, delta, delta)
+    if activation == 1:
+        _sigmoid_grad_loop(profile, y, delta, delta)
     elif activation == 2:
-        for b in range(rows):
-            for j in range(cols):
-                delta[b, j] = _tanh_grad(y[b, j], delta[b, j])
+        _tanh_grad_loop(profile, y, delta, delta)
     elif activation == 3:
-        for b in range(rows):
-            for j in range(cols):
+        for b in range(y.shape[0]):
+            for j in range(y.shape[1]):
                 delta[b, j] = _relu_grad(y[b, j], delta[b, j])
 
 

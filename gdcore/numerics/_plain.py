@@ -23,6 +23,8 @@ a contiguous run, for example a (B, 1) column.
 import numpy as np
 from numba import njit
 
+from gdcore import activations
+
 # Activations whose evaluation depends on the profile: none; each element is
 # computed by the activation's own elementwise function.
 ACTIVATIONS: dict = {}
@@ -140,3 +142,40 @@ def sum_columns_loop(values, out):
     for b in range(1, values.shape[0]):
         for j in range(values.shape[1]):
             out[j] = out[j] + values[b, j]
+
+
+# --- activations over a layer's (batch, units) buffer: each element on its own ---
+
+_inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
+_sigmoid = _jit(activations.sigmoid)
+_sigmoid_grad = _jit(activations.sigmoid_grad)
+_tanh = _jit(activations.tanh)
+_tanh_grad = _jit(activations.tanh_grad)
+
+
+@_inline
+def sigmoid_loop(z, out):
+    for b in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[b, j] = _sigmoid(z[b, j])
+
+
+@_inline
+def sigmoid_grad_loop(y, dy, out):
+    for b in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            out[b, j] = _sigmoid_grad(y[b, j], dy[b, j])
+
+
+@_inline
+def tanh_loop(z, out):
+    for b in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[b, j] = _tanh(z[b, j])
+
+
+@_inline
+def tanh_grad_loop(y, dy, out):
+    for b in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            out[b, j] = _tanh_grad(y[b, j], dy[b, j])

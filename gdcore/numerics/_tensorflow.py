@@ -553,3 +553,15 @@ def _tanh_loop_numba(z, out):
     if z.dtype == types.float32:
         return lambda z, out: onednn.tanh_loop(z, out)
     return lambda z, out: eigen.tanh_tensorflow_loop(z, out)
+
+
+@_jit
+def sigmoid_grad_loop(y, dy, out):
+    """``SigmoidGrad`` over a 2-D C-contiguous array (Eigen's packet/tail rule), into ``out``."""
+    eigen.logistic_grad_tensorflow_loop(y, dy, out)
+
+
+@_jit
+def tanh_grad_loop(y, dy, out):
+    """``TanhGrad`` over a 2-D C-contiguous array (Eigen's packet/tail rule), into ``out``."""
+    eigen.tanh_grad_tensorflow_loop(y, dy, out)
