@@ -10,13 +10,14 @@ from reference.compare import Tolerance
 def test_list_prints_the_default_names_without_running(capsys):
     assert command.main(["--list"]) == 0
     names = capsys.readouterr().out.split()
-    assert names[:2] == ["linear-sgd-mse-b20-lr0.01-float32", "sigmoid8-adam-mse-b20-lr0.1-float32"]
+    assert names[:2] == ["linear-sgd-mse-b20-lr0.01-float32-tensorflow", "sigmoid8-adam-mse-b20-lr0.1-float32-tensorflow"]
 
 
 def test_list_applies_overrides_and_globs(capsys):
     assert command.main(["--list", "--grid", "--configs", "linear-adam-mae-b30-*", "--dtype", "float64", "--epochs", "5"]) == 0
     assert capsys.readouterr().out.split() == [
-        "linear-adam-mae-b30-lr0.1-e5-float64", "linear-adam-mae-b30-lr0.01-e5-float64", "linear-adam-mae-b30-lr0.001-e5-float64"]
+        "linear-adam-mae-b30-lr0.1-e5-float64-tensorflow", "linear-adam-mae-b30-lr0.01-e5-float64-tensorflow",
+        "linear-adam-mae-b30-lr0.001-e5-float64-tensorflow"]
 
 
 def test_unknown_configuration_is_a_usage_error(capsys):
@@ -38,10 +39,13 @@ def test_run_prints_table_and_writes_report(tmp_path, capsys, quick):
                            "--epochs", "3", "--output", str(output)])
     printed = capsys.readouterr().out
     assert status == 0, printed
-    assert "[1/2] linear-sgd-mse-b1-lr0.01-e3-float32" in printed and "[2/2] sigmoid8-adam-mse-b20-lr0.1-e3-float64" in printed
+    assert "[1/2] linear-sgd-mse-b1-lr0.01-e3-float32-tensorflow" in printed
+    assert "[2/2] sigmoid8-adam-mse-b20-lr0.1-e3-float64-tensorflow" in printed
+    assert printed.count("keras: ok (rel 0.0e+00, 3/3 bit-identical)") == 2  # the default profile reproduces Keras
     assert "compared with" in printed and "bit-identical" in printed and "speed-up" in printed
     for name in ("rows.csv", "summary.csv", "optimum-gaps.csv", "summary.md", "plots/overview.png",
-                 "plots/linear-sgd-mse-b1-lr0.01-e3-float32.png", "plots/sigmoid8-adam-mse-b20-lr0.1-e3-float64.png"):
+                 "plots/linear-sgd-mse-b1-lr0.01-e3-float32-tensorflow.png",
+                 "plots/sigmoid8-adam-mse-b20-lr0.1-e3-float64-tensorflow.png"):
         assert (output / name).stat().st_size > 0, name
     rows = pd.read_csv(output / "rows.csv")
     assert set(rows["epoch"]) == {0, 1, 2, 3}
@@ -56,7 +60,8 @@ def test_run_prints_table_and_writes_report(tmp_path, capsys, quick):
 @pytest.mark.tensorflow
 def test_exit_status_is_one_when_a_comparison_is_beyond_tolerance(tmp_path, capsys, quick, monkeypatch):
     monkeypatch.setattr("reference.runner.default_tolerance", lambda dtype: Tolerance(0.0, 0.0))
-    status = command.main(["--configs", "sigmoid8-adam-mse-b20-lr0.1-float32", "--epochs", "2", "--engines", "keras",
+    # The plain profile differs from Keras in the last bits, so a zero tolerance must fail.
+    status = command.main(["--configs", "sigmoid8-adam-mse-b20-lr0.1-float32", "--epochs", "2", "--engines", "keras", "--numerics", "plain",
                            "--no-plots", "--output", str(tmp_path)])
     printed = capsys.readouterr().out
     assert status == 1
