@@ -1,5 +1,6 @@
 """Render the README's figures: ``python docs/make_figures.py`` (writes docs/*.png)."""
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +23,8 @@ def linear_neuron(optimizer):
     return model
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
     train = gdcore.datasets.make_regression_dataset(n_samples=100, noise=1.25, random_state=42)
     x, y = train[["X"]], train["y"]
     paths = {

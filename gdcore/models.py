@@ -85,6 +85,10 @@ class Sequential:
             return
         if not isinstance(layer, Dense):
             raise TypeError(f"layers must be gdcore.Input or gdcore.layers.Dense, got {type(layer).__name__}")
+        if layer.input_shape is not None:
+            if self.layers or self.input_shape not in (None, layer.input_shape):
+                raise ValueError("input_shape may only be given to the first layer, and must agree with the Input")
+            self.input_shape = layer.input_shape
         layer.name = layer.name or ("dense" if not self.layers else f"dense_{len(self.layers)}")
         self.layers.append(layer)
 
@@ -180,7 +184,7 @@ class Sequential:
         return np.ascontiguousarray(targets, dtype=self.dtype)
 
     def fit(self, x=None, y=None, batch_size: int | None = 32, epochs: int = 1, verbose="auto", callbacks=None,
-            validation_data=None, shuffle: bool = True, initial_epoch: int = 0) -> History:
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0) -> History:
         """Train for ``epochs`` passes over the data, Keras's way.
 
         Each epoch visits the samples in consecutive batches of ``batch_size``
@@ -195,6 +199,10 @@ class Sequential:
         with a :class:`TrainingDivergedWarning`: weights and optimizer state are
         those at the end of the last completed epoch, and the History holds
         every completed epoch.
+
+        ``validation_split`` holds out the *last* fraction of the samples,
+        before any shuffling, as Keras does; ``validation_data`` wins if both
+        are given.
         """
         if self.optimizer is None or self.loss is None:
             raise ValueError("fit: the model must be compiled first: call compile(optimizer=..., loss=...)")
@@ -204,6 +212,15 @@ class Sequential:
         verbose = 1 if verbose == "auto" else int(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        if validation_split and validation_data is None:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}")
+            split_at = math.floor(x.shape[0] * (1.0 - validation_split))
+            if split_at == 0 or split_at == x.shape[0]:
+                raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
+                                 f"out of {x.shape[0]}")
+            validation_data = (x[split_at:], y[split_at:])
+            x, y = x[:split_at], y[:split_at]
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
@@ -278,14 +295,15 @@ class Sequential:
             return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
         return _numba_engine.permutations(self._rng.random((epochs, n)))
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = 32, verbose="auto") -> float:
+    def evaluate(self, x=None, y=None, batch_size: int | None = 32, verbose="auto", return_dict: bool = False):
         """The loss on (x, y), Keras's way: batch losses averaged with batch-size weights."""
         if self.loss is None:
             raise ValueError("evaluate: the model must be compiled first: call compile(optimizer=..., loss=...)")
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
-        return float(self._engine().evaluate_loop(self.profile.id, x, y, batch_size, self.params, self.layout, self.loss.id))
+        loss = float(self._engine().evaluate_loop(self.profile.id, x, y, batch_size, self.params, self.layout, self.loss.id))
+        return {"loss": loss} if return_dict else loss
 
     def predict(self, x, batch_size: int | None = 32, verbose="auto") -> np.ndarray:
         """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` as Keras does."""

@@ -209,3 +209,29 @@ def test_adam_rounds_betas_through_float32_like_keras_unless_asked_not_to():
     assert sklearn_like[1] == 0.9 and sklearn_like[2] == 0.999
     # The factors (1 - beta) are exact Python doubles in both conventions.
     assert keras_like[3] == sklearn_like[3] == 1 - 0.9
+
+
+def test_validation_split_holds_out_the_last_samples_before_shuffling(xy):
+    x, y = xy
+    split = build_model()
+    split.compile(optimizer="sgd", loss="mse")
+    explicit = build_model()
+    explicit.compile(optimizer="sgd", loss="mse")
+    a = split.fit(x, y, batch_size=20, epochs=2, validation_split=0.2, verbose=0)
+    b = explicit.fit(x[:80], y[:80], batch_size=20, epochs=2, validation_data=(x[80:], y[80:]), verbose=0)
+    assert a.history == b.history
+    with pytest.raises(ValueError, match="validation_split"):
+        split.fit(x, y, validation_split=1.5, verbose=0)
+
+
+def test_keras_2_style_input_shape_layer_weights_and_evaluate_dict(xy):
+    x, y = xy
+    model = gdcore.Sequential([gdcore.layers.Dense(4, activation="relu", input_shape=(1,)), gdcore.layers.Dense(1)], seed=0)
+    assert model.built and model.count_params() == 4 + 4 + 4 + 1
+    kernel, bias = model.layers[0].get_weights()
+    model.layers[0].set_weights([kernel * 2, bias + 1])
+    assert np.array_equal(model.get_weights()[0], kernel * 2) and np.array_equal(model.get_weights()[1], bias + 1)
+    with pytest.raises(ValueError, match="expected 2 arrays"):
+        model.layers[0].set_weights([kernel])
+    model.compile(optimizer="adam", loss="mse")
+    assert model.evaluate(x, y, return_dict=True) == {"loss": model.evaluate(x, y)}
