@@ -255,7 +255,23 @@ class KerasTrainer:
 # --- scikit-learn -------------------------------------------------------------------------
 
 
-class MLPRegressorTrainer:
+class _PartialFitTrainer:
+    """A scikit-learn estimator trained by one ``partial_fit`` per epoch; subclasses build it in ``reset``."""
+
+    def warm_up(self):
+        self.reset()
+        x, y = self.workload.warm_up_slice()
+        self.estimator.partial_fit(x, y.ravel())
+
+    def train(self):
+        for _ in range(self.workload.epochs):
+            self.estimator.partial_fit(self.workload.x, self._y)
+
+    def predict(self, x):
+        return self.estimator.predict(x).reshape(-1, 1)
+
+
+class MLPRegressorTrainer(_PartialFitTrainer):
     """``MLPRegressor.partial_fit`` once per epoch (each call is one shuffled pass in minibatches).
 
     Hidden workloads: ``hidden_layer_sizes=(h,)``, logistic, Adam or SGD.
@@ -286,20 +302,8 @@ class MLPRegressorTrainer:
                                           learning_rate="constant", **common)
         self._y = self.workload.y.ravel()
 
-    def warm_up(self):
-        self.reset()
-        x, y = self.workload.warm_up_slice()
-        self.estimator.partial_fit(x, y.ravel())
 
-    def train(self):
-        for _ in range(self.workload.epochs):
-            self.estimator.partial_fit(self.workload.x, self._y)
-
-    def predict(self, x):
-        return self.estimator.predict(x).reshape(-1, 1)
-
-
-class SGDRegressorTrainer:
+class SGDRegressorTrainer(_PartialFitTrainer):
     """``SGDRegressor.partial_fit`` once per epoch: the linear neuron, but one sample per update.
 
     Batch-1 semantics (100 updates per epoch, not 5) and scikit-learn's half
@@ -319,18 +323,6 @@ class SGDRegressorTrainer:
                                       eta0=self.workload.learning_rate, shuffle=True,
                                       random_state=np.random.RandomState(0))
         self._y = self.workload.y.ravel()
-
-    def warm_up(self):
-        self.reset()
-        x, y = self.workload.warm_up_slice()
-        self.estimator.partial_fit(x, y.ravel())
-
-    def train(self):
-        for _ in range(self.workload.epochs):
-            self.estimator.partial_fit(self.workload.x, self._y)
-
-    def predict(self, x):
-        return self.estimator.predict(x).reshape(-1, 1)
 
 
 # --- JAX ------------------------------------------------------------------------------------
