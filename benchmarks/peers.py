@@ -95,7 +95,20 @@ def mse(trainer, workload: Workload) -> float:
 # --- gdcore ------------------------------------------------------------------------------
 
 
-class GdcoreTrainer:
+class _KerasShapedTrainer:
+    """A model with Keras's ``fit`` (gdcore or Keras); subclasses build it and define ``reset``/``predict``."""
+
+    def warm_up(self):
+        self.reset()
+        x, y = self.workload.warm_up_slice()
+        self.model.fit(x, y, batch_size=self.workload.batch_size, epochs=1, shuffle=True, verbose=0)
+
+    def train(self):
+        w = self.workload
+        self.model.fit(w.x, w.y, batch_size=w.batch_size, epochs=w.epochs, shuffle=True, verbose=0)
+
+
+class GdcoreTrainer(_KerasShapedTrainer):
     """``gdcore.Sequential.fit``: everything a user's call does, validation and shuffling included."""
 
     def __init__(self, workload: Workload, engine: str = "numba", numerics: str = "plain"):
@@ -111,14 +124,6 @@ class GdcoreTrainer:
         self.model.set_weights(w.initial_weights)
         self.model.compile(optimizer=gdcore_optimizer(w.optimizer, w.learning_rate), loss="mse")
 
-    def warm_up(self):
-        self.reset()
-        x, y = self.workload.warm_up_slice()
-        self.model.fit(x, y, batch_size=self.workload.batch_size, epochs=1, shuffle=True, verbose=0)
-
-    def train(self):
-        w = self.workload
-        self.model.fit(w.x, w.y, batch_size=w.batch_size, epochs=w.epochs, shuffle=True, verbose=0)
 
     def predict(self, x):
         return self.model.predict(x, batch_size=65536)
@@ -213,7 +218,7 @@ def import_keras():
     return keras
 
 
-class KerasTrainer:
+class KerasTrainer(_KerasShapedTrainer):
     """``keras.Model.fit`` (TensorFlow backend, ``jit_compile=False``), one call for all epochs.
 
     Built and compiled once; ``warm_up`` traces the train function on a slice;
@@ -239,14 +244,6 @@ class KerasTrainer:
             if not variable.path.endswith("learning_rate"):
                 variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
-    def warm_up(self):
-        self.reset()
-        x, y = self.workload.warm_up_slice()
-        self.model.fit(x, y, batch_size=self.workload.batch_size, epochs=1, shuffle=True, verbose=0)
-
-    def train(self):
-        w = self.workload
-        self.model.fit(w.x, w.y, batch_size=w.batch_size, epochs=w.epochs, shuffle=True, verbose=0)
 
     def predict(self, x):
         return self.model.predict(x, batch_size=65536, verbose=0)

@@ -339,17 +339,7 @@ def gebp_loop(lhs, rhs, out):
         _gebp_block_loop(lhs, rhs, start, min(start + block, depth), out)
 
 
-@_jit
-def _gemv_grouped_rows_loop(rows, depth):
-    i = 0
-    if depth * 8 <= 32000:
-        while i < rows - 7:
-            i += 8
-    while i < rows - 3:
-        i += 4
-    while i < rows - 1:
-        i += 2
-    return i
+_gemv_grouped_rows_loop = _jit(_gemv_grouped_rows)
 
 
 @_jit
