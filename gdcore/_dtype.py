@@ -1,9 +1,13 @@
-"""``cast(value, like)``: a constant in the floating dtype of ``like``, in NumPy and in Numba.
+"""Dtype-exact building blocks that read the same in NumPy and in Numba.
 
-Every constant in a kernel goes through it. In NumPy, ``float32_array * 2.0``
-stays float32; in Numba, a Python float literal is float64 and would silently
+``cast(value, like)`` is a constant in the floating dtype of ``like``. Every
+constant in a kernel goes through it. In NumPy, ``float32_array * 2.0`` stays
+float32; in Numba, a Python float literal is float64 and would silently
 promote a float32 computation. One spelling keeps both paths in the model's
 dtype.
+
+``pow2(m)`` is :math:`2^m` assembled from exponent bits, ``libm_pow`` the C
+library's power and ``where`` a select that stays a branch on scalars.
 """
 
 import ctypes
@@ -12,7 +16,7 @@ import math
 
 import numpy as np
 from numba import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 
 def cast(value, like):
@@ -61,3 +65,46 @@ def _where_numba(condition, a, b):
     if isinstance(a, types.Float) and isinstance(b, types.Float):
         return lambda condition, a, b: a if condition else b
     return lambda condition, a, b: np.where(condition, a, b)
+
+
+@intrinsic
+def bitcast(typingctx, value, target):
+    """Compiled code only: ``value``'s bits reinterpreted as the same-width type ``target`` (a free move)."""
+    to = target.instance_type if isinstance(target, types.NumberClass) else None
+    if to is None or value.bitwidth != to.bitwidth:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(to))
+
+    return to(value, target), codegen
+
+
+def pow2(m):
+    r"""Exactly :math:`2^m`, in ``m``'s float dtype, for integer-valued ``m`` in the normal exponent range.
+
+    The float whose exponent field is :math:`m` plus the bias (127 for
+    float32, 1023 for float64) and whose mantissa is zero, written as integer
+    bits, as Eigen's ``pldexp`` and oneDNN's exp do. ``m`` must lie in
+    [-126, 127] (float32) or [-1022, 1023] (float64); callers clamp. A NaN
+    ``m`` gives an unspecified value (the callers' results are NaN anyway).
+    Arrays or scalars; the compiled version is two integer instructions,
+    so loops around it vectorise (a table lookup would not).
+    """
+    m = np.asarray(m)
+    if m.dtype == np.float32:
+        bits = (m.astype(np.int32) + np.int32(127)) << np.int32(23)
+    else:
+        bits = (m.astype(np.int64) + np.int64(1023)) << np.int64(52)
+    value = bits.view(m.dtype)
+    return value if value.ndim else value[()]
+
+
+@overload(pow2, jit_options={"cache": True})
+def _pow2_numba(m):
+    # Numba widens int32 arithmetic to int64: keep the low 32 bits, as the CPU's integer lanes do.
+    if m == types.float32:
+        return lambda m: bitcast(np.int32((np.int32(m) + np.int32(127)) << np.int32(23)), np.float32)
+    if m == types.float64:
+        return lambda m: bitcast((np.int64(m) + np.int64(1023)) << np.int64(52), np.float64)
+    return None

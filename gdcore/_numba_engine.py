@@ -109,44 +109,44 @@ def _sum_columns_numba(profile, values, out):
 # --- one batch ----------------------------------------------------------------------
 
 
-def _sigmoid_loop(profile, z, out):
-    """Compiled code only: the profile's ``sigmoid_loop``."""
+def _sigmoid_loop(profile, z):
+    """Compiled code only: the profile's ``sigmoid_loop`` (in place)."""
 
 
-def _sigmoid_grad_loop(profile, y, dy, out):
-    """Compiled code only: the profile's ``sigmoid_grad_loop``."""
+def _sigmoid_grad_loop(profile, y, delta):
+    """Compiled code only: the profile's ``sigmoid_grad_loop`` (``delta`` in place)."""
 
 
-def _tanh_loop(profile, z, out):
-    """Compiled code only: the profile's ``tanh_loop``."""
+def _tanh_loop(profile, z):
+    """Compiled code only: the profile's ``tanh_loop`` (in place)."""
 
 
-def _tanh_grad_loop(profile, y, dy, out):
-    """Compiled code only: the profile's ``tanh_grad_loop``."""
+def _tanh_grad_loop(profile, y, delta):
+    """Compiled code only: the profile's ``tanh_grad_loop`` (``delta`` in place)."""
 
 
 @overload(_sigmoid_loop, **_overload)
-def _sigmoid_loop_numba(profile, z, out):
+def _sigmoid_loop_numba(profile, z):
     loop = _profile_module(profile).sigmoid_loop
-    return lambda profile, z, out: loop(z, out)
+    return lambda profile, z: loop(z)
 
 
 @overload(_sigmoid_grad_loop, **_overload)
-def _sigmoid_grad_loop_numba(profile, y, dy, out):
+def _sigmoid_grad_loop_numba(profile, y, delta):
     loop = _profile_module(profile).sigmoid_grad_loop
-    return lambda profile, y, dy, out: loop(y, dy, out)
+    return lambda profile, y, delta: loop(y, delta)
 
 
 @overload(_tanh_loop, **_overload)
-def _tanh_loop_numba(profile, z, out):
+def _tanh_loop_numba(profile, z):
     loop = _profile_module(profile).tanh_loop
-    return lambda profile, z, out: loop(z, out)
+    return lambda profile, z: loop(z)
 
 
 @overload(_tanh_grad_loop, **_overload)
-def _tanh_grad_loop_numba(profile, y, dy, out):
+def _tanh_grad_loop_numba(profile, y, delta):
     loop = _profile_module(profile).tanh_grad_loop
-    return lambda profile, y, dy, out: loop(y, dy, out)
+    return lambda profile, y, delta: loop(y, delta)
 
 
 @_jit
@@ -157,9 +157,9 @@ def _activate(profile, activation, z, bias):
         for j in range(cols):
             z[b, j] = z[b, j] + bias[j]
     if activation == 1:
-        _sigmoid_loop(profile, z, z)
+        _sigmoid_loop(profile, z)
     elif activation == 2:
-        _tanh_loop(profile, z, z)
+        _tanh_loop(profile, z)
     elif activation == 3:
         for b in range(rows):
             for j in range(cols):
@@ -170,9 +170,9 @@ def _activate(profile, activation, z, bias):
 def _activation_grad(profile, activation, y, delta):
     """delta <- dL/dz from delta = dL/dy and the layer's output y, in place."""
     if activation == 1:
-        _sigmoid_grad_loop(profile, y, delta, delta)
+        _sigmoid_grad_loop(profile, y, delta)
     elif activation == 2:
-        _tanh_grad_loop(profile, y, delta, delta)
+        _tanh_grad_loop(profile, y, delta)
     elif activation == 3:
         for b in range(y.shape[0]):
             for j in range(y.shape[1]):

@@ -137,14 +137,27 @@ def sum_vector_loop(values):
 
 @_jit
 def sum_columns_loop(values, out):
-    for j in range(values.shape[1]):
+    # Each out[j] is summed over b in order whatever the nest: a few columns are summed
+    # one after the other, many columns row by row (the loop over j vectorises).
+    rows, cols = values.shape
+    if cols < 8:
+        for j in range(cols):
+            acc = values[0, j]
+            for b in range(1, rows):
+                acc = acc + values[b, j]
+            out[j] = acc
+        return
+    for j in range(cols):
         out[j] = values[0, j]
-    for b in range(1, values.shape[0]):
-        for j in range(values.shape[1]):
+    for b in range(1, rows):
+        for j in range(cols):
             out[j] = out[j] + values[b, j]
 
 
-# --- activations over a layer's (batch, units) buffer: each element on its own ---
+# --- activations over a layer's (batch, units) buffer, in place: each element on its own ---
+# Each loop runs over the flat (C-order) array: one long loop vectorises where a short inner loop over the units would not. In place, with one
+# array, the compiler needs no check that input and output do not overlap (a loop
+# from one array into the same array fails that check and runs unvectorised).
 
 _inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 _sigmoid = _jit(activations.sigmoid)
@@ -154,28 +167,32 @@ _tanh_grad = _jit(activations.tanh_grad)
 
 
 @_inline
-def sigmoid_loop(z, out):
-    for b in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            out[b, j] = _sigmoid(z[b, j])
+def sigmoid_loop(z):
+    """z <- sigmoid(z)."""
+    flat = z.flat
+    for i in range(z.size):
+        flat[i] = _sigmoid(flat[i])
 
 
 @_inline
-def sigmoid_grad_loop(y, dy, out):
-    for b in range(y.shape[0]):
-        for j in range(y.shape[1]):
-            out[b, j] = _sigmoid_grad(y[b, j], dy[b, j])
+def sigmoid_grad_loop(y, delta):
+    """delta <- sigmoid_grad(y, delta): dL/dz from dL/dy and the sigmoid's output y."""
+    flat_y, flat_delta = y.flat, delta.flat
+    for i in range(y.size):
+        flat_delta[i] = _sigmoid_grad(flat_y[i], flat_delta[i])
 
 
 @_inline
-def tanh_loop(z, out):
-    for b in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            out[b, j] = _tanh(z[b, j])
+def tanh_loop(z):
+    """z <- tanh(z)."""
+    flat = z.flat
+    for i in range(z.size):
+        flat[i] = _tanh(flat[i])
 
 
 @_inline
-def tanh_grad_loop(y, dy, out):
-    for b in range(y.shape[0]):
-        for j in range(y.shape[1]):
-            out[b, j] = _tanh_grad(y[b, j], dy[b, j])
+def tanh_grad_loop(y, delta):
+    """delta <- tanh_grad(y, delta)."""
+    flat_y, flat_delta = y.flat, delta.flat
+    for i in range(y.size):
+        flat_delta[i] = _tanh_grad(flat_y[i], flat_delta[i])

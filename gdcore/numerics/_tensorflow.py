@@ -530,38 +530,38 @@ def reduce_sum_rows_loop(values, out):
         out[j] = acc
 
 
-def sigmoid_loop(z, out):
-    """Numba twin of :func:`sigmoid` on a 2-D C-contiguous array, into ``out``."""
-    (onednn.logistic_loop if z.dtype == np.float32 else eigen.logistic_tensorflow_loop)(z, out)
+def sigmoid_loop(z):
+    """Numba twin of :func:`sigmoid` on a 2-D array (flattened in C order), in place."""
+    (onednn.logistic_loop if z.dtype == np.float32 else eigen.logistic_tensorflow_loop)(z)
 
 
-def tanh_loop(z, out):
-    """Numba twin of :func:`tanh` on a 2-D C-contiguous array, into ``out``."""
-    (onednn.tanh_loop if z.dtype == np.float32 else eigen.tanh_tensorflow_loop)(z, out)
+def tanh_loop(z):
+    """Numba twin of :func:`tanh` on a 2-D array (flattened in C order), in place."""
+    (onednn.tanh_loop if z.dtype == np.float32 else eigen.tanh_tensorflow_loop)(z)
 
 
 # In compiled code the dtype picks the kernel while typing (the other one would not type-check).
 @overload(sigmoid_loop, jit_options={"cache": True})
-def _sigmoid_loop_numba(z, out):
+def _sigmoid_loop_numba(z):
     if z.dtype == types.float32:
-        return lambda z, out: onednn.logistic_loop(z, out)
-    return lambda z, out: eigen.logistic_tensorflow_loop(z, out)
+        return lambda z: onednn.logistic_loop(z)
+    return lambda z: eigen.logistic_tensorflow_loop(z)
 
 
 @overload(tanh_loop, jit_options={"cache": True})
-def _tanh_loop_numba(z, out):
+def _tanh_loop_numba(z):
     if z.dtype == types.float32:
-        return lambda z, out: onednn.tanh_loop(z, out)
-    return lambda z, out: eigen.tanh_tensorflow_loop(z, out)
+        return lambda z: onednn.tanh_loop(z)
+    return lambda z: eigen.tanh_tensorflow_loop(z)
 
 
 @_jit
-def sigmoid_grad_loop(y, dy, out):
-    """``SigmoidGrad`` over a 2-D C-contiguous array (Eigen's packet/tail rule), into ``out``."""
-    eigen.logistic_grad_tensorflow_loop(y, dy, out)
+def sigmoid_grad_loop(y, delta):
+    """``SigmoidGrad`` over a 2-D array (flattened in C order; Eigen's packet/tail rule): ``delta`` is overwritten."""
+    eigen.logistic_grad_tensorflow_loop(y, delta)
 
 
 @_jit
-def tanh_grad_loop(y, dy, out):
-    """``TanhGrad`` over a 2-D C-contiguous array (Eigen's packet/tail rule), into ``out``."""
-    eigen.tanh_grad_tensorflow_loop(y, dy, out)
+def tanh_grad_loop(y, delta):
+    """``TanhGrad`` over a 2-D array (flattened in C order; Eigen's packet/tail rule): ``delta`` is overwritten."""
+    eigen.tanh_grad_tensorflow_loop(y, delta)

@@ -47,7 +47,8 @@ is ``std::exp`` (glibc ``exp``, which is also what Python's ``math.exp`` and
 Numba's ``math.exp`` call).
 
 Each function body uses only arithmetic, comparisons, ``np.minimum``,
-``np.maximum``, ``np.floor``, ``np.ldexp`` and ``np.int32``/``np.int64``, so the
+``np.maximum``, ``np.floor`` and :func:`gdcore._dtype.pow2` (:math:`2^m` from
+exponent bits, as ``pldexp`` builds it), so the
 same Python source runs vectorised on NumPy arrays and, via ``numba.njit``,
 on scalars inside compiled loops, with the same bits. Constants are typed
 (``np.float32(c)``) so float32 never promotes to float64. ``np.exp`` is never
@@ -61,8 +62,8 @@ Public functions
     Scalar path (the last ``n % P`` elements).
 ``logistic_tensorflow(z)``, ``logistic_grad_tensorflow(y, dy)``
     Whole arrays, bit-identical to ``tf.math.sigmoid`` / ``tf.raw_ops.SigmoidGrad``.
-``logistic_tensorflow_loop(z, out)``, ``logistic_grad_tensorflow_loop(y, dy, out)``
-    Numba twins of the two above, for 2-D C-contiguous arrays, writing into ``out``.
+``logistic_tensorflow_loop(z)``, ``logistic_grad_tensorflow_loop(y, dy)``
+    Numba twins of the two above, for 2-D C-contiguous arrays, in place (``z``, ``dy``).
 ``packet_size(dtype)``
     8 for float32, 4 for float64.
 
@@ -88,7 +89,7 @@ for float32, [19/18] for float64.
 position; float64 calls the C library's ``tanh``.
 
 ``tanh(z)``, ``tanh_scalar(z)``, ``tanh_grad(y, dy)``, ``tanh_tensorflow(z)``,
-``tanh_tensorflow_loop(z, out)``
+``tanh_tensorflow_loop(z)``
     As for the logistic. ``tanh`` uses only arithmetic, so it is also the
     ``"plain"`` profile's tanh (NumPy and Numba give the same bits).
 """
@@ -99,7 +100,9 @@ import math
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload, register_jitable
+from numba.extending import overload
+
+from gdcore._dtype import pow2
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -109,21 +112,6 @@ _FLT_MIN = float(np.finfo(np.float32).tiny)
 _DBL_MIN = float(np.finfo(np.float64).tiny)
 
 PACKET_SIZE = {np.dtype(np.float32): 8, np.dtype(np.float64): 4}
-# Exact normal powers of two 2^k, k = -126..127 (float32) and -1022..1023 (float64): a
-# table lookup instead of ldexp, which Numba would compile to a C library call per element.
-_POW2_F32 = np.ldexp(np.float32(1.0), np.arange(-126, 128)).astype(np.float32)
-_POW2_F64 = np.ldexp(np.float64(1.0), np.arange(-1022, 1024))
-
-
-@register_jitable
-def _table_index(exponent, offset, last):
-    """Row of 2^exponent in a _POW2 table, clipped into the table.
-
-    For finite inputs the exponent is always inside; a NaN input converts to
-    the most negative integer, and clipping keeps that read in bounds (the
-    NaN then propagates through the polynomial as it should).
-    """
-    return np.minimum(np.maximum(exponent + offset, offset - offset), last)
 
 
 def packet_size(dtype) -> int:
@@ -153,7 +141,7 @@ def _logistic_packet_float32(x):
     p = r * p_odd + p_even
     p = r2 * p + p_low
     # m is in [-75, 12] here, so 2^m is a normal float32 and the scaling is exact.
-    e = p * _POW2_F32[_table_index(np.int32(m), np.int32(126), np.int32(253))]
+    e = p * pow2(m)
     e = e * e
     # TensorFlow runs its kernels with denormals flushed to zero (FTZ/DAZ).
     e = e * (e >= _F32(_FLT_MIN))
@@ -183,9 +171,9 @@ def _logistic_packet_float64(x):
     # only the last product can leave the normal range (flushed, as TF runs
     # with denormals flushed to zero).
     quarter = np.floor(fx * _F64(0.25))
-    scale = _POW2_F64[_table_index(np.int64(quarter), np.int64(1022), np.int64(2045))]
+    scale = pow2(quarter)
     y = ((y * scale) * scale) * scale
-    e = y * _POW2_F64[_table_index(np.int64(fx - _F64(3.0) * quarter), np.int64(1022), np.int64(2045))]
+    e = y * pow2(fx - _F64(3.0) * quarter)
     e = e * (e >= _F64(_DBL_MIN)) * keep
     # Eigen selects 1 where e is inf; any e >= 2^53 already gives e/(1+e) == 1.
     e = np.minimum(e, _F64(1.0e300))
@@ -348,6 +336,12 @@ def _packet_end(n: int, dtype) -> int:
     return n - n % packet_size(dtype)
 
 
+@_jit
+def _packet_end_loop(values):
+    """Compiled twin of ``_packet_end``: where the scalar tail of the flattened ``values`` starts (256-bit packets)."""
+    return values.size - values.size % (32 // values.itemsize)
+
+
 def logistic_tensorflow(z: np.ndarray) -> np.ndarray:
     """``tf.math.sigmoid(z)`` bit for bit: packet path, then scalar path on the flat tail."""
     z = np.ascontiguousarray(z)
@@ -381,33 +375,23 @@ _logistic_grad_scalar_jit = _jit(logistic_grad_scalar)
 
 
 @_jit
-def logistic_tensorflow_loop(z, out):
-    """Numba twin of :func:`logistic_tensorflow` for 2-D C-contiguous ``z``, into ``out``."""
-    n_rows, n_cols = z.shape
-    n = n_rows * n_cols
-    lanes = 32 // z.itemsize  # 256-bit AVX packets: 8 float32 or 4 float64 lanes
-    end = n - n % lanes
-    for b in range(n_rows):
-        for j in range(n_cols):
-            if b * n_cols + j < end:
-                out[b, j] = _logistic_jit(z[b, j])
-            else:
-                out[b, j] = _logistic_scalar_jit(z[b, j])
+def logistic_tensorflow_loop(z):
+    """Numba twin of :func:`logistic_tensorflow` for a 2-D ``z``, in place."""
+    flat, end = z.flat, _packet_end_loop(z)
+    for i in range(end):
+        flat[i] = _logistic_jit(flat[i])
+    for i in range(end, z.size):
+        flat[i] = _logistic_scalar_jit(flat[i])
 
 
 @_jit
-def logistic_grad_tensorflow_loop(y, dy, out):
-    """Numba twin of :func:`logistic_grad_tensorflow` for 2-D C-contiguous arrays, into ``out``."""
-    n_rows, n_cols = y.shape
-    n = n_rows * n_cols
-    lanes = 32 // y.itemsize
-    end = n - n % lanes
-    for b in range(n_rows):
-        for j in range(n_cols):
-            if b * n_cols + j < end:
-                out[b, j] = _logistic_grad_jit(y[b, j], dy[b, j])
-            else:
-                out[b, j] = _logistic_grad_scalar_jit(y[b, j], dy[b, j])
+def logistic_grad_tensorflow_loop(y, dy):
+    """Numba twin of :func:`logistic_grad_tensorflow` for 2-D arrays: ``dy`` is overwritten."""
+    flat_y, flat_dy, end = y.flat, dy.flat, _packet_end_loop(y)
+    for i in range(end):
+        flat_dy[i] = _logistic_grad_jit(flat_y[i], flat_dy[i])
+    for i in range(end, y.size):
+        flat_dy[i] = _logistic_grad_scalar_jit(flat_y[i], flat_dy[i])
 
 
 # --- hyperbolic tangent: scalar_tanh_op (ptanh_float / ptanh_double) ---------------
@@ -557,21 +541,18 @@ _tanh_grad_jit = _jit(tanh_grad)
 
 
 @_jit
-def tanh_tensorflow_loop(z, out):
-    """Numba twin of :func:`tanh_tensorflow` for 2-D C-contiguous ``z``, into ``out``."""
-    n_rows, n_cols = z.shape
-    end = n_rows * n_cols - (n_rows * n_cols) % (32 // z.itemsize)
-    for b in range(n_rows):
-        for j in range(n_cols):
-            if b * n_cols + j < end:
-                out[b, j] = _tanh_jit(z[b, j])
-            else:
-                out[b, j] = _tanh_scalar_jit(z[b, j])
+def tanh_tensorflow_loop(z):
+    """Numba twin of :func:`tanh_tensorflow` for a 2-D ``z``, in place."""
+    flat, end = z.flat, _packet_end_loop(z)
+    for i in range(end):
+        flat[i] = _tanh_jit(flat[i])
+    for i in range(end, z.size):
+        flat[i] = _tanh_scalar_jit(flat[i])
 
 
 @_jit
-def tanh_grad_tensorflow_loop(y, dy, out):
-    """Numba twin of :func:`tanh_grad_tensorflow` for 2-D arrays, into ``out``."""
-    for b in range(y.shape[0]):
-        for j in range(y.shape[1]):
-            out[b, j] = _tanh_grad_jit(y[b, j], dy[b, j])
+def tanh_grad_tensorflow_loop(y, dy):
+    """Numba twin of :func:`tanh_grad_tensorflow` for 2-D arrays: ``dy`` is overwritten."""
+    flat_y, flat_dy = y.flat, dy.flat
+    for i in range(y.size):
+        flat_dy[i] = _tanh_grad_jit(flat_y[i], flat_dy[i])

@@ -68,7 +68,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload, register_jitable
 
-from gdcore._dtype import cast, where
+from gdcore._dtype import bitcast, cast, where
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -322,22 +322,10 @@ def _from_bits(bits):
     return value if value.ndim else value[()]
 
 
-@intrinsic
-def _bitcast(typingctx, value, target):
-    to = target.instance_type if isinstance(target, types.NumberClass) else None
-    if to is None or value.bitwidth != to.bitwidth:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(to))
-
-    return to(value, target), codegen
-
-
 @overload(_bits, jit_options={"cache": True})
 def _bits_numba(x):
     if x == types.float32:
-        return lambda x: _bitcast(x, np.int32)
+        return lambda x: bitcast(x, np.int32)
     return None
 
 
@@ -345,7 +333,7 @@ def _bits_numba(x):
 def _from_bits_numba(bits):
     # Numba widens int32 arithmetic to int64: keep the low 32 bits, as the CPU's integer lanes do.
     if isinstance(bits, types.Integer):
-        return lambda bits: _bitcast(np.int32(bits), np.float32)
+        return lambda bits: bitcast(np.int32(bits), np.float32)
     return None
 
 
@@ -448,16 +436,16 @@ _tanh_jit = _jit(tanh)
 
 
 @_jit
-def logistic_loop(z, out):
-    """Numba twin of :func:`logistic` on a 2-D float32 array, into ``out``."""
-    for b in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            out[b, j] = _logistic_jit(z[b, j])
+def logistic_loop(z):
+    """Numba twin of :func:`logistic` on a 2-D float32 array, in place."""
+    flat = z.flat
+    for i in range(z.size):
+        flat[i] = _logistic_jit(flat[i])
 
 
 @_jit
-def tanh_loop(z, out):
-    """Numba twin of :func:`tanh` on a 2-D float32 array, into ``out``."""
-    for b in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            out[b, j] = _tanh_jit(z[b, j])
+def tanh_loop(z):
+    """Numba twin of :func:`tanh` on a 2-D float32 array, in place."""
+    flat = z.flat
+    for i in range(z.size):
+        flat[i] = _tanh_jit(flat[i])

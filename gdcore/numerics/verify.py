@@ -104,38 +104,38 @@ def _cases(tf, rng, dtype, batch_size, n_in, n_out):
     # Pre-activations over the whole interesting range, plus the tails.
     z = (rng.uniform(-1.0, 1.0, (batch_size, n_out)) * 10.0 ** rng.uniform(-3, 2.05, (batch_size, n_out))).astype(dtype)
     reference = tf.math.sigmoid(z).numpy()
-    out = np.empty_like(z)
-    eigen.logistic_tensorflow_loop(z, out)
+    out = z.copy()
+    eigen.logistic_tensorflow_loop(out)
     yield "logistic", eigen.logistic_tensorflow(z), reference
     yield "logistic_loop", out, reference
 
     y = reference
     reference = tf.raw_ops.SigmoidGrad(y=y, dy=delta).numpy()
-    out = np.empty_like(y)
-    eigen.logistic_grad_tensorflow_loop(y, delta, out)
+    out = delta.copy()
+    eigen.logistic_grad_tensorflow_loop(y, out)
     yield "logistic_grad", eigen.logistic_grad_tensorflow(y, delta), reference
     yield "logistic_grad_loop", out, reference
 
     reference = tf.math.tanh(z).numpy()
-    out = np.empty_like(z)
-    eigen.tanh_tensorflow_loop(z, out)
+    out = z.copy()
+    eigen.tanh_tensorflow_loop(out)
     yield "tanh", eigen.tanh_tensorflow(z), reference
     yield "tanh_loop", out, reference
     y = reference
     reference = tf.raw_ops.TanhGrad(y=y, dy=delta).numpy()
-    out = np.empty_like(y)
-    eigen.tanh_grad_tensorflow_loop(y, delta, out)
+    out = delta.copy()
+    eigen.tanh_grad_tensorflow_loop(y, out)
     yield "tanh_grad", eigen.tanh_grad_tensorflow(y, delta), reference
     yield "tanh_grad_loop", out, reference
 
     # A Dense layer's activation inside a tf.function: MatMul + BiasAdd + activation, fused in float32.
     bias = _spread(rng, (n_out,), dtype)
-    pre = profile.matmul(inputs, kernel) + bias
+    pre = np.ascontiguousarray(profile.matmul(inputs, kernel) + bias)
     for name, tf_activation, mine, loop in (("sigmoid", tf.math.sigmoid, profile.sigmoid, profile.sigmoid_loop),
                                             ("tanh", tf.math.tanh, profile.tanh, profile.tanh_loop)):
         reference = _dense_in_graph(tf, tf_activation)(inputs, kernel, bias).numpy()
-        out = np.empty_like(pre)
-        loop(pre, out)
+        out = pre.copy()
+        loop(out)
         yield f"dense_{name}", mine(pre), reference
         yield f"dense_{name}_loop", out, reference
 
