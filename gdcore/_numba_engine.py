@@ -153,9 +153,14 @@ def _tanh_grad_loop_numba(profile, y, delta):
 def _activate(profile, activation, z, bias):
     """z <- f(z + bias) in place: the bias in one pass, then the activation as the profile evaluates it."""
     rows, cols = z.shape
-    for b in range(rows):
+    if cols < 4:  # the innermost loop runs along the longer side
         for j in range(cols):
-            z[b, j] = z[b, j] + bias[j]
+            for b in range(rows):
+                z[b, j] = z[b, j] + bias[j]
+    else:
+        for b in range(rows):
+            for j in range(cols):
+                z[b, j] = z[b, j] + bias[j]
     if activation == 1:
         _sigmoid_loop(profile, z)
     elif activation == 2:
@@ -291,23 +296,40 @@ def _apply_update(optimizer, hyper, params, grads, slots, iterations):
 
 
 @_jit
-def permutations(uniforms):
-    """One permutation of ``range(n)`` per row of ``uniforms`` (shape (epochs, n), values in [0, 1)).
+def permutations(seeds, n):
+    """One permutation of ``range(n)`` per entry of ``seeds`` (uint64), as an array (len(seeds), n).
 
-    Fisher-Yates driven by the given draws: position i swaps with
-    ``i + floor(u[i] * (n - i))``. The draws come from the model's NumPy
-    generator, so a seed fixes every epoch's order.
+    Fisher-Yates: position i swaps with ``i + floor(u_i * (n - i))``, where
+    u_i in [0, 1) is the top 53 bits of the i-th output of a SplitMix64 stream
+    started at the row's seed. The model draws one seed per epoch from its
+    NumPy generator, so a seed fixes every epoch's order, and drawing epochs
+    one at a time or many at once gives the same orders.
     """
-    epochs, n = uniforms.shape
-    orders = np.empty((epochs, n), dtype=np.int64)
-    for epoch in range(epochs):
+    orders = np.empty((seeds.shape[0], n), dtype=np.int64)
+    partner = np.empty(n, dtype=np.int64)
+    for epoch in range(seeds.shape[0]):
+        # SplitMix64's i-th output depends only on seed + (i + 1) * gamma: all draws in one vectorised pass.
+        for i in range(n - 1):
+            bits = _splitmix64_output(seeds[epoch] + np.uint64(i + 1) * np.uint64(0x9E3779B97F4A7C15))
+            partner[i] = i + int(np.float64(bits >> np.uint64(11)) * _TWO_TO_MINUS_53 * (n - i))
         order = orders[epoch]
         for i in range(n):
             order[i] = i
         for i in range(n - 1):
-            j = i + int(uniforms[epoch, i] * (n - i))
+            j = partner[i]
             order[i], order[j] = order[j], order[i]
     return orders
+
+
+_TWO_TO_MINUS_53 = 2.0 ** -53
+
+
+@_inline
+def _splitmix64_output(z):
+    """SplitMix64's output function (Steele, Lea and Flood 2014) of the state ``z`` (uint64)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 @_inline

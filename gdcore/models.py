@@ -293,7 +293,7 @@ class Sequential:
     def _orders(self, n: int, epochs: int, shuffle: bool) -> np.ndarray:
         if not shuffle:
             return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
-        return _numba_engine.permutations(self._rng.random((epochs, n)))
+        return _numba_engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
 
     def evaluate(self, x=None, y=None, batch_size: int | None = 32, verbose="auto", return_dict: bool = False):
         """The loss on (x, y), Keras's way: batch losses averaged with batch-size weights."""

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import gdcore
-from gdcore import _numpy_engine, losses
+from gdcore import _numba_engine, _numpy_engine, losses
 from conftest import build_model, flat_weights
 
 
@@ -79,6 +79,23 @@ def test_shuffle_is_seeded_and_fresh_each_epoch(xy):
     orders = build_model(seed=11)._orders(100, 3, True)
     assert all(sorted(order) == list(range(100)) for order in orders)
     assert not np.array_equal(orders[0], orders[1])
+
+
+def test_shuffle_orders_do_not_depend_on_how_epochs_are_grouped():
+    """Epochs drawn one at a time (verbose fits, callbacks, traces) get the orders of one long draw."""
+    together = build_model(seed=5)._orders(50, 4, True)
+    one_by_one = build_model(seed=5)
+    assert np.array_equal(np.concatenate([one_by_one._orders(50, 1, True) for _ in range(4)]), together)
+
+
+def test_shuffle_permutations_are_uniform():
+    """Fisher-Yates with SplitMix64 draws: each of the 4! orders of 4 items about equally often (chi-square)."""
+    orders = _numba_engine.permutations(np.arange(24_000, dtype=np.uint64) * np.uint64(7919), 4)
+    codes = orders @ np.array([64, 16, 4, 1])
+    counts = np.unique(codes, return_counts=True)[1]
+    assert counts.size == 24
+    chi_square = ((counts - 1000.0) ** 2 / 1000.0).sum()
+    assert chi_square < 49.7  # the 0.999 quantile of chi-square with 23 degrees of freedom
 
 
 def test_adam_state_persists_across_fit_and_compile_resets_it(xy):

@@ -76,8 +76,20 @@ def matmul_loop(inputs, kernel, out):
     n_rows, n_in = inputs.shape
     n_out = kernel.shape[1]
     if n_out < 4:
-        for b in range(n_rows):
-            for j in range(n_out):
+        # Few outputs: four rows at a time, four independent sums in flight (register blocking).
+        whole = n_rows - n_rows % 4
+        for j in range(n_out):
+            for b in range(0, whole, 4):
+                w = kernel[0, j]
+                acc0, acc1, acc2, acc3 = inputs[b, 0] * w, inputs[b + 1, 0] * w, inputs[b + 2, 0] * w, inputs[b + 3, 0] * w
+                for k in range(1, n_in):
+                    w = kernel[k, j]
+                    acc0 = acc0 + inputs[b, k] * w
+                    acc1 = acc1 + inputs[b + 1, k] * w
+                    acc2 = acc2 + inputs[b + 2, k] * w
+                    acc3 = acc3 + inputs[b + 3, k] * w
+                out[b, j], out[b + 1, j], out[b + 2, j], out[b + 3, j] = acc0, acc1, acc2, acc3
+            for b in range(whole, n_rows):
                 acc = inputs[b, 0] * kernel[0, j]
                 for k in range(1, n_in):
                     acc = acc + inputs[b, k] * kernel[k, j]
@@ -107,9 +119,16 @@ def matmul_grad_input_loop(delta, kernel, out):
 
 @_jit
 def matmul_grad_kernel_loop(inputs, delta, out):
-    # out[k, j] is summed over b in order; the innermost loop runs over the longer of k and j.
+    # out[k, j] is summed over b in order; the innermost loop runs over the longer of k and j,
+    # unless that is too short to fill a vector (see _column_products_sums).
     n_rows, n_in = inputs.shape
     n_out = delta.shape[1]
+    if n_in == 1 and n_out < 16:
+        _column_products_sums(inputs, delta, out.flat)
+        return
+    if n_out == 1 and n_in < 16:
+        _column_products_sums(delta, inputs, out.flat)
+        return
     for k in range(n_in):
         for j in range(n_out):
             out[k, j] = inputs[0, k] * delta[0, j]
@@ -125,6 +144,34 @@ def matmul_grad_kernel_loop(inputs, delta, out):
                 d = delta[b, j]
                 for k in range(n_in):
                     out[k, j] = out[k, j] + inputs[b, k] * d
+
+
+@_jit
+def _column_products_sums(column, wide, out):
+    """out[l] = sum over b, in order, of column[b, 0] * wide[b, l]: four sums at a time, b innermost.
+
+    The kernel gradient of a layer with one input or one unit (products commute
+    exactly, so which operand is the column does not change a bit). Four
+    independent sums in flight keep the CPU busy where a vector loop over a
+    handful of l would run scalar.
+    """
+    n_rows, width = wide.shape
+    whole = width - width % 4
+    for l in range(0, whole, 4):
+        c = column[0, 0]
+        acc0, acc1, acc2, acc3 = c * wide[0, l], c * wide[0, l + 1], c * wide[0, l + 2], c * wide[0, l + 3]
+        for b in range(1, n_rows):
+            c = column[b, 0]
+            acc0 = acc0 + c * wide[b, l]
+            acc1 = acc1 + c * wide[b, l + 1]
+            acc2 = acc2 + c * wide[b, l + 2]
+            acc3 = acc3 + c * wide[b, l + 3]
+        out[l], out[l + 1], out[l + 2], out[l + 3] = acc0, acc1, acc2, acc3
+    for l in range(whole, width):
+        acc = column[0, 0] * wide[0, l]
+        for b in range(1, n_rows):
+            acc = acc + column[b, 0] * wide[b, l]
+        out[l] = acc
 
 
 @_jit
