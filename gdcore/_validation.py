@@ -6,28 +6,35 @@ from numbers import Real
 import numpy as np
 
 
-def _to_array(data, name: str) -> np.ndarray:
+def _to_array(data, name: str, dtype) -> np.ndarray:
     if data is None:
         raise ValueError(f"{name} is required, got None")
     if hasattr(data, "to_numpy"):  # pandas DataFrame / Series
         data = data.to_numpy()
     try:
-        array = np.asarray(data, dtype=np.float64)
+        with np.errstate(over="ignore"):  # a value beyond the dtype's range is reported by _check_finite
+            array = np.asarray(data, dtype=dtype)  # no copy when data already is such an array
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be numeric (array, DataFrame, Series or list), got {type(data).__name__}: {error}") from None
     return array
 
 
-def _check_finite(array: np.ndarray, name: str) -> None:
-    if not np.isfinite(array).all():
-        bad = np.argwhere(~np.isfinite(array))[0]
-        kind = "NaN" if np.isnan(array[tuple(bad)]) else "inf"
-        raise ValueError(f"{name} contains {kind} (first at index {tuple(int(i) for i in bad)}); remove or impute non-finite values")
+def _check_finite(array: np.ndarray, name: str, data) -> None:
+    if np.isfinite(array).all():
+        return
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+    if np.isnan(array[bad]):
+        kind = "NaN"
+    elif np.isfinite(np.asarray(data, dtype=np.float64).reshape(array.shape)[bad]):  # finite before the cast
+        raise ValueError(f"{name} has a value too large for {array.dtype} (first at index {bad}); rescale the data")
+    else:
+        kind = "inf"
+    raise ValueError(f"{name} contains {kind} (first at index {bad}); remove or impute non-finite values")
 
 
-def as_features(data, name: str = "x", n_features: int | None = None) -> np.ndarray:
-    """A finite, non-empty float64 array of shape (n_samples, n_features)."""
-    array = _to_array(data, name)
+def as_features(data, name: str = "x", n_features: int | None = None, dtype=np.float64) -> np.ndarray:
+    """A finite, non-empty array of ``dtype`` and shape (n_samples, n_features)."""
+    array = _to_array(data, name, dtype)
     if array.ndim == 1:
         if n_features not in (None, 1):
             raise ValueError(f"{name} has shape {array.shape} but the model expects {n_features} features per sample: pass shape (n_samples, {n_features})")
@@ -38,13 +45,13 @@ def as_features(data, name: str = "x", n_features: int | None = None) -> np.ndar
         raise ValueError(f"{name} is empty (0 samples)")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features per sample but the model's Input has shape ({n_features},)")
-    _check_finite(array, name)
+    _check_finite(array, name, data)
     return array
 
 
-def as_targets(data, name: str = "y", n_rows: int | None = None, n_outputs: int = 1) -> np.ndarray:
-    """A finite float64 array of shape (n_samples, n_outputs); (n,) is taken as (n, 1) when n_outputs == 1."""
-    array = _to_array(data, name)
+def as_targets(data, name: str = "y", n_rows: int | None = None, n_outputs: int = 1, dtype=np.float64) -> np.ndarray:
+    """A finite array of ``dtype`` and shape (n_samples, n_outputs); (n,) is taken as (n, 1) when n_outputs == 1."""
+    array = _to_array(data, name, dtype)
     if array.ndim == 1 and n_outputs == 1:
         array = array[:, None]
     if array.ndim != 2 or array.shape[1] != n_outputs:
@@ -54,7 +61,7 @@ def as_targets(data, name: str = "y", n_rows: int | None = None, n_outputs: int 
         raise ValueError(f"{name} is empty (0 samples)")
     if n_rows is not None and array.shape[0] != n_rows:
         raise ValueError(f"x and {name} must have the same number of samples, got {n_rows} and {array.shape[0]}")
-    _check_finite(array, name)
+    _check_finite(array, name, data)
     return array
 
 

@@ -174,14 +174,13 @@ class Sequential:
 
     def _prepare_x(self, x, name="x") -> np.ndarray:
         expected = self.input_shape[0] if self.input_shape is not None else None
-        features = as_features(x, name, expected)
+        features = as_features(x, name, expected, dtype=self.dtype)
         if self.params is None:
             self.build((features.shape[1],))
-        return np.ascontiguousarray(features, dtype=self.dtype)
+        return np.ascontiguousarray(features)
 
     def _prepare_y(self, y, n_rows, name="y") -> np.ndarray:
-        targets = as_targets(y, name, n_rows=n_rows, n_outputs=self.layers[-1].units)
-        return np.ascontiguousarray(targets, dtype=self.dtype)
+        return np.ascontiguousarray(as_targets(y, name, n_rows=n_rows, n_outputs=self.layers[-1].units, dtype=self.dtype))
 
     def fit(self, x=None, y=None, batch_size: int | None = 32, epochs: int = 1, verbose="auto", callbacks=None,
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0) -> History:

@@ -30,6 +30,7 @@ Y = X[:, 0] * 2
     (np.where(np.arange(10) == 3, np.nan, 1.0)[:, None], Y, r"x contains NaN"),
     (X, np.where(np.arange(10) == 4, np.inf, 1.0), r"y contains inf"),
     (X, ["a"] * 10, "numeric"),
+    (np.where(np.arange(10) == 2, 1e39, 1.0)[:, None], Y, r"x has a value too large for float32 \(first at index \(2, 0\)\)"),
 ])
 def test_bad_data(model, x, y, message):
     before = flat_weights(model)
