@@ -184,11 +184,21 @@ def sum_vector_loop(values):
 
 @_jit
 def sum_columns_loop(values, out):
-    # Each out[j] is summed over b in order whatever the nest: a few columns are summed
-    # one after the other, many columns row by row (the loop over j vectorises).
+    # Each out[j] is summed over b in order whatever the nest: fewer than 16 columns are
+    # summed four at a time (register blocking), many columns row by row (the loop over j
+    # vectorises).
     rows, cols = values.shape
-    if cols < 8:
-        for j in range(cols):
+    if cols < 16:
+        whole = cols - cols % 4
+        for j in range(0, whole, 4):
+            acc0, acc1, acc2, acc3 = values[0, j], values[0, j + 1], values[0, j + 2], values[0, j + 3]
+            for b in range(1, rows):
+                acc0 = acc0 + values[b, j]
+                acc1 = acc1 + values[b, j + 1]
+                acc2 = acc2 + values[b, j + 2]
+                acc3 = acc3 + values[b, j + 3]
+            out[j], out[j + 1], out[j + 2], out[j + 3] = acc0, acc1, acc2, acc3
+        for j in range(whole, cols):
             acc = values[0, j]
             for b in range(1, rows):
                 acc = acc + values[b, j]
