@@ -232,30 +232,24 @@ def _forward(profile, inputs, kernels, biases, layout, outputs):
 
 
 @_inline
-def _batch_loss(profile, loss, y_true, y_pred, per_sample):
-    """Keras's batch loss sum(per-sample mean over outputs) / B."""
+def _batch_loss(profile, loss, y_true, y_pred, per_sample, delta, with_gradient):
+    """Keras's batch loss sum(per-sample mean over outputs) / B.
+
+    With ``with_gradient`` (a constant), the same pass also fills
+    ``delta`` = dL/d(y_pred); training uses it only if the loss is finite.
+    """
     rows, n_outputs = y_pred.shape
+    scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
     for b in range(rows):
         acc = cast(0, y_pred)
         for j in range(n_outputs):
             error = y_true[b, j] - y_pred[b, j]
             value = _squared_error(error) if loss == 0 else _absolute_error(error)
             acc = value if j == 0 else acc + value
+            if with_gradient:
+                delta[b, j] = _squared_error_grad(error, scale) if loss == 0 else _absolute_error_grad(error, scale)
         per_sample[b] = acc / cast(n_outputs, y_pred)
     return _sum_vector(profile, per_sample) / cast(rows, y_pred)
-
-
-@_inline
-def _output_grad(loss, y_true, y_pred, delta):
-    rows, n_outputs = y_pred.shape
-    scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
-    for b in range(rows):
-        for j in range(n_outputs):
-            error = y_true[b, j] - y_pred[b, j]
-            if loss == 0:
-                delta[b, j] = _squared_error_grad(error, scale)
-            else:
-                delta[b, j] = _absolute_error_grad(error, scale)
 
 
 @_inline
@@ -333,12 +327,14 @@ def _splitmix64_output(z):
 
 
 @_inline
-def _gather(source, order, start, out):
-    """out[b] <- source[order[start + b]]: the batch's rows, contiguous."""
-    for b in range(out.shape[0]):
+def _gather(x, y, order, start, inputs, targets):
+    """The batch's rows, contiguous: inputs[b] <- x[order[start + b]], targets[b] <- y[order[start + b]]."""
+    for b in range(inputs.shape[0]):
         row = order[start + b]
-        for j in range(source.shape[1]):
-            out[b, j] = source[row, j]
+        for j in range(x.shape[1]):
+            inputs[b, j] = x[row, j]
+        for j in range(y.shape[1]):
+            targets[b, j] = y[row, j]
 
 
 @_inline
@@ -348,12 +344,10 @@ def _train_batch(profile, loss, optimizer, hyper, x, y, order, start, params, gr
 
     A non-finite loss returns before any update.
     """
-    _gather(x, order, start, inputs)
-    _gather(y, order, start, targets)
+    _gather(x, y, order, start, inputs, targets)
     y_pred = _forward(profile, inputs, kernels, biases, layout, outputs)
-    batch = _batch_loss(profile, loss, targets, y_pred, per_sample)
+    batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[layout.shape[0] - 1], True)
     if np.isfinite(batch):
-        _output_grad(loss, targets, y_pred, deltas[layout.shape[0] - 1])
         _backward(profile, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
         _apply_update(optimizer, hyper, params, grads, slots, iterations)
     return batch
@@ -384,11 +378,11 @@ def _evaluate_loop(profile, x, y, batch_size, params, layout, loss):
     total = cast(0, x)
     count = cast(0, x)
     for start in range(0, n, batch_size):
-        inputs, targets, outputs, _, per_sample = full if start + batch_size <= n else last
+        inputs, targets, outputs, deltas, per_sample = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         _copy_rows(y, start, targets)
         y_pred = _forward(profile, inputs, kernels, biases, layout, outputs)
-        batch = _batch_loss(profile, loss, targets, y_pred, per_sample)
+        batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[layout.shape[0] - 1], False)
         total = total + batch * cast(inputs.shape[0], x)
         count = count + cast(inputs.shape[0], x)
     return total / count
