@@ -53,8 +53,8 @@ def _profile_module(profile):
     return _tensorflow if profile.literal_value == 1 else _plain
 
 
-def _matmul(profile, inputs, kernel, out):
-    """Compiled code only: the profile's ``matmul_loop``."""
+def _dense(profile, inputs, kernel, bias, out):
+    """Compiled code only: the profile's ``dense_loop`` (product, then bias)."""
 
 
 def _matmul_grad_input(profile, delta, kernel, out):
@@ -76,10 +76,10 @@ def _sum_columns(profile, values, out):
 _overload = dict(prefer_literal=True, inline="always", jit_options={"cache": True, "error_model": "numpy"})
 
 
-@overload(_matmul, **_overload)
-def _matmul_numba(profile, inputs, kernel, out):
-    loop = _profile_module(profile).matmul_loop
-    return lambda profile, inputs, kernel, out: loop(inputs, kernel, out)
+@overload(_dense, **_overload)
+def _dense_numba(profile, inputs, kernel, bias, out):
+    loop = _profile_module(profile).dense_loop
+    return lambda profile, inputs, kernel, bias, out: loop(inputs, kernel, bias, out)
 
 
 @overload(_matmul_grad_input, **_overload)
@@ -149,29 +149,20 @@ def _tanh_grad_loop_numba(profile, y, delta):
     return lambda profile, y, delta: loop(y, delta)
 
 
-@_jit
-def _activate(profile, activation, z, bias):
-    """z <- f(z + bias) in place: the bias in one pass, then the activation as the profile evaluates it."""
-    rows, cols = z.shape
-    if cols < 4:  # the innermost loop runs along the longer side
-        for j in range(cols):
-            for b in range(rows):
-                z[b, j] = z[b, j] + bias[j]
-    else:
-        for b in range(rows):
-            for j in range(cols):
-                z[b, j] = z[b, j] + bias[j]
+@_inline
+def _activate(profile, activation, z):
+    """z <- f(z) in place, the activation evaluated as the profile evaluates it."""
     if activation == 1:
         _sigmoid_loop(profile, z)
     elif activation == 2:
         _tanh_loop(profile, z)
     elif activation == 3:
-        for b in range(rows):
-            for j in range(cols):
+        for b in range(z.shape[0]):
+            for j in range(z.shape[1]):
                 z[b, j] = _relu(z[b, j])
 
 
-@_jit
+@_inline
 def _activation_grad(profile, activation, y, delta):
     """delta <- dL/dz from delta = dL/dy and the layer's output y, in place."""
     if activation == 1:
@@ -225,8 +216,8 @@ def _workspace(rows, n_features, layout, dtype_like):
 def _forward(profile, inputs, kernels, biases, layout, outputs):
     """Every layer's output for one batch, into ``outputs[layer]``; returns the last."""
     for layer in range(layout.shape[0]):
-        _matmul(profile, inputs, kernels[layer], outputs[layer])
-        _activate(profile, layout[layer, 2], outputs[layer], biases[layer])
+        _dense(profile, inputs, kernels[layer], biases[layer], outputs[layer])
+        _activate(profile, layout[layer, 2], outputs[layer])
         inputs = outputs[layer]
     return inputs
 

@@ -32,6 +32,10 @@ def test_numpy_and_loop_agree(dtype, batch_size, n_in, n_out):
     _plain.matmul_loop(inputs, kernel, out)
     _assert_same_bits(_plain.matmul(inputs, kernel), out, "matmul")
 
+    bias = _spread(rng, (n_out,), dtype)
+    _plain.dense_loop(inputs, kernel, bias, out := np.empty((batch_size, n_out), dtype))
+    _assert_same_bits(_plain.matmul(inputs, kernel) + bias, out, "dense")
+
     out = np.empty((batch_size, n_in), dtype)
     _plain.matmul_grad_input_loop(delta, kernel, out)
     _assert_same_bits(_plain.matmul_grad_input(delta, kernel), out, "matmul_grad_input")

@@ -75,6 +75,11 @@ def _run(operation, dtype, batch_size, n_in, n_out, seed=0):
         out = np.empty((batch_size, n_out), dtype)
         p.matmul_loop(inputs, kernel, out)
         return p.matmul(inputs, kernel), out, tf.linalg.matmul(inputs, kernel).numpy()
+    if operation == "dense":  # the forward pass: product, then the bias (MatMul + BiasAdd, run eagerly)
+        bias = _spread(rng, (n_out,), dtype)
+        out = np.empty((batch_size, n_out), dtype)
+        p.dense_loop(inputs, kernel, bias, out)
+        return p.matmul(inputs, kernel) + bias, out, tf.nn.bias_add(tf.linalg.matmul(inputs, kernel), bias).numpy()
     if operation == "matmul_grad_input":
         out = np.empty((batch_size, n_in), dtype)
         p.matmul_grad_input_loop(delta, kernel, out)
@@ -122,6 +127,9 @@ SOLVED = [
     ("matmul", (1, 2, 20, 100), 17, 1, DTYPES),
     ("matmul", (1, 2, 20, 100, 1000), 64, 1, DTYPES),
     ("matmul", (1, 20, 1000), 1, 8, DTYPES),
+    ("dense", (1, 3, 20, 100), 8, 1, DTYPES),
+    ("dense", (1, 3, 20, 100), 1, 8, DTYPES),
+    ("dense", (7, 20), 5, 7, DTYPES),
     # input gradient: float32 tree (B == 1) / sixteen lanes (B < 16) / FMA (B >= 16); float64 Eigen
     ("matmul_grad_input", (1, 2, 7, 15, 16, 20, 100, 1000), 8, 1, DTYPES),
     ("matmul_grad_input", (1, 2, 7, 15, 16, 20, 100, 1000), 3, 8, DTYPES),

@@ -21,6 +21,8 @@ module's ``ACTIVATIONS`` table lists such overrides).
 Each profile module provides, for each reduction, a NumPy function (read by
 students, used by the NumPy engine) and a ``*_loop`` twin compiled by Numba
 (used by the fused training loop); the two are tested bit-identical. The
+forward pass uses ``dense_loop(inputs, kernel, bias, out)``: ``matmul_loop``
+with the bias added to each finished sum (the same bits as a separate pass). The
 activation loops (``sigmoid_loop(z)``, ``sigmoid_grad_loop(y, delta)``, and
 the same for tanh) work in place on (batch, units) buffers.
 """

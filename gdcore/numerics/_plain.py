@@ -69,40 +69,73 @@ def sum_columns(values: np.ndarray) -> np.ndarray:
 # --- Numba loops (same order, into preallocated buffers) --------------------
 
 
+def _product_sums(add_bias: bool):
+    """The forward product, compiled once without the bias and once with it added to each finished sum.
+
+    ``add_bias`` is a constant of the compiled code, so neither version tests it per element.
+    """
+
+    def product_sums(inputs, kernel, bias, out):
+        # Each out[b, j] is summed over k in order whatever the loop nest (the bias, if
+        # any, added last); the nest is chosen by shape so that the innermost loop is the
+        # long, independent one.
+        n_rows, n_in = inputs.shape
+        n_out = kernel.shape[1]
+        if n_out < 4:
+            # Few outputs: four rows at a time, four independent sums in flight (register blocking).
+            whole = n_rows - n_rows % 4
+            for j in range(n_out):
+                for b in range(0, whole, 4):
+                    w = kernel[0, j]
+                    acc0, acc1, acc2, acc3 = inputs[b, 0] * w, inputs[b + 1, 0] * w, inputs[b + 2, 0] * w, inputs[b + 3, 0] * w
+                    for k in range(1, n_in):
+                        w = kernel[k, j]
+                        acc0 = acc0 + inputs[b, k] * w
+                        acc1 = acc1 + inputs[b + 1, k] * w
+                        acc2 = acc2 + inputs[b + 2, k] * w
+                        acc3 = acc3 + inputs[b + 3, k] * w
+                    if add_bias:
+                        acc0, acc1, acc2, acc3 = acc0 + bias[j], acc1 + bias[j], acc2 + bias[j], acc3 + bias[j]
+                    out[b, j], out[b + 1, j], out[b + 2, j], out[b + 3, j] = acc0, acc1, acc2, acc3
+                for b in range(whole, n_rows):
+                    acc = inputs[b, 0] * kernel[0, j]
+                    for k in range(1, n_in):
+                        acc = acc + inputs[b, k] * kernel[k, j]
+                    out[b, j] = acc + bias[j] if add_bias else acc
+            return
+        # Many outputs: row by row, the loop over j innermost; the bias joins the last term's pass.
+        last = n_in - 1
+        if add_bias and last == 0:
+            for b in range(n_rows):
+                for j in range(n_out):
+                    out[b, j] = inputs[b, 0] * kernel[0, j] + bias[j]
+            return
+        for b in range(n_rows):
+            for j in range(n_out):
+                out[b, j] = inputs[b, 0] * kernel[0, j]
+        for k in range(1, last if add_bias else n_in):
+            for b in range(n_rows):
+                a = inputs[b, k]
+                for j in range(n_out):
+                    out[b, j] = out[b, j] + a * kernel[k, j]
+        if add_bias:
+            for b in range(n_rows):
+                a = inputs[b, last]
+                for j in range(n_out):
+                    out[b, j] = (out[b, j] + a * kernel[last, j]) + bias[j]
+
+    product_sums.__name__ = product_sums.__qualname__ = "dense_sums" if add_bias else "matmul_sums"
+    return _jit(product_sums)
+
+
+_matmul_sums = _product_sums(False)
+dense_loop = _product_sums(True)
+dense_loop.__doc__ = "out <- inputs @ kernel + bias: each sum over k in order, then the bias added to it."
+
+
 @_jit
 def matmul_loop(inputs, kernel, out):
-    # Each out[b, j] is summed over k in order whatever the loop nest; the nest is
-    # chosen by shape so that the innermost loop is the long, independent one.
-    n_rows, n_in = inputs.shape
-    n_out = kernel.shape[1]
-    if n_out < 4:
-        # Few outputs: four rows at a time, four independent sums in flight (register blocking).
-        whole = n_rows - n_rows % 4
-        for j in range(n_out):
-            for b in range(0, whole, 4):
-                w = kernel[0, j]
-                acc0, acc1, acc2, acc3 = inputs[b, 0] * w, inputs[b + 1, 0] * w, inputs[b + 2, 0] * w, inputs[b + 3, 0] * w
-                for k in range(1, n_in):
-                    w = kernel[k, j]
-                    acc0 = acc0 + inputs[b, k] * w
-                    acc1 = acc1 + inputs[b + 1, k] * w
-                    acc2 = acc2 + inputs[b + 2, k] * w
-                    acc3 = acc3 + inputs[b + 3, k] * w
-                out[b, j], out[b + 1, j], out[b + 2, j], out[b + 3, j] = acc0, acc1, acc2, acc3
-            for b in range(whole, n_rows):
-                acc = inputs[b, 0] * kernel[0, j]
-                for k in range(1, n_in):
-                    acc = acc + inputs[b, k] * kernel[k, j]
-                out[b, j] = acc
-        return
-    for b in range(n_rows):
-        for j in range(n_out):
-            out[b, j] = inputs[b, 0] * kernel[0, j]
-    for k in range(1, n_in):
-        for b in range(n_rows):
-            a = inputs[b, k]
-            for j in range(n_out):
-                out[b, j] = out[b, j] + a * kernel[k, j]
+    _matmul_sums(inputs, kernel, kernel[0], out)
 
 
 @_jit

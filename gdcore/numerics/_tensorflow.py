@@ -481,6 +481,21 @@ overload(matmul_grad_kernel_loop, jit_options={"cache": True})(_by_dtype(_matmul
 
 
 @_jit
+def dense_loop(inputs, kernel, bias, out):
+    """out <- inputs @ kernel + bias: :func:`matmul_loop`, then ``BiasAdd`` (one rounding per element)."""
+    matmul_loop(inputs, kernel, out)
+    rows, cols = out.shape
+    if cols < 4:  # the innermost loop runs along the longer side
+        for j in range(cols):
+            for b in range(rows):
+                out[b, j] = out[b, j] + bias[j]
+    else:
+        for b in range(rows):
+            for j in range(cols):
+                out[b, j] = out[b, j] + bias[j]
+
+
+@_jit
 def sum_vector_loop(values):
     return _eigen_sum_loop(values)
 
