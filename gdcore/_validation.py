@@ -9,6 +9,8 @@ import numpy as np
 def _to_array(data, name: str, dtype) -> np.ndarray:
     if data is None:
         raise ValueError(f"{name} is required, got None")
+    if isinstance(data, np.ndarray) and data.dtype == dtype:
+        return data
     if hasattr(data, "to_numpy"):  # pandas DataFrame / Series
         data = data.to_numpy()
     try:
