@@ -18,15 +18,14 @@ arguments, or with one of them changed:
   ``time = samples * per_sample + steps * per_step``.
 
 Each operation of a step is then timed alone, in a compiled loop, at the
-workload's shapes (the plain profile's ``*_loop`` reductions and the shared
-elementwise functions, applied as the engine applies them); their sum times
-the number of steps, set against ``fit_loop``, leaves the cost of what lies
-between them.
-
-Two candidate fixes are timed against what gdcore does now, each checked
-bit-identical on every run: the sigmoid over a batch buffer computed as one
-flat, vectorisable pass with :math:`2^m` built from exponent bits, and the
-kernel gradient with its two inner loops swapped.
+workload's shapes, applied as the engine applies it and by the functions it
+calls: the engine's gather of a batch's x and y rows; per layer the plain
+profile's ``dense_loop`` (product, then bias) and, for hidden layers,
+``sigmoid_loop``; the batch loss and the output gradient in one pass; per
+layer backwards ``sigmoid_grad_loop``, the kernel, bias and input gradients;
+the update. Their sum times the number of steps, set against ``fit_loop``,
+leaves the cost of what lies between them. The engine's ``_gather`` is the
+one private name of the engine this table uses.
 
 Variants are timed in turns (round robin); a difference is the median over
 rounds of the paired difference, so that drift of this shared machine
@@ -41,7 +40,6 @@ import time
 import numpy as np
 from numba import njit
 
-_F32 = np.float32
 # fit_loop's array arguments that it only reads; every other array is copied before each call.
 _READ_ONLY = {"x", "y", "orders", "val_x", "val_y", "layout", "hyper"}
 
@@ -239,58 +237,50 @@ def loop_split(workload, call: FitLoopCall, budget: float = 1.0) -> list:
 
 def _step_operations():
     """{name: compiled function(args)}: the operations of one training step, each applied as the engine
-    applies it (the plain profile's ``*_loop`` reductions and the shared elementwise functions)."""
-    from gdcore import activations, losses, optimizers
+    applies it, by the functions the engine calls (the engine's gather, the plain profile's ``*_loop``
+    functions, the shared elementwise functions of :mod:`gdcore.losses` and :mod:`gdcore.optimizers`)."""
+    from gdcore import _numba_engine, losses, optimizers
+    from gdcore._dtype import cast
     from gdcore.numerics import _plain
 
     jit = njit(error_model="numpy", nogil=True)
 
     @jit
     def gather(args):
-        source, order, out = args
-        for b in range(out.shape[0]):
-            row = order[b]
-            for j in range(source.shape[1]):
-                out[b, j] = source[row, j]
+        x, y, order, start, inputs, targets = args
+        _numba_engine._gather(x, y, order, start, inputs, targets)
 
     @jit
-    def matmul(args):
-        _plain.matmul_loop(args[0], args[1], args[2])
+    def dense(args):
+        _plain.dense_loop(args[0], args[1], args[2], args[3])
 
     @jit
-    def bias_sigmoid(args):
-        z, bias = args
-        for b in range(z.shape[0]):
-            for j in range(z.shape[1]):
-                z[b, j] = activations.sigmoid(z[b, j] + bias[j])
+    def sigmoid(args):
+        _plain.sigmoid_loop(args[0])
 
     @jit
-    def bias_add(args):
-        z, bias = args
-        for b in range(z.shape[0]):
-            for j in range(z.shape[1]):
-                z[b, j] = z[b, j] + bias[j]
-
-    @jit
-    def batch_loss(args):
-        y_true, y_pred, per_sample = args
-        for b in range(y_pred.shape[0]):
-            per_sample[b] = losses.squared_error(y_true[b, 0] - y_pred[b, 0])
-        return _plain.sum_vector_loop(per_sample)
-
-    @jit
-    def output_grad(args):
-        y_true, y_pred, delta = args
-        scale = np.float32(1.0) / np.float32(y_pred.shape[0])
-        for b in range(y_pred.shape[0]):
-            delta[b, 0] = losses.squared_error_grad(y_true[b, 0] - y_pred[b, 0], scale)
+    def batch_loss_and_output_grad(args):
+        # The engine's _batch_loss(..., with_gradient=True) for the mean squared error: one pass
+        # over the batch fills the per-sample losses and dL/d(y_pred); the profile sums the former.
+        # (_batch_loss itself needs the profile as a compile-time constant, so its schedule is
+        # spelled out here around the same functions.)
+        y_true, y_pred, per_sample, delta, loss = args
+        rows, n_outputs = y_pred.shape
+        scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
+        for b in range(rows):
+            acc = cast(0, y_pred)
+            for j in range(n_outputs):
+                error = y_true[b, j] - y_pred[b, j]
+                value = losses.squared_error(error)
+                acc = value if j == 0 else acc + value
+                delta[b, j] = losses.squared_error_grad(error, scale)
+            per_sample[b] = acc / cast(n_outputs, y_pred)
+        # Stored, not returned, so that the compiler cannot drop the sum as unused.
+        loss[0] = _plain.sum_vector_loop(per_sample) / cast(rows, y_pred)
 
     @jit
     def sigmoid_grad(args):
-        y, delta = args
-        for b in range(y.shape[0]):
-            for j in range(y.shape[1]):
-                delta[b, j] = activations.sigmoid_grad(y[b, j], delta[b, j])
+        _plain.sigmoid_grad_loop(args[0], args[1])
 
     @jit
     def matmul_grad_kernel(args):
@@ -330,13 +320,20 @@ def _repeat_operation(operation):
     return repeat
 
 
+# y (1 - y) = -1 for y = the golden ratio and for 1 - it (see kernel_costs).
+_GOLDEN_RATIO = (1 + 5 ** 0.5) / 2
+
+
 def kernel_costs(workload, budget: float = 1.0) -> list:
-    """Rows (operation, shape, ns per call, seconds per run = calls x steps) for one step of ``workload``.
+    """Rows (operation, shape, ns per call, seconds per run = ns per call x steps) for one step of ``workload``.
 
     Every step is costed at the full batch size; the operations run on
     constant, realistic data in a compiled loop, so call overhead is excluded.
+    The loop applies each operation to the same arrays over and over, so an
+    operation that works in place gets data on which that is harmless.
     """
     import gdcore
+    from gdcore.numerics import _plain
 
     operations = _step_operations()
     rng = np.random.default_rng(0)
@@ -344,205 +341,73 @@ def kernel_costs(workload, budget: float = 1.0) -> list:
     batch = min(workload.batch_size, workload.n_samples)
     widths = [1] + ([workload.hidden_units] if workload.hidden_units else []) + [1]
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(widths, widths[1:]))
-    plan = [("gather x and y rows", f"{batch}x1, twice", "gather",
-             (workload.x, rng.permutation(workload.n_samples)[:batch], np.empty((batch, 1), f32)), 2)]
-    activations_out = [rng.uniform(-1, 1, (batch, 1)).astype(f32)]
+    plan = [("gather x and y rows (one loop)", f"{batch} rows of x and of y", "gather",
+             (workload.x, workload.y, rng.permutation(workload.n_samples), 0,
+              np.empty((batch, workload.x.shape[1]), f32), np.empty((batch, workload.y.shape[1]), f32)))]
+    layer_inputs = [rng.uniform(-1, 1, (batch, 1)).astype(f32)]
     for layer, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
-        hidden = layer < len(widths) - 2
         kernel = (rng.standard_normal((n_in, n_out)) * 0.3).astype(f32)
-        out = np.empty((batch, n_out), f32)
-        plan.append((f"forward matmul, layer {layer + 1}", f"({batch}x{n_in}) @ ({n_in}x{n_out})", "matmul",
-                     (activations_out[-1], kernel, out), 1))
-        bias = np.zeros(n_out, f32)
-        if hidden:
-            plan.append((f"bias + sigmoid, layer {layer + 1}", f"{batch}x{n_out}", "bias_sigmoid", (out.copy(), bias), 1))
-            activations_out.append(rng.uniform(0.05, 0.95, (batch, n_out)).astype(f32))
-        else:
-            plan.append((f"bias add, layer {layer + 1}", f"{batch}x{n_out}", "bias_add", (out.copy(), bias), 1))
-            activations_out.append(out)
+        bias = (rng.standard_normal(n_out) * 0.1).astype(f32)
+        z = np.empty((batch, n_out), f32)
+        plan.append((f"dense (product + bias), layer {layer + 1}", f"({batch}x{n_in}) @ ({n_in}x{n_out}) + bias",
+                     "dense", (layer_inputs[-1], kernel, bias, z)))
+        if layer < len(widths) - 2:
+            _plain.dense_loop(layer_inputs[-1], kernel, bias, z)
+            # sigmoid_loop works in place: from the second call on it is applied to values in
+            # (0, 1), which it maps into (0.5, 0.74), so they stay normal numbers. The kernel is
+            # branch-free, so its speed depends on nothing else.
+            plan.append((f"sigmoid, layer {layer + 1}", f"{batch}x{n_out}", "sigmoid", (z.copy(),)))
+            _plain.sigmoid_loop(z)
+            layer_inputs.append(z)
     y_true = workload.y[:batch]
     y_pred = rng.standard_normal((batch, 1)).astype(f32)
-    plan.append(("batch loss (squared errors + sum)", f"{batch}", "batch_loss", (y_true, y_pred, np.empty(batch, f32)), 1))
-    plan.append(("output gradient", f"{batch}x1", "output_grad", (y_true, y_pred, np.empty((batch, 1), f32)), 1))
+    plan.append(("batch loss and output gradient", f"{batch}x1", "batch_loss_and_output_grad",
+                 (y_true, y_pred, np.empty(batch, f32), np.empty((batch, 1), f32), np.empty(1, f32))))
     for layer in range(len(widths) - 2, -1, -1):
         n_in, n_out = widths[layer], widths[layer + 1]
         delta = (rng.standard_normal((batch, n_out)) * 0.01).astype(f32)
         if layer < len(widths) - 2:
+            # sigmoid_grad_loop overwrites delta with delta * y (1 - y). With y in (0, 1) the
+            # factor is at most 1/4, and repeated calls would shrink delta through denormals
+            # (slow) to zero within about 60 calls; y (1 - y) = -1 for these y, so delta only
+            # flips sign and stays normal. The kernel is branch-free, as above.
+            golden = np.where(rng.random((batch, n_out)) < 0.5, _GOLDEN_RATIO, 1 - _GOLDEN_RATIO).astype(f32)
             plan.append((f"sigmoid gradient, layer {layer + 1}", f"{batch}x{n_out}", "sigmoid_grad",
-                         (activations_out[layer + 1], delta.copy()), 1))
+                         (golden, delta.copy())))
         plan.append((f"kernel gradient, layer {layer + 1}", f"({n_in}x{batch}) @ ({batch}x{n_out})", "matmul_grad_kernel",
-                     (activations_out[layer], delta, np.empty((n_in, n_out), f32)), 1))
+                     (layer_inputs[layer], delta, np.empty((n_in, n_out), f32))))
         plan.append((f"bias gradient, layer {layer + 1}", f"{batch}x{n_out} column sums", "sum_columns",
-                     (delta, np.empty(n_out, f32)), 1))
+                     (delta, np.empty(n_out, f32))))
         if layer > 0:
             kernel = (rng.standard_normal((n_in, n_out)) * 0.3).astype(f32)
             plan.append((f"input gradient, layer {layer + 1}", f"({batch}x{n_out}) @ ({n_out}x{n_in})", "matmul_grad_input",
-                         (delta, kernel, np.empty((batch, n_in), f32)), 1))
+                         (delta, kernel, np.empty((batch, n_in), f32))))
     params = (rng.standard_normal(n_params) * 0.1).astype(f32)
     grads = (rng.standard_normal(n_params) * 0.01).astype(f32)
     if workload.optimizer == "adam":
         hyper = gdcore.optimizers.Adam(learning_rate=workload.learning_rate).hyperparameters(np.float32)
         plan.append(("Adam update", f"{n_params} parameters", "adam",
-                     (params, grads, np.zeros((2, n_params), f32), hyper), 1))
+                     (params, grads, np.zeros((2, n_params), f32), hyper)))
     else:
         hyper = gdcore.optimizers.SGD(learning_rate=workload.learning_rate).hyperparameters(np.float32)
-        plan.append(("SGD update", f"{n_params} parameters", "sgd", (params, grads, hyper), 1))
+        plan.append(("SGD update", f"{n_params} parameters", "sgd", (params, grads, hyper)))
 
     steps = workload.epochs * -(-workload.n_samples // workload.batch_size)
     rows = []
-    for label, shape, name, args, calls in plan:
+    for label, shape, name, args in plan:
         repeat = _repeat_operation(operations[name])
         count = max(1, 2_000_000 // (batch * max(widths)))
         seconds, _ = _timed(lambda _: repeat(args, count), budget / len(plan))
         per_call = seconds / count
-        rows.append((label, shape, per_call * 1e9, per_call * calls * steps))
+        rows.append((label, shape, per_call * 1e9, per_call * steps))
     return rows
-
-
-# --- candidate fixes ---------------------------------------------------------------------------------
-
-_FLT_MIN = _F32(np.finfo(np.float32).tiny)
-
-
-@njit(error_model="numpy", nogil=True)
-def _sigmoid_flat_exponent_bits(z, bias, exponent_bits):
-    """sigmoid(z + bias) in place: bias in a 2-D pass, then the float32 Eigen logistic over the flat buffer.
-
-    The polynomial is eigen's float32 packet logistic step for step; 2^m is
-    the float whose exponent field is m + 127 (exact: m is in [-75, 12]),
-    written by a first flat pass into an int32 buffer viewed as float32, so
-    that both flat passes vectorise. An experiment: checked against
-    ``gdcore.activations.sigmoid`` bit for bit on every run.
-    """
-    rows, cols = z.shape
-    for b in range(rows):
-        for j in range(cols):
-            z[b, j] = z[b, j] + bias[j]
-    flat = z.reshape(rows * cols)
-    scale = exponent_bits[: rows * cols]
-    scale_as_float = scale.view(np.float32)
-    for i in range(flat.shape[0]):
-        x = max(min(flat[i], _F32(16.6355324)), _F32(-104.0)) * _F32(0.5)
-        m = np.floor(x * _F32(1.44269504088896341) + _F32(0.5))
-        scale[i] = (np.int32(m) + np.int32(127)) << 23
-    for i in range(flat.shape[0]):
-        original = flat[i]
-        x = max(min(original, _F32(16.6355324)), _F32(-104.0)) * _F32(0.5)
-        m = np.floor(x * _F32(1.44269504088896341) + _F32(0.5))
-        r = m * _F32(-0.693359375) + x
-        r = m * _F32(2.12194440e-4) + r
-        r2 = r * r
-        p_even = r2 * _F32(4.1898667812347412109375e-2) + _F32(0.49999141693115234375)
-        p_odd = r2 * _F32(8.33471305668354034423828125e-3) + _F32(0.16666877269744873046875)
-        p = r * p_odd + p_even
-        p = r2 * p + (r + _F32(1.0))
-        e = p * scale_as_float[i]
-        e = e * e
-        e = e * (e >= _FLT_MIN)
-        flat[i] = (e / (_F32(1.0) + e)) * (original >= _F32(-104.0))
-
-
-@njit(error_model="numpy", nogil=True)
-def _matmul_grad_kernel_units_outer(inputs, delta, out):
-    """The plain profile's kernel gradient :math:`a^T\\delta` with the input index innermost.
-
-    Each out[k, j] is still summed over b front to back (same bits as
-    ``_plain.matmul_grad_kernel_loop``); only the two loops inside b are
-    swapped, so that the innermost loop runs over k when the layer has one unit.
-    """
-    n_rows, n_in = inputs.shape
-    n_out = delta.shape[1]
-    for j in range(n_out):
-        for k in range(n_in):
-            out[k, j] = inputs[0, k] * delta[0, j]
-    for b in range(1, n_rows):
-        for j in range(n_out):
-            factor = delta[b, j]
-            for k in range(n_in):
-                out[k, j] = out[k, j] + inputs[b, k] * factor
-
-
-def _repeat3(kernel):
-    """A compiled loop calling ``kernel(a, b, c)`` ``count`` times."""
-
-    @njit(error_model="numpy", nogil=True)
-    def repeat(a, b, c, count):
-        for _ in range(count):
-            kernel(a, b, c)
-
-    return repeat
-
-
-def matmul_grad_kernel_experiment(shapes, budget: float = 1.0) -> list[dict]:
-    """Per (rows, n_in, n_out): ns per call of the plain kernel gradient and of the swapped loop order."""
-    from gdcore.numerics import _plain
-
-    rng = np.random.default_rng(0)
-    results = []
-    for rows, n_in, n_out in shapes:
-        inputs = rng.standard_normal((rows, n_in)).astype(np.float32)
-        delta = rng.standard_normal((rows, n_out)).astype(np.float32)
-        expected, candidate = np.empty((n_in, n_out), np.float32), np.empty((n_in, n_out), np.float32)
-        _plain.matmul_grad_kernel_loop(inputs, delta, expected)
-        _matmul_grad_kernel_units_outer(inputs, delta, candidate)
-        result = {"shape": (rows, n_in, n_out),
-                  "identical": bool(np.array_equal(expected.view(np.int32), candidate.view(np.int32)))}
-        count = max(1, 2_000_000 // (rows * n_in * n_out))
-        for name, kernel in (("gdcore", _plain.matmul_grad_kernel_loop), ("swapped", _matmul_grad_kernel_units_outer)):
-            repeat = _repeat3(kernel)
-            seconds, _ = _timed(lambda _: repeat(inputs, delta, expected, count), budget / (2 * len(shapes)))
-            result[name] = seconds / count * 1e9
-        results.append(result)
-    return results
-
-
-def _gdcore_sigmoid_2d():
-    from gdcore import activations
-
-    @njit(error_model="numpy", nogil=True)
-    def gdcore_sigmoid(z, bias, scratch):
-        # The shape of gdcore's forward activation: elementwise over the (batch, units) buffer.
-        rows, cols = z.shape
-        for b in range(rows):
-            for j in range(cols):
-                z[b, j] = activations.sigmoid(z[b, j] + bias[j])
-
-    return gdcore_sigmoid
-
-
-def sigmoid_experiment(shapes, budget: float = 1.0) -> list[dict]:
-    """Per shape: ns per element of gdcore's sigmoid and of the flat exponent-bits pass, and agreement."""
-    gdcore_sigmoid = _gdcore_sigmoid_2d()
-    rng = np.random.default_rng(0)
-    probe = np.concatenate([rng.uniform(-120, 30, 200_000), rng.standard_normal(200_000) * 4,
-                            [-104.5, -104.0, -103.9, -87.0, -88.5, 0.0, -0.0, 16.6355324, 17.0, 1e30, -1e30]])
-    probe = probe.astype(np.float32).reshape(-1, 1)
-    zero_bias = np.zeros(1, dtype=np.float32)
-    expected, candidate = probe.copy(), probe.copy()
-    gdcore_sigmoid(expected, zero_bias, np.empty(0, dtype=np.int32))
-    _sigmoid_flat_exponent_bits(candidate, zero_bias, np.empty(candidate.size, dtype=np.int32))
-    identical = bool(np.array_equal(expected.view(np.int32), candidate.view(np.int32)))
-    results = []
-    for rows, units in shapes:
-        z0 = (rng.standard_normal((rows, units)) * 3).astype(np.float32)
-        bias = (rng.standard_normal(units) * 0.1).astype(np.float32)
-        scratch = np.empty(rows * units, dtype=np.int32)
-        result = {"shape": (rows, units), "identical": identical, "probe_size": probe.size}
-        for name, kernel in (("gdcore", gdcore_sigmoid), ("flat_bits", _sigmoid_flat_exponent_bits)):
-            repeat = _repeat3(kernel)
-            inner = max(1, 2_000_000 // (rows * units))
-            # Values settle into (0.5, 0.75) after a few passes; both kernels are branch-free.
-            seconds, _ = _timed(lambda _: repeat(z0.copy(), bias, scratch, inner), budget / (2 * len(shapes)))
-            result[name] = seconds / (inner * rows * units) * 1e9
-        results.append(result)
-    return results
 
 
 # --- report --------------------------------------------------------------------------------------------
 
 
 def report(workloads, budget: float = 1.0) -> list[str]:
-    """Markdown lines: for each workload the Python side and the loop split; then the experiments."""
+    """Markdown lines: for each workload the Python side, the loop split and the cost of each operation."""
     lines = ["Medians of runs made in turns. A difference is the median over rounds of (fit's call - variant), "
              "each pair run back to back; on this shared machine, differences below about 5 % of the total are noise, "
              "and so is the per-step/per-sample split when the larger batch barely changes the time.", ""]
@@ -579,32 +444,6 @@ def report(workloads, budget: float = 1.0) -> list[str]:
         except Exception as error:  # the engine is edited concurrently; report rather than fail
             lines.append(f"Unavailable: `{type(error).__name__}: {str(error).splitlines()[0][:200]}`")
         lines.append("")
-    lines += ["#### Candidate fixes, measured", ""]
-    shapes = sorted({(w.batch_size, w.hidden_units) for w in workloads if w.hidden_units})
-    try:
-        for result in sigmoid_experiment(shapes, budget):
-            rows, units = result["shape"]
-            lines.append(
-                f"- Sigmoid of z + bias over a {rows}x{units} float32 buffer, in a compiled loop: "
-                f"`gdcore.activations.sigmoid` elementwise in 2-D (as the engine applies it) {result['gdcore']:.2f} ns/element; "
-                f"bias pass + flat pass with 2^m from exponent bits {result['flat_bits']:.2f} ns/element "
-                f"({result['gdcore'] / result['flat_bits']:.1f}x); bit-identical on {result['probe_size']:,} probe values: "
-                f"{'yes' if result['identical'] else 'NO'}.")
-    except Exception as error:
-        lines.append(f"- Sigmoid experiment unavailable: `{type(error).__name__}: {str(error).splitlines()[0][:200]}`")
-    shapes = sorted({shape for w in workloads if w.hidden_units
-                     for shape in ((w.batch_size, w.hidden_units, 1), (w.batch_size, 1, w.hidden_units))})
-    try:
-        for result in matmul_grad_kernel_experiment(shapes, budget):
-            rows, n_in, n_out = result["shape"]
-            lines.append(
-                f"- Kernel gradient ({n_in}x{rows}) @ ({rows}x{n_out}), plain profile: `_plain.matmul_grad_kernel_loop` "
-                f"{result['gdcore']:,.0f} ns/call; the two loops inside the batch loop swapped (k innermost) "
-                f"{result['swapped']:,.0f} ns/call ({result['gdcore'] / result['swapped']:.1f}x); "
-                f"bit-identical: {'yes' if result['identical'] else 'NO'}.")
-    except Exception as error:
-        lines.append(f"- Kernel-gradient experiment unavailable: `{type(error).__name__}: {str(error).splitlines()[0][:200]}`")
-    lines.append("")
     return lines
 
 
