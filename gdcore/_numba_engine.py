@@ -413,9 +413,8 @@ def _fit_loop(profile, x, y, orders, batch_size, params, layout, loss, optimizer
     kernel_grads, bias_grads = _parameter_views(grads, layout)
     saved_params = params.copy()
     saved_slots = slots.copy()
-    inputs, targets, outputs, deltas, per_sample = _workspace(min(batch_size, n), x.shape[1], layout, x)
-    last_inputs, last_targets, last_outputs, last_deltas, last_per_sample = _workspace(
-        n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
+    full = _workspace(min(batch_size, n), x.shape[1], layout, x)
+    last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     n_full = n // batch_size
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
@@ -425,16 +424,12 @@ def _fit_loop(profile, x, y, orders, batch_size, params, layout, loss, optimizer
         total = cast(0, x)
         count = cast(0, x)
         for batch_index in range(n_full + (1 if n % batch_size else 0)):
-            if batch_index < n_full:
-                rows = cast(batch_size, x)
-                batch = _train_batch(profile, loss, optimizer, hyper, x, y, order, batch_index * batch_size, params, grads, slots,
-                                     iterations, kernels, biases, kernel_grads, bias_grads, layout, inputs, targets, outputs,
-                                     deltas, per_sample)
-            else:
-                rows = cast(n % batch_size, x)
-                batch = _train_batch(profile, loss, optimizer, hyper, x, y, order, batch_index * batch_size, params, grads, slots,
-                                     iterations, kernels, biases, kernel_grads, bias_grads, layout, last_inputs, last_targets,
-                                     last_outputs, last_deltas, last_per_sample)
+            # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
+            inputs, targets, outputs, deltas, per_sample = full if batch_index < n_full else last
+            rows = cast(inputs.shape[0], x)
+            batch = _train_batch(profile, loss, optimizer, hyper, x, y, order, batch_index * batch_size, params, grads, slots,
+                                 iterations, kernels, biases, kernel_grads, bias_grads, layout, inputs, targets, outputs,
+                                 deltas, per_sample)
             if not np.isfinite(batch):
                 _copy_flat(saved_params, params)
                 _copy_flat(saved_slots.reshape(-1), slots.reshape(-1))
