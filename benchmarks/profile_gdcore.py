@@ -24,8 +24,8 @@ profile's ``dense_loop`` (product, then bias) and, for hidden layers,
 ``sigmoid_loop``; the batch loss and the output gradient in one pass; per
 layer backwards ``sigmoid_grad_loop``, the kernel, bias and input gradients;
 the update. Their sum times the number of steps, set against ``fit_loop``,
-leaves the cost of what lies between them. The engine's ``_gather`` is the
-one private name of the engine this table uses.
+leaves the cost of what lies between them. The engine's ``_gather`` and
+``_batch_loss`` are the two private names of the engine this table uses.
 
 Variants are timed in turns (round robin); a difference is the median over
 rounds of the paired difference, so that drift of this shared machine
@@ -237,10 +237,9 @@ def loop_split(workload, call: FitLoopCall, budget: float = 1.0) -> list:
 
 def _step_operations():
     """{name: compiled function(args)}: the operations of one training step, each applied as the engine
-    applies it, by the functions the engine calls (the engine's gather, the plain profile's ``*_loop``
-    functions, the shared elementwise functions of :mod:`gdcore.losses` and :mod:`gdcore.optimizers`)."""
-    from gdcore import _numba_engine, losses, optimizers
-    from gdcore._dtype import cast
+    applies it, by the functions the engine calls (the engine's gather and loss pass, the plain
+    profile's ``*_loop`` functions, the update rules of :mod:`gdcore.optimizers`)."""
+    from gdcore import _numba_engine, optimizers
     from gdcore.numerics import _plain
 
     jit = njit(error_model="numpy", nogil=True)
@@ -260,23 +259,11 @@ def _step_operations():
 
     @jit
     def batch_loss_and_output_grad(args):
-        # The engine's _batch_loss(..., with_gradient=True) for the mean squared error: one pass
-        # over the batch fills the per-sample losses and dL/d(y_pred); the profile sums the former.
-        # (_batch_loss itself needs the profile as a compile-time constant, so its schedule is
-        # spelled out here around the same functions.)
+        # The engine's own pass (plain profile 0, loss 0 = mean squared error): per-sample
+        # losses, their sum and dL/d(y_pred). Stored, not returned, so that the compiler
+        # cannot drop the sum as unused.
         y_true, y_pred, per_sample, delta, loss = args
-        rows, n_outputs = y_pred.shape
-        scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
-        for b in range(rows):
-            acc = cast(0, y_pred)
-            for j in range(n_outputs):
-                error = y_true[b, j] - y_pred[b, j]
-                value = losses.squared_error(error)
-                acc = value if j == 0 else acc + value
-                delta[b, j] = losses.squared_error_grad(error, scale)
-            per_sample[b] = acc / cast(n_outputs, y_pred)
-        # Stored, not returned, so that the compiler cannot drop the sum as unused.
-        loss[0] = _plain.sum_vector_loop(per_sample) / cast(rows, y_pred)
+        loss[0] = _numba_engine._batch_loss(0, 0, y_true, y_pred, per_sample, delta, True)
 
     @jit
     def sigmoid_grad(args):

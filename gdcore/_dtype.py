@@ -94,8 +94,10 @@ def pow2(m):
     m = np.asarray(m)
     if m.dtype == np.float32:
         bits = (m.astype(np.int32) + np.int32(127)) << np.int32(23)
-    else:
+    elif m.dtype == np.float64:
         bits = (m.astype(np.int64) + np.int64(1023)) << np.int64(52)
+    else:
+        raise TypeError(f"m must be float32 or float64, got dtype {m.dtype}")
     value = bits.view(m.dtype)
     return value if value.ndim else value[()]
 

@@ -9,7 +9,7 @@ import numpy as np
 def _to_array(data, name: str, dtype) -> np.ndarray:
     if data is None:
         raise ValueError(f"{name} is required, got None")
-    if isinstance(data, np.ndarray) and data.dtype == dtype:
+    if type(data) is np.ndarray and data.dtype == dtype:  # not subclasses: a masked array hides its NaNs
         return data
     if hasattr(data, "to_numpy"):  # pandas DataFrame / Series
         data = data.to_numpy()

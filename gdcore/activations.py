@@ -22,9 +22,9 @@ logistic's polynomial exponential and tanh's rational approximation (degree
 use only ``+ - * /`` and comparisons, so the NumPy and Numba engines produce
 the same bits (``np.tanh`` would not: NumPy's SIMD tanh and the C library's,
 which Numba calls, differ in the last bit). The gradients are the formulas of
-the table, in that order; TensorFlow's kernels also flush denormal operands
-and results to zero, which only the ``"tensorflow"`` numerics profile
-reproduces (:mod:`gdcore.numerics._tensorflow`).
+the table, in that order; TensorFlow's gradient kernels also flush denormal
+operands and results to zero, which only the ``"tensorflow"`` numerics
+profile reproduces (:mod:`gdcore.numerics._tensorflow`).
 """
 
 from dataclasses import dataclass

@@ -17,6 +17,15 @@ DTYPES = ("float32", "float64")
 _ORDER_CHUNK = 1 << 22
 
 
+def _engine_array(array: np.ndarray) -> np.ndarray:
+    """``array`` itself if C-contiguous, aligned and writeable, else a copy that is.
+
+    The compiled loops are typed by these flags: a read-only array (pandas's
+    ``to_numpy()`` under copy-on-write) would compile a second fit loop.
+    """
+    return np.require(array, requirements="CAW")
+
+
 class TrainingDivergedWarning(RuntimeWarning):
     """A batch loss became NaN or infinite; training stopped at the last completed epoch."""
 
@@ -177,10 +186,10 @@ class Sequential:
         features = as_features(x, name, expected, dtype=self.dtype)
         if self.params is None:
             self.build((features.shape[1],))
-        return np.ascontiguousarray(features)
+        return _engine_array(features)
 
     def _prepare_y(self, y, n_rows, name="y") -> np.ndarray:
-        return np.ascontiguousarray(as_targets(y, name, n_rows=n_rows, n_outputs=self.layers[-1].units, dtype=self.dtype))
+        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=self.layers[-1].units, dtype=self.dtype))
 
     def fit(self, x=None, y=None, batch_size: int | None = 32, epochs: int = 1, verbose="auto", callbacks=None,
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0) -> History:

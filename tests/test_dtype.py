@@ -51,3 +51,8 @@ def test_plain_activation_loops_match_numpy_on_edge_values(dtype, shape):
         out = overwritten.copy()
         loop(*read, out)
         assert out.tobytes() == np.asarray(expected, dtype).tobytes(), loop.__name__
+
+
+def test_pow2_refuses_other_dtypes():
+    with pytest.raises(TypeError, match="float32 or float64"):
+        pow2(np.int64(3))

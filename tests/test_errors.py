@@ -135,3 +135,9 @@ def test_divergence_stops_with_a_warning_and_keeps_completed_epochs(seed_train):
         if completed:
             again.fit(x, y, batch_size=1, epochs=completed, shuffle=False, verbose=0)
     assert np.array_equal(flat_weights(again), flat_weights(model))
+
+
+def test_masked_array_with_nan_is_refused(model):
+    x = np.ma.masked_invalid(np.where(np.arange(10) == 3, np.nan, 1.0).astype(np.float32)[:, None])
+    with pytest.raises(ValueError, match="x contains NaN"):
+        model.fit(x, Y, verbose=0)

@@ -252,3 +252,17 @@ def test_keras_2_style_input_shape_layer_weights_and_evaluate_dict(xy):
         model.layers[0].set_weights([kernel])
     model.compile(optimizer="adam", loss="mse")
     assert model.evaluate(x, y, return_dict=True) == {"loss": model.evaluate(x, y)}
+
+
+def test_read_only_inputs_reuse_the_compiled_loop(xy):
+    """pandas's to_numpy() can return read-only arrays; they must not compile a second fit loop."""
+    x, y = xy
+    model = build_model(seed=1)
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+    compiled = len(_numba_engine._fit_plain.signatures)
+    x_read_only, y_read_only = x.astype(np.float32), y.astype(np.float32)
+    x_read_only.flags.writeable = y_read_only.flags.writeable = False
+    model.fit(x_read_only, y_read_only, epochs=1, verbose=0)
+    assert len(_numba_engine._fit_plain.signatures) == compiled
+    assert not x_read_only.flags.writeable  # the caller's array is left as it was

@@ -12,7 +12,7 @@ Each reduction exists twice, as the profile interface requires:
 * an ``*_loop`` loop that writes into a preallocated buffer, compiled by
   Numba inside the fused training loop.
 
-``tests/test_numerics.py`` asserts that both give the same bits.
+``tests/test_numerics_plain.py`` asserts that both give the same bits.
 
 Why these NumPy spellings are sequential: ``np.cumsum`` is a running sum, so
 its last entry is the front-to-back sum. ``np.sum`` (and ``np.add.reduce``)
@@ -124,7 +124,7 @@ def _product_sums(add_bias: bool):
                 for j in range(n_out):
                     out[b, j] = (out[b, j] + a * kernel[last, j]) + bias[j]
 
-    product_sums.__name__ = product_sums.__qualname__ = "dense_sums" if add_bias else "matmul_sums"
+    product_sums.__name__ = product_sums.__qualname__ = "dense_loop" if add_bias else "_matmul_sums"
     return _jit(product_sums)
 
 
@@ -135,7 +135,7 @@ dense_loop.__doc__ = "out <- inputs @ kernel + bias: each sum over k in order, t
 
 @_jit
 def matmul_loop(inputs, kernel, out):
-    _matmul_sums(inputs, kernel, kernel[0], out)
+    _matmul_sums(inputs, kernel, kernel[0], out)  # the bias argument is not read
 
 
 @_jit
@@ -245,9 +245,10 @@ def sum_columns_loop(values, out):
 
 
 # --- activations over a layer's (batch, units) buffer, in place: each element on its own ---
-# Each loop runs over the flat (C-order) array: one long loop vectorises where a short inner loop over the units would not. In place, with one
-# array, the compiler needs no check that input and output do not overlap (a loop
-# from one array into the same array fails that check and runs unvectorised).
+# Each loop runs over the flat (C-order) array: one long loop vectorises where a short
+# inner loop over the units would not. In place, with one array, the compiler needs no
+# check that input and output do not overlap (a loop from one array into the same
+# array fails that check and runs unvectorised).
 
 _inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 _sigmoid = _jit(activations.sigmoid)

@@ -63,7 +63,7 @@ Public functions
 ``logistic_tensorflow(z)``, ``logistic_grad_tensorflow(y, dy)``
     Whole arrays, bit-identical to ``tf.math.sigmoid`` / ``tf.raw_ops.SigmoidGrad``.
 ``logistic_tensorflow_loop(z)``, ``logistic_grad_tensorflow_loop(y, dy)``
-    Numba twins of the two above, for 2-D C-contiguous arrays, in place (``z``, ``dy``).
+    Numba twins of the two above, for 2-D arrays (flattened in C order), in place (``z``, ``dy``).
 ``packet_size(dtype)``
     8 for float32, 4 for float64.
 
