@@ -56,3 +56,18 @@ def test_plain_activation_loops_match_numpy_on_edge_values(dtype, shape):
 def test_pow2_refuses_other_dtypes():
     with pytest.raises(TypeError, match="float32 or float64"):
         pow2(np.int64(3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_nan_and_saturates(dtype):
+    """NaN stays NaN (a diverged layer must not look finite); far below zero the result is exactly 0."""
+    z = np.array([[np.nan, -np.inf, -1e4, -95.0, -87.4, 0.0, 1e4, np.inf]], dtype)
+    compiled = z.copy()
+    _plain.sigmoid_loop(compiled)
+    with np.errstate(all="ignore"):
+        expected = activations.sigmoid(z)
+    assert compiled.tobytes() == expected.tobytes()
+    assert np.isnan(expected[0, 0])
+    assert np.array_equal(expected[0, 1:3], np.zeros(2, dtype))
+    assert (expected[0, 3] == 0) == (dtype == np.float32)  # exp(-95) is a float32 denormal, flushed
+    assert np.array_equal(expected[0, 5:], np.array([0.5, 1.0, 1.0], dtype))
