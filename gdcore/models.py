@@ -23,6 +23,9 @@ def _engine_array(array: np.ndarray) -> np.ndarray:
     The compiled loops are typed by these flags: a read-only array (pandas's
     ``to_numpy()`` under copy-on-write) would compile a second fit loop.
     """
+    flags = array.flags
+    if flags.c_contiguous and flags.aligned and flags.writeable:  # the common case, ~20x cheaper than np.require
+        return array
     return np.require(array, requirements="CAW")
 
 
