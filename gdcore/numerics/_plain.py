@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from gdcore import activations
+from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 # Activations whose evaluation depends on the profile: none; each element is
 # computed by the activation's own elementwise function.
@@ -244,46 +245,10 @@ def sum_columns_loop(values, out):
             out[j] = out[j] + values[b, j]
 
 
-# --- activations over a layer's (batch, units) buffer, in place: each element on its own ---
-# Each loop runs over the flat (C-order) array: one long loop vectorises where a short
-# inner loop over the units would not. In place, with one array, the compiler needs no
-# check that input and output do not overlap (a loop from one array into the same
-# array fails that check and runs unvectorised).
+# --- activations over a layer's (batch, units) buffer, in place (gdcore.numerics._in_place) ---
+# Each element on its own, by the activation's own elementwise function.
 
-_inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
-_sigmoid = _jit(activations.sigmoid)
-_sigmoid_grad = _jit(activations.sigmoid_grad)
-_tanh = _jit(activations.tanh)
-_tanh_grad = _jit(activations.tanh_grad)
-
-
-@_inline
-def sigmoid_loop(z):
-    """z <- sigmoid(z)."""
-    flat = z.flat
-    for i in range(z.size):
-        flat[i] = _sigmoid(flat[i])
-
-
-@_inline
-def sigmoid_grad_loop(y, delta):
-    """delta <- sigmoid_grad(y, delta): dL/dz from dL/dy and the sigmoid's output y."""
-    flat_y, flat_delta = y.flat, delta.flat
-    for i in range(y.size):
-        flat_delta[i] = _sigmoid_grad(flat_y[i], flat_delta[i])
-
-
-@_inline
-def tanh_loop(z):
-    """z <- tanh(z)."""
-    flat = z.flat
-    for i in range(z.size):
-        flat[i] = _tanh(flat[i])
-
-
-@_inline
-def tanh_grad_loop(y, delta):
-    """delta <- tanh_grad(y, delta)."""
-    flat_y, flat_delta = y.flat, delta.flat
-    for i in range(y.size):
-        flat_delta[i] = _tanh_grad(flat_y[i], flat_delta[i])
+sigmoid_loop = activation_loop(_jit(activations.sigmoid), "plain_sigmoid_loop", inline=True)
+sigmoid_grad_loop = gradient_loop(_jit(activations.sigmoid_grad), "plain_sigmoid_grad_loop", inline=True)
+tanh_loop = activation_loop(_jit(activations.tanh), "plain_tanh_loop", inline=True)
+tanh_grad_loop = gradient_loop(_jit(activations.tanh_grad), "plain_tanh_grad_loop", inline=True)

@@ -103,6 +103,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from gdcore._dtype import pow2, where
+from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -341,12 +342,6 @@ def _packet_end(n: int, dtype) -> int:
     return n - n % packet_size(dtype)
 
 
-@_jit
-def _packet_end_loop(values):
-    """Compiled twin of ``_packet_end``: where the scalar tail of the flattened ``values`` starts (256-bit packets)."""
-    return values.size - values.size % (32 // values.itemsize)
-
-
 def logistic_tensorflow(z: np.ndarray) -> np.ndarray:
     """``tf.math.sigmoid(z)`` bit for bit: packet path, then scalar path on the flat tail."""
     z = np.ascontiguousarray(z)
@@ -373,30 +368,11 @@ def logistic_grad_tensorflow(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return out.reshape(y.shape)
 
 
-_logistic_jit = _jit(logistic)
-_logistic_scalar_jit = _jit(logistic_scalar)
-_logistic_grad_jit = _jit(logistic_grad)
-_logistic_grad_scalar_jit = _jit(logistic_grad_scalar)
-
-
-@_jit
-def logistic_tensorflow_loop(z):
-    """Numba twin of :func:`logistic_tensorflow` for a 2-D ``z``, in place."""
-    flat, end = z.flat, _packet_end_loop(z)
-    for i in range(end):
-        flat[i] = _logistic_jit(flat[i])
-    for i in range(end, z.size):
-        flat[i] = _logistic_scalar_jit(flat[i])
-
-
-@_jit
-def logistic_grad_tensorflow_loop(y, dy):
-    """Numba twin of :func:`logistic_grad_tensorflow` for 2-D arrays: ``dy`` is overwritten."""
-    flat_y, flat_dy, end = y.flat, dy.flat, _packet_end_loop(y)
-    for i in range(end):
-        flat_dy[i] = _logistic_grad_jit(flat_y[i], flat_dy[i])
-    for i in range(end, y.size):
-        flat_dy[i] = _logistic_grad_scalar_jit(flat_y[i], flat_dy[i])
+logistic_tensorflow_loop = activation_loop(_jit(logistic), "logistic_tensorflow_loop", tail=_jit(logistic_scalar))
+logistic_tensorflow_loop.__doc__ = "Numba twin of :func:`logistic_tensorflow` for a 2-D ``z``, in place."
+logistic_grad_tensorflow_loop = gradient_loop(_jit(logistic_grad), "logistic_grad_tensorflow_loop",
+                                              tail=_jit(logistic_grad_scalar))
+logistic_grad_tensorflow_loop.__doc__ = "Numba twin of :func:`logistic_grad_tensorflow` for 2-D arrays: ``dy`` is overwritten."
 
 
 # --- hyperbolic tangent: scalar_tanh_op (ptanh_float / ptanh_double) ---------------
@@ -540,24 +516,7 @@ def tanh_grad_tensorflow(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return tanh_grad(np.asarray(y), np.asarray(dy))
 
 
-_tanh_jit = _jit(tanh)
-_tanh_scalar_jit = _jit(tanh_scalar)
-_tanh_grad_jit = _jit(tanh_grad)
-
-
-@_jit
-def tanh_tensorflow_loop(z):
-    """Numba twin of :func:`tanh_tensorflow` for a 2-D ``z``, in place."""
-    flat, end = z.flat, _packet_end_loop(z)
-    for i in range(end):
-        flat[i] = _tanh_jit(flat[i])
-    for i in range(end, z.size):
-        flat[i] = _tanh_scalar_jit(flat[i])
-
-
-@_jit
-def tanh_grad_tensorflow_loop(y, dy):
-    """Numba twin of :func:`tanh_grad_tensorflow` for 2-D arrays: ``dy`` is overwritten."""
-    flat_y, flat_dy = y.flat, dy.flat
-    for i in range(y.size):
-        flat_dy[i] = _tanh_grad_jit(flat_y[i], flat_dy[i])
+tanh_tensorflow_loop = activation_loop(_jit(tanh), "tanh_tensorflow_loop", tail=_jit(tanh_scalar))
+tanh_tensorflow_loop.__doc__ = "Numba twin of :func:`tanh_tensorflow` for a 2-D ``z``, in place."
+tanh_grad_tensorflow_loop = gradient_loop(_jit(tanh_grad), "tanh_grad_tensorflow_loop")
+tanh_grad_tensorflow_loop.__doc__ = "Numba twin of :func:`tanh_grad_tensorflow` for 2-D arrays: ``dy`` is overwritten."

@@ -69,6 +69,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload, register_jitable
 
 from gdcore._dtype import bitcast, cast, where
+from gdcore.numerics._in_place import activation_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -431,21 +432,7 @@ def tanh(x):
     return _from_bits(_bits(y) ^ (_bits(x) & _I32(_SIGN)))
 
 
-_logistic_jit = _jit(logistic)
-_tanh_jit = _jit(tanh)
-
-
-@_jit
-def logistic_loop(z):
-    """Numba twin of :func:`logistic` on a 2-D float32 array, in place."""
-    flat = z.flat
-    for i in range(z.size):
-        flat[i] = _logistic_jit(flat[i])
-
-
-@_jit
-def tanh_loop(z):
-    """Numba twin of :func:`tanh` on a 2-D float32 array, in place."""
-    flat = z.flat
-    for i in range(z.size):
-        flat[i] = _tanh_jit(flat[i])
+logistic_loop = activation_loop(_jit(logistic), "onednn_logistic_loop")
+logistic_loop.__doc__ = "Numba twin of :func:`logistic` on a 2-D float32 array, in place."
+tanh_loop = activation_loop(_jit(tanh), "onednn_tanh_loop")
+tanh_loop.__doc__ = "Numba twin of :func:`tanh` on a 2-D float32 array, in place."
