@@ -227,12 +227,6 @@ def _logistic_scalar_float64(x):
 # --- dtype dispatch usable from both Python and Numba ----------------------------
 
 
-_packet32_jit = _jit(_logistic_packet_float32)
-_packet64_jit = _jit(_logistic_packet_float64)
-_scalar32_jit = _jit(_logistic_scalar_float32)
-_scalar64_jit = _jit(_logistic_scalar_float64)
-
-
 def _float_dtype(z) -> np.dtype:
     dtype = np.asarray(z).dtype
     if dtype not in PACKET_SIZE:
@@ -240,34 +234,33 @@ def _float_dtype(z) -> np.dtype:
     return dtype
 
 
-def _logistic_dispatch(z):
-    packet = _logistic_packet_float32 if _float_dtype(z) == np.float32 else _logistic_packet_float64
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf lanes, masked as Eigen does
-        return packet(z)
+def _by_dtype(float32_function, float64_function):
+    """One function of ``z`` that runs the version for ``z``'s dtype, in Python and in compiled code.
+
+    Python: NumPy arrays or scalars, with the warnings of NaN/inf lanes silenced
+    (they are masked as Eigen masks them). Compiled: float32/float64 scalars,
+    the dtype chosen while typing.
+    """
+    compiled32, compiled64 = _jit(float32_function), _jit(float64_function)
+
+    def dispatch(z):
+        function = float32_function if _float_dtype(z) == np.float32 else float64_function
+        with np.errstate(invalid="ignore", over="ignore"):
+            return function(z)
+
+    @overload(dispatch, jit_options={"cache": True})
+    def dispatch_numba(z):
+        if z == types.float32:
+            return lambda z: compiled32(z)
+        if z == types.float64:
+            return lambda z: compiled64(z)
+        return None
+
+    return dispatch
 
 
-def _logistic_scalar_dispatch(z):
-    scalar = _logistic_scalar_float32 if _float_dtype(z) == np.float32 else _logistic_scalar_float64
-    with np.errstate(invalid="ignore", over="ignore"):
-        return scalar(z)
-
-
-@overload(_logistic_dispatch, jit_options={"cache": True})
-def _logistic_dispatch_numba(z):
-    if z == types.float32:
-        return lambda z: _packet32_jit(z)
-    if z == types.float64:
-        return lambda z: _packet64_jit(z)
-    return None
-
-
-@overload(_logistic_scalar_dispatch, jit_options={"cache": True})
-def _logistic_scalar_dispatch_numba(z):
-    if z == types.float32:
-        return lambda z: _scalar32_jit(z)
-    if z == types.float64:
-        return lambda z: _scalar64_jit(z)
-    return None
+_logistic_dispatch = _by_dtype(_logistic_packet_float32, _logistic_packet_float64)
+_logistic_scalar_dispatch = _by_dtype(_logistic_scalar_float32, _logistic_scalar_float64)
 
 
 # --- public API -------------------------------------------------------------------
@@ -445,38 +438,9 @@ def _tanh_scalar_float64(x):
     return _flush(_libm_tanh(_flush(x)))
 
 
-_tanh_packet32_jit = _jit(_tanh_packet_float32)
-_tanh_packet64_jit = _jit(_tanh_packet_float64)
-_tanh_scalar64_jit = _jit(_tanh_scalar_float64)
-
-
-def _tanh_dispatch(z):
-    packet = _tanh_packet_float32 if _float_dtype(z) == np.float32 else _tanh_packet_float64
-    return packet(z)
-
-
-def _tanh_scalar_dispatch(z):
-    if _float_dtype(z) == np.float32:
-        return _tanh_packet_float32(z)
-    return _tanh_scalar_float64(z)
-
-
-@overload(_tanh_dispatch, jit_options={"cache": True})
-def _tanh_dispatch_numba(z):
-    if z == types.float32:
-        return lambda z: _tanh_packet32_jit(z)
-    if z == types.float64:
-        return lambda z: _tanh_packet64_jit(z)
-    return None
-
-
-@overload(_tanh_scalar_dispatch, jit_options={"cache": True})
-def _tanh_scalar_dispatch_numba(z):
-    if z == types.float32:
-        return lambda z: _tanh_packet32_jit(z)
-    if z == types.float64:
-        return lambda z: _tanh_scalar64_jit(z)
-    return None
+# float32's scalar tanh is the packet formula (Eigen is built with EIGEN_FAST_MATH).
+_tanh_dispatch = _by_dtype(_tanh_packet_float32, _tanh_packet_float64)
+_tanh_scalar_dispatch = _by_dtype(_tanh_packet_float32, _tanh_scalar_float64)
 
 
 def tanh(z):
