@@ -103,30 +103,24 @@ def _cases(tf, rng, dtype, batch_size, n_in, n_out):
 
     # Pre-activations over the whole interesting range, plus the tails.
     z = (rng.uniform(-1.0, 1.0, (batch_size, n_out)) * 10.0 ** rng.uniform(-3, 2.05, (batch_size, n_out))).astype(dtype)
-    reference = tf.math.sigmoid(z).numpy()
-    out = z.copy()
-    eigen.logistic_tensorflow_loop(out)
-    yield "logistic", eigen.logistic_tensorflow(z), reference
-    yield "logistic_loop", out, reference
-
-    y = reference
-    reference = tf.raw_ops.SigmoidGrad(y=y, dy=delta).numpy()
-    out = delta.copy()
-    eigen.logistic_grad_tensorflow_loop(y, out)
-    yield "logistic_grad", eigen.logistic_grad_tensorflow(y, delta), reference
-    yield "logistic_grad_loop", out, reference
-
-    reference = tf.math.tanh(z).numpy()
-    out = z.copy()
-    eigen.tanh_tensorflow_loop(out)
-    yield "tanh", eigen.tanh_tensorflow(z), reference
-    yield "tanh_loop", out, reference
-    y = reference
-    reference = tf.raw_ops.TanhGrad(y=y, dy=delta).numpy()
-    out = delta.copy()
-    eigen.tanh_grad_tensorflow_loop(y, out)
-    yield "tanh_grad", eigen.tanh_grad_tensorflow(y, delta), reference
-    yield "tanh_grad_loop", out, reference
+    activations = (
+        ("logistic", tf.math.sigmoid, tf.raw_ops.SigmoidGrad, eigen.logistic_tensorflow, eigen.logistic_tensorflow_loop,
+         eigen.logistic_grad_tensorflow, eigen.logistic_grad_tensorflow_loop),
+        ("tanh", tf.math.tanh, tf.raw_ops.TanhGrad, eigen.tanh_tensorflow, eigen.tanh_tensorflow_loop,
+         eigen.tanh_grad_tensorflow, eigen.tanh_grad_tensorflow_loop),
+    )
+    for name, tf_forward, tf_grad, forward, forward_loop, grad, grad_loop in activations:
+        reference = tf_forward(z).numpy()
+        out = z.copy()
+        forward_loop(out)
+        yield name, forward(z), reference
+        yield f"{name}_loop", out, reference
+        y = reference
+        reference = tf_grad(y=y, dy=delta).numpy()
+        out = delta.copy()
+        grad_loop(y, out)
+        yield f"{name}_grad", grad(y, delta), reference
+        yield f"{name}_grad_loop", out, reference
 
     # A Dense layer's activation inside a tf.function: MatMul + BiasAdd + activation, fused in float32.
     bias = _spread(rng, (n_out,), dtype)
