@@ -20,7 +20,7 @@ from numba.extending import overload
 
 from gdcore import activations, losses, optimizers
 from gdcore._dtype import cast
-from gdcore.numerics import _plain, _tensorflow
+from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 # Small step functions are inlined into their caller at Numba IR level: a call between
@@ -47,21 +47,33 @@ _adam_update = _jit(optimizers.adam_update)
 # the TensorFlow kernels, and vice versa.
 
 
+_KERNELS_BY_ID = {profile_id: name.partition("/")[2] for name, profile_id in PROFILE_IDS.items()}
+
+
 def _profile_module(profile):
+    """The compiled kernels of the profile whose id is the literal ``profile``."""
     if not isinstance(profile, types.IntegerLiteral):
         raise errors.TypingError("the numerics profile must be a compile-time constant (use numba.literally)")
-    return _tensorflow if profile.literal_value == 1 else _plain
+    if profile.literal_value not in _KERNELS_BY_ID:
+        raise errors.TypingError(f"no numerics profile has id {profile.literal_value}")
+    backend = _KERNELS_BY_ID[profile.literal_value]
+    return _tensorflow.kernels(backend) if backend else _plain
 
 
-def _dense(profile, inputs, kernel, bias, out):
+def _with_caches(profile, loop):
+    """Whether the profile's products take the machine's cache sizes as a last argument."""
+    return getattr(_profile_module(profile), "takes_caches", False)
+
+
+def _dense(profile, caches, inputs, kernel, bias, out):
     """Compiled code only: the profile's ``dense_loop`` (product, then bias)."""
 
 
-def _matmul_grad_input(profile, delta, kernel, out):
+def _matmul_grad_input(profile, caches, delta, kernel, out):
     """Compiled code only: the profile's ``matmul_grad_input_loop``."""
 
 
-def _matmul_grad_kernel(profile, inputs, delta, out):
+def _matmul_grad_kernel(profile, caches, inputs, delta, out):
     """Compiled code only: the profile's ``matmul_grad_kernel_loop``."""
 
 
@@ -77,21 +89,27 @@ _overload = dict(prefer_literal=True, inline="always", jit_options={"cache": Tru
 
 
 @overload(_dense, **_overload)
-def _dense_numba(profile, inputs, kernel, bias, out):
+def _dense_numba(profile, caches, inputs, kernel, bias, out):
     loop = _profile_module(profile).dense_loop
-    return lambda profile, inputs, kernel, bias, out: loop(inputs, kernel, bias, out)
+    if _with_caches(profile, loop):
+        return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out, caches)
+    return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out)
 
 
 @overload(_matmul_grad_input, **_overload)
-def _matmul_grad_input_numba(profile, delta, kernel, out):
+def _matmul_grad_input_numba(profile, caches, delta, kernel, out):
     loop = _profile_module(profile).matmul_grad_input_loop
-    return lambda profile, delta, kernel, out: loop(delta, kernel, out)
+    if _with_caches(profile, loop):
+        return lambda profile, caches, delta, kernel, out: loop(delta, kernel, out, caches)
+    return lambda profile, caches, delta, kernel, out: loop(delta, kernel, out)
 
 
 @overload(_matmul_grad_kernel, **_overload)
-def _matmul_grad_kernel_numba(profile, inputs, delta, out):
+def _matmul_grad_kernel_numba(profile, caches, inputs, delta, out):
     loop = _profile_module(profile).matmul_grad_kernel_loop
-    return lambda profile, inputs, delta, out: loop(inputs, delta, out)
+    if _with_caches(profile, loop):
+        return lambda profile, caches, inputs, delta, out: loop(inputs, delta, out, caches)
+    return lambda profile, caches, inputs, delta, out: loop(inputs, delta, out)
 
 
 @overload(_sum_vector, **_overload)
@@ -213,10 +231,10 @@ def _workspace(rows, n_features, layout, dtype_like):
 
 
 @_inline
-def _forward(profile, inputs, kernels, biases, layout, outputs):
+def _forward(profile, caches, inputs, kernels, biases, layout, outputs):
     """Every layer's output for one batch, into ``outputs[layer]``; returns the last."""
     for layer in range(layout.shape[0]):
-        _dense(profile, inputs, kernels[layer], biases[layer], outputs[layer])
+        _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
         _activate(profile, layout[layer, 2], outputs[layer])
         inputs = outputs[layer]
     return inputs
@@ -244,18 +262,18 @@ def _batch_loss(profile, loss, y_true, y_pred, per_sample, delta, with_gradient)
 
 
 @_inline
-def _backward(profile, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads):
+def _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads):
     """Fill the gradients from ``deltas[-1]`` = dL/d(y_pred); ``deltas`` are overwritten."""
     for layer in range(layout.shape[0] - 1, -1, -1):
         delta = deltas[layer]
         _activation_grad(profile, layout[layer, 2], outputs[layer], delta)
         if layer > 0:
-            _matmul_grad_kernel(profile, outputs[layer - 1], delta, kernel_grads[layer])
+            _matmul_grad_kernel(profile, caches, outputs[layer - 1], delta, kernel_grads[layer])
         else:
-            _matmul_grad_kernel(profile, inputs, delta, kernel_grads[layer])
+            _matmul_grad_kernel(profile, caches, inputs, delta, kernel_grads[layer])
         _sum_columns(profile, delta, bias_grads[layer])
         if layer > 0:
-            _matmul_grad_input(profile, delta, kernels[layer], deltas[layer - 1])
+            _matmul_grad_input(profile, caches, delta, kernels[layer], deltas[layer - 1])
 
 
 @_inline
@@ -329,17 +347,17 @@ def _gather(x, y, order, start, inputs, targets):
 
 
 @_inline
-def _train_batch(profile, loss, optimizer, hyper, x, y, order, start, params, grads, slots, iterations,
+def _train_batch(profile, caches, loss, optimizer, hyper, x, y, order, start, params, grads, slots, iterations,
                  kernels, biases, kernel_grads, bias_grads, layout, inputs, targets, outputs, deltas, per_sample):
     """One step on the rows ``order[start : start + len(inputs)]``; returns the pre-update batch loss.
 
     A non-finite loss returns before any update.
     """
     _gather(x, y, order, start, inputs, targets)
-    y_pred = _forward(profile, inputs, kernels, biases, layout, outputs)
+    y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
     batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[layout.shape[0] - 1], True)
     if np.isfinite(batch):
-        _backward(profile, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
+        _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
         _apply_update(optimizer, hyper, params, grads, slots, iterations)
     return batch
 
@@ -359,7 +377,7 @@ def _copy_rows(source, start, out):
 
 
 @_jit
-def _evaluate_loop(profile, x, y, batch_size, params, layout, loss):
+def _evaluate_loop(profile, caches, x, y, batch_size, params, layout, loss):
     """Keras's ``evaluate``: batch-size-weighted mean of batch losses, accumulated in the model dtype."""
     literally(profile)
     n = x.shape[0]
@@ -372,7 +390,7 @@ def _evaluate_loop(profile, x, y, batch_size, params, layout, loss):
         inputs, targets, outputs, deltas, per_sample = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         _copy_rows(y, start, targets)
-        y_pred = _forward(profile, inputs, kernels, biases, layout, outputs)
+        y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
         batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[layout.shape[0] - 1], False)
         total = total + batch * cast(inputs.shape[0], x)
         count = count + cast(inputs.shape[0], x)
@@ -380,7 +398,7 @@ def _evaluate_loop(profile, x, y, batch_size, params, layout, loss):
 
 
 @_jit
-def _predict_loop(profile, x, batch_size, params, layout):
+def _predict_loop(profile, caches, x, batch_size, params, layout):
     literally(profile)
     n = x.shape[0]
     kernels, biases = _parameter_views(params, layout)
@@ -390,7 +408,7 @@ def _predict_loop(profile, x, batch_size, params, layout):
     for start in range(0, n, batch_size):
         inputs, _, outputs, _, _ = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
-        y_pred = _forward(profile, inputs, kernels, biases, layout, outputs)
+        y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
         for b in range(y_pred.shape[0]):
             for j in range(y_pred.shape[1]):
                 result[start + b, j] = y_pred[b, j]
@@ -398,7 +416,7 @@ def _predict_loop(profile, x, batch_size, params, layout):
 
 
 @_jit
-def _fit_loop(profile, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
+def _fit_loop(profile, caches, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
               val_x, val_y, val_batch_size, loss_history, val_history):
     """Train ``orders.shape[0]`` epochs; epoch e visits rows ``orders[e]`` in consecutive batches.
 
@@ -427,7 +445,7 @@ def _fit_loop(profile, x, y, orders, batch_size, params, layout, loss, optimizer
             # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
             inputs, targets, outputs, deltas, per_sample = full if batch_index < n_full else last
             rows = cast(inputs.shape[0], x)
-            batch = _train_batch(profile, loss, optimizer, hyper, x, y, order, batch_index * batch_size, params, grads, slots,
+            batch = _train_batch(profile, caches, loss, optimizer, hyper, x, y, order, batch_index * batch_size, params, grads, slots,
                                  iterations, kernels, biases, kernel_grads, bias_grads, layout, inputs, targets, outputs,
                                  deltas, per_sample)
             if not np.isfinite(batch):
@@ -440,64 +458,52 @@ def _fit_loop(profile, x, y, orders, batch_size, params, layout, loss, optimizer
             iterations += 1
         loss_history[epoch] = total / count
         if val_x.shape[0] > 0:
-            val_history[epoch] = _evaluate_loop(profile, val_x, val_y, val_batch_size, params, layout, loss)
+            val_history[epoch] = _evaluate_loop(profile, caches, val_x, val_y, val_batch_size, params, layout, loss)
     return iterations, orders.shape[0], -1
 
 
 # --- entry points, one compiled function per profile -----------------------------
-# Each passes its profile as a constant, so the profile is a literal while typing
-# and no call from Python ever goes through ``literally``'s recompile-on-demand.
+# Each passes its profile id as a constant (a closure variable), so the profile is a
+# literal while typing and no call from Python goes through ``literally``'s
+# recompile-on-demand. Distinct names keep their on-disk cache entries apart.
 
 
-@_jit
-def _fit_plain(x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
-               val_x, val_y, val_batch_size, loss_history, val_history):
-    return _fit_loop(0, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
-                     val_x, val_y, val_batch_size, loss_history, val_history)
+def _entries(profile_id: int, tag: str):
+    def fit(caches, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
+            val_x, val_y, val_batch_size, loss_history, val_history):
+        return _fit_loop(profile_id, caches, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots,
+                         iterations, val_x, val_y, val_batch_size, loss_history, val_history)
+
+    def evaluate(caches, x, y, batch_size, params, layout, loss):
+        return _evaluate_loop(profile_id, caches, x, y, batch_size, params, layout, loss)
+
+    def predict(caches, x, batch_size, params, layout):
+        return _predict_loop(profile_id, caches, x, batch_size, params, layout)
+
+    compiled = []
+    for function in (fit, evaluate, predict):
+        function.__name__ = function.__qualname__ = f"_{function.__name__}_{tag}"
+        compiled.append(_jit(function))
+    return tuple(compiled)
 
 
-@_jit
-def _fit_tensorflow(x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
-                    val_x, val_y, val_batch_size, loss_history, val_history):
-    return _fit_loop(1, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
-                     val_x, val_y, val_batch_size, loss_history, val_history)
-
-
-@_jit
-def _evaluate_plain(x, y, batch_size, params, layout, loss):
-    return _evaluate_loop(0, x, y, batch_size, params, layout, loss)
-
-
-@_jit
-def _evaluate_tensorflow(x, y, batch_size, params, layout, loss):
-    return _evaluate_loop(1, x, y, batch_size, params, layout, loss)
-
-
-@_jit
-def _predict_plain(x, batch_size, params, layout):
-    return _predict_loop(0, x, batch_size, params, layout)
-
-
-@_jit
-def _predict_tensorflow(x, batch_size, params, layout):
-    return _predict_loop(1, x, batch_size, params, layout)
-
-
-_FIT = (_fit_plain, _fit_tensorflow)
-_EVALUATE = (_evaluate_plain, _evaluate_tensorflow)
-_PREDICT = (_predict_plain, _predict_tensorflow)
+_ENTRIES = {profile_id: _entries(profile_id, name.replace("/", "_").replace("-", "_"))
+            for name, profile_id in PROFILE_IDS.items()}
 
 
 def fit_loop(profile, *args):
-    """Train ``orders.shape[0]`` epochs; see ``_fit_loop`` (same arguments as the NumPy engine's ``fit_loop``)."""
-    return _FIT[profile](*args)
+    """Train ``orders.shape[0]`` epochs; see ``_fit_loop`` (same arguments as the NumPy engine's ``fit_loop``).
+
+    ``profile`` is a :class:`gdcore.numerics.Profile`.
+    """
+    return _ENTRIES[profile.id][0](profile.caches, *args)
 
 
 def evaluate_loop(profile, *args):
     """Keras's ``evaluate`` loss; see ``_evaluate_loop``."""
-    return _EVALUATE[profile](*args)
+    return _ENTRIES[profile.id][1](profile.caches, *args)
 
 
 def predict_loop(profile, *args):
     """Outputs in batches; see ``_predict_loop``."""
-    return _PREDICT[profile](*args)
+    return _ENTRIES[profile.id][2](profile.caches, *args)

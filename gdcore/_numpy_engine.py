@@ -11,9 +11,6 @@ import numpy as np
 
 from gdcore import activations, losses, optimizers
 from gdcore._dtype import cast
-from gdcore.numerics import PROFILE_IDS, get_profile
-
-_PROFILES = {profile_id: name for name, profile_id in PROFILE_IDS.items()}
 
 
 def _layers(params: np.ndarray, layout: np.ndarray):
@@ -67,8 +64,8 @@ def apply_update(optimizer_id: int, hyper: np.ndarray, params, grads, slots, ite
         params[:] = optimizers.sgd_update(params, grads, learning_rate)
 
 
-def evaluate_loop(profile_id, x, y, batch_size, params, layout, loss_id):
-    profile, loss = get_profile(_PROFILES[profile_id]), losses.BY_ID[loss_id]
+def evaluate_loop(profile, x, y, batch_size, params, layout, loss_id):
+    loss = losses.BY_ID[loss_id]
     total = count = cast(0, x)
     for start in range(0, x.shape[0], batch_size):
         y_batch = y[start : start + batch_size]
@@ -78,16 +75,15 @@ def evaluate_loop(profile_id, x, y, batch_size, params, layout, loss_id):
     return total / count
 
 
-def predict_loop(profile_id, x, batch_size, params, layout):
-    profile = get_profile(_PROFILES[profile_id])
+def predict_loop(profile, x, batch_size, params, layout):
     batches = [forward(profile, x[start : start + batch_size], params, layout)[-1] for start in range(0, x.shape[0], batch_size)]
     return np.concatenate(batches)
 
 
-def fit_loop(profile_id, x, y, orders, batch_size, params, layout, loss_id, optimizer_id, hyper, slots, iterations,
+def fit_loop(profile, x, y, orders, batch_size, params, layout, loss_id, optimizer_id, hyper, slots, iterations,
              val_x, val_y, val_batch_size, loss_history, val_history):
-    """Same contract as :func:`gdcore._numba_engine.fit_loop`."""
-    profile, loss = get_profile(_PROFILES[profile_id]), losses.BY_ID[loss_id]
+    """Same contract as :func:`gdcore._numba_engine.fit_loop` (``profile``: a :class:`gdcore.numerics.Profile`)."""
+    loss = losses.BY_ID[loss_id]
     for epoch, order in enumerate(orders):
         saved = params.copy(), slots.copy(), iterations
         total = count = cast(0, x)
@@ -106,5 +102,5 @@ def fit_loop(profile_id, x, y, orders, batch_size, params, layout, loss_id, opti
             iterations += 1
         loss_history[epoch] = total / count
         if len(val_x):
-            val_history[epoch] = evaluate_loop(profile_id, val_x, val_y, val_batch_size, params, layout, loss_id)
+            val_history[epoch] = evaluate_loop(profile, val_x, val_y, val_batch_size, params, layout, loss_id)
     return iterations, len(orders), -1

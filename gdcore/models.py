@@ -269,7 +269,7 @@ class Sequential:
             loss_history = np.zeros(count, dtype=self.dtype)
             val_history = np.zeros(count, dtype=self.dtype)
             iterations, completed, failed_batch = self._engine().fit_loop(
-                self.profile.id, x, y, orders, batch_size, self.params, self.layout, self.loss.id,
+                self.profile, x, y, orders, batch_size, self.params, self.layout, self.loss.id,
                 self.optimizer.id, self.optimizer.hyperparameters(self.dtype), self.optimizer.slots,
                 self.optimizer.iterations, val_x, val_y, batch_size, loss_history, val_history)
             self.optimizer.iterations = int(iterations)
@@ -313,14 +313,14 @@ class Sequential:
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
-        loss = float(self._engine().evaluate_loop(self.profile.id, x, y, batch_size, self.params, self.layout, self.loss.id))
+        loss = float(self._engine().evaluate_loop(self.profile, x, y, batch_size, self.params, self.layout, self.loss.id))
         return {"loss": loss} if return_dict else loss
 
     def predict(self, x, batch_size: int | None = 32, verbose="auto") -> np.ndarray:
         """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` as Keras does."""
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
         x = self._prepare_x(x)
-        return self._engine().predict_loop(self.profile.id, x, batch_size, self.params, self.layout)
+        return self._engine().predict_loop(self.profile, x, batch_size, self.params, self.layout)
 
     def __call__(self, x) -> np.ndarray:
         return self.predict(x, batch_size=len(np.asarray(x)) or 1)

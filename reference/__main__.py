@@ -121,6 +121,10 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     found = versions()
     print("gdcore reference: " + ", ".join(f"{name} {version}" for name, version in found.items()))
+    from gdcore.numerics import cpu_info
+
+    machine = "machine: " + cpu_info().summary()
+    print(machine)
     verify, verify_text = _verify_profile()
     print(verify)
     print(f"{len(selected)} configuration(s); gdcore numerics: {arguments.numerics}; tolerances: " +
@@ -139,7 +143,7 @@ def main(argv=None) -> int:
         print(comparison.failure_message())
     elapsed = time.perf_counter() - start
     argv_line = ["python", "-m", "reference", *(sys.argv[1:] if argv is None else argv)]
-    preamble = [f"gdcore numerics: {arguments.numerics}", verify, f"wall time: {elapsed:.1f} s"]
+    preamble = [f"gdcore numerics: {arguments.numerics}", machine, verify, f"wall time: {elapsed:.1f} s"]
     output = write_report(results, arguments.output, argv=argv_line, preamble=preamble, plots=not arguments.no_plots)
     if verify_text:
         (output / "verify-tensorflow-profile.txt").write_text(verify_text + "\n")

@@ -260,9 +260,9 @@ def test_read_only_inputs_reuse_the_compiled_loop(xy):
     model = build_model(seed=1)
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, y, epochs=1, verbose=0)
-    compiled = len(_numba_engine._fit_plain.signatures)
+    compiled = len(_numba_engine._ENTRIES[0][0].signatures)
     x_read_only, y_read_only = x.astype(np.float32), y.astype(np.float32)
     x_read_only.flags.writeable = y_read_only.flags.writeable = False
     model.fit(x_read_only, y_read_only, epochs=1, verbose=0)
-    assert len(_numba_engine._fit_plain.signatures) == compiled
+    assert len(_numba_engine._ENTRIES[0][0].signatures) == compiled
     assert not x_read_only.flags.writeable  # the caller's array is left as it was

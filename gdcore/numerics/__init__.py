@@ -28,48 +28,86 @@ the same for tanh) work in place on (batch, units) buffers.
 """
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from types import ModuleType
 
-PROFILE_IDS = {"plain": 0, "tensorflow": 1}
+from gdcore.numerics.machine import Caches, CPUInfo, cpu_info
+
 REDUCTIONS = ("matmul", "matmul_grad_input", "matmul_grad_kernel", "sum_vector", "sum_columns")
+# Products whose order depends on the machine: the profile passes them its cache sizes.
+_MACHINE_DEPENDENT = ("matmul", "matmul_grad_input", "matmul_grad_kernel")
+# The compiled engine receives the profile as this constant: one id per summation order.
+PROFILE_IDS = {"plain": 0, "tensorflow/onednn-avx512": 1, "tensorflow/onednn-avx2": 2, "tensorflow/eigen": 3}
+NAMES = ("plain", "tensorflow")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A named summation order: ``profile.matmul(a, w)`` etc. call the NumPy versions."""
+    """A named summation order: ``profile.matmul(a, w)`` etc. call the NumPy versions.
+
+    ``backend`` is, for ``"tensorflow"``, the float32 code path TensorFlow
+    takes on the machine described by ``cpu`` (:func:`cpu_info`); ``caches``
+    are the cache sizes and thread count the machine-dependent kernels read.
+    """
 
     name: str
     id: int
     module: ModuleType
+    backend: str = ""
+    caches: Caches = Caches(0, 0, 0, 1)
+    cpu: CPUInfo | None = field(default=None, compare=False)
 
     def __getattr__(self, attribute):
         if attribute in REDUCTIONS:
-            return getattr(self.module, attribute)
+            function = getattr(self.module, attribute)
+            if self.backend and attribute in _MACHINE_DEPENDENT:
+                return partial(function, caches=self.caches, backend=self.backend)
+            return function
         raise AttributeError(attribute)
+
+    @property
+    def kernels(self):
+        """The compiled loops of this profile (a module or :class:`gdcore.numerics._tensorflow.Kernels`)."""
+        return self.module.kernels(self.backend) if self.backend else self.module
+
+    def _activation(self, activation):
+        forward, grad = self.module.ACTIVATIONS.get(activation.name, (activation.forward, activation.grad))
+        if self.backend and activation.name in self.module.ACTIVATIONS:
+            forward = partial(forward, backend=self.backend)
+        return forward, grad
 
     def activate(self, activation, z):
         """``activation(z)`` evaluated as this profile's kernel evaluates it."""
-        forward, _ = self.module.ACTIVATIONS.get(activation.name, (activation.forward, activation.grad))
-        return forward(z)
+        return self._activation(activation)[0](z)
 
     def activation_grad(self, activation, y, dy):
         r""":math:`\partial L/\partial z` from the layer output ``y`` and ``dy`` = :math:`\partial L/\partial y`."""
-        _, grad = self.module.ACTIVATIONS.get(activation.name, (activation.forward, activation.grad))
-        return grad(y, dy)
+        return self._activation(activation)[1](y, dy)
 
     def __repr__(self) -> str:
-        return f"Profile({self.name!r})"
+        return f"Profile({self.name!r})" if not self.backend else f"Profile({self.name!r}, backend={self.backend!r})"
 
 
-def get_profile(name) -> Profile:
-    """The profile called ``name`` (``"plain"`` or ``"tensorflow"``)."""
+def get_profile(name, cpu: CPUInfo | None = None) -> Profile:
+    """The profile called ``name`` (``"plain"`` or ``"tensorflow"``).
+
+    ``"tensorflow"`` follows the code path TensorFlow takes on ``cpu``
+    (default: this machine, :func:`cpu_info`); a path the profile does not
+    reproduce is an error naming it.
+    """
     if isinstance(name, Profile):
         return name
-    if not isinstance(name, str) or name not in PROFILE_IDS:
-        raise ValueError(f"unknown numerics profile {name!r}; known: {', '.join(PROFILE_IDS)}")
-    module = importlib.import_module(f"gdcore.numerics._{name}")
-    return Profile(name, PROFILE_IDS[name], module)
+    if not isinstance(name, str) or name not in NAMES:
+        raise ValueError(f"unknown numerics profile {name!r}; known: {', '.join(NAMES)}")
+    if name == "plain":
+        return Profile("plain", 0, importlib.import_module("gdcore.numerics._plain"))
+    cpu = cpu_info() if cpu is None else cpu
+    module = importlib.import_module("gdcore.numerics._tensorflow")
+    key = f"tensorflow/{cpu.float32_products}"
+    if key not in PROFILE_IDS or cpu.float32_products not in module.FLOAT32_PATHS:
+        module.float32_path(cpu.float32_products)  # raises, naming the path
+    return Profile("tensorflow", PROFILE_IDS[key], module, cpu.float32_products, cpu.caches, cpu)
 
 
 def verify_tensorflow_profile(*args, **kwargs):
@@ -77,3 +115,6 @@ def verify_tensorflow_profile(*args, **kwargs):
     from gdcore.numerics.verify import verify_tensorflow_profile as verify
 
     return verify(*args, **kwargs)
+
+
+__all__ = ["CPUInfo", "Caches", "Profile", "cpu_info", "get_profile", "verify_tensorflow_profile"]

@@ -103,32 +103,30 @@ the elementwise kernels emulate it, the reductions do not (training values are
 normal numbers).
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
 from gdcore._dtype import cast
 from gdcore.numerics import eigen, eigen_products, onednn
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    """A Dense layer's sigmoid as Keras's compiled step computes it (module docstring)."""
-    return onednn.logistic(z) if z.dtype == np.float32 else eigen.logistic_tensorflow(z)
-
-
-def tanh(z: np.ndarray) -> np.ndarray:
-    """A Dense layer's tanh as Keras's compiled step computes it (module docstring)."""
-    return onednn.tanh(z) if z.dtype == np.float32 else eigen.tanh_tensorflow(z)
-
-
-# Activations whose TensorFlow kernel differs from the elementwise formula of
-# gdcore.activations: (forward, gradient from the output).
-ACTIVATIONS = {
-    "sigmoid": (sigmoid, eigen.logistic_grad_tensorflow),
-    "tanh": (tanh, eigen.tanh_grad_tensorflow),
-}
+from gdcore.numerics.machine import Caches, cpu_info
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
+
+# The float32 code paths TensorFlow takes (``gdcore.numerics.machine.CPUInfo.float32_products``).
+BACKENDS = ("onednn-avx512", "onednn-avx2", "eigen")
+
+
+def _resolve(caches: Caches | None, backend: str | None) -> tuple[Caches, str]:
+    """This machine's cache sizes and float32 path where the caller gave none."""
+    info = cpu_info() if caches is None or backend is None else None
+    return (info.caches if caches is None else caches), (info.float32_products if backend is None else backend)
 
 
 # --- reductions: Eigen's TensorReduction ----------------------------------------------
@@ -202,7 +200,7 @@ def reduce_sum_rows(values: np.ndarray) -> np.ndarray:
 # --- Eigen's float64 products, as TensorFlow dispatches them ------------------------------
 
 
-def _eigen_matmul(lhs, rhs, lhs_row_major, rhs_row_major):
+def _eigen_matmul(lhs, rhs, lhs_row_major, rhs_row_major, caches):
     """``lhs @ rhs`` (float64) through TensorFlow's ``LaunchBatchMatMul`` and Eigen (module docstring).
 
     ``lhs``/``rhs`` are the operands as multiplied; ``*_row_major`` tells
@@ -229,7 +227,7 @@ def _eigen_matmul(lhs, rhs, lhs_row_major, rhs_row_major):
 
 
 @_jit
-def _eigen_matmul_loop(lhs, rhs, lhs_row_major, rhs_row_major, out):
+def _eigen_matmul_loop(lhs, rhs, lhs_row_major, rhs_row_major, out, caches):
     rows, depth = lhs.shape
     cols = rhs.shape[1]
     if min(rows, min(depth, cols)) > 1:
@@ -262,19 +260,16 @@ def _eigen_matmul_loop(lhs, rhs, lhs_row_major, rhs_row_major, out):
 # --- NumPy functions -------------------------------------------------------------------
 
 
-def matmul(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    r"""Forward product :math:`z_{bj} = \sum_k a_{bk} W_{kj}` in TensorFlow's order (module docstring)."""
-    if inputs.dtype == np.float64:
-        return _eigen_matmul(inputs, kernel, True, True)
+# --- float32 on oneDNN with AVX-512 --------------------------------------------------
+
+
+def _avx512_matmul(inputs, kernel, caches):
     if kernel.shape[1] == 1 and inputs.shape[0] >= 2:
         return onednn.gemv_tree(inputs, kernel[:, 0])[:, None]
     return onednn.dot_fma(inputs, kernel)
 
 
-def matmul_grad_input(delta: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    r"""Backward product :math:`g_{bk} = \sum_j \delta_{bj} W_{kj}` in TensorFlow's order (module docstring)."""
-    if delta.dtype == np.float64:
-        return _eigen_matmul(delta, kernel.T, True, False)
+def _avx512_matmul_grad_input(delta, kernel, caches):
     rows, n_in = delta.shape[0], kernel.shape[0]
     if rows == 1:
         return onednn.gemv_tree(kernel, delta[0])[None, :]
@@ -285,13 +280,125 @@ def matmul_grad_input(delta: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return onednn.dot_fma(delta, kernel.T)
 
 
-def matmul_grad_kernel(inputs: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    r"""Kernel gradient :math:`g_{kj} = \sum_b a_{bk}\delta_{bj}` in TensorFlow's order (module docstring)."""
-    if inputs.dtype == np.float64:
-        return _eigen_matmul(inputs.T, delta, False, True)
+def _avx512_matmul_grad_kernel(inputs, delta, caches):
     if inputs.shape[1] == 1 or delta.shape[1] == 1:
         return onednn.dot_fma(inputs.T, delta)
     return onednn.dot_fma_blocked(inputs.T, delta)
+
+
+# The loops pass any-layout views (``[:, :]``), so that the three products share one compiled
+# specialization of each kernel: a third of the compile time, the same speed.
+
+
+@_jit
+def _avx512_matmul_loop(inputs, kernel, out, caches):
+    if kernel.shape[1] == 1 and inputs.shape[0] >= 2:
+        onednn.gemv_tree_loop(inputs[:, :], kernel[:, 0], out[:, 0])
+    else:
+        onednn.dot_fma_loop(inputs[:, :], kernel[:, :], out[:, :])
+
+
+@_jit
+def _avx512_matmul_grad_input_loop(delta, kernel, out, caches):
+    if delta.shape[0] == 1:
+        onednn.gemv_tree_loop(kernel[:, :], delta[:, :][0], out[:, :][0])
+    elif delta.shape[0] < 16:
+        onednn.dot_lanes16_loop(delta[:, :], kernel.T[:, :], out[:, :])
+    elif kernel.shape[0] == 1:
+        onednn.gemv_tree_loop(delta[:, :], kernel[:, :][0], out[:, 0])
+    else:
+        onednn.dot_fma_loop(delta[:, :], kernel.T[:, :], out[:, :])
+
+
+@_jit
+def _avx512_matmul_grad_kernel_loop(inputs, delta, out, caches):
+    if inputs.shape[1] == 1 or delta.shape[1] == 1:
+        onednn.dot_fma_loop(inputs.T[:, :], delta[:, :], out[:, :])
+    else:
+        onednn.dot_fma_blocked_loop(inputs.T[:, :], delta[:, :], out[:, :])
+
+
+@dataclass(frozen=True)
+class Float32Path:
+    """The float32 kernels of one of TensorFlow's code paths: NumPy functions and their Numba twins.
+
+    Products take ``(a, b, caches)`` (NumPy) and ``(a, b, out, caches)``
+    (Numba); activations are the layer's forward activation as the compiled
+    Keras step evaluates it, ``f(z)`` and in place ``f_loop(z)``.
+    """
+
+    name: str
+    matmul: Callable
+    matmul_grad_input: Callable
+    matmul_grad_kernel: Callable
+    sigmoid: Callable
+    tanh: Callable
+    matmul_loop: Callable
+    matmul_grad_input_loop: Callable
+    matmul_grad_kernel_loop: Callable
+    sigmoid_loop: Callable
+    tanh_loop: Callable
+
+
+FLOAT32_PATHS = {
+    "onednn-avx512": Float32Path(
+        "onednn-avx512", _avx512_matmul, _avx512_matmul_grad_input, _avx512_matmul_grad_kernel, onednn.logistic,
+        onednn.tanh, _avx512_matmul_loop, _avx512_matmul_grad_input_loop, _avx512_matmul_grad_kernel_loop,
+        onednn.logistic_loop, onednn.tanh_loop),
+}
+
+
+def float32_path(backend: str) -> Float32Path:
+    """The kernels of ``backend`` (one of :data:`BACKENDS`); a path not reproduced is an error naming it."""
+    if backend not in FLOAT32_PATHS:
+        known = ", ".join(FLOAT32_PATHS)
+        raise NotImplementedError(f"the 'tensorflow' profile does not reproduce TensorFlow's float32 path {backend!r} "
+                                  f"(reproduced: {known}); see gdcore.numerics.cpu_info()")
+    return FLOAT32_PATHS[backend]
+
+
+# --- NumPy functions -------------------------------------------------------------------
+# ``caches`` and ``backend`` default to this machine's (gdcore.numerics.cpu_info()).
+
+
+def matmul(inputs: np.ndarray, kernel: np.ndarray, caches: Caches | None = None, backend: str | None = None) -> np.ndarray:
+    r"""Forward product :math:`z_{bj} = \sum_k a_{bk} W_{kj}` in TensorFlow's order (module docstring)."""
+    caches, backend = _resolve(caches, backend)
+    if inputs.dtype == np.float64:
+        return _eigen_matmul(inputs, kernel, True, True, caches)
+    return float32_path(backend).matmul(inputs, kernel, caches)
+
+
+def matmul_grad_input(delta: np.ndarray, kernel: np.ndarray, caches: Caches | None = None,
+                      backend: str | None = None) -> np.ndarray:
+    r"""Backward product :math:`g_{bk} = \sum_j \delta_{bj} W_{kj}` in TensorFlow's order (module docstring)."""
+    caches, backend = _resolve(caches, backend)
+    if delta.dtype == np.float64:
+        return _eigen_matmul(delta, kernel.T, True, False, caches)
+    return float32_path(backend).matmul_grad_input(delta, kernel, caches)
+
+
+def matmul_grad_kernel(inputs: np.ndarray, delta: np.ndarray, caches: Caches | None = None,
+                       backend: str | None = None) -> np.ndarray:
+    r"""Kernel gradient :math:`g_{kj} = \sum_b a_{bk}\delta_{bj}` in TensorFlow's order (module docstring)."""
+    caches, backend = _resolve(caches, backend)
+    if inputs.dtype == np.float64:
+        return _eigen_matmul(inputs.T, delta, False, True, caches)
+    return float32_path(backend).matmul_grad_kernel(inputs, delta, caches)
+
+
+def sigmoid(z: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """A Dense layer's sigmoid as Keras's compiled step computes it (module docstring)."""
+    if z.dtype == np.float64:
+        return eigen.logistic_tensorflow(z)
+    return float32_path(_resolve(None, backend)[1]).sigmoid(z)
+
+
+def tanh(z: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """A Dense layer's tanh as Keras's compiled step computes it (module docstring)."""
+    if z.dtype == np.float64:
+        return eigen.tanh_tensorflow(z)
+    return float32_path(_resolve(None, backend)[1]).tanh(z)
 
 
 def sum_vector(values: np.ndarray):
@@ -401,98 +508,22 @@ def _eigen_sum_loop(values):
             partial[top] = partial[top] + partial[top + 1]
 
 
-# Each product has a float32 (oneDNN) and a float64 (Eigen) loop. The public ``*_loop``
-# picks one by dtype; in compiled code it picks while typing, so a model compiles only
-# its own library's kernels.
+# --- float64 products (Eigen, whatever the float32 path) ---------------------------------
 
 
 @_jit
-def _matmul32_loop(inputs, kernel, out):
-    if kernel.shape[1] == 1 and inputs.shape[0] >= 2:
-        onednn.gemv_tree_loop(inputs[:, :], kernel[:, 0], out[:, 0])
-    else:
-        onednn.dot_fma_loop(inputs[:, :], kernel[:, :], out[:, :])
-
-
-# The loops pass any-layout views (``[:, :]``), so that the three products share one compiled
-# specialization of each kernel: a third of the compile time, the same speed.
+def _matmul64_loop(inputs, kernel, out, caches):
+    _eigen_matmul_loop(inputs[:, :], kernel[:, :], True, True, out[:, :], caches)
 
 
 @_jit
-def _matmul64_loop(inputs, kernel, out):
-    _eigen_matmul_loop(inputs[:, :], kernel[:, :], True, True, out[:, :])
+def _matmul_grad_input64_loop(delta, kernel, out, caches):
+    _eigen_matmul_loop(delta[:, :], kernel.T[:, :], True, False, out[:, :], caches)
 
 
 @_jit
-def _matmul_grad_input32_loop(delta, kernel, out):
-    if delta.shape[0] == 1:
-        onednn.gemv_tree_loop(kernel[:, :], delta[:, :][0], out[:, :][0])
-    elif delta.shape[0] < 16:
-        onednn.dot_lanes16_loop(delta[:, :], kernel.T[:, :], out[:, :])
-    elif kernel.shape[0] == 1:
-        onednn.gemv_tree_loop(delta[:, :], kernel[:, :][0], out[:, 0])
-    else:
-        onednn.dot_fma_loop(delta[:, :], kernel.T[:, :], out[:, :])
-
-
-@_jit
-def _matmul_grad_input64_loop(delta, kernel, out):
-    _eigen_matmul_loop(delta[:, :], kernel.T[:, :], True, False, out[:, :])
-
-
-@_jit
-def _matmul_grad_kernel32_loop(inputs, delta, out):
-    if inputs.shape[1] == 1 or delta.shape[1] == 1:
-        onednn.dot_fma_loop(inputs.T[:, :], delta[:, :], out[:, :])
-    else:
-        onednn.dot_fma_blocked_loop(inputs.T[:, :], delta[:, :], out[:, :])
-
-
-@_jit
-def _matmul_grad_kernel64_loop(inputs, delta, out):
-    _eigen_matmul_loop(inputs.T[:, :], delta[:, :], False, True, out[:, :])
-
-
-def matmul_loop(inputs, kernel, out):
-    """Numba twin of :func:`matmul`, into ``out``."""
-    (_matmul32_loop if inputs.dtype == np.float32 else _matmul64_loop)(inputs, kernel, out)
-
-
-def matmul_grad_input_loop(delta, kernel, out):
-    """Numba twin of :func:`matmul_grad_input`, into ``out``."""
-    (_matmul_grad_input32_loop if delta.dtype == np.float32 else _matmul_grad_input64_loop)(delta, kernel, out)
-
-
-def matmul_grad_kernel_loop(inputs, delta, out):
-    """Numba twin of :func:`matmul_grad_kernel`, into ``out``."""
-    (_matmul_grad_kernel32_loop if inputs.dtype == np.float32 else _matmul_grad_kernel64_loop)(inputs, delta, out)
-
-
-def _by_dtype(float32_loop, float64_loop):
-    def typer(first, second, out):
-        loop = float32_loop if first.dtype == types.float32 else float64_loop
-        return lambda first, second, out: loop(first, second, out)
-    return typer
-
-
-overload(matmul_loop, jit_options={"cache": True})(_by_dtype(_matmul32_loop, _matmul64_loop))
-overload(matmul_grad_input_loop, jit_options={"cache": True})(_by_dtype(_matmul_grad_input32_loop, _matmul_grad_input64_loop))
-overload(matmul_grad_kernel_loop, jit_options={"cache": True})(_by_dtype(_matmul_grad_kernel32_loop, _matmul_grad_kernel64_loop))
-
-
-@_jit
-def dense_loop(inputs, kernel, bias, out):
-    """out <- inputs @ kernel + bias: :func:`matmul_loop`, then ``BiasAdd`` (one rounding per element)."""
-    matmul_loop(inputs, kernel, out)
-    rows, cols = out.shape
-    if cols < 4:  # the innermost loop runs along the longer side
-        for j in range(cols):
-            for b in range(rows):
-                out[b, j] = out[b, j] + bias[j]
-    else:
-        for b in range(rows):
-            for j in range(cols):
-                out[b, j] = out[b, j] + bias[j]
+def _matmul_grad_kernel64_loop(inputs, delta, out, caches):
+    _eigen_matmul_loop(inputs.T[:, :], delta[:, :], False, True, out[:, :], caches)
 
 
 @_jit
@@ -545,31 +576,6 @@ def reduce_sum_rows_loop(values, out):
         out[j] = acc
 
 
-def sigmoid_loop(z):
-    """Numba twin of :func:`sigmoid` on a 2-D array (flattened in C order), in place."""
-    (onednn.logistic_loop if z.dtype == np.float32 else eigen.logistic_tensorflow_loop)(z)
-
-
-def tanh_loop(z):
-    """Numba twin of :func:`tanh` on a 2-D array (flattened in C order), in place."""
-    (onednn.tanh_loop if z.dtype == np.float32 else eigen.tanh_tensorflow_loop)(z)
-
-
-# In compiled code the dtype picks the kernel while typing (the other one would not type-check).
-@overload(sigmoid_loop, jit_options={"cache": True})
-def _sigmoid_loop_numba(z):
-    if z.dtype == types.float32:
-        return lambda z: onednn.logistic_loop(z)
-    return lambda z: eigen.logistic_tensorflow_loop(z)
-
-
-@overload(tanh_loop, jit_options={"cache": True})
-def _tanh_loop_numba(z):
-    if z.dtype == types.float32:
-        return lambda z: onednn.tanh_loop(z)
-    return lambda z: eigen.tanh_tensorflow_loop(z)
-
-
 @_jit
 def sigmoid_grad_loop(y, delta):
     """``SigmoidGrad`` over a 2-D array (flattened in C order; Eigen's packet/tail rule): ``delta`` is overwritten."""
@@ -580,3 +586,137 @@ def sigmoid_grad_loop(y, delta):
 def tanh_grad_loop(y, delta):
     """``TanhGrad`` over a 2-D array (flattened in C order; Eigen's packet/tail rule): ``delta`` is overwritten."""
     eigen.tanh_grad_tensorflow_loop(y, delta)
+
+
+# --- the compiled kernels of one float32 path ----------------------------------------------
+
+
+def _by_dtype(float32_function, float64_function, arity: int):
+    """An overload typer picking a kernel by the first argument's dtype while typing (the other would not type)."""
+    if arity == 1:
+        def typer(z):
+            function = float32_function if z.dtype == types.float32 else float64_function
+            return lambda z: function(z)
+    else:
+        def typer(first, second, out, caches):
+            function = float32_function if first.dtype == types.float32 else float64_function
+            return lambda first, second, out, caches: function(first, second, out, caches)
+    return typer
+
+
+def _dispatcher(name: str, float32_function, float64_function, arity: int = 4):
+    """A Python stub, named ``name``, that compiled code calls and that resolves by dtype (:func:`_by_dtype`)."""
+
+    def stub(*args):
+        raise TypeError(f"{name} is called from compiled code only")
+
+    stub.__name__ = stub.__qualname__ = name
+    overload(stub, jit_options={"cache": True})(_by_dtype(float32_function, float64_function, arity))
+    return stub
+
+
+class Kernels:
+    """The compiled loops of the ``"tensorflow"`` profile for one float32 path (:func:`kernels`).
+
+    Attributes follow the profile interface of :mod:`gdcore.numerics`:
+    ``dense_loop(inputs, kernel, bias, out, caches)``, ``matmul_loop``,
+    ``matmul_grad_input_loop``, ``matmul_grad_kernel_loop`` (``(a, b, out,
+    caches)``), ``sum_vector_loop``, ``sum_columns_loop``, ``sigmoid_loop(z)``,
+    ``tanh_loop(z)``, ``sigmoid_grad_loop(y, delta)``, ``tanh_grad_loop(y, delta)``.
+    Each dispatches on the dtype while typing, so a model compiles only its own
+    library's kernels.
+    """
+
+    takes_caches = True
+
+    def __init__(self, backend: str):
+        path = float32_path(backend)
+        tag = backend.replace("-", "_")
+        self.backend = backend
+        self.matmul_loop = _dispatcher(f"tf_{tag}_matmul_loop", path.matmul_loop, _matmul64_loop)
+        self.matmul_grad_input_loop = _dispatcher(f"tf_{tag}_matmul_grad_input_loop", path.matmul_grad_input_loop,
+                                                  _matmul_grad_input64_loop)
+        self.matmul_grad_kernel_loop = _dispatcher(f"tf_{tag}_matmul_grad_kernel_loop", path.matmul_grad_kernel_loop,
+                                                   _matmul_grad_kernel64_loop)
+        self.sigmoid_loop = _dispatcher(f"tf_{tag}_sigmoid_loop", path.sigmoid_loop, eigen.logistic_tensorflow_loop, 1)
+        self.tanh_loop = _dispatcher(f"tf_{tag}_tanh_loop", path.tanh_loop, eigen.tanh_tensorflow_loop, 1)
+        self.dense_loop = _dense_loop_for(self.matmul_loop, f"tf_{tag}_dense_loop")
+        self.sum_vector_loop = sum_vector_loop
+        self.sum_columns_loop = sum_columns_loop
+        self.reduce_sum_rows_loop = reduce_sum_rows_loop
+        self.sigmoid_grad_loop = sigmoid_grad_loop
+        self.tanh_grad_loop = tanh_grad_loop
+
+    def __repr__(self) -> str:
+        return f"Kernels({self.backend!r})"
+
+
+def _dense_loop_for(matmul_loop, name: str):
+    def dense_loop(inputs, kernel, bias, out, caches):
+        """out <- inputs @ kernel + bias: the product, then ``BiasAdd`` (one rounding per element)."""
+        matmul_loop(inputs, kernel, out, caches)
+        rows, cols = out.shape
+        if cols < 4:  # the innermost loop runs along the longer side
+            for j in range(cols):
+                for b in range(rows):
+                    out[b, j] = out[b, j] + bias[j]
+        else:
+            for b in range(rows):
+                for j in range(cols):
+                    out[b, j] = out[b, j] + bias[j]
+
+    dense_loop.__name__ = dense_loop.__qualname__ = name
+    return _jit(dense_loop)
+
+
+@lru_cache(maxsize=None)
+def kernels(backend: str | None = None) -> Kernels:
+    """The compiled kernels for ``backend`` (default: this machine's float32 path)."""
+    return Kernels(_resolve(Caches(0, 0, 0, 0), backend)[1])
+
+
+# --- Python entry points to the loops (tests, verify) ------------------------------------
+
+
+def matmul_loop(inputs, kernel, out, caches: Caches | None = None, backend: str | None = None):
+    """Numba twin of :func:`matmul`, into ``out``."""
+    caches, backend = _resolve(caches, backend)
+    (float32_path(backend).matmul_loop if inputs.dtype == np.float32 else _matmul64_loop)(inputs, kernel, out, caches)
+
+
+def matmul_grad_input_loop(delta, kernel, out, caches: Caches | None = None, backend: str | None = None):
+    """Numba twin of :func:`matmul_grad_input`, into ``out``."""
+    caches, backend = _resolve(caches, backend)
+    loop = float32_path(backend).matmul_grad_input_loop if delta.dtype == np.float32 else _matmul_grad_input64_loop
+    loop(delta, kernel, out, caches)
+
+
+def matmul_grad_kernel_loop(inputs, delta, out, caches: Caches | None = None, backend: str | None = None):
+    """Numba twin of :func:`matmul_grad_kernel`, into ``out``."""
+    caches, backend = _resolve(caches, backend)
+    loop = float32_path(backend).matmul_grad_kernel_loop if inputs.dtype == np.float32 else _matmul_grad_kernel64_loop
+    loop(inputs, delta, out, caches)
+
+
+def dense_loop(inputs, kernel, bias, out, caches: Caches | None = None, backend: str | None = None):
+    """out <- inputs @ kernel + bias, compiled: :func:`matmul_loop`, then ``BiasAdd``."""
+    caches, backend = _resolve(caches, backend)
+    kernels(backend).dense_loop(inputs, kernel, bias, out, caches)
+
+
+def sigmoid_loop(z, backend: str | None = None):
+    """Numba twin of :func:`sigmoid` on a 2-D array (flattened in C order), in place."""
+    (float32_path(_resolve(None, backend)[1]).sigmoid_loop if z.dtype == np.float32 else eigen.logistic_tensorflow_loop)(z)
+
+
+def tanh_loop(z, backend: str | None = None):
+    """Numba twin of :func:`tanh` on a 2-D array (flattened in C order), in place."""
+    (float32_path(_resolve(None, backend)[1]).tanh_loop if z.dtype == np.float32 else eigen.tanh_tensorflow_loop)(z)
+
+
+# Activations whose TensorFlow kernel differs from the elementwise formula of
+# gdcore.activations: (forward, gradient from the output).
+ACTIVATIONS = {
+    "sigmoid": (sigmoid, eigen.logistic_grad_tensorflow),
+    "tanh": (tanh, eigen.tanh_grad_tensorflow),
+}

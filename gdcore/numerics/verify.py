@@ -170,7 +170,9 @@ def verify_tensorflow_profile(
         One row per (operation, dtype, shape_group) with columns ``operation``,
         ``dtype``, ``shape_group``, ``cases`` (output values compared),
         ``bit_identical`` (how many had the same bits) and ``max_ulp``.
-        Operations ending in ``_loop`` are the Numba versions.
+        Operations ending in ``_loop`` are the Numba versions. ``df.attrs["machine"]``
+        is :meth:`~gdcore.numerics.CPUInfo.summary` of this machine: the cache
+        sizes, float32 code path and thread count the profile derived.
     """
     tf = _import_tensorflow()
     if shapes is None:
@@ -194,12 +196,20 @@ def verify_tensorflow_profile(
         {"operation": op, "dtype": dt, "shape_group": group, "cases": c, "bit_identical": same, "max_ulp": ulp}
         for (op, dt, group), (c, same, ulp) in tally.items()
     ]
-    return pd.DataFrame.from_records(records).sort_values(["operation", "dtype", "shape_group"], ignore_index=True)
+    from gdcore.numerics.machine import cpu_info
+
+    frame = pd.DataFrame.from_records(records).sort_values(["operation", "dtype", "shape_group"], ignore_index=True)
+    frame.attrs["machine"] = cpu_info().summary()  # what the profile derived here (format_report prints it all)
+    return frame
 
 
 def format_report(df: pd.DataFrame) -> str:
-    """A short text table: one line per row of :func:`verify_tensorflow_profile`, mismatches flagged."""
-    lines = [f"{'operation':<24} {'dtype':<8} {'shape group':<20} {'identical':>17} {'max ulp':>8}"]
+    """A short text table: this machine as the profile sees it, then one line per row of
+    :func:`verify_tensorflow_profile`, mismatches flagged."""
+    from gdcore.numerics.machine import cpu_info
+
+    lines = [str(cpu_info()), ""]
+    lines += [f"{'operation':<24} {'dtype':<8} {'shape group':<20} {'identical':>17} {'max ulp':>8}"]
     for row in df.itertuples(index=False):
         flag = "" if row.bit_identical == row.cases else "  <-- differs"
         lines.append(
