@@ -1,16 +1,18 @@
 """The compiled engine: the whole training loop (epochs, batches, forward, backward, update) in one Numba function.
 
 Nothing here defines maths. Activations, losses and update rules are the
-functions of :mod:`gdcore.activations`, :mod:`gdcore.losses` and
+entries of the tables in :mod:`gdcore.activations`, :mod:`gdcore.losses` and
 :mod:`gdcore.optimizers`, compiled as they are; the order of each reduction
 is the numerics profile's ``*_loop`` function. This module only schedules
 them over preallocated buffers, so that a step allocates nothing.
 
-Parameters live in one flat array; ``layout[l] = (n_in, n_out, activation_id,
-kernel_offset, bias_offset)`` locates layer ``l``'s kernel (row-major, shape
-(n_in, n_out)) and bias inside it. Kernels are compiled on first use and
-cached on disk (``cache=True``), so importing gdcore compiles nothing and a
-notebook's second start loads them.
+Dispatch is generated, never written by hand: an activation or loss id
+reaches a branch chain built from its table (an id with no entry raises), the
+optimizer's rule is chosen while typing by the type of its hyperparameter
+tuple, and the numerics profile is a compile-time constant. The arguments are
+the named tuples of :mod:`gdcore._contract`. Kernels are compiled on first
+use and cached on disk (``cache=True``), so importing gdcore compiles nothing
+and a notebook's second start loads them.
 """
 
 import numpy as np
@@ -19,6 +21,8 @@ from numba.core import errors
 from numba.extending import overload
 
 from gdcore import activations, losses, optimizers
+from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState
+from gdcore._dispatch import switch
 from gdcore._dtype import cast
 from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
 
@@ -26,26 +30,15 @@ _jit = njit(cache=True, error_model="numpy", nogil=True)
 # Small step functions are inlined into their caller at Numba IR level: a call between
 # separately compiled functions costs more than a 20-sample layer, and blocks vectorisation.
 _inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
-
-_relu = _jit(activations.relu)
-_relu_grad = _jit(activations.relu_grad)
-_squared_error = _jit(losses.squared_error)
-_squared_error_grad = _jit(losses.squared_error_grad)
-_absolute_error = _jit(losses.absolute_error)
-_absolute_error_grad = _jit(losses.absolute_error_grad)
-_sgd_update = _jit(optimizers.sgd_update)
-_sgd_momentum_update = _jit(optimizers.sgd_momentum_update)
-_adam_step_size = _jit(optimizers.adam_step_size)
-_adam_update = _jit(optimizers.adam_update)
+_overload = dict(prefer_literal=True, inline="always", jit_options={"cache": True, "error_model": "numpy"})
 
 
 # --- profile dispatch -------------------------------------------------------------
 #
 # The profile reaches the compiled code as a compile-time constant: the entry points
-# call ``literally(profile)``, and each reduction below is an overload that picks the
-# profile's loop while typing. A run of the plain profile therefore never compiles
+# pass their profile id as a literal, and each reduction below is an overload that picks
+# the profile's loop while typing. A run of the plain profile therefore never compiles
 # the TensorFlow kernels, and vice versa.
-
 
 _KERNELS_BY_ID = {profile_id: name.partition("/")[2] for name, profile_id in PROFILE_IDS.items()}
 
@@ -60,7 +53,7 @@ def _profile_module(profile):
     return _tensorflow.kernels(backend) if backend else _plain
 
 
-def _with_caches(profile, loop):
+def _takes_caches(profile) -> bool:
     """Whether the profile's products take the machine's cache sizes as a last argument."""
     return getattr(_profile_module(profile), "takes_caches", False)
 
@@ -85,13 +78,10 @@ def _sum_columns(profile, values, out):
     """Compiled code only: the profile's ``sum_columns_loop``."""
 
 
-_overload = dict(prefer_literal=True, inline="always", jit_options={"cache": True, "error_model": "numpy"})
-
-
 @overload(_dense, **_overload)
 def _dense_numba(profile, caches, inputs, kernel, bias, out):
     loop = _profile_module(profile).dense_loop
-    if _with_caches(profile, loop):
+    if _takes_caches(profile):
         return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out, caches)
     return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out)
 
@@ -99,7 +89,7 @@ def _dense_numba(profile, caches, inputs, kernel, bias, out):
 @overload(_matmul_grad_input, **_overload)
 def _matmul_grad_input_numba(profile, caches, delta, kernel, out):
     loop = _profile_module(profile).matmul_grad_input_loop
-    if _with_caches(profile, loop):
+    if _takes_caches(profile):
         return lambda profile, caches, delta, kernel, out: loop(delta, kernel, out, caches)
     return lambda profile, caches, delta, kernel, out: loop(delta, kernel, out)
 
@@ -107,7 +97,7 @@ def _matmul_grad_input_numba(profile, caches, delta, kernel, out):
 @overload(_matmul_grad_kernel, **_overload)
 def _matmul_grad_kernel_numba(profile, caches, inputs, delta, out):
     loop = _profile_module(profile).matmul_grad_kernel_loop
-    if _with_caches(profile, loop):
+    if _takes_caches(profile):
         return lambda profile, caches, inputs, delta, out: loop(inputs, delta, out, caches)
     return lambda profile, caches, inputs, delta, out: loop(inputs, delta, out)
 
@@ -124,73 +114,63 @@ def _sum_columns_numba(profile, values, out):
     return lambda profile, values, out: loop(values, out)
 
 
-# --- one batch ----------------------------------------------------------------------
+# --- activations and losses: branch chains generated from their tables ---------------
 
 
-def _sigmoid_loop(profile, z):
-    """Compiled code only: the profile's ``sigmoid_loop`` (in place)."""
+def _activation_loops(profile, which: int):
+    """Per activation, in id order: the profile's own loop if it has one, else the activation's (0 forward, 1 grad)."""
+    overrides = _profile_module(profile).ACTIVATION_LOOPS
+    return [overrides[a.name][which] if a.name in overrides else a.loops[which] for a in activations.ACTIVATIONS]
 
 
-def _sigmoid_grad_loop(profile, y, delta):
-    """Compiled code only: the profile's ``sigmoid_grad_loop`` (``delta`` in place)."""
-
-
-def _tanh_loop(profile, z):
-    """Compiled code only: the profile's ``tanh_loop`` (in place)."""
-
-
-def _tanh_grad_loop(profile, y, delta):
-    """Compiled code only: the profile's ``tanh_grad_loop`` (``delta`` in place)."""
-
-
-@overload(_sigmoid_loop, **_overload)
-def _sigmoid_loop_numba(profile, z):
-    loop = _profile_module(profile).sigmoid_loop
-    return lambda profile, z: loop(z)
-
-
-@overload(_sigmoid_grad_loop, **_overload)
-def _sigmoid_grad_loop_numba(profile, y, delta):
-    loop = _profile_module(profile).sigmoid_grad_loop
-    return lambda profile, y, delta: loop(y, delta)
-
-
-@overload(_tanh_loop, **_overload)
-def _tanh_loop_numba(profile, z):
-    loop = _profile_module(profile).tanh_loop
-    return lambda profile, z: loop(z)
-
-
-@overload(_tanh_grad_loop, **_overload)
-def _tanh_grad_loop_numba(profile, y, delta):
-    loop = _profile_module(profile).tanh_grad_loop
-    return lambda profile, y, delta: loop(y, delta)
-
-
-@_inline
 def _activate(profile, activation, z):
-    """z <- f(z) in place, the activation evaluated as the profile evaluates it."""
-    if activation == 1:
-        _sigmoid_loop(profile, z)
-    elif activation == 2:
-        _tanh_loop(profile, z)
-    elif activation == 3:
-        for b in range(z.shape[0]):
-            for j in range(z.shape[1]):
-                z[b, j] = _relu(z[b, j])
+    """Compiled code only: z <- f(z) in place, the activation evaluated as the profile evaluates it."""
 
 
-@_inline
 def _activation_grad(profile, activation, y, delta):
-    """delta <- dL/dz from delta = dL/dy and the layer's output y, in place."""
-    if activation == 1:
-        _sigmoid_grad_loop(profile, y, delta)
-    elif activation == 2:
-        _tanh_grad_loop(profile, y, delta)
-    elif activation == 3:
-        for b in range(y.shape[0]):
-            for j in range(y.shape[1]):
-                delta[b, j] = _relu_grad(y[b, j], delta[b, j])
+    """Compiled code only: delta <- dL/dz from delta = dL/dy and the layer's output y, in place."""
+
+
+@overload(_activate, **_overload)
+def _activate_numba(profile, activation, z):
+    return switch("activate", _activation_loops(profile, 0), ["z"], "activation", leading=["profile"])
+
+
+@overload(_activation_grad, **_overload)
+def _activation_grad_numba(profile, activation, y, delta):
+    return switch("activation_grad", _activation_loops(profile, 1), ["y", "delta"], "activation", leading=["profile"])
+
+
+def _loss_pass_for(loss):
+    """The compiled pass of ``loss`` over a batch: per-sample means and, optionally, dL/d(y_pred)."""
+    value, grad = loss.value, loss.grad
+
+    def loss_pass(y_true, y_pred, per_sample, delta, with_gradient):
+        rows, n_outputs = y_pred.shape
+        scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
+        for b in range(rows):
+            acc = cast(0, y_pred)
+            for j in range(n_outputs):
+                term = value(y_true[b, j], y_pred[b, j])
+                acc = term if j == 0 else acc + term
+                if with_gradient:
+                    delta[b, j] = grad(y_true[b, j], y_pred[b, j], scale)
+            per_sample[b] = acc / cast(n_outputs, y_pred)
+
+    loss_pass.__name__ = loss_pass.__qualname__ = f"{loss.name}_pass"
+    return _inline(loss_pass)
+
+
+_LOSS_PASSES = [_loss_pass_for(loss) for loss in losses.LOSSES]
+
+
+def _loss_pass(loss, y_true, y_pred, per_sample, delta, with_gradient):
+    """Compiled code only: the pass of loss ``loss`` (an id)."""
+
+
+@overload(_loss_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
+def _loss_pass_numba(loss, y_true, y_pred, per_sample, delta, with_gradient):
+    return switch("loss_pass", _LOSS_PASSES, ["y_true", "y_pred", "per_sample", "delta", "with_gradient"], "loss")
 
 
 # --- views, made once per call: creating a view costs ~25 ns of reference counting ---
@@ -204,9 +184,9 @@ def _parameter_views(params, layout):
     kernels.clear()
     biases.clear()
     for layer in range(layout.shape[0]):
-        n_in, n_out, _, kernel_offset, bias_offset = layout[layer]
-        kernels.append(params[kernel_offset : kernel_offset + n_in * n_out].reshape((n_in, n_out)))
-        biases.append(params[bias_offset : bias_offset + n_out])
+        row = layout[layer]
+        kernels.append(params[row.kernel : row.kernel + row.n_in * row.n_out].reshape((row.n_in, row.n_out)))
+        biases.append(params[row.bias : row.bias + row.n_out])
     return kernels, biases
 
 
@@ -215,14 +195,14 @@ def _workspace(rows, n_features, layout, dtype_like):
     """Buffers for one batch of ``rows`` samples: inputs, targets, and per layer its output and dL/d(output)."""
     n_layers = layout.shape[0]
     inputs = np.empty((rows, n_features), dtype=dtype_like.dtype)
-    targets = np.empty((rows, layout[n_layers - 1, 1]), dtype=dtype_like.dtype)
+    targets = np.empty((rows, layout[n_layers - 1].n_out), dtype=dtype_like.dtype)
     outputs = [inputs]
     deltas = [inputs]
     outputs.clear()
     deltas.clear()
     for layer in range(n_layers):
-        outputs.append(np.empty((rows, layout[layer, 1]), dtype=dtype_like.dtype))
-        deltas.append(np.empty((rows, layout[layer, 1]), dtype=dtype_like.dtype))
+        outputs.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
+        deltas.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
     per_sample = np.empty(rows, dtype=dtype_like.dtype)
     return inputs, targets, outputs, deltas, per_sample
 
@@ -235,7 +215,7 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs):
     """Every layer's output for one batch, into ``outputs[layer]``; returns the last."""
     for layer in range(layout.shape[0]):
         _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
-        _activate(profile, layout[layer, 2], outputs[layer])
+        _activate(profile, layout[layer].activation, outputs[layer])
         inputs = outputs[layer]
     return inputs
 
@@ -247,18 +227,8 @@ def _batch_loss(profile, loss, y_true, y_pred, per_sample, delta, with_gradient)
     With ``with_gradient`` (a constant), the same pass also fills
     ``delta`` = dL/d(y_pred); training uses it only if the loss is finite.
     """
-    rows, n_outputs = y_pred.shape
-    scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
-    for b in range(rows):
-        acc = cast(0, y_pred)
-        for j in range(n_outputs):
-            error = y_true[b, j] - y_pred[b, j]
-            value = _squared_error(error) if loss == 0 else _absolute_error(error)
-            acc = value if j == 0 else acc + value
-            if with_gradient:
-                delta[b, j] = _squared_error_grad(error, scale) if loss == 0 else _absolute_error_grad(error, scale)
-        per_sample[b] = acc / cast(n_outputs, y_pred)
-    return _sum_vector(profile, per_sample) / cast(rows, y_pred)
+    _loss_pass(loss, y_true, y_pred, per_sample, delta, with_gradient)
+    return _sum_vector(profile, per_sample) / cast(y_pred.shape[0], y_pred)
 
 
 @_inline
@@ -266,7 +236,7 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_
     """Fill the gradients from ``deltas[-1]`` = dL/d(y_pred); ``deltas`` are overwritten."""
     for layer in range(layout.shape[0] - 1, -1, -1):
         delta = deltas[layer]
-        _activation_grad(profile, layout[layer, 2], outputs[layer], delta)
+        _activation_grad(profile, layout[layer].activation, outputs[layer], delta)
         if layer > 0:
             _matmul_grad_kernel(profile, caches, outputs[layer - 1], delta, kernel_grads[layer])
         else:
@@ -274,25 +244,6 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_
         _sum_columns(profile, delta, bias_grads[layer])
         if layer > 0:
             _matmul_grad_input(profile, caches, delta, kernels[layer], deltas[layer - 1])
-
-
-@_inline
-def _apply_update(optimizer, hyper, params, grads, slots, iterations):
-    learning_rate = hyper[0]
-    if optimizer == 1:
-        step = cast(iterations + 1, learning_rate)
-        alpha = _adam_step_size(learning_rate, hyper[1], hyper[2], step)
-        for i in range(params.shape[0]):
-            params[i], slots[0, i], slots[1, i] = _adam_update(
-                params[i], grads[i], slots[0, i], slots[1, i], alpha, hyper[3], hyper[4], hyper[5]
-            )
-    elif hyper[1] != 0:
-        nesterov = hyper[2] != 0
-        for i in range(params.shape[0]):
-            params[i], slots[0, i] = _sgd_momentum_update(params[i], grads[i], slots[0, i], learning_rate, hyper[1], nesterov)
-    else:
-        for i in range(params.shape[0]):
-            params[i] = _sgd_update(params[i], grads[i], learning_rate)
 
 
 # --- whole runs ----------------------------------------------------------------------
@@ -347,22 +298,6 @@ def _gather(x, y, order, start, inputs, targets):
 
 
 @_inline
-def _train_batch(profile, caches, loss, optimizer, hyper, x, y, order, start, params, grads, slots, iterations,
-                 kernels, biases, kernel_grads, bias_grads, layout, inputs, targets, outputs, deltas, per_sample):
-    """One step on the rows ``order[start : start + len(inputs)]``; returns the pre-update batch loss.
-
-    A non-finite loss returns before any update.
-    """
-    _gather(x, y, order, start, inputs, targets)
-    y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
-    batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[layout.shape[0] - 1], True)
-    if np.isfinite(batch):
-        _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
-        _apply_update(optimizer, hyper, params, grads, slots, iterations)
-    return batch
-
-
-@_inline
 def _copy_flat(source, out):
     # An explicit loop: slice assignment would pull Numba's broadcasting machinery into the compile.
     for i in range(source.shape[0]):
@@ -377,11 +312,13 @@ def _copy_rows(source, start, out):
 
 
 @_jit
-def _evaluate_loop(profile, caches, x, y, batch_size, params, layout, loss):
+def _evaluate_loop(profile, caches, batches, network, loss):
     """Keras's ``evaluate``: batch-size-weighted mean of batch losses, accumulated in the model dtype."""
     literally(profile)
+    x, y, batch_size = batches.x, batches.y, batches.batch_size
+    layout = network.layout
     n = x.shape[0]
-    kernels, biases = _parameter_views(params, layout)
+    kernels, biases = _parameter_views(network.params, layout)
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     total = cast(0, x)
@@ -398,11 +335,12 @@ def _evaluate_loop(profile, caches, x, y, batch_size, params, layout, loss):
 
 
 @_jit
-def _predict_loop(profile, caches, x, batch_size, params, layout):
+def _predict_loop(profile, caches, batches, network):
     literally(profile)
+    x, batch_size, layout = batches.x, batches.batch_size, network.layout
     n = x.shape[0]
-    kernels, biases = _parameter_views(params, layout)
-    result = np.empty((n, layout[layout.shape[0] - 1, 1]), dtype=x.dtype)
+    kernels, biases = _parameter_views(network.params, layout)
+    result = np.empty((n, layout[layout.shape[0] - 1].n_out), dtype=x.dtype)
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     for start in range(0, n, batch_size):
@@ -416,15 +354,12 @@ def _predict_loop(profile, caches, x, batch_size, params, layout):
 
 
 @_jit
-def _fit_loop(profile, caches, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
-              val_x, val_y, val_batch_size, loss_history, val_history):
-    """Train ``orders.shape[0]`` epochs; epoch e visits rows ``orders[e]`` in consecutive batches.
-
-    Returns ``(iterations, epochs_completed, failed_batch)``. A batch whose loss is not
-    finite stops training: parameters, optimizer state and iterations are put back to
-    the end of the last completed epoch, and ``failed_batch`` is its index (-1 otherwise).
-    """
+def _fit_loop(profile, caches, epochs, network, loss, optimizer, log):
+    """Train ``epochs.orders.shape[0]`` epochs (contract: :mod:`gdcore._contract`)."""
     literally(profile)
+    x, y, orders, batch_size = epochs.x, epochs.y, epochs.orders, epochs.batch_size
+    params, layout, hyper, slots, lanes = network.params, network.layout, optimizer.hyper, optimizer.slots, optimizer.lanes
+    iterations = optimizer.iterations
     n = x.shape[0]
     grads = np.zeros_like(params)
     kernels, biases = _parameter_views(params, layout)
@@ -434,6 +369,7 @@ def _fit_loop(profile, caches, x, y, orders, batch_size, params, layout, loss, o
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     n_full = n // batch_size
+    n_layers = layout.shape[0]
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
         _copy_flat(params, saved_params)
@@ -445,20 +381,22 @@ def _fit_loop(profile, caches, x, y, orders, batch_size, params, layout, loss, o
             # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
             inputs, targets, outputs, deltas, per_sample = full if batch_index < n_full else last
             rows = cast(inputs.shape[0], x)
-            batch = _train_batch(profile, caches, loss, optimizer, hyper, x, y, order, batch_index * batch_size, params, grads, slots,
-                                 iterations, kernels, biases, kernel_grads, bias_grads, layout, inputs, targets, outputs,
-                                 deltas, per_sample)
+            _gather(x, y, order, batch_index * batch_size, inputs, targets)
+            y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
+            batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
                 _copy_flat(saved_params, params)
                 _copy_flat(saved_slots.reshape(-1), slots.reshape(-1))
                 return saved_iterations, epoch, batch_index
+            _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
+            optimizers.apply_update(hyper, params, grads, slots, iterations, lanes)
             # Keras's loss metric: a batch-size-weighted running mean of the pre-update batch losses.
             total = total + batch * rows
             count = count + rows
             iterations += 1
-        loss_history[epoch] = total / count
-        if val_x.shape[0] > 0:
-            val_history[epoch] = _evaluate_loop(profile, caches, val_x, val_y, val_batch_size, params, layout, loss)
+        log.loss[epoch] = total / count
+        if epochs.val.x.shape[0] > 0:
+            log.val_loss[epoch] = _evaluate_loop(profile, caches, epochs.val, network, loss)
     return iterations, orders.shape[0], -1
 
 
@@ -469,16 +407,14 @@ def _fit_loop(profile, caches, x, y, orders, batch_size, params, layout, loss, o
 
 
 def _entries(profile_id: int, tag: str):
-    def fit(caches, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots, iterations,
-            val_x, val_y, val_batch_size, loss_history, val_history):
-        return _fit_loop(profile_id, caches, x, y, orders, batch_size, params, layout, loss, optimizer, hyper, slots,
-                         iterations, val_x, val_y, val_batch_size, loss_history, val_history)
+    def fit(caches, epochs, network, loss, optimizer, log):
+        return _fit_loop(profile_id, caches, epochs, network, loss, optimizer, log)
 
-    def evaluate(caches, x, y, batch_size, params, layout, loss):
-        return _evaluate_loop(profile_id, caches, x, y, batch_size, params, layout, loss)
+    def evaluate(caches, batches, network, loss):
+        return _evaluate_loop(profile_id, caches, batches, network, loss)
 
-    def predict(caches, x, batch_size, params, layout):
-        return _predict_loop(profile_id, caches, x, batch_size, params, layout)
+    def predict(caches, batches, network):
+        return _predict_loop(profile_id, caches, batches, network)
 
     compiled = []
     for function in (fit, evaluate, predict):
@@ -491,19 +427,18 @@ _ENTRIES = {profile_id: _entries(profile_id, name.replace("/", "_").replace("-",
             for name, profile_id in PROFILE_IDS.items()}
 
 
-def fit_loop(profile, *args):
-    """Train ``orders.shape[0]`` epochs; see ``_fit_loop`` (same arguments as the NumPy engine's ``fit_loop``).
+def fit_loop(profile, epochs: Epochs, network: Network, loss: int, optimizer: OptimizerState, log: Log, on_step=None):
+    """Train ``epochs.orders.shape[0]`` epochs (:mod:`gdcore._contract`); ``profile`` is a :class:`gdcore.numerics.Profile`."""
+    if on_step is not None:
+        raise ValueError("the compiled engine does not call on_step; use engine='numpy' to observe every step")
+    return _ENTRIES[profile.id][0](profile.caches, epochs, network, loss, optimizer, log)
 
-    ``profile`` is a :class:`gdcore.numerics.Profile`.
-    """
-    return _ENTRIES[profile.id][0](profile.caches, *args)
 
-
-def evaluate_loop(profile, *args):
+def evaluate_loop(profile, batches: Batches, network: Network, loss: int):
     """Keras's ``evaluate`` loss; see ``_evaluate_loop``."""
-    return _ENTRIES[profile.id][1](profile.caches, *args)
+    return _ENTRIES[profile.id][1](profile.caches, batches, network, loss)
 
 
-def predict_loop(profile, *args):
+def predict_loop(profile, batches: Batches, network: Network):
     """Outputs in batches; see ``_predict_loop``."""
-    return _ENTRIES[profile.id][2](profile.caches, *args)
+    return _ENTRIES[profile.id][2](profile.caches, batches, network)

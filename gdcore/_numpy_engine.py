@@ -2,34 +2,37 @@
 
 This is the reference a student reads. Each reduction is the numerics
 profile's NumPy function (``profile.matmul``, ``profile.sum_columns``, ...);
-the elementwise maths is the same functions the compiled engine uses.
-It takes the same arguments as :mod:`gdcore._numba_engine` and is tested to
-give the same bits.
+the elementwise maths is the same functions the compiled engine uses. It
+takes the same arguments as :mod:`gdcore._numba_engine` (the contract of
+:mod:`gdcore._contract`) and is tested to give the same bits; it also honours
+an ``on_step`` hook, called after every update, which is how traces and
+explanations observe the real step instead of redoing it.
 """
 
 import numpy as np
 
 from gdcore import activations, losses, optimizers
+from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState, Step
 from gdcore._dtype import cast
 
 
-def _layers(params: np.ndarray, layout: np.ndarray):
+def _layers(params: np.ndarray, layout):
     """(kernel, bias, activation) per layer, as views into the flat parameter array."""
-    for n_in, n_out, activation_id, kernel_offset, bias_offset in layout:
-        kernel = params[kernel_offset : kernel_offset + n_in * n_out].reshape(n_in, n_out)
-        bias = params[bias_offset : bias_offset + n_out]
-        yield kernel, bias, activations.BY_ID[activation_id]
+    for layer in layout:
+        kernel = params[layer.kernel : layer.kernel + layer.n_in * layer.n_out].reshape(layer.n_in, layer.n_out)
+        bias = params[layer.bias : layer.bias + layer.n_out]
+        yield kernel, bias, activations.BY_ID[int(layer.activation)]
 
 
-def forward(profile, inputs: np.ndarray, params: np.ndarray, layout: np.ndarray) -> list[np.ndarray]:
+def forward(profile, inputs: np.ndarray, params: np.ndarray, layout) -> list[np.ndarray]:
     """``[x, a_1, ..., y_pred]``: :math:`a_l = f_l(a_{l-1} W_l + b_l)`."""
     outputs = [inputs]
     for kernel, bias, activation in _layers(params, layout):
-        outputs.append(profile.activate(activation, profile.matmul(outputs[-1], kernel) + bias))
+        outputs.append(profile.activate(activation, profile.dense(outputs[-1], kernel, bias)))
     return outputs
 
 
-def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout: np.ndarray, output_grad: np.ndarray) -> np.ndarray:
+def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, output_grad: np.ndarray) -> np.ndarray:
     r"""Gradients of every parameter, flat like ``params``.
 
     For each layer from the last: :math:`\delta \leftarrow f'(\delta)`,
@@ -51,56 +54,55 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout: np.
     return grads
 
 
-def apply_update(optimizer_id: int, hyper: np.ndarray, params, grads, slots, iterations: int) -> None:
-    """One optimizer step on the flat arrays, in place."""
-    learning_rate = hyper[0]
-    if optimizer_id == optimizers.ADAM_ID:
-        step = cast(iterations + 1, learning_rate)
-        alpha = optimizers.adam_step_size(learning_rate, hyper[1], hyper[2], step)
-        params[:], slots[0], slots[1] = optimizers.adam_update(params, grads, slots[0], slots[1], alpha, hyper[3], hyper[4], hyper[5])
-    elif hyper[1] != 0:
-        params[:], slots[0] = optimizers.sgd_momentum_update(params, grads, slots[0], learning_rate, hyper[1], hyper[2] != 0)
-    else:
-        params[:] = optimizers.sgd_update(params, grads, learning_rate)
+def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss):
+    """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite."""
+    outputs = forward(profile, inputs, network.params, network.layout)
+    batch = losses.batch_loss(loss, profile, targets, outputs[-1])
+    if not np.isfinite(batch):
+        return batch, None, outputs
+    grads = backward(profile, outputs, network.params, network.layout, losses.output_grad(loss, targets, outputs[-1]))
+    return batch, grads, outputs
 
 
-def evaluate_loop(profile, x, y, batch_size, params, layout, loss_id):
-    loss = losses.BY_ID[loss_id]
+def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int):
+    """Keras's ``evaluate``: batch-size-weighted mean of batch losses, accumulated in the model dtype."""
+    loss, x, y, batch_size = losses.BY_ID[loss_id], batches.x, batches.y, batches.batch_size
     total = count = cast(0, x)
     for start in range(0, x.shape[0], batch_size):
         y_batch = y[start : start + batch_size]
-        batch = losses.batch_loss(loss, profile, y_batch, forward(profile, x[start : start + batch_size], params, layout)[-1])
-        total = total + batch * cast(len(y_batch), x)
+        y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
+        total = total + losses.batch_loss(loss, profile, y_batch, y_pred) * cast(len(y_batch), x)
         count = count + cast(len(y_batch), x)
     return total / count
 
 
-def predict_loop(profile, x, batch_size, params, layout):
-    batches = [forward(profile, x[start : start + batch_size], params, layout)[-1] for start in range(0, x.shape[0], batch_size)]
-    return np.concatenate(batches)
+def predict_loop(profile, batches: Batches, network: Network):
+    x, batch_size = batches.x, batches.batch_size
+    return np.concatenate([forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
+                           for start in range(0, x.shape[0], batch_size)])
 
 
-def fit_loop(profile, x, y, orders, batch_size, params, layout, loss_id, optimizer_id, hyper, slots, iterations,
-             val_x, val_y, val_batch_size, loss_history, val_history):
-    """Same contract as :func:`gdcore._numba_engine.fit_loop` (``profile``: a :class:`gdcore.numerics.Profile`)."""
-    loss = losses.BY_ID[loss_id]
-    for epoch, order in enumerate(orders):
+def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer: OptimizerState, log: Log, on_step=None):
+    """Same contract as :func:`gdcore._numba_engine.fit_loop` (:mod:`gdcore._contract`), plus the ``on_step`` hook."""
+    loss, x, y, params, slots = losses.BY_ID[loss_id], epochs.x, epochs.y, network.params, optimizer.slots
+    iterations = optimizer.iterations
+    for epoch, order in enumerate(epochs.orders):
         saved = params.copy(), slots.copy(), iterations
         total = count = cast(0, x)
-        for batch_index, start in enumerate(range(0, x.shape[0], batch_size)):
-            rows = order[start : start + batch_size]
-            inputs, targets = x[rows], y[rows]
-            outputs = forward(profile, inputs, params, layout)
-            batch = losses.batch_loss(loss, profile, targets, outputs[-1])
-            if not np.isfinite(batch):
+        for batch_index, start in enumerate(range(0, x.shape[0], epochs.batch_size)):
+            rows = order[start : start + epochs.batch_size]
+            batch, grads, _ = gradients(profile, x[rows], y[rows], network, loss)
+            if grads is None:
                 params[:], slots[:], iterations = saved
                 return iterations, epoch, batch_index
             total = total + batch * cast(len(rows), x)  # Keras's loss metric: a batch-size-weighted running mean
             count = count + cast(len(rows), x)
-            grads = backward(profile, outputs, params, layout, losses.output_grad(loss, targets, outputs[-1]))
-            apply_update(optimizer_id, hyper, params, grads, slots, iterations)
+            before = params.copy() if on_step is not None else None
+            optimizers.apply_update(optimizer.hyper, params, grads, slots, iterations, optimizer.lanes)
             iterations += 1
-        loss_history[epoch] = total / count
-        if len(val_x):
-            val_history[epoch] = evaluate_loop(profile, val_x, val_y, val_batch_size, params, layout, loss_id)
-    return iterations, len(orders), -1
+            if on_step is not None:
+                on_step(Step(epoch, batch_index, rows, batch, before, grads, params.copy()))
+        log.loss[epoch] = total / count
+        if len(epochs.val.x):
+            log.val_loss[epoch] = evaluate_loop(profile, epochs.val, network, loss_id)
+    return iterations, len(epochs.orders), -1

@@ -1,10 +1,11 @@
 r"""Activation functions: one table of pure, elementwise functions.
 
-Each entry pairs the activation with its derivative written in terms of the
-activation's *output* :math:`y` and the upstream gradient :math:`dy`, the
-form TensorFlow's gradient kernels use (``SigmoidGrad``, ``TanhGrad``,
-``ReluGrad``). The same functions run on NumPy arrays in the NumPy engine and
-on scalars inside the compiled Numba loop.
+Each entry of :data:`ACTIVATIONS` pairs the activation with its derivative
+written in terms of the activation's *output* :math:`y` and the upstream
+gradient :math:`dy`, the form TensorFlow's gradient kernels use
+(``SigmoidGrad``, ``TanhGrad``, ``ReluGrad``). The same functions run on
+NumPy arrays in the NumPy engine and on scalars inside the compiled Numba
+loop; an entry's id is its position in the table.
 
 =========  ==================================  ===================================
 name       :math:`y = f(z)`                    :math:`\partial L/\partial z`
@@ -24,16 +25,24 @@ the same bits (``np.tanh`` would not: NumPy's SIMD tanh and the C library's,
 which Numba calls, differ in the last bit). The gradients are the formulas of
 the table, in that order; TensorFlow's gradient kernels also flush denormal
 operands and results to zero, which only the ``"tensorflow"`` numerics
-profile reproduces (:mod:`gdcore.numerics._tensorflow`).
+profile reproduces (a profile may evaluate an activation its own way:
+``ACTIVATIONS`` of :mod:`gdcore.numerics._tensorflow`).
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+from dataclasses import dataclass, field
 from typing import Callable
 
+from numba import njit
 from numba.extending import register_jitable
 
 from gdcore._dtype import cast, where
+from gdcore._validation import lookup
 from gdcore.numerics import eigen
+from gdcore.numerics._in_place import activation_loop, gradient_loop
+
+_jit = njit(cache=True, error_model="numpy", nogil=True)
 
 logistic = register_jitable(eigen.logistic)
 _eigen_tanh = register_jitable(eigen.tanh)
@@ -81,35 +90,57 @@ def relu_grad(y, dy):
 
 @dataclass(frozen=True)
 class Activation:
-    """A named activation: ``forward(z)``, ``grad(y, dy)`` and its id in the compiled loop."""
+    """A named activation: ``forward(z)`` and ``grad(y, dy)`` (module docstring), with its formulas.
+
+    ``formula`` and ``grad_formula`` are LaTeX (:math:`a` the output, :math:`z`
+    the input), rendered by :mod:`gdcore.explain`; ``sklearn`` is
+    scikit-learn's name for it (``MLPRegressor(activation=...)``), if any;
+    ``id`` is its position in :data:`ACTIVATIONS`.
+    """
 
     name: str
-    id: int
     forward: Callable
     grad: Callable
+    formula: str
+    grad_formula: str
+    sklearn: str | None = None
+    aliases: tuple[str, ...] = ()
+    _loops: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def id(self) -> int:
+        return ACTIVATIONS.index(self)
 
     def __call__(self, z):
         return self.forward(z)
+
+    @property
+    def loops(self) -> tuple[Callable, Callable]:
+        """Compiled in-place loops over a (batch, units) buffer: ``forward_loop(z)``, ``grad_loop(y, delta)``."""
+        if not self._loops:
+            self._loops["forward"] = activation_loop(_jit(self.forward), f"{self.name}_loop", inline=True)
+            self._loops["grad"] = gradient_loop(_jit(self.grad), f"{self.name}_grad_loop", inline=True)
+        return self._loops["forward"], self._loops["grad"]
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
 
 
-LINEAR = Activation("linear", 0, linear, linear_grad)
-SIGMOID = Activation("sigmoid", 1, sigmoid, sigmoid_grad)
-TANH = Activation("tanh", 2, tanh, tanh_grad)
-RELU = Activation("relu", 3, relu, relu_grad)
+LINEAR = Activation("linear", linear, linear_grad, r"a = z", r"f'(z) = 1", "identity")
+SIGMOID = Activation("sigmoid", sigmoid, sigmoid_grad, r"a = \sigma(z) = 1/(1+e^{-z})", r"f'(z) = a(1-a)", "logistic")
+TANH = Activation("tanh", tanh, tanh_grad, r"a = \tanh z", r"f'(z) = 1-a^2", "tanh")
+RELU = Activation("relu", relu, relu_grad, r"a = \max(z, 0)", r"f'(z) = [a > 0]", "relu")
 
-ACTIVATIONS = {a.name: a for a in (LINEAR, SIGMOID, TANH, RELU)}
-BY_ID = {a.id: a for a in ACTIVATIONS.values()}
+#: Every activation, in id order.
+ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU)
+BY_NAME = {name: activation for activation in ACTIVATIONS for name in (activation.name, *activation.aliases)}
+BY_ID = dict(enumerate(ACTIVATIONS))
 
 
 def get(identifier) -> Activation:
     """Look up an activation by Keras name (``None`` means linear)."""
-    from gdcore._validation import lookup
-
     if identifier is None:
         return LINEAR
     if isinstance(identifier, Activation):
         return identifier
-    return lookup(ACTIVATIONS, identifier, "activation")
+    return lookup(BY_NAME, identifier, "activation")

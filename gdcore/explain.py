@@ -35,22 +35,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gdcore import _numpy_engine, losses, optimizers
+from gdcore import _numpy_engine, activations, losses, optimizers
 from gdcore._dtype import cast
 from gdcore.trace import parameter_table
 
 __all__ = ["StepExplanation", "explain_step"]
-
-_ACTIVATION_FORMULAS = {
-    "linear": (r"a = z", r"f'(z) = 1"),
-    "sigmoid": (r"a = \sigma(z) = 1/(1+e^{-z})", r"f'(z) = a(1-a)"),
-    "tanh": (r"a = \tanh z", r"f'(z) = 1-a^2"),
-    "relu": (r"a = \max(z, 0)", r"f'(z) = [a > 0]"),
-}
-_LOSS_FORMULAS = {
-    "mean_squared_error": (r"\ell_i = e_i^2", r"\frac{\partial L}{\partial \hat y_i} = -\frac{2}{B} e_i"),
-    "mean_absolute_error": (r"\ell_i = |e_i|", r"\frac{\partial L}{\partial \hat y_i} = -\frac{1}{B}\operatorname{sign}(e_i)"),
-}
 
 
 @dataclass
@@ -101,6 +90,7 @@ class StepExplanation:
     gradients: list
     weights_after: list
     layers: list = field(default_factory=list)
+    slots: list = field(default_factory=list)
     digits: int = 6
 
     # --- rendering --------------------------------------------------------------------
@@ -127,7 +117,7 @@ class StepExplanation:
         n_layers = len(self.layers)
         for number, (name, activation, n_in, units) in enumerate(self.layers, start=1):
             source = "x" if number == 1 else f"a^{{({number - 1})}}"
-            forward, _ = _ACTIVATION_FORMULAS[activation]
+            forward = activations.get(activation).formula
             lines += [
                 f"Layer {number} `{name}` ({n_in} → {units}, {activation}): "
                 f"$z^{{({number})}}_{{ij}} = \\sum_k {source}_{{ik}} W_{{kj}} + b_j$, "
@@ -145,7 +135,7 @@ class StepExplanation:
                     columns[column] = "$x_{i" + column[2:-1] + "}$"
             columns.update({"z": "$z$", "a": "$a$"})
             lines += _markdown_table(table, columns, fmt) + [""]
-        loss_value, loss_grad = _LOSS_FORMULAS[self.loss_name]
+        loss_value, loss_grad = losses.get(self.loss_name).formula, losses.get(self.loss_name).grad_formula
         lines += [
             "#### 2. Loss",
             "",
@@ -159,7 +149,7 @@ class StepExplanation:
         lines += ["", f"$L = ({written}) / {self.batch_size} = {fmt(self.loss)}$", "", "#### 3. Backward pass (chain rule, last layer first)", ""]
         for number in range(n_layers, 0, -1):
             name, activation, n_in, units = self.layers[number - 1]
-            _, derivative = _ACTIVATION_FORMULAS[activation]
+            derivative = activations.get(activation).grad_formula
             upstream = r"\partial L/\partial \hat y" if number == n_layers else f"\\sum_m \\delta^{{({number + 1})}}_{{im}} W^{{({number + 1})}}_{{jm}}"
             lines += [
                 f"Layer {number} `{name}`: $\\partial L/\\partial a_{{ij}} = {upstream}$, ${derivative}$, "
@@ -188,10 +178,9 @@ class StepExplanation:
                                                           "gradient": r"$\partial L/\partial w$"}, fmt) + [""]
         lines += ["#### 4. Update", "", self._update_formula(fmt), ""]
         columns = {"parameter": "parameter", "before": "$w$", "gradient": "$g$"}
-        for slot, label in [("momentum_before", "$m$ before"), ("momentum", "$m$"), ("m_before", "$m$ before"),
-                            ("m", "$m$"), ("v_before", "$v$ before"), ("v", "$v$")]:
-            if slot in self.parameters:
-                columns[slot] = label
+        for slot in self.slots:
+            columns[f"{slot}_before"] = f"${_SLOT_SYMBOLS.get(slot, slot)}$ before"
+            columns[slot] = f"${_SLOT_SYMBOLS.get(slot, slot)}$"
         columns.update({"update": r"$\Delta w$", "after": r"$w$ after"})
         table = self.parameters.assign(parameter="`" + self.parameters["parameter"] + "`")
         lines += _markdown_table(table, columns, fmt)
@@ -201,22 +190,10 @@ class StepExplanation:
         return "\n".join(lines)
 
     def _update_formula(self, fmt) -> str:
-        hyper = self.hyperparameters
-        if self.optimizer_name == "Adam":
-            return (
-                f"Adam, $t = {hyper['t']}$: "
-                r"$\alpha_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)"
-                f" = {fmt(hyper['learning_rate'])}\\sqrt{{1-{fmt(hyper['beta_2'])}^{{{hyper['t']}}}}}"
-                f"/(1-{fmt(hyper['beta_1'])}^{{{hyper['t']}}}) = {fmt(hyper['alpha_t'])}$; "
-                r"$m \leftarrow m + (g - m)(1-\beta_1)$, $v \leftarrow v + (g^2 - v)(1-\beta_2)$, "
-                r"$w \leftarrow w - m\alpha_t/(\sqrt{v} + \hat\epsilon)$"
-                f" with $\\hat\\epsilon = {_latex_number(fmt(hyper['epsilon']))}$"
-            )
-        if hyper.get("momentum", 0):
-            rule = r"$w \leftarrow w + (m\mu - g\eta)$" if hyper["nesterov"] else r"$w \leftarrow w + m$"
-            return (f"SGD with momentum $\\mu = {fmt(hyper['momentum'])}$, $\\eta = {fmt(hyper['learning_rate'])}$: "
-                    r"$m \leftarrow m\mu - g\eta$, " + rule)
-        return f"SGD, $\\eta = {fmt(hyper['learning_rate'])}$: $w \\leftarrow w - g\\,\\eta$"
+        rule = optimizers.OPTIMIZERS[self.optimizer_name.lower()].rule
+        values = ", ".join(f"{_HYPER_SYMBOLS.get(name, name.replace('_', ' '))} = {_latex_number(fmt(value))}"
+                           for name, value in self.hyperparameters.items() if not isinstance(value, bool))
+        return f"{self.optimizer_name}: ${rule.formula}$, with ${values}$"
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -227,6 +204,13 @@ class StepExplanation:
     def __repr__(self) -> str:
         return (f"StepExplanation({self.optimizer_name}, loss={self.loss_name!r}, batch_size={self.batch_size}, "
                 f"step t={self.iterations + 1}, L={self.loss!r})")
+
+
+# How the update formula writes each hyperparameter, step constant and slot.
+_HYPER_SYMBOLS = {"learning_rate": r"\eta", "momentum": r"\mu", "beta_1": r"\beta_1", "beta_2": r"\beta_2",
+                  "one_minus_beta_1": r"1-\beta_1", "one_minus_beta_2": r"1-\beta_2", "epsilon": r"\hat\epsilon",
+                  "t": "t", "alpha_t": r"\alpha_t", "rho": r"\rho", "one_minus_rho": r"1-\rho"}
+_SLOT_SYMBOLS = {"momentum": "m", "average": r"\bar g"}
 
 
 def _fmt(value, digits: int) -> str:
@@ -300,19 +284,20 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     slots_before, iterations = optimizer.slots.copy(), optimizer.iterations
     hyper = optimizer.hyperparameters(dtype)
 
-    outputs = _numpy_engine.forward(profile, x, params, layout)
+    # The step itself, by the NumPy engine's own functions (the ones fit's NumPy engine runs).
+    loss, grads, outputs = _numpy_engine.gradients(profile, x, y, model.network._replace(params=params), model.loss)
+    if grads is None:
+        raise ValueError(f"explain_step: the batch loss is {loss}; there is no step to explain")
     y_pred = outputs[-1]
-    loss = losses.batch_loss(model.loss, profile, y, y_pred)
     sample_loss = losses.per_sample(model.loss, profile, y, y_pred)
     output_grad = losses.output_grad(model.loss, y, y_pred)
-    grads = _numpy_engine.backward(profile, outputs, params, layout, output_grad)
     after = params.copy()
     slots = optimizer.slots.copy()
-    _numpy_engine.apply_update(optimizer.id, hyper, after, grads, slots, iterations)
+    optimizers.apply_update(hyper, after, grads, slots, iterations, profile.update_lanes(layout, dtype))
 
     # Per-layer intermediates, recomputed with the calls forward() and backward() make.
     views = list(_numpy_engine._layers(params, layout))
-    pre_activations = [profile.matmul(outputs[l], kernel) + bias for l, (kernel, bias, _) in enumerate(views)]
+    pre_activations = [profile.dense(outputs[l], kernel, bias) for l, (kernel, bias, _) in enumerate(views)]
     grad_a, activation_grads, deltas = [None] * len(views), [None] * len(views), [None] * len(views)
     upstream = output_grad
     for l in reversed(range(len(views))):
@@ -337,7 +322,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     layer_rows, layer_meta = [], []
     for l, layer in enumerate(model.layers):
         units = layer.units
-        layer_meta.append((layer.name, layer.activation.name, int(layout[l][0]), units))
+        layer_meta.append((layer.name, layer.activation.name, int(layout[l].n_in), units))
         layer_rows.append(pd.DataFrame({
             "layer": layer.name,
             "sample": np.repeat(np.arange(batch), units),
@@ -353,11 +338,11 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     parameters = info[["layer", "tensor", "index", "parameter"]].copy()
     parameters["before"] = params.astype(np.float64)
     parameters["gradient"] = grads.astype(np.float64)
-    if optimizer.id == optimizers.ADAM_ID:
-        parameters["m_before"], parameters["m"] = slots_before[0].astype(np.float64), slots[0].astype(np.float64)
-        parameters["v_before"], parameters["v"] = slots_before[1].astype(np.float64), slots[1].astype(np.float64)
-    elif hyper[1] != 0:
-        parameters["momentum_before"], parameters["momentum"] = slots_before[0].astype(np.float64), slots[0].astype(np.float64)
+    active = optimizer.active_slots()
+    for index, slot in enumerate(optimizer.rule.slots):
+        if slot in active:
+            parameters[f"{slot}_before"], parameters[slot] = (slots_before[index].astype(np.float64),
+                                                              slots[index].astype(np.float64))
     parameters["update"] = after.astype(np.float64) - params.astype(np.float64)
     parameters["after"] = after.astype(np.float64)
 
@@ -371,16 +356,13 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
                                        "product": (inputs * deltas[l][:, j]).astype(np.float64)}))
     terms = pd.concat(term_rows, ignore_index=True)
 
-    hyperparameters = {"learning_rate": float(hyper[0])}
-    if optimizer.id == optimizers.ADAM_ID:
-        t = iterations + 1
-        hyperparameters.update({
-            "beta_1": float(hyper[1]), "beta_2": float(hyper[2]), "one_minus_beta_1": float(hyper[3]),
-            "one_minus_beta_2": float(hyper[4]), "epsilon": float(hyper[5]), "t": t,
-            "alpha_t": float(optimizers.adam_step_size(hyper[0], hyper[1], hyper[2], cast(t, hyper[0]))),
-        })
-    else:
-        hyperparameters.update({"momentum": float(hyper[1]), "nesterov": bool(hyper[2])})
+    t = iterations + 1
+    hyperparameters = {name: value if isinstance(value, (bool, np.bool_)) else float(value)
+                       for name, value in hyper._asdict().items()}
+    constants = optimizer.rule.step(hyper, cast(t, hyper.learning_rate))
+    if constants:
+        hyperparameters["t"] = t
+        hyperparameters.update({name: float(value) for name, value in zip(optimizer.rule.constants, constants)})
 
     def keras_layout(flat):
         return [flat[offset : offset + size].reshape(shape).copy() for offset, size, shape in _tensor_slices(model)]
@@ -390,12 +372,12 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         loss_name=model.loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
         loss=float(loss), hyperparameters=hyperparameters, samples=samples, activations=activation_frame,
         parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(grads),
-        weights_after=keras_layout(after), layers=layer_meta,
+        weights_after=keras_layout(after), layers=layer_meta, slots=list(active),
     )
 
 
 def _tensor_slices(model):
     """(offset, size, shape) of each kernel and bias in ``model.params``, in ``get_weights()`` order."""
-    for n_in, n_out, _, kernel_offset, bias_offset in model.layout:
-        yield int(kernel_offset), int(n_in * n_out), (int(n_in), int(n_out))
-        yield int(bias_offset), int(n_out), (int(n_out),)
+    for row in model.layout:
+        yield int(row.kernel), int(row.n_in * row.n_out), (int(row.n_in), int(row.n_out))
+        yield int(row.bias), int(row.n_out), (int(row.n_out),)

@@ -1,4 +1,4 @@
-r"""Losses, with Keras's names, reduction and gradient.
+r"""Losses, with Keras's names, reduction and gradient: one table of elementwise functions.
 
 With :math:`e = y - \hat y` (``y_true - y_pred``), a batch of :math:`B`
 samples (the last batch of an epoch may be partial, and :math:`B` is then its
@@ -11,13 +11,21 @@ mean_squared_error     :math:`\frac1B\sum_b \frac1N\sum_j e_{bj}^2`   :math:`-\b
 mean_absolute_error    :math:`\frac1B\sum_b \frac1N\sum_j |e_{bj}|`   :math:`-\big(\mathrm{fl}(\tfrac1B / N)\cdot \operatorname{sign} e_{bj}\big)`
 =====================  ==================================  ===========================================================
 
+Each entry of :data:`LOSSES` gives ``value(y_true, y_pred)`` (one element)
+and ``grad(y_true, y_pred, scale)`` with ``scale = fl(1/B) / N``; the same
+functions run on NumPy arrays and, compiled, on scalars. An entry's id is its
+position in the table.
+
 Keras convention, kept exactly: the per-sample value is the mean over the
-last axis; the batch value is ``sum(per_sample) / B`` (``sum_over_batch_size``);
-the gradient is formed as TensorFlow's autodiff forms it, the scale
-:math:`\mathrm{fl}(1/B)` first, then times ``2 * e`` (``SquareGrad``) or
-``sign(e)`` (``AbsGrad``, with sign(0) = 0). scikit-learn's ``squared_error``
-is half of this MSE; see :mod:`reference`.
+last axis (summed front to back); the batch value is ``sum(per_sample) / B``
+(``sum_over_batch_size``) with the profile's summation order; the gradient is
+formed as TensorFlow's autodiff forms it, the scale :math:`\mathrm{fl}(1/B)`
+first, then times ``2 * e`` (``SquareGrad``) or ``sign(e)`` (``AbsGrad``, with
+sign(0) = 0). scikit-learn's ``squared_error`` is half of this MSE; see
+:mod:`reference`.
 """
+
+from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
@@ -26,42 +34,59 @@ import numpy as np
 from numba.extending import register_jitable
 
 from gdcore._dtype import cast
-from gdcore.numerics import _plain
+from gdcore._validation import lookup
 
 
 @register_jitable
-def squared_error(error):
+def squared_error(y_true, y_pred):
+    error = y_true - y_pred
     return error * error
 
 
 @register_jitable
-def squared_error_grad(error, scale):
+def squared_error_grad(y_true, y_pred, scale):
     """:math:`\\partial L/\\partial \\hat y` for one element, ``scale = fl(1/B)/N``."""
+    error = y_true - y_pred
     return -(scale * (cast(2, error) * error))
 
 
 @register_jitable
-def absolute_error(error):
-    return np.abs(error)
+def absolute_error(y_true, y_pred):
+    return np.abs(y_true - y_pred)
 
 
 @register_jitable
-def absolute_error_grad(error, scale):
-    return -(scale * np.sign(error))
+def absolute_error_grad(y_true, y_pred, scale):
+    return -(scale * np.sign(y_true - y_pred))
 
 
 @dataclass(frozen=True)
 class Loss:
-    """A named loss: elementwise ``value(e)`` and ``grad(e, scale)``, and its id in the compiled loop."""
+    """A named loss: elementwise ``value(y_true, y_pred)`` and ``grad(y_true, y_pred, scale)``.
+
+    ``formula``/``grad_formula`` are LaTeX for one sample's term and the
+    gradient (rendered by :mod:`gdcore.explain`), ``keras`` the Keras class
+    name, ``aliases`` the other names Keras accepts, ``sklearn`` scikit-learn's
+    name of the same loss where one exists; ``id`` is its position in :data:`LOSSES`.
+    """
 
     name: str
-    id: int
+    keras: str
     value: Callable
     grad: Callable
+    formula: str
+    grad_formula: str
+    aliases: tuple[str, ...] = ()
+    sklearn: str | None = None
+
+    @property
+    def id(self) -> int:
+        return LOSSES.index(self)
 
     def __call__(self, y_true, y_pred):
-        """Keras-style call: the batch loss of ``y_pred`` against ``y_true`` (plain order)."""
+        """Keras-style call: the batch loss of ``y_pred`` against ``y_true`` (plain summation order)."""
         from gdcore.numerics import get_profile
+
         y_pred = np.asarray(y_pred)
         y_true = np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
         return batch_loss(self, get_profile("plain"), y_true, y_pred)
@@ -71,13 +96,9 @@ class Loss:
 
 
 def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Per-sample loss, the mean over the last axis (a plain division when there is one output)."""
-    values = loss.value(y_true - y_pred)
-    n_outputs = values.shape[1]
-    if n_outputs == 1:
-        return values[:, 0] / cast(1, values)
-    # Several outputs: summed front to back in every profile (no bit-exact claim for TensorFlow here).
-    return _plain.sum_columns(values.T) / cast(n_outputs, values)
+    """Per-sample loss, the mean over the last axis, summed front to back (a plain division for one output)."""
+    values = loss.value(y_true, y_pred)
+    return np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
 
 
 def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray):
@@ -90,21 +111,20 @@ def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarra
     """:math:`\\partial L/\\partial \\hat y`, shape (B, N)."""
     batch, n_outputs = y_pred.shape
     scale = cast(1, y_pred) / cast(batch, y_pred) / cast(n_outputs, y_pred)
-    return loss.grad(y_true - y_pred, scale)
+    return loss.grad(y_true, y_pred, scale)
 
 
-MEAN_SQUARED_ERROR = Loss("mean_squared_error", 0, squared_error, squared_error_grad)
-MEAN_ABSOLUTE_ERROR = Loss("mean_absolute_error", 1, absolute_error, absolute_error_grad)
+MEAN_SQUARED_ERROR = Loss("mean_squared_error", "MeanSquaredError", squared_error, squared_error_grad,
+                          r"\ell_i = e_i^2", r"\frac{\partial L}{\partial \hat y_i} = -\frac{2}{B} e_i", ("mse",),
+                          "squared_error")
+MEAN_ABSOLUTE_ERROR = Loss("mean_absolute_error", "MeanAbsoluteError", absolute_error, absolute_error_grad,
+                           r"\ell_i = |e_i|", r"\frac{\partial L}{\partial \hat y_i} = -\frac{1}{B}\operatorname{sign}(e_i)",
+                           ("mae",), "absolute_error")
 
-LOSSES = {
-    "mean_squared_error": MEAN_SQUARED_ERROR,
-    "mse": MEAN_SQUARED_ERROR,
-    "meansquarederror": MEAN_SQUARED_ERROR,
-    "mean_absolute_error": MEAN_ABSOLUTE_ERROR,
-    "mae": MEAN_ABSOLUTE_ERROR,
-    "meanabsoluteerror": MEAN_ABSOLUTE_ERROR,
-}
-BY_ID = {MEAN_SQUARED_ERROR.id: MEAN_SQUARED_ERROR, MEAN_ABSOLUTE_ERROR.id: MEAN_ABSOLUTE_ERROR}
+#: Every loss, in id order.
+LOSSES: tuple[Loss, ...] = (MEAN_SQUARED_ERROR, MEAN_ABSOLUTE_ERROR)
+BY_NAME = {key: loss for loss in LOSSES for key in (loss.name, loss.keras.lower(), *loss.aliases)}
+BY_ID = dict(enumerate(LOSSES))
 
 
 def MeanSquaredError() -> Loss:
@@ -119,10 +139,8 @@ def MeanAbsoluteError() -> Loss:
 
 def get(identifier) -> Loss:
     """Look up a loss by Keras name or alias (``"mse"``, ``"mean_absolute_error"``, ...)."""
-    from gdcore._validation import lookup
-
     if isinstance(identifier, Loss):
         return identifier
     if identifier is None:
         raise ValueError("loss is required: pass e.g. loss='mse' to compile()")
-    return lookup(LOSSES, identifier, "loss")
+    return lookup(BY_NAME, identifier, "loss")

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from gdcore import _numba_engine, _numpy_engine, losses, optimizers
+from gdcore import _contract, _numba_engine, _numpy_engine, losses, optimizers
 from gdcore._validation import as_features, as_targets, positive_int
 from gdcore.callbacks import Callback, History
 from gdcore.layers import Dense, Input
@@ -116,12 +116,13 @@ class Sequential:
             rows.append((n_in, layer.units, layer.activation.id, offset, offset + n_in * layer.units))
             offset += n_in * layer.units + layer.units
             n_in = layer.units
-        self.layout = np.array(rows, dtype=np.int64)
+        self.layout = _contract.layout(rows)
         self.params = np.empty(offset, dtype=self.dtype)
-        for layer, (n_in, units, _, kernel_offset, bias_offset) in zip(self.layers, self.layout):
-            layer.input_dim = int(n_in)
-            layer.kernel = self.params[kernel_offset:bias_offset].reshape(n_in, units)
-            layer.bias = self.params[bias_offset : bias_offset + units]
+        for layer, row in zip(self.layers, self.layout):
+            n_in, units = int(row.n_in), int(row.n_out)
+            layer.input_dim = n_in
+            layer.kernel = self.params[row.kernel : row.bias].reshape(n_in, units)
+            layer.bias = self.params[row.bias : row.bias + units]
             layer.kernel[:] = layer.kernel_initializer((n_in, units), self.dtype, self._rng)
             layer.bias[:] = layer.bias_initializer((units,), self.dtype, self._rng)
 
@@ -176,13 +177,23 @@ class Sequential:
         """Choose the optimizer (name or object) and the loss (Keras name, alias or loss object)."""
         if metrics:
             raise ValueError(f"metrics are not supported yet (got {metrics!r}); the loss is always tracked")
-        if isinstance(optimizer, str) and optimizer.lower() == "rmsprop":
-            raise ValueError("optimizer 'rmsprop' (Keras's default) is not implemented; known: adam, sgd")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
 
     def _engine(self):
         return ENGINES[self.engine]
+
+    @property
+    def network(self) -> _contract.Network:
+        """The parameters and layer layout as the engines take them (:mod:`gdcore._contract`)."""
+        self._require_built("network")
+        return _contract.Network(self.params, self.layout)
+
+    def _optimizer_state(self) -> _contract.OptimizerState:
+        optimizer = self.optimizer
+        lanes = self.profile.update_lanes(self.layout, self.dtype)
+        return _contract.OptimizerState(optimizer.hyperparameters(self.dtype), optimizer.slots, optimizer.iterations,
+                                        lanes)
 
     def _prepare_x(self, x, name="x") -> np.ndarray:
         expected = self.input_shape[0] if self.input_shape is not None else None
@@ -214,6 +225,18 @@ class Sequential:
         ``validation_split`` holds out the *last* fraction of the samples,
         before any shuffling, as Keras does; ``validation_data`` wins if both
         are given.
+        """
+        return self._train(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+                           initial_epoch)
+
+    def _train(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
+               initial_epoch, on_step=None) -> History:
+        """The epoch driver behind :meth:`fit` and :func:`gdcore.trace.fit_trace`.
+
+        ``on_step(epoch, step)``, if given, is called for every update of every
+        *completed* epoch (``epoch`` counted from 0 across ``fit`` calls,
+        ``step`` a :class:`gdcore._contract.Step`); the NumPy engine runs the
+        steps then (same bits as the compiled one).
         """
         if self.optimizer is None or self.loss is None:
             raise ValueError("fit: the model must be compiled first: call compile(optimizer=..., loss=...)")
@@ -257,8 +280,9 @@ class Sequential:
         self.optimizer.build(self.params.size, self.dtype)
         n_epochs = epochs - initial_epoch
         # Hooks and printing need control between epochs; otherwise the compiled loop runs them all at once.
-        per_epoch = verbose > 0 or len(callbacks) > 1
+        per_epoch = verbose > 0 or len(callbacks) > 1 or on_step is not None
         chunk = 1 if per_epoch else max(1, _ORDER_CHUNK // x.shape[0])
+        engine = _numpy_engine if on_step is not None else self._engine()
         done = 0
         while done < n_epochs and not self.stop_training:
             count = min(chunk, n_epochs - done)
@@ -268,11 +292,15 @@ class Sequential:
                 callback.on_epoch_begin(first)
             loss_history = np.zeros(count, dtype=self.dtype)
             val_history = np.zeros(count, dtype=self.dtype)
-            iterations, completed, failed_batch = self._engine().fit_loop(
-                self.profile, x, y, orders, batch_size, self.params, self.layout, self.loss.id,
-                self.optimizer.id, self.optimizer.hyperparameters(self.dtype), self.optimizer.slots,
-                self.optimizer.iterations, val_x, val_y, batch_size, loss_history, val_history)
+            steps = []
+            iterations, completed, failed_batch = engine.fit_loop(
+                self.profile, _contract.Epochs(x, y, orders, batch_size, _contract.Batches(val_x, val_y, batch_size)),
+                self.network, self.loss.id, self._optimizer_state(), _contract.Log(loss_history, val_history),
+                **({"on_step": steps.append} if on_step is not None else {}))
             self.optimizer.iterations = int(iterations)
+            for step in steps:
+                if step.epoch < completed:  # the steps of an epoch that diverged were undone
+                    on_step(first + step.epoch, step)
             if per_epoch:
                 for index in range(completed):
                     logs = {"loss": float(loss_history[index])}
@@ -313,14 +341,16 @@ class Sequential:
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
-        loss = float(self._engine().evaluate_loop(self.profile, x, y, batch_size, self.params, self.layout, self.loss.id))
+        loss = float(self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size), self.network,
+                                                  self.loss.id))
         return {"loss": loss} if return_dict else loss
 
     def predict(self, x, batch_size: int | None = 32, verbose="auto") -> np.ndarray:
         """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` as Keras does."""
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
         x = self._prepare_x(x)
-        return self._engine().predict_loop(self.profile, x, batch_size, self.params, self.layout)
+        empty = np.empty((0, 0), dtype=self.dtype)
+        return self._engine().predict_loop(self.profile, _contract.Batches(x, empty, batch_size), self.network)
 
     def __call__(self, x) -> np.ndarray:
         return self.predict(x, batch_size=len(np.asarray(x)) or 1)

@@ -1,143 +1,430 @@
-r"""Optimizers: pure update rules plus thin Keras-shaped objects holding their state.
+r"""Optimizers: one table of update rules, and thin Keras-shaped objects holding their state.
 
-The update rules are elementwise functions of plain arrays or scalars
-(optax-style: state in, state out), shared by the NumPy engine and the
-compiled Numba loop. Keras's operation order is kept exactly, because in
-floating point :math:`(m\alpha)/(\sqrt v+\hat\epsilon)` is not
-:math:`m(\alpha/(\sqrt v+\hat\epsilon))`.
+Each rule is an entry of :data:`RULES` (optax-style: state in, state out):
 
-**SGD** (``keras.optimizers.SGD``), gradient :math:`g`, learning rate :math:`\eta`:
+``step(hyper, t)``
+    The constants of update :math:`t` (1-based, counted across ``fit``
+    calls), e.g. Adam's :math:`\alpha_t`; a tuple.
+``update(w, g, state, hyper, constants, lane)``
+    One update, elementwise: ``(w, state)`` from the weight, its gradient and
+    its state (a tuple with one value per slot). The same function runs on
+    whole NumPy arrays in the NumPy engine and on scalars in the compiled loop.
+    ``lane`` says how the numerics profile evaluates the few operations whose
+    result depends on an element's position (:func:`divide_by_sqrt`): 0 as
+    written, 1 and 2 as TensorFlow does on a whole SIMD packet and on a weight
+    tensor's scalar tail (:meth:`gdcore.numerics.Profile.update_lanes`).
+
+``hyper`` is a named tuple of the rule's constants, already rounded to the
+model's dtype as Keras rounds them; the state lives in an array of shape
+(slots, parameters), one row per named slot. Keras's operation order is kept
+exactly, because in floating point :math:`(m\alpha)/(\sqrt v+\hat\epsilon)`
+is not :math:`m(\alpha/(\sqrt v+\hat\epsilon))`.
+
+How Keras rounds a constant (``keras.src.optimizers``) decides its bits:
+``ops.cast(python_float, dtype)`` goes through a float32 tensor first (so in
+float64 :math:`\beta_1 = 0.9` becomes 0.8999999761581421: Adam's betas, SGD's
+momentum), while a Python float combined with a tensor (``ops.multiply(rho,
+v)``, ``1 - beta_1``, ``+ epsilon``) is converted straight to the tensor's
+dtype, after any arithmetic done in Python double precision.
+
+**SGD** (``keras.optimizers.SGD``), learning rate :math:`\eta`, momentum :math:`\mu`:
 
 .. math::
 
-    \text{momentum } = 0:&\quad w \leftarrow w - g\eta \\
-    \text{momentum } \mu > 0:&\quad m \leftarrow m\mu - g\eta,\quad
+    \mu = 0:\quad w \leftarrow w - g\eta; \qquad
+    \mu > 0:\quad m \leftarrow m\mu - g\eta,\quad
         w \leftarrow w + m \quad(\text{Nesterov: } w \leftarrow w + (m\mu - g\eta))
 
-**Adam** (``keras.optimizers.Adam``), step :math:`t` = number of updates so
-far + 1, counted across ``fit`` calls:
+**Adam** (``keras.optimizers.Adam``):
 
 .. math::
 
-    \alpha_t &= \eta\,\sqrt{1-\beta_2'^{\,t}}\,/\,(1-\beta_1'^{\,t}) \\
-    m &\leftarrow m + (g - m)(1-\beta_1) \\
-    v &\leftarrow v + (g^2 - v)(1-\beta_2) \\
-    w &\leftarrow w - (m\,\alpha_t) / (\sqrt v + \hat\epsilon)
+    \alpha_t = \eta\,\sqrt{1-\beta_2^{\,t}}\,/\,(1-\beta_1^{\,t}), \quad
+    m \leftarrow m + (g - m)(1-\beta_1), \quad
+    v \leftarrow v + (g^2 - v)(1-\beta_2), \quad
+    w \leftarrow w - (m\,\alpha_t) / (\sqrt v + \hat\epsilon)
 
-Conventions, as Keras has them: :math:`\hat\epsilon` ("epsilon hat") is added
-to :math:`\sqrt v`, not to a bias-corrected :math:`\sqrt{\hat v}`; in the
-powers, :math:`\beta'` is :math:`\beta` rounded to float32 first (TensorFlow
-converts the Python float to a float32 tensor before casting it), so in
-float64 :math:`\beta_1' = 0.8999999761581421`; the factors :math:`1-\beta`
-are computed in Python double precision and then rounded to the model's
-dtype. scikit-learn's Adam uses the exact :math:`\beta` instead:
-``Adam(float32_betas=False)`` follows that convention.
+with :math:`\hat\epsilon` ("epsilon hat") added to :math:`\sqrt v`, not to a
+bias-corrected :math:`\sqrt{\hat v}`; scikit-learn's Adam uses the exact
+:math:`\beta` in the powers instead: ``Adam(float32_betas=False)``; likewise
+its SGD uses the exact momentum: ``SGD(float32_momentum=False)``.
+
+**RMSprop** (``keras.optimizers.RMSprop``), decay :math:`\rho`; the order of
+the centered denominator and the division are what TensorFlow's graph
+optimizer makes of Keras's code (:func:`divide_by_sqrt`):
+
+.. math::
+
+    v \leftarrow \rho v + (1-\rho) g^2, \quad
+    \bar g \leftarrow \rho \bar g + (1-\rho) g \ (\text{centered}), \quad
+    \Delta = \eta g / \sqrt{v - (\bar g^2 - \epsilon)}\ \ (\text{not centered: } \sqrt{v + \epsilon}), \quad
+    \mu > 0:\ m \leftarrow \mu m + \Delta,\ w \leftarrow w - m; \quad \text{else } w \leftarrow w - \Delta
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
 import numpy as np
-from numba.extending import register_jitable
+from numba import njit, types
+from numba.extending import overload, register_jitable
 
 from gdcore._dtype import cast, libm_pow
-from gdcore._validation import positive_float, unit_interval
+from gdcore._validation import lookup, positive_float, unit_interval
+from gdcore.numerics import eigen
 
 
-# --- update rules (one definition, both engines) --------------------------------
+def divide_by_sqrt(x, y, lane):
+    r""":math:`x / \sqrt y` as the profile evaluates it, by ``lane`` (module docstring).
+
+    0: ``x / sqrt(y)``, as written. TensorFlow's graph optimizer rewrites the
+    division into ``x * rsqrt(y)``: 1 (a float32 element in a whole packet):
+    ``x * rsqrt_packet(y)`` (Eigen's estimate-and-refine, :func:`gdcore.numerics.eigen.rsqrt_packet`);
+    2 (a float32 tail element, or float64): ``x * (1 / sqrt(y))``.
+    """
+    x, y, lane = np.asarray(x), np.asarray(y), np.asarray(lane)
+    result = x / np.sqrt(y)
+    tail = lane == 2
+    result = np.where(tail, x * (cast(1, y) / np.sqrt(y)), result)
+    if y.dtype == np.float32 and (lane == 1).any():
+        result = np.where(lane == 1, x * eigen.rsqrt_packet(y), result)
+    return result if result.ndim else result[()]
+
+
+@overload(divide_by_sqrt, jit_options={"cache": True, "error_model": "numpy"})
+def _divide_by_sqrt_numba(x, y, lane):
+    if y == types.float32:
+        def packet_aware(x, y, lane):
+            if lane == 1:
+                return x * eigen.rsqrt_packet(y)
+            if lane == 2:
+                return x * (cast(1, y) / np.sqrt(y))
+            return x / np.sqrt(y)
+        return packet_aware
+
+    def float64(x, y, lane):
+        if lane == 0:
+            return x / np.sqrt(y)
+        return x * (cast(1, y) / np.sqrt(y))
+    return float64
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One update rule: its constants, its state and its two functions (module docstring).
+
+    ``name`` is Keras's string identifier, ``keras`` the Keras class name,
+    ``slots`` the state's names in the kernels (the paper's symbols) and
+    ``keras_slots`` Keras's names for them; ``formula`` is the LaTeX that
+    :mod:`gdcore.explain` renders and ``constants`` names what ``step``
+    returns. ``id`` is the rule's position in :data:`RULES`.
+    """
+
+    name: str
+    keras: str
+    hyperparameters: type
+    slots: tuple[str, ...]
+    keras_slots: tuple[str, ...]
+    step: Callable
+    update: Callable
+    formula: str
+    constants: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> int:
+        return RULES.index(self)
+
+
+# --- SGD ------------------------------------------------------------------------
+
+
+class SGDHyperparameters(NamedTuple):
+    learning_rate: float
+    momentum: float
+    nesterov: bool
 
 
 @register_jitable
-def sgd_update(weight, grad, learning_rate):
-    return weight - grad * learning_rate
+def sgd_step(hyper, t):
+    return ()
 
 
 @register_jitable
-def sgd_momentum_update(weight, grad, momentum_buffer, learning_rate, momentum, nesterov):
-    momentum_buffer = momentum_buffer * momentum - grad * learning_rate
-    if nesterov:
-        weight = weight + (momentum_buffer * momentum - grad * learning_rate)
+def sgd_update(w, g, state, hyper, constants, lane):
+    if hyper.momentum != 0:
+        m = state[0] * hyper.momentum - g * hyper.learning_rate
+        if hyper.nesterov:
+            w = w + (m * hyper.momentum - g * hyper.learning_rate)
+        else:
+            w = w + m
+        return w, (m,)
+    return w - g * hyper.learning_rate, state
+
+
+SGD_RULE = Rule("sgd", "SGD", SGDHyperparameters, ("momentum",), ("momentums",), sgd_step, sgd_update,
+                r"w \leftarrow w - g\,\eta \quad(\mu = 0); \qquad m \leftarrow m\mu - g\eta,\ "
+                r"w \leftarrow w + m \ \ (\text{Nesterov: } w \leftarrow w + (m\mu - g\eta))")
+
+
+# --- Adam -----------------------------------------------------------------------
+
+
+class AdamHyperparameters(NamedTuple):
+    learning_rate: float
+    beta_1: float  # as raised to the power t (Keras: rounded to float32 first)
+    beta_2: float
+    one_minus_beta_1: float
+    one_minus_beta_2: float
+    epsilon: float
+
+
+@register_jitable
+def adam_step(hyper, t):
+    r""":math:`(\alpha_t,)`: :math:`\eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)` in the dtype of the learning rate."""
+    one = cast(1, hyper.learning_rate)
+    beta_1_power = libm_pow(hyper.beta_1, t)
+    beta_2_power = libm_pow(hyper.beta_2, t)
+    return (hyper.learning_rate * np.sqrt(one - beta_2_power) / (one - beta_1_power),)
+
+
+@register_jitable
+def adam_update(w, g, state, hyper, constants, lane):
+    m = state[0] + (g - state[0]) * hyper.one_minus_beta_1
+    v = state[1] + (g * g - state[1]) * hyper.one_minus_beta_2
+    w = w - (m * constants[0]) / (np.sqrt(v) + hyper.epsilon)
+    return w, (m, v)
+
+
+ADAM_RULE = Rule("adam", "Adam", AdamHyperparameters, ("m", "v"), ("momentums", "velocities"), adam_step, adam_update,
+                 r"\alpha_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t);\ m \leftarrow m + (g - m)(1-\beta_1),\ "
+                 r"v \leftarrow v + (g^2 - v)(1-\beta_2),\ w \leftarrow w - m\alpha_t/(\sqrt{v} + \hat\epsilon)",
+                 ("alpha_t",))
+
+
+# --- RMSprop --------------------------------------------------------------------
+
+
+class RMSpropHyperparameters(NamedTuple):
+    learning_rate: float
+    rho: float
+    one_minus_rho: float
+    momentum: float
+    epsilon: float
+    centered: bool
+
+
+@register_jitable
+def rmsprop_step(hyper, t):
+    return ()
+
+
+@register_jitable
+def rmsprop_update(w, g, state, hyper, constants, lane):
+    v = hyper.rho * state[0] + hyper.one_minus_rho * (g * g)
+    m = state[1]
+    average = state[2]
+    if hyper.centered:
+        average = hyper.rho * average + hyper.one_minus_rho * g
+        # Keras writes (v - a^2) + epsilon; TensorFlow's graph optimizer pushes the constant down to v - (a^2 - epsilon).
+        denominator = v - (average * average - hyper.epsilon)
     else:
-        weight = weight + momentum_buffer
-    return weight, momentum_buffer
+        denominator = v + hyper.epsilon
+    increment = divide_by_sqrt(hyper.learning_rate * g, denominator, lane)
+    if hyper.momentum > 0:
+        m = hyper.momentum * m + increment
+        w = w - m
+    else:
+        w = w - increment
+    return w, (v, m, average)
 
 
-@register_jitable
-def adam_step_size(learning_rate, beta_1_power_base, beta_2_power_base, step):
-    r""":math:`\alpha_t = \eta\sqrt{1-\beta_2'^t}/(1-\beta_1'^t)`, all in the dtype of ``learning_rate``."""
-    one = cast(1, learning_rate)
-    beta_1_power = libm_pow(beta_1_power_base, step)
-    beta_2_power = libm_pow(beta_2_power_base, step)
-    return learning_rate * np.sqrt(one - beta_2_power) / (one - beta_1_power)
+RMSPROP_RULE = Rule("rmsprop", "RMSprop", RMSpropHyperparameters, ("v", "m", "average"),
+                    ("velocities", "momentums", "average_gradients"), rmsprop_step, rmsprop_update,
+                    r"v \leftarrow \rho v + (1-\rho) g^2;\ \Delta = \eta g/\sqrt{v + \epsilon}"
+                    r"\ (\text{centered: } \bar g \leftarrow \rho\bar g + (1-\rho)g,\ \sqrt{v - \bar g^2 + \epsilon});\ "
+                    r"w \leftarrow w - \Delta\ (\mu > 0:\ m \leftarrow \mu m + \Delta,\ w \leftarrow w - m)")
 
 
-@register_jitable
-def adam_update(weight, grad, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
-    m = m + (grad - m) * one_minus_beta_1
-    v = v + (grad * grad - v) * one_minus_beta_2
-    weight = weight - (m * alpha) / (np.sqrt(v) + epsilon)
-    return weight, m, v
+RULES: tuple[Rule, ...] = (SGD_RULE, ADAM_RULE, RMSPROP_RULE)
+_RULE_BY_HYPERPARAMETERS = {rule.hyperparameters: rule for rule in RULES}
+
+
+# --- one update over flat arrays, both engines -------------------------------------------
+
+
+def rule_of(hyper) -> Rule:
+    """The rule whose hyperparameter tuple ``hyper`` is; an unknown type is an error."""
+    rule = _RULE_BY_HYPERPARAMETERS.get(type(hyper))
+    if rule is None:
+        raise TypeError(f"no optimizer rule has hyperparameters of type {type(hyper).__name__}")
+    return rule
+
+
+def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray, iterations: int,
+                 lanes: np.ndarray) -> None:
+    """One optimizer step on the flat arrays, in place (NumPy, vectorised): update ``iterations + 1``.
+
+    ``lanes`` (int8, one per parameter) is the profile's :meth:`~gdcore.numerics.Profile.update_lanes`.
+
+    In compiled code the same call resolves, while typing, to a loop over the
+    parameters calling the rule's ``update`` on scalars.
+    """
+    rule = rule_of(hyper)
+    constants = rule.step(hyper, cast(iterations + 1, hyper.learning_rate))
+    state = tuple(slots[index] for index in range(len(rule.slots)))
+    params[:], state = rule.update(params, grads, state, hyper, constants, lanes)
+    for index, value in enumerate(state):
+        slots[index] = value
+
+
+_LOOPS: dict[str, Callable] = {}
+
+
+def _compiled_loop(rule: Rule):
+    """The compiled parameter loop of ``rule`` (one per rule, kept apart in the on-disk cache by its name)."""
+    if rule.name in _LOOPS:
+        return _LOOPS[rule.name]
+    step, update, n_slots = rule.step, rule.update, len(rule.slots)
+    # The state tuple of element i, written out for the rule's number of slots.
+    if n_slots == 1:
+        def loop(hyper, params, grads, slots, iterations, lanes):
+            constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
+            for i in range(params.shape[0]):
+                params[i], state = update(params[i], grads[i], (slots[0, i],), hyper, constants, lanes[i])
+                slots[0, i] = state[0]
+    elif n_slots == 2:
+        def loop(hyper, params, grads, slots, iterations, lanes):
+            constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
+            for i in range(params.shape[0]):
+                params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i]), hyper, constants, lanes[i])
+                slots[0, i], slots[1, i] = state
+    elif n_slots == 3:
+        def loop(hyper, params, grads, slots, iterations, lanes):
+            constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
+            for i in range(params.shape[0]):
+                params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i], slots[2, i]), hyper,
+                                          constants, lanes[i])
+                slots[0, i], slots[1, i], slots[2, i] = state
+    else:
+        raise NotImplementedError(f"optimizer rule {rule.name!r} has {n_slots} slots; the compiled loop handles 1 to 3")
+    loop.__name__ = loop.__qualname__ = f"apply_{rule.name}_loop"
+    _LOOPS[rule.name] = njit(cache=True, error_model="numpy", nogil=True, inline="always")(loop)
+    return _LOOPS[rule.name]
+
+
+@overload(apply_update, jit_options={"cache": True, "error_model": "numpy"}, inline="always")
+def _apply_update_numba(hyper, params, grads, slots, iterations, lanes):
+    rule = _RULE_BY_HYPERPARAMETERS.get(getattr(hyper, "instance_class", None)) if isinstance(
+        hyper, (types.NamedTuple, types.NamedUniTuple)) else None
+    if rule is None:
+        raise TypeError(f"no optimizer rule has hyperparameters of type {hyper}")
+    loop = _compiled_loop(rule)
+    return lambda hyper, params, grads, slots, iterations, lanes: loop(hyper, params, grads, slots, iterations, lanes)
 
 
 # --- Keras-shaped objects -------------------------------------------------------
 
-SGD_ID, ADAM_ID = 0, 1
+
+def _float32_first(value: float, dtype) -> np.generic:
+    """``ops.cast(value, dtype)`` as TensorFlow does it: through a float32 tensor."""
+    return np.dtype(dtype).type(np.float32(value))
 
 
 class Optimizer:
-    """State shared by all optimizers: ``iterations`` and per-parameter slots.
+    """State shared by all optimizers: the rule, ``iterations`` and the per-parameter slots.
 
-    The state lives in flat arrays the size of the model's parameters; it is
-    created by the first ``fit`` after ``compile`` and persists across ``fit``
-    calls, as in Keras. Compiling with a new optimizer starts from scratch.
+    The state lives in a flat array of shape (slots, parameters), created by
+    the first ``fit`` after ``compile``; it persists across ``fit`` calls, as
+    in Keras. Compiling with a new optimizer starts from scratch.
     """
 
-    id: int
-    n_slots: int
+    rule: Rule
 
     def __init__(self, learning_rate: float):
         self.learning_rate = positive_float(learning_rate, "learning_rate")
         self.iterations = 0
-        self.slots: np.ndarray | None = None  # shape (n_slots, n_params)
+        self.slots: np.ndarray | None = None  # shape (len(rule.slots), n_params)
+
+    @property
+    def id(self) -> int:
+        return self.rule.id
 
     def build(self, n_params: int, dtype) -> None:
         if self.slots is None or self.slots.shape[1] != n_params or self.slots.dtype != dtype:
-            self.slots = np.zeros((max(self.n_slots, 1), n_params), dtype=dtype)
+            self.slots = np.zeros((len(self.rule.slots), n_params), dtype=dtype)
             self.iterations = 0
 
-    def hyperparameters(self, dtype) -> np.ndarray:
-        """The constants of the update rule, already rounded to ``dtype`` as Keras rounds them."""
+    def active_slots(self) -> tuple[str, ...]:
+        """The slots this configuration uses (Keras creates only these variables)."""
+        return self.rule.slots
+
+    @property
+    def state(self) -> dict[str, np.ndarray] | None:
+        """The slots by name (``{"m": ..., "v": ...}``), views of :attr:`slots`; None before the first ``fit``."""
+        if self.slots is None:
+            return None
+        return dict(zip(self.rule.slots, self.slots))
+
+    def hyperparameters(self, dtype):
+        """The rule's constants (its named tuple), rounded to ``dtype`` as Keras rounds them."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
         raise NotImplementedError
+
+    def keras_config(self) -> dict:
+        """The keyword arguments of the Keras optimizer that trains the same way."""
+        return self.get_config()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
 
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 class SGD(Optimizer):
     """Stochastic gradient descent, with optional (Nesterov) momentum. Formula: module docstring."""
 
-    id = SGD_ID
-    n_slots = 1
+    rule = SGD_RULE
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False):
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 float32_momentum: bool = True):
         super().__init__(learning_rate)
         self.momentum = unit_interval(momentum, "momentum", closed_right=True)
-        self.nesterov = bool(nesterov)
+        self.nesterov = _flag(nesterov, "nesterov")
+        # Keras casts the momentum through float32 (ops.cast); scikit-learn's MLP uses it exactly.
+        self.float32_momentum = _flag(float32_momentum, "float32_momentum")
 
-    def hyperparameters(self, dtype) -> np.ndarray:
-        # [learning_rate, momentum, nesterov, unused...]
-        return np.array([self.learning_rate, self.momentum, float(self.nesterov), 0, 0, 0], dtype=dtype)
+    def active_slots(self) -> tuple[str, ...]:
+        return self.rule.slots if self.momentum != 0 else ()
+
+    def hyperparameters(self, dtype) -> SGDHyperparameters:
+        kind = np.dtype(dtype).type
+        momentum = _float32_first(self.momentum, dtype) if self.float32_momentum else kind(self.momentum)
+        return SGDHyperparameters(kind(self.learning_rate), momentum, self.nesterov)
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov}
+        return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov,
+                "float32_momentum": self.float32_momentum}
+
+    def keras_config(self) -> dict:
+        config = self.get_config()
+        if not config.pop("float32_momentum"):
+            raise ValueError("SGD(float32_momentum=False) is scikit-learn's convention; Keras has no such option")
+        return config
 
 
 class Adam(Optimizer):
     """Adam with Keras's epsilon-hat and float32-rounded betas. Formula: module docstring."""
 
-    id = ADAM_ID
-    n_slots = 2
+    rule = ADAM_RULE
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
                  float32_betas: bool = True):
@@ -146,34 +433,56 @@ class Adam(Optimizer):
         self.beta_2 = unit_interval(beta_2, "beta_2")
         self.epsilon = positive_float(epsilon, "epsilon", allow_zero=True)
         # Keras rounds beta to float32 before raising it to the power t; scikit-learn does not.
-        self.float32_betas = bool(float32_betas)
+        self.float32_betas = _flag(float32_betas, "float32_betas")
 
-    def hyperparameters(self, dtype) -> np.ndarray:
-        # [learning_rate, beta_1', beta_2', 1 - beta_1, 1 - beta_2, epsilon]
-        return np.array(
-            [
-                self.learning_rate,
-                np.float32(self.beta_1) if self.float32_betas else self.beta_1,
-                np.float32(self.beta_2) if self.float32_betas else self.beta_2,
-                1 - self.beta_1,
-                1 - self.beta_2,
-                self.epsilon,
-            ],
-            dtype=dtype,
-        )
+    def hyperparameters(self, dtype) -> AdamHyperparameters:
+        kind = np.dtype(dtype).type
+        power_base = (lambda beta: _float32_first(beta, dtype)) if self.float32_betas else kind
+        return AdamHyperparameters(kind(self.learning_rate), power_base(self.beta_1), power_base(self.beta_2),
+                                   kind(1 - self.beta_1), kind(1 - self.beta_2), kind(self.epsilon))
 
     def get_config(self) -> dict:
         return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
                 "float32_betas": self.float32_betas}
 
+    def keras_config(self) -> dict:
+        config = self.get_config()
+        if not config.pop("float32_betas"):
+            raise ValueError("Adam(float32_betas=False) is scikit-learn's convention; Keras has no such option")
+        return config
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+class RMSprop(Optimizer):
+    """RMSprop, Keras's default optimizer (``compile()`` with no optimizer). Formula: module docstring."""
+
+    rule = RMSPROP_RULE
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
+                 centered: bool = False):
+        super().__init__(learning_rate)
+        self.rho = unit_interval(rho, "rho")
+        self.momentum = unit_interval(momentum, "momentum")
+        self.epsilon = positive_float(epsilon, "epsilon", allow_zero=True)
+        self.centered = _flag(centered, "centered")
+
+    def active_slots(self) -> tuple[str, ...]:
+        return ("v",) + (("m",) if self.momentum > 0 else ()) + (("average",) if self.centered else ())
+
+    def hyperparameters(self, dtype) -> RMSpropHyperparameters:
+        kind = np.dtype(dtype).type
+        return RMSpropHyperparameters(kind(self.learning_rate), kind(self.rho), kind(1 - self.rho), kind(self.momentum),
+                                      kind(self.epsilon), self.centered)
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+OPTIMIZERS = {cls.rule.name: cls for cls in (SGD, Adam, RMSprop)}
 
 
 def get(identifier) -> Optimizer:
     """An optimizer object from a name (Keras defaults) or an existing object."""
-    from gdcore._validation import lookup
-
     if isinstance(identifier, Optimizer):
         return identifier
     return lookup(OPTIMIZERS, identifier, "optimizer")()

@@ -24,21 +24,16 @@ they are different numbers:
 
 With ``per_step=True`` each optimizer step is also recorded (``Trace.steps``):
 the batch loss, the gradient of every parameter and the weights before and
-after the step. The steps are driven one ``fit`` call per batch
-(``fit(x_batch, y_batch, batch_size=len(x_batch), epochs=1, shuffle=False)``),
-which keeps the optimizer state and gives the same bits as one long ``fit``;
-gradients are computed by the NumPy engine on a copy of the weights.
+after the step. ``fit``'s own epoch driver runs the training then, on the NumPy
+engine, which hands every step it takes to the trace (the same bits as the
+compiled engine; nothing is computed twice).
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from gdcore import _numpy_engine, losses
-from gdcore._dtype import cast
 from gdcore._validation import as_features, as_targets, positive_int
 from gdcore.callbacks import Callback, History
 
@@ -56,7 +51,8 @@ def parameter_table(model) -> pd.DataFrame:
     if not model.built:
         raise ValueError("parameter_table: the model is not built yet; give it an Input(shape=...) or fit it first")
     rows = []
-    for layer, (n_in, n_out, _, kernel_offset, bias_offset) in zip(model.layers, model.layout):
+    for layer, row in zip(model.layers, model.layout):
+        n_in, n_out, kernel_offset, bias_offset = int(row.n_in), int(row.n_out), int(row.kernel), int(row.bias)
         for k in range(n_in):
             for j in range(n_out):
                 rows.append((kernel_offset + k * n_out + j, layer.name, "kernel", f"{k},{j}"))
@@ -284,18 +280,25 @@ class TraceCallback(Callback):
     ``History``). A second ``fit`` with the same callback continues the epoch count.
     """
 
-    def __init__(self, x, y, validation_data=None, grid=None, batch_size: int = 32):
+    def __init__(self, x, y, validation_data=None, grid=None, batch_size: int = 32, per_step: bool = False):
         super().__init__()
         self._data = (x, y, grid)
         self.validation_data = validation_data
         self.batch_size = positive_int(batch_size, "batch_size")
+        self.per_step = bool(per_step)
         self.trace: Trace | None = None
 
     def on_train_begin(self, logs=None):
         if self.trace is None:
             x, y, grid = self._data
-            self.trace = Trace(self.model, x, y, grid=grid)
+            self.trace = Trace(self.model, x, y, grid=grid, per_step=self.per_step)
             self.trace._record_epoch(self.model, None, self.validation_data, self.batch_size)
+
+    def record_step(self, epoch: int, step) -> None:
+        """The epoch driver's ``on_step`` hook: one update (a :class:`gdcore._contract.Step`) of epoch ``epoch``."""
+        trace = self.trace
+        trace._record_step(trace.n_epochs + 1, step.batch, len(trace._step_meta) + 1, len(step.rows), step.loss,
+                           step.before, step.grads, step.after)
 
     def on_epoch_end(self, epoch, logs=None):
         self.trace._record_epoch(self.model, dict(logs or {}))
@@ -329,89 +332,11 @@ def fit_trace(model, x, y, epochs: int = 1, batch_size: int = 32, shuffle: bool 
     """
     epochs = positive_int(epochs, "epochs", minimum=0)
     batch_size = positive_int(batch_size, "batch_size")
-    recorder = TraceCallback(x, y, validation_data=validation_data, grid=grid, batch_size=batch_size)
-    user_callbacks = list(callbacks or [])
-    if not per_step:
-        history = model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=verbose,
-                            validation_data=validation_data, callbacks=[recorder, *user_callbacks])
-        recorder.trace.history = history
-        return recorder.trace
-    return _fit_per_step(model, x, y, epochs, batch_size, shuffle, validation_data, grid, recorder, user_callbacks, verbose)
+    recorder = TraceCallback(x, y, validation_data=validation_data, grid=grid, batch_size=batch_size, per_step=per_step)
+    on_step = recorder.record_step if per_step else None
+    history = model._train(x, y, batch_size, epochs, verbose, [recorder, *(callbacks or [])], 0.0, validation_data,
+                           shuffle, 0, on_step=on_step)
+    recorder.trace.history = history
+    return recorder.trace
 
-
-def _fit_per_step(model, x, y, epochs, batch_size, shuffle, validation_data, grid, recorder, user_callbacks, verbose) -> Trace:
-    """``fit`` one batch at a time; bookkeeping (History, callbacks, divergence) mirrors ``Sequential.fit``."""
-    from gdcore.models import TrainingDivergedWarning
-
-    if model.optimizer is None or model.loss is None:
-        raise ValueError("fit_trace: the model must be compiled first: call compile(optimizer=..., loss=...)")
-    features = model._prepare_x(x)
-    targets = model._prepare_y(y, features.shape[0])
-    val = None
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a tuple (x_val, y_val)")
-        val = (model._prepare_x(validation_data[0], "validation_data[0]"),
-               model._prepare_y(validation_data[1], len(validation_data[0]), "validation_data[1]"))
-    trace = Trace(model, x, y, grid=grid, per_step=True)
-    recorder.trace = trace
-    history = History()
-    callbacks = [*user_callbacks, history]
-    n = features.shape[0]
-    for callback in callbacks:
-        callback.set_model(model)
-        callback.set_params({"verbose": verbose, "epochs": epochs, "steps": -(-n // batch_size)})
-        callback.on_train_begin()
-    trace._record_epoch(model, None, val, batch_size)
-    model.stop_training = False
-    step = 0
-    for epoch in range(epochs):
-        for callback in user_callbacks:
-            callback.on_epoch_begin(epoch)
-        # The same draw fit makes for one epoch (fit draws epoch by epoch when callbacks are attached).
-        order = model._orders(n, 1, shuffle)[0]
-        model.optimizer.build(model.params.size, model.dtype)
-        saved = model.params.copy(), model.optimizer.slots.copy(), model.optimizer.iterations, step
-        total = count = cast(0, features)
-        diverged = None
-        for batch, start in enumerate(range(0, n, batch_size)):
-            rows = order[start : start + batch_size]
-            inputs, batch_targets = features[rows], targets[rows]
-            before = model.params.copy()
-            outputs = _numpy_engine.forward(model.profile, inputs, before, model.layout)
-            batch_loss = losses.batch_loss(model.loss, model.profile, batch_targets, outputs[-1])
-            if not np.isfinite(batch_loss):
-                diverged = batch
-                break
-            grads = _numpy_engine.backward(model.profile, outputs, before, model.layout,
-                                           losses.output_grad(model.loss, batch_targets, outputs[-1]))
-            model.fit(inputs, batch_targets, batch_size=len(rows), epochs=1, shuffle=False, verbose=0)
-            # Keras's loss metric: a batch-size-weighted running mean in the model's dtype.
-            total = total + batch_loss * cast(len(rows), features)
-            count = count + cast(len(rows), features)
-            step += 1
-            trace._record_step(epoch + 1, batch, step, len(rows), batch_loss, before, grads, model.params.copy())
-        if diverged is not None:
-            model.params[:], model.optimizer.slots[:], model.optimizer.iterations, step = saved
-            for records in (trace._step_meta, trace._step_before, trace._step_grads, trace._step_after):
-                del records[step:]
-            history.stopped = {"epoch": epoch, "batch": diverged, "reason": "loss is NaN or infinite"}
-            warnings.warn(f"training diverged: the loss of batch {diverged} in epoch {epoch + 1} is NaN or infinite; "
-                          f"stopped after {epoch} complete epoch(s), weights and optimizer state restored to the end of the last one",
-                          TrainingDivergedWarning, stacklevel=3)
-            break
-        logs = {"loss": float(total / count)}
-        if val is not None:
-            logs["val_loss"] = model.evaluate(val[0], val[1], batch_size=batch_size)
-        if verbose:
-            print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        trace._record_epoch(model, logs)
-        for callback in callbacks:
-            callback.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    for callback in callbacks:
-        callback.on_train_end()
-    model.history = trace.history = history
-    return trace
 

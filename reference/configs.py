@@ -24,10 +24,12 @@ import numpy as np
 
 import gdcore
 
-ARCHITECTURE_PATTERN = re.compile(r"^(linear|(sigmoid|tanh|relu)(\d+))$")
-OPTIMIZERS = ("sgd", "adam")
-LOSSES = ("mse", "mae")
-LOSS_NAMES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+# Names come from gdcore's tables: a hidden layer may use any nonlinear activation, any optimizer, any loss alias.
+_HIDDEN = "|".join(a.name for a in gdcore.activations.ACTIVATIONS if a.name != "linear")
+ARCHITECTURE_PATTERN = re.compile(rf"^(linear|({_HIDDEN})(\d+))$")
+OPTIMIZERS = tuple(gdcore.optimizers.OPTIMIZERS)
+LOSS_NAMES = {alias: loss.name for loss in gdcore.losses.LOSSES for alias in loss.aliases}
+LOSSES = tuple(LOSS_NAMES)
 DTYPES = ("float32", "float64")
 NUMERICS = (None, "plain", "tensorflow")
 N_TRAIN, N_VALIDATION = 100, 30
@@ -149,7 +151,7 @@ class Config:
         options = {} if self.numerics is None else {"numerics": self.numerics}
         model = gdcore.Sequential([gdcore.Input(shape=(self.n_features,)), *layers], dtype=self.dtype, engine=engine,
                                   seed=self.seed, **options)
-        optimizer = gdcore.optimizers.SGD if self.optimizer == "sgd" else gdcore.optimizers.Adam
+        optimizer = gdcore.optimizers.OPTIMIZERS[self.optimizer]
         model.compile(optimizer=optimizer(learning_rate=self.learning_rate), loss=LOSS_NAMES[self.loss])
         return model
 

@@ -31,9 +31,9 @@ from reference.errors import Unsupported
 from reference.gdcore_driver import weight_names
 from reference.trajectory import Trajectory, finite
 
-SUPPORTED_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
-SUPPORTED_LOSSES = {"mean_squared_error": "mean_squared_error", "mse": "mean_squared_error",
-                    "mean_absolute_error": "mean_absolute_error", "mae": "mean_absolute_error"}
+# gdcore's tables are the list of what has a twin: an entry's Keras name is its name in Keras.
+SUPPORTED_ACTIVATIONS = tuple(activation.name for activation in gdcore.activations.ACTIVATIONS)
+SUPPORTED_LOSSES = {key: loss.name for key, loss in gdcore.losses.BY_NAME.items()}
 # Optimizer settings gdcore does not have: each must hold its Keras default value.
 _UNSUPPORTED_OPTIMIZER_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
                                    "use_ema": False, "loss_scale_factor": None, "gradient_accumulation_steps": None}
@@ -143,18 +143,13 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
 
 
 def _keras_optimizer(keras, optimizer):
-    config = {key: (float(value) if isinstance(value, (float, np.floating)) else value)
-              for key, value in optimizer.get_config().items()}
-    if isinstance(optimizer, gdcore.optimizers.SGD):
-        return keras.optimizers.SGD(learning_rate=config["learning_rate"], momentum=config["momentum"],
-                                    nesterov=config["nesterov"])
-    if isinstance(optimizer, gdcore.optimizers.Adam):
-        if not config.get("float32_betas", True):
-            raise Unsupported("optimizer Adam: float32_betas=False (scikit-learn's bias correction) has no Keras twin; "
-                              "Keras always rounds beta_1 and beta_2 to float32 in the powers")
-        return keras.optimizers.Adam(learning_rate=config["learning_rate"], beta_1=config["beta_1"],
-                                     beta_2=config["beta_2"], epsilon=config["epsilon"])
-    raise Unsupported(f"optimizer {type(optimizer).__name__} has no Keras twin here; supported: SGD, Adam")
+    """The Keras optimizer of the same rule (the table's Keras class name) and configuration."""
+    try:
+        config = optimizer.keras_config()
+    except ValueError as error:
+        raise Unsupported(f"optimizer {type(optimizer).__name__}: {error}") from None
+    config = {key: (float(value) if isinstance(value, (float, np.floating)) else value) for key, value in config.items()}
+    return getattr(keras.optimizers, optimizer.rule.keras)(**config)
 
 
 # --- Keras -> gdcore ----------------------------------------------------------------------
@@ -256,8 +251,9 @@ def _check_compile_config(keras_model) -> None:
 
 def _gdcore_optimizer(keras, optimizer, dtype: str):
     kind = type(optimizer).__name__
-    if not isinstance(optimizer, (keras.optimizers.SGD, keras.optimizers.Adam)) or kind not in ("SGD", "Adam"):
-        raise Unsupported(f"optimizer {kind} is not supported; gdcore has SGD (with momentum/nesterov) and Adam")
+    classes = {rule.keras: gdcore.optimizers.OPTIMIZERS[rule.name] for rule in gdcore.optimizers.RULES}
+    if kind not in classes or not isinstance(optimizer, getattr(keras.optimizers, kind)):
+        raise Unsupported(f"optimizer {kind} is not supported; gdcore has {', '.join(classes)}")
     config = optimizer.get_config()
     learning_rate = config["learning_rate"]
     if not isinstance(learning_rate, (int, float)):
@@ -269,13 +265,13 @@ def _gdcore_optimizer(keras, optimizer, dtype: str):
     for setting, default in _UNSUPPORTED_OPTIMIZER_DEFAULTS.items():
         if config.get(setting, default) != default:
             raise Unsupported(f"optimizer {kind}: {setting}={config[setting]!r} is not supported (gdcore has no {setting})")
-    if kind == "SGD":
-        return gdcore.optimizers.SGD(learning_rate=float(learning_rate), momentum=float(config["momentum"]),
-                                     nesterov=bool(config["nesterov"]))
     if config.get("amsgrad"):
-        raise Unsupported("optimizer Adam: amsgrad=True is not supported")
-    return gdcore.optimizers.Adam(learning_rate=float(learning_rate), beta_1=float(config["beta_1"]),
-                                  beta_2=float(config["beta_2"]), epsilon=float(config["epsilon"]))
+        raise Unsupported(f"optimizer {kind}: amsgrad=True is not supported")
+    cls = classes[kind]
+    names = set(cls(learning_rate=1.0).keras_config())
+    arguments = {name: value for name, value in config.items() if name in names}
+    arguments["learning_rate"] = float(learning_rate)
+    return cls(**{name: float(value) if isinstance(value, float) else value for name, value in arguments.items()})
 
 
 def _gdcore_loss(keras, loss):

@@ -75,7 +75,6 @@ KNOWN_GAPS = {
 }
 #: SGDRegressor's clip of the per-sample loss derivative (``MAX_DLOSS`` in ``sklearn/linear_model/_sgd_fast.pyx.tp``).
 MAX_DLOSS = 1e12
-_MLP_ACTIVATIONS = {"sigmoid": "logistic", "tanh": "tanh", "relu": "relu", "linear": "identity"}
 
 
 def _import_sklearn():
@@ -178,6 +177,8 @@ def check_mlp_regressor(model: gdcore.Sequential) -> None:
     hidden = {layer.activation.name for layer in model.layers[:-1]}
     if len(hidden) != 1:
         raise Unsupported(f"MLPRegressor uses one activation for every hidden layer; the model has {sorted(hidden)}")
+    if model.layers[0].activation.sklearn is None:
+        raise Unsupported(f"MLPRegressor has no activation {model.layers[0].activation.name!r}")
     if not isinstance(model.optimizer, (gdcore.optimizers.SGD, gdcore.optimizers.Adam)):
         raise Unsupported(f"MLPRegressor has no {type(model.optimizer).__name__} optimizer")
 
@@ -206,7 +207,7 @@ def run_mlp_regressor(model: gdcore.Sequential, x, y, orders, batch_size: int, x
         settings = {"solver": "adam", "learning_rate_init": optimizer.learning_rate, "beta_1": optimizer.beta_1,
                     "beta_2": optimizer.beta_2, "epsilon": optimizer.epsilon / 2}
     estimator = MLPRegressor(hidden_layer_sizes=tuple(layer.units for layer in model.layers[:-1]),
-                             activation=_MLP_ACTIVATIONS[model.layers[0].activation.name], alpha=0.0,
+                             activation=model.layers[0].activation.sklearn, alpha=0.0,
                              batch_size=batch_size, learning_rate="constant", shuffle=False, early_stopping=False,
                              random_state=0, **settings)
     initial = model.get_weights()
@@ -233,6 +234,22 @@ def run_mlp_regressor(model: gdcore.Sequential, x, y, orders, batch_size: int, x
         trajectory.loss.append(loss)
         trajectory.predictions.append(estimator.predict(x_predict).reshape(-1, 1).astype(dtype))
     return trajectory
+
+
+def sklearn_momentum(model: gdcore.Sequential) -> gdcore.Sequential:
+    """A clone of ``model`` whose SGD uses the exact momentum, as ``MLPRegressor`` does: ``SGD(float32_momentum=False)``.
+
+    Keras casts the momentum through float32 (so in float64 0.9 becomes
+    0.8999999761581421); only float64 shows the difference.
+    """
+    from reference.gdcore_driver import clone_model
+
+    if not isinstance(model.optimizer, gdcore.optimizers.SGD):
+        raise ValueError(f"sklearn_momentum needs a model compiled with SGD, got {type(model.optimizer).__name__}")
+    copy = clone_model(model)
+    copy.compile(optimizer=gdcore.optimizers.SGD(**{**model.optimizer.get_config(), "float32_momentum": False}),
+                 loss=model.loss)
+    return copy
 
 
 def sklearn_adam(model: gdcore.Sequential) -> gdcore.Sequential:

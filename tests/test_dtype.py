@@ -40,12 +40,12 @@ def test_plain_activation_loops_match_numpy_on_edge_values(dtype, shape):
     z = np.resize(rng.permutation(values), size).reshape(shape)
     dy = rng.standard_normal(shape).astype(dtype)
     with np.errstate(all="ignore"):
-        cases = [(_plain.sigmoid_loop, (z,), activations.sigmoid(z)),  # (loop, arguments: the last is overwritten, expected)
-                 (_plain.tanh_loop, (z,), activations.tanh(z))]
+        cases = [(activations.SIGMOID.loops[0], (z,), activations.sigmoid(z)),  # (loop, arguments: the last is overwritten, expected)
+                 (activations.TANH.loops[0], (z,), activations.tanh(z))]
         y = activations.sigmoid(z)
-        cases.append((_plain.sigmoid_grad_loop, (y, dy), activations.sigmoid_grad(y, dy)))
+        cases.append((activations.SIGMOID.loops[1], (y, dy), activations.sigmoid_grad(y, dy)))
         y = activations.tanh(z)
-        cases.append((_plain.tanh_grad_loop, (y, dy), activations.tanh_grad(y, dy)))
+        cases.append((activations.TANH.loops[1], (y, dy), activations.tanh_grad(y, dy)))
     for loop, args, expected in cases:
         *read, overwritten = args
         out = overwritten.copy()
@@ -63,7 +63,7 @@ def test_sigmoid_keeps_nan_and_saturates(dtype):
     """NaN stays NaN (a diverged layer must not look finite); far below zero the result is exactly 0."""
     z = np.array([[np.nan, -np.inf, -1e4, -95.0, -87.4, 0.0, 1e4, np.inf]], dtype)
     compiled = z.copy()
-    _plain.sigmoid_loop(compiled)
+    activations.SIGMOID.loops[0](compiled)
     with np.errstate(all="ignore"):
         expected = activations.sigmoid(z)
     assert compiled.tobytes() == expected.tobytes()

@@ -57,6 +57,8 @@ def intel(l1d_ways, l2_kib, leaf7=(0, 0, 0, 0), leaf71=(0, 0, 0, 0)):
         (4, 4): (0, 0, 0, 0),
         (7, 0): leaf7,
         (7, 1): leaf71,
+        (0xB, 0): (0, 1, 0x100, 0),  # topology: 1 thread per core (SMT level),
+        (0xB, 1): (0, 8, 0x201, 0),  # 8 logical processors in the package (core level)
         (0x80000000, 0): (0x80000008, 0, 0, 0),
     }
 
@@ -73,6 +75,8 @@ SAPPHIRE_RAPIDS = {
     (0x4, 4): (0x0, 0x0, 0x0, 0x0),
     (0x7, 0): (0x2, 0xF1BF27EB, 0x1B415FDE, 0xBFD14410),
     (0x7, 1): (0x1C30, 0x0, 0x0, 0x0),
+    (0xB, 0): (0x0, 0x1, 0x100, 0x0),
+    (0xB, 1): (0x5, 0x2, 0x201, 0x0),
     (0x80000000, 0): (0x80000008, 0x0, 0x0, 0x0),
     (0x80000002, 0): (0x65746E49, 0x2952286C, 0x6F655820, 0x2952286E),
     (0x80000003, 0): (0x6F725020, 0x73736563, 0x726F, 0x0),
@@ -104,7 +108,7 @@ def test_this_project_machine_is_derived_as_eigen_and_tensorflow_see_it():
     assert info.onednn_enabled and "avx512_vnni" in info.onednn_reason
     assert info.onednn_isa == "avx10_1_512_amx"  # oneDNN's verbose: "... Intel AMX with bfloat16 and 8-bit integer support"
     assert info.float32_products == "onednn-avx512"
-    assert info.caches == machine.Caches(48 * 1024, 2 * 1024**2, 300 * 1024**2, 2)
+    assert info.caches == machine.Caches(48 * 1024, 2 * 1024**2, 300 * 1024**2, 2, 2 * 1024**2)
 
 
 @pytest.mark.parametrize("cpu, xcr0, expected", [
@@ -116,6 +120,17 @@ def test_eigen_cache_sizes_by_vendor(cpu, xcr0, expected):
     assert eigen_cache_sizes(cpu) == expected
     info = derive(cpu, xcr0, environ={})
     assert (info.l1_bytes, info.l2_bytes, info.l3_bytes) == expected
+
+
+def test_onednn_reads_the_l2_per_core():
+    assert machine.onednn_l2_per_core(SAPPHIRE_RAPIDS) == 2 * 1024**2  # one core (two threads) per L2
+    # Four cores (no SMT) sharing one 2 MiB L2, as Alder Lake's E-cores do: 512 KiB per core.
+    cpu = intel(8, 2048)
+    eax, ebx, ecx, edx = cpu[(4, 2)]
+    cpu[(4, 2)] = (eax | (3 << 14), ebx, ecx, edx)
+    assert machine.onednn_l2_per_core(cpu) == 512 * 1024
+    assert machine.onednn_l2_per_core(intel(8, 1024)) == 1024**2
+    assert derive(ZEN3, XCR0_AVX, environ={}).onednn_l2_bytes == machine.ONEDNN_DEFAULT_L2  # no leaf 0x8000001D given
 
 
 def test_instruction_caches_are_not_counted_and_zero_sizes_take_eigens_defaults():
@@ -136,14 +151,14 @@ def test_old_intel_reads_leaf_2_descriptors():
 def test_no_cpuid_falls_back_to_eigens_defaults_and_no_features():
     info = derive(None, environ={})
     assert (info.l1_bytes, info.l2_bytes, info.l3_bytes) == machine.EIGEN_DEFAULT_CACHES
-    assert not info.onednn_enabled and info.float32_products == "eigen"
+    assert not info.onednn_enabled and not info.supported  # TensorFlow itself needs AVX
 
 
 @pytest.mark.parametrize("cpu, enabled, isa, path", [
-    (SKYLAKE_SP, False, "avx512_core", "eigen"),      # AVX-512 without VNNI: TensorFlow's default is off
+    (SKYLAKE_SP, False, "avx512_core", "eigen-avx512"),  # AVX-512 without VNNI: TensorFlow's default is off
     (CASCADE_LAKE, True, "avx512_core_vnni", "onednn-avx512"),
     (ALDER_LAKE, True, "avx2_vnni", "onednn-avx2"),   # AVX-VNNI turns oneDNN on without AVX-512
-    (ZEN3, False, "avx2", "eigen"),
+    (ZEN3, False, "avx2", "eigen-avx2"),
 ])
 def test_tensorflows_onednn_policy_and_onednns_isa(cpu, enabled, isa, path):
     xcr0 = XCR0_AVX512 if cpu in (SKYLAKE_SP, CASCADE_LAKE) else XCR0_AVX
@@ -187,6 +202,13 @@ def test_paths_the_profile_does_not_reproduce_are_named():
 
     with pytest.raises(NotImplementedError, match="onednn-avx"):
         get_profile("tensorflow", cpu=info)
+
+
+def test_tensorflows_custom_contraction_kernel_switch():
+    assert derive(ZEN3, XCR0_AVX, environ={}).float32_products == "eigen-avx2"
+    for value, path in (("0", "eigen-gebp"), ("false", "eigen-gebp"), ("False", "eigen-avx2"), ("1", "eigen-avx2")):
+        info = derive(ZEN3, XCR0_AVX, environ={"TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": value})
+        assert info.float32_products == path, value
 
 
 def test_intra_op_threads():

@@ -71,9 +71,11 @@ def test_mlp_regressor_sgd_matches_and_its_loss_curve_is_half_keras_loss():
 
 
 def test_mlp_regressor_sgd_with_nesterov_momentum_matches():
+    """With scikit-learn's exact momentum (Keras casts it through float32: see test_reference_keras)."""
     config = SEED_SIGMOID8.replace(dtype="float64", epochs=10)
     model = config.build_model()
-    model.compile(optimizer=gdcore.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True), loss="mse")
+    model.compile(optimizer=gdcore.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True,
+                                                  float32_momentum=False), loss="mse")
     x, y, _, _ = config.load_data()
     reference.assert_parity(model, x, y, epochs=10, batch_size=20, against="sklearn.MLPRegressor")
 

@@ -51,6 +51,15 @@ CASES = {
     "linear-3features-adam-mse-b30": ([], "linear", 3, "adam", 0.1, "mse", 30, 25, False),
     "sigmoid8-3features-adam-mse-b20": ([8], "sigmoid", 3, "adam", 0.1, "mse", 20, 25, False),
     "tanh16-3features-sgd-mae-b30": ([16], "tanh", 3, "sgd", 0.05, "mae", 30, 25, False),
+    # optimizer options: (name, keyword arguments)
+    "sigmoid8-sgd-momentum-mse-b20": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.9}), 0.02, "mse", 20, 25, False),
+    "sigmoid8-sgd-nesterov-mae-b30": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.5, "nesterov": True}), 0.05, "mae", 30,
+                                      25, False),
+    "linear-rmsprop-mse-b30": ([], "linear", 1, "rmsprop", 0.05, "mse", 30, 25, False),
+    "sigmoid8-rmsprop-mse-b20": ([8], "sigmoid", 1, "rmsprop", 0.01, "mse", 20, 25, True),
+    "sigmoid8-rmsprop-centered-momentum-mse-b20": ([8], "sigmoid", 1, ("rmsprop", {"centered": True, "momentum": 0.5,
+                                                                                     "rho": 0.8}), 0.01, "mse", 20, 25,
+                                                   False),
 }
 
 
@@ -65,8 +74,8 @@ def _model(hidden, activation, n_features, optimizer, learning_rate, loss, dtype
     layers += [gdcore.layers.Dense(units, activation=activation) for units in hidden]
     layers.append(gdcore.layers.Dense(1))
     model = gdcore.Sequential(layers, dtype=dtype, numerics="tensorflow", seed=3)
-    make = gdcore.optimizers.SGD if optimizer == "sgd" else gdcore.optimizers.Adam
-    model.compile(optimizer=make(learning_rate=learning_rate), loss=loss)
+    name, options = (optimizer, {}) if isinstance(optimizer, str) else optimizer
+    model.compile(optimizer=gdcore.optimizers.OPTIMIZERS[name](learning_rate=learning_rate, **options), loss=loss)
     return model
 
 

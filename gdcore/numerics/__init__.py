@@ -32,13 +32,17 @@ from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
 
+import numpy as np
+
 from gdcore.numerics.machine import Caches, CPUInfo, cpu_info
 
-REDUCTIONS = ("matmul", "matmul_grad_input", "matmul_grad_kernel", "sum_vector", "sum_columns")
+REDUCTIONS = ("matmul", "dense", "matmul_grad_input", "matmul_grad_kernel", "sum_vector", "sum_columns")
 # Products whose order depends on the machine: the profile passes them its cache sizes.
-_MACHINE_DEPENDENT = ("matmul", "matmul_grad_input", "matmul_grad_kernel")
-# The compiled engine receives the profile as this constant: one id per summation order.
-PROFILE_IDS = {"plain": 0, "tensorflow/onednn-avx512": 1, "tensorflow/onednn-avx2": 2, "tensorflow/eigen": 3}
+_MACHINE_DEPENDENT = ("matmul", "dense", "matmul_grad_input", "matmul_grad_kernel")
+# The compiled engine receives the profile as this constant: one id per summation order
+# (for "tensorflow", one per float32 code path, gdcore.numerics.machine.CPUInfo.float32_products).
+PROFILE_IDS = {"plain": 0, "tensorflow/onednn-avx512": 1, "tensorflow/onednn-avx2": 2, "tensorflow/eigen-avx512": 3,
+               "tensorflow/eigen-avx2": 4, "tensorflow/eigen-gebp": 5}
 NAMES = ("plain", "tensorflow")
 
 
@@ -55,7 +59,7 @@ class Profile:
     id: int
     module: ModuleType
     backend: str = ""
-    caches: Caches = Caches(0, 0, 0, 1)
+    caches: Caches = Caches(0, 0, 0, 1, 0)
     cpu: CPUInfo | None = field(default=None, compare=False)
 
     def __getattr__(self, attribute):
@@ -84,6 +88,30 @@ class Profile:
     def activation_grad(self, activation, y, dy):
         r""":math:`\partial L/\partial z` from the layer output ``y`` and ``dy`` = :math:`\partial L/\partial y`."""
         return self._activation(activation)[1](y, dy)
+
+    def update_lanes(self, layout, dtype) -> np.ndarray:
+        """Per parameter, how an optimizer update evaluates its position-dependent operations (int8).
+
+        0 everywhere for ``"plain"`` (each operation as written). For
+        ``"tensorflow"``, by the element's position in its own weight tensor
+        (Keras keeps each kernel and bias as a separate tensor, and Eigen runs
+        whole SIMD packets from the start of each): 1 in a whole packet of 8
+        float32, 2 in the last ``size % 8`` elements and everywhere in float64
+        (see :func:`gdcore.optimizers.divide_by_sqrt`).
+        """
+        total = int(sum(row.n_in * row.n_out + row.n_out for row in layout))
+        lanes = np.zeros(total, dtype=np.int8)
+        if not self.backend:
+            return lanes
+        if np.dtype(dtype) == np.float64:
+            lanes[:] = 2
+            return lanes
+        for row in layout:
+            for start, size in ((int(row.kernel), int(row.n_in * row.n_out)), (int(row.bias), int(row.n_out))):
+                whole = size - size % 8
+                lanes[start : start + whole] = 1
+                lanes[start + whole : start + size] = 2
+        return lanes
 
     def __repr__(self) -> str:
         return f"Profile({self.name!r})" if not self.backend else f"Profile({self.name!r}, backend={self.backend!r})"

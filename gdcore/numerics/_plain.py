@@ -23,11 +23,8 @@ a contiguous run, for example a (B, 1) column.
 import numpy as np
 from numba import njit
 
-from gdcore import activations
-from gdcore.numerics._in_place import activation_loop, gradient_loop
-
-# Activations whose evaluation depends on the profile: none; each element is
-# computed by the activation's own elementwise function.
+# Activations whose evaluation depends on the profile (by name: forward, gradient from the
+# output): none; each element is computed by the activation's own elementwise function.
 ACTIVATIONS: dict = {}
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -42,6 +39,11 @@ def matmul(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     for k in range(1, kernel.shape[0]):
         out = out + inputs[:, k, None] * kernel[k]
     return out
+
+
+def dense(inputs: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """A Dense layer's pre-activation: :func:`matmul`, then the bias added to each sum."""
+    return matmul(inputs, kernel) + bias
 
 
 def matmul_grad_input(delta: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -245,10 +247,7 @@ def sum_columns_loop(values, out):
             out[j] = out[j] + values[b, j]
 
 
-# --- activations over a layer's (batch, units) buffer, in place (gdcore.numerics._in_place) ---
-# Each element on its own, by the activation's own elementwise function.
-
-sigmoid_loop = activation_loop(_jit(activations.sigmoid), "plain_sigmoid_loop", inline=True)
-sigmoid_grad_loop = gradient_loop(_jit(activations.sigmoid_grad), "plain_sigmoid_grad_loop", inline=True)
-tanh_loop = activation_loop(_jit(activations.tanh), "plain_tanh_loop", inline=True)
-tanh_grad_loop = gradient_loop(_jit(activations.tanh_grad), "plain_tanh_grad_loop", inline=True)
+# Activations whose evaluation depends on the profile, by name: (forward loop, gradient loop).
+# None here: each element is computed by the activation's own elementwise function
+# (gdcore.activations builds those loops).
+ACTIVATION_LOOPS: dict = {}

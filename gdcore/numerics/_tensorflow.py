@@ -115,12 +115,10 @@ from numba.extending import overload
 
 from gdcore._dtype import cast
 from gdcore.numerics import eigen, eigen_products, onednn
-from gdcore.numerics.machine import Caches, cpu_info
+from gdcore.numerics.machine import FLOAT32_PATHS as BACKENDS, Caches, cpu_info
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
-# The float32 code paths TensorFlow takes (``gdcore.numerics.machine.CPUInfo.float32_products``).
-BACKENDS = ("onednn-avx512", "onednn-avx2", "eigen")
 
 
 def _resolve(caches: Caches | None, backend: str | None) -> tuple[Caches, str]:
@@ -197,64 +195,21 @@ def reduce_sum_rows(values: np.ndarray) -> np.ndarray:
     return out
 
 
-# --- Eigen's float64 products, as TensorFlow dispatches them ------------------------------
+# --- Eigen's products, as TensorFlow dispatches them (eigen_products.launch_matmul) -------
 
 
 def _eigen_matmul(lhs, rhs, lhs_row_major, rhs_row_major, caches):
-    """``lhs @ rhs`` (float64) through TensorFlow's ``LaunchBatchMatMul`` and Eigen (module docstring).
+    """``lhs @ rhs`` (float64) through TensorFlow's ``LaunchBatchMatMul`` and Eigen.
 
     ``lhs``/``rhs`` are the operands as multiplied; ``*_row_major`` tells
     whether each is the stored (row-major) tensor or the transpose of one.
     """
-    rows, depth = lhs.shape
-    cols = rhs.shape[1]
-    if min(rows, depth, cols) > 1:
-        # Tensor contraction; Eigen works column-major, so it computes out.T = rhs.T @ lhs.T.
-        return eigen_products.gebp(rhs.T, lhs.T).T
-    contiguous_dots = lhs_row_major and not rhs_row_major
-    if depth + rows + cols < eigen_products.LAZY_PRODUCT_THRESHOLD:
-        return eigen_products.lazy_product(lhs, rhs, contiguous_dots)
-    zero = np.zeros((), lhs.dtype)
-    if cols == 1 and rows == 1:
-        return zero + eigen_products.dot_product(lhs, rhs, contiguous_dots)
-    if cols == 1:
-        gemv = eigen_products.gemv_row_major if lhs_row_major else eigen_products.gemv_col_major
-        return gemv(lhs, rhs[:, 0])[:, None]
-    if rows == 1:
-        gemv = eigen_products.gemv_col_major if rhs_row_major else eigen_products.gemv_row_major
-        return gemv(rhs.T, lhs[0])[None, :]
-    return zero + lhs * rhs  # depth 1: outer product
+    return eigen_products.launch_matmul(lhs, rhs, lhs_row_major, rhs_row_major, caches.l1, caches.l2, caches.l3)
 
 
 @_jit
 def _eigen_matmul_loop(lhs, rhs, lhs_row_major, rhs_row_major, out, caches):
-    rows, depth = lhs.shape
-    cols = rhs.shape[1]
-    if min(rows, min(depth, cols)) > 1:
-        eigen_products.gebp_loop(rhs.T, lhs.T, out.T)
-        return
-    contiguous_dots = lhs_row_major and not rhs_row_major
-    if depth + rows + cols < eigen_products.LAZY_PRODUCT_THRESHOLD:
-        eigen_products.lazy_product_loop(lhs, rhs, contiguous_dots, out)
-        return
-    if cols == 1 and rows == 1:
-        out[0, 0] = cast(0, out) + eigen_products.dot_product_loop(lhs, rhs, contiguous_dots)
-        return
-    if cols == 1:
-        if lhs_row_major:
-            eigen_products.gemv_row_major_loop(lhs, rhs[:, 0], out[:, 0])
-        else:
-            eigen_products.gemv_col_major_loop(lhs, rhs[:, 0], out[:, 0])
-        return
-    if rows == 1:
-        if rhs_row_major:
-            eigen_products.gemv_col_major_loop(rhs.T, lhs[0], out[0])
-        else:
-            eigen_products.gemv_row_major_loop(rhs.T, lhs[0], out[0])
-        return
-    for i in range(rows):
-        for j in range(cols):
-            out[i, j] = cast(0, out) + lhs[i, 0] * rhs[0, j]
+    eigen_products.launch_matmul_loop(lhs, rhs, lhs_row_major, rhs_row_major, out, caches.l1, caches.l2, caches.l3)
 
 
 # --- NumPy functions -------------------------------------------------------------------
@@ -318,6 +273,67 @@ def _avx512_matmul_grad_kernel_loop(inputs, delta, out, caches):
         onednn.dot_fma_blocked_loop(inputs.T[:, :], delta[:, :], out[:, :])
 
 
+# --- float32 on Eigen (oneDNN's ops off) -----------------------------------------------------
+# Eigen dispatches each product as for float64; a contraction runs TensorFlow's custom
+# contraction kernel, oneDNN's sgemm on Eigen's blocks, whose order depends on the vector
+# family oneDNN generates for ("avx512", "avx2"), or Eigen's own GEBP when that kernel is
+# disabled (family ""). In a tf.function Keras's Dense layer with two or more units runs
+# as _FusedMatMul (always the contraction, bias added once): eigen_products.fused_matmul.
+
+
+def _eigen32_path(family: str):
+    custom = bool(family)
+    tag = family or "gebp"
+    family = family or "avx512"  # not read without the custom kernel
+
+    def matmul(inputs, kernel, caches):
+        return eigen_products.launch_matmul(inputs, kernel, True, True, caches.l1, caches.l2, caches.l3, custom,
+                                            family)
+
+    def matmul_grad_input(delta, kernel, caches):
+        return eigen_products.launch_matmul(delta, kernel.T, True, False, caches.l1, caches.l2, caches.l3, custom,
+                                            family)
+
+    def matmul_grad_kernel(inputs, delta, caches):
+        return eigen_products.launch_matmul(inputs.T, delta, False, True, caches.l1, caches.l2, caches.l3, custom,
+                                            family)
+
+    def dense(inputs, kernel, bias, caches):
+        if kernel.shape[1] == 1:  # Keras adds a one-unit bias with AddV2: not fused
+            return matmul(inputs, kernel, caches) + bias
+        return eigen_products.fused_matmul(inputs, kernel, bias, caches.l1, caches.l2, caches.l3, custom, family)
+
+    def matmul_loop(inputs, kernel, out, caches):
+        eigen_products.launch_matmul_loop(inputs[:, :], kernel[:, :], True, True, out[:, :], caches.l1, caches.l2,
+                                          caches.l3, custom, family)
+
+    def matmul_grad_input_loop(delta, kernel, out, caches):
+        eigen_products.launch_matmul_loop(delta[:, :], kernel.T[:, :], True, False, out[:, :], caches.l1, caches.l2,
+                                          caches.l3, custom, family)
+
+    def matmul_grad_kernel_loop(inputs, delta, out, caches):
+        eigen_products.launch_matmul_loop(inputs.T[:, :], delta[:, :], False, True, out[:, :], caches.l1, caches.l2,
+                                          caches.l3, custom, family)
+
+    def dense_loop(inputs, kernel, bias, out, caches):
+        if kernel.shape[1] == 1:
+            eigen_products.launch_matmul_loop(inputs[:, :], kernel[:, :], True, True, out[:, :], caches.l1,
+                                              caches.l2, caches.l3, custom, family)
+            for b in range(out.shape[0]):
+                out[b, 0] = out[b, 0] + bias[0]
+        else:
+            eigen_products.fused_matmul_loop(inputs[:, :], kernel[:, :], bias, out[:, :], caches.l1, caches.l2,
+                                             caches.l3, custom, family)
+
+    loops = []
+    for loop in (matmul_loop, matmul_grad_input_loop, matmul_grad_kernel_loop, dense_loop):
+        loop.__name__ = loop.__qualname__ = f"_eigen32_{tag}_{loop.__name__}"
+        loops.append(_jit(loop))
+    return Float32Path(f"eigen-{tag}", matmul, matmul_grad_input, matmul_grad_kernel, eigen.logistic_tensorflow,
+                       eigen.tanh_tensorflow, *loops[:3], eigen.logistic_tensorflow_loop, eigen.tanh_tensorflow_loop,
+                       dense=dense, dense_loop=loops[3])
+
+
 @dataclass(frozen=True)
 class Float32Path:
     """The float32 kernels of one of TensorFlow's code paths: NumPy functions and their Numba twins.
@@ -338,6 +354,8 @@ class Float32Path:
     matmul_grad_kernel_loop: Callable
     sigmoid_loop: Callable
     tanh_loop: Callable
+    dense: Callable | None = None  # (inputs, kernel, bias, caches) when the layer's product is not matmul + bias
+    dense_loop: Callable | None = None  # (inputs, kernel, bias, out, caches)
 
 
 FLOAT32_PATHS = {
@@ -345,6 +363,7 @@ FLOAT32_PATHS = {
         "onednn-avx512", _avx512_matmul, _avx512_matmul_grad_input, _avx512_matmul_grad_kernel, onednn.logistic,
         onednn.tanh, _avx512_matmul_loop, _avx512_matmul_grad_input_loop, _avx512_matmul_grad_kernel_loop,
         onednn.logistic_loop, onednn.tanh_loop),
+    **{path.name: path for path in (_eigen32_path("avx512"), _eigen32_path("avx2"), _eigen32_path(""))},
 }
 
 
@@ -385,6 +404,16 @@ def matmul_grad_kernel(inputs: np.ndarray, delta: np.ndarray, caches: Caches | N
     if inputs.dtype == np.float64:
         return _eigen_matmul(inputs.T, delta, False, True, caches)
     return float32_path(backend).matmul_grad_kernel(inputs, delta, caches)
+
+
+def dense(inputs: np.ndarray, kernel: np.ndarray, bias: np.ndarray, caches: Caches | None = None,
+          backend: str | None = None) -> np.ndarray:
+    """A Dense layer's pre-activation ``inputs @ kernel + bias`` as Keras's compiled step computes it."""
+    caches, backend = _resolve(caches, backend)
+    path = float32_path(backend) if inputs.dtype == np.float32 else None
+    if path is not None and path.dense is not None:
+        return path.dense(inputs, kernel, bias, caches)
+    return matmul(inputs, kernel, caches, backend) + bias
 
 
 def sigmoid(z: np.ndarray, backend: str | None = None) -> np.ndarray:
@@ -597,6 +626,10 @@ def _by_dtype(float32_function, float64_function, arity: int):
         def typer(z):
             function = float32_function if z.dtype == types.float32 else float64_function
             return lambda z: function(z)
+    elif arity == 5:
+        def typer(inputs, kernel, bias, out, caches):
+            function = float32_function if inputs.dtype == types.float32 else float64_function
+            return lambda inputs, kernel, bias, out, caches: function(inputs, kernel, bias, out, caches)
     else:
         def typer(first, second, out, caches):
             function = float32_function if first.dtype == types.float32 else float64_function
@@ -640,12 +673,19 @@ class Kernels:
                                                    _matmul_grad_kernel64_loop)
         self.sigmoid_loop = _dispatcher(f"tf_{tag}_sigmoid_loop", path.sigmoid_loop, eigen.logistic_tensorflow_loop, 1)
         self.tanh_loop = _dispatcher(f"tf_{tag}_tanh_loop", path.tanh_loop, eigen.tanh_tensorflow_loop, 1)
-        self.dense_loop = _dense_loop_for(self.matmul_loop, f"tf_{tag}_dense_loop")
+        if path.dense_loop is not None:
+            self.dense_loop = _dispatcher(f"tf_{tag}_dense_loop", path.dense_loop, _dense_loop_for(
+                _matmul64_loop, f"tf_{tag}_dense64_loop"), arity=5)
+        else:
+            self.dense_loop = _dense_loop_for(self.matmul_loop, f"tf_{tag}_dense_loop")
         self.sum_vector_loop = sum_vector_loop
         self.sum_columns_loop = sum_columns_loop
         self.reduce_sum_rows_loop = reduce_sum_rows_loop
         self.sigmoid_grad_loop = sigmoid_grad_loop
         self.tanh_grad_loop = tanh_grad_loop
+        # Activations TensorFlow evaluates its own way, by name: (forward loop, gradient loop).
+        self.ACTIVATION_LOOPS = {"sigmoid": (self.sigmoid_loop, sigmoid_grad_loop),
+                                 "tanh": (self.tanh_loop, tanh_grad_loop)}
 
     def __repr__(self) -> str:
         return f"Kernels({self.backend!r})"
@@ -672,7 +712,7 @@ def _dense_loop_for(matmul_loop, name: str):
 @lru_cache(maxsize=None)
 def kernels(backend: str | None = None) -> Kernels:
     """The compiled kernels for ``backend`` (default: this machine's float32 path)."""
-    return Kernels(_resolve(Caches(0, 0, 0, 0), backend)[1])
+    return Kernels(_resolve(Caches(0, 0, 0, 0, 0), backend)[1])
 
 
 # --- Python entry points to the loops (tests, verify) ------------------------------------

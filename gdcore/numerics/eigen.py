@@ -99,8 +99,10 @@ import ctypes.util
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload, register_jitable
 
 from gdcore._dtype import pow2, where
 from gdcore.numerics._in_place import activation_loop, gradient_loop
@@ -484,3 +486,70 @@ tanh_tensorflow_loop = activation_loop(_jit(tanh), "tanh_tensorflow_loop", tail=
 tanh_tensorflow_loop.__doc__ = "Numba twin of :func:`tanh_tensorflow` for a 2-D ``z``, in place."
 tanh_grad_tensorflow_loop = gradient_loop(_jit(tanh_grad), "tanh_grad_tensorflow_loop")
 tanh_grad_tensorflow_loop.__doc__ = "Numba twin of :func:`tanh_grad_tensorflow` for 2-D arrays: ``dy`` is overwritten."
+
+
+# --- reciprocal square root: scalar_rsqrt_op --------------------------------------
+#
+# TensorFlow's graph optimizer rewrites ``x / sqrt(y)`` into ``x * rsqrt(y)``
+# (grappler's arithmetic optimizer), so a ``tf.function`` step that divides by a
+# square root, as RMSprop's update does, multiplies by Eigen's ``Rsqrt`` instead:
+#
+# * float32, packets: ``prsqrt<Packet8f>`` (``Eigen/src/Core/arch/AVX/MathFunctions.h``)
+#   starts from the CPU's own estimate ``_mm256_rsqrt_ps`` (RSQRTPS, about 12
+#   correct bits, its exact bits chosen by the processor's designer) and refines it
+#   by one Newton-Raphson step (``generic_rsqrt_newton_step``, without FMA):
+#   :math:`r = e - \tfrac12 e\,((y e) e - 1)` evaluated as
+#   ``(e * -0.5) * ((y * e) * e + -1) + e``, and ``e`` itself where that is NaN;
+# * float32 tail elements and all of float64: ``1 / sqrt(y)``, correctly rounded
+#   (AVX has no double estimate; Eigen's generic ``prsqrt`` divides).
+#
+# The estimate comes from executing RSQRTPS itself (an LLVM intrinsic in compiled
+# code; the same compiled kernel over an array for NumPy), so gdcore gets the bits
+# TensorFlow gets on the same processor, whoever made it.
+
+
+@intrinsic
+def _rsqrtps(typingctx, x):
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector = ir.VectorType(ir.FloatType(), 4)
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]),
+                                                  "llvm.x86.sse.rsqrt.ps")
+        lane = ir.Constant(ir.IntType(32), 0)
+        packed = builder.insert_element(ir.Constant(vector, ir.Undefined), args[0], lane)
+        return builder.extract_element(builder.call(function, [packed]), lane)
+
+    return types.float32(x), codegen
+
+
+@_jit
+def _rsqrt_estimate_array(values, out):
+    for i in range(values.size):
+        out.flat[i] = _rsqrtps(values.flat[i])
+
+
+def rsqrt_estimate(y):
+    """The processor's RSQRTPS estimate of :math:`1/\\sqrt y` (float32, array or scalar)."""
+    values = np.asarray(y, dtype=np.float32)
+    out = np.empty_like(values)
+    _rsqrt_estimate_array(values.reshape(-1), out.reshape(-1))
+    return out if out.ndim else out[()]
+
+
+@overload(rsqrt_estimate, jit_options={"cache": True})
+def _rsqrt_estimate_numba(y):
+    if y == types.float32:
+        return lambda y: _rsqrtps(y)
+    return None
+
+
+def rsqrt_packet(y):
+    """Eigen's ``prsqrt<Packet8f>``: RSQRTPS refined by one Newton-Raphson step (float32; comment above)."""
+    estimate = rsqrt_estimate(y)
+    refined = (estimate * _F32(-0.5)) * ((y * estimate) * estimate + _F32(-1.0)) + estimate
+    return where(refined != refined, estimate, refined)  # NaN: the estimate (zero or infinite input)
+
+
+rsqrt_packet = register_jitable(rsqrt_packet)

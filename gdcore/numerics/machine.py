@@ -63,12 +63,18 @@ Leaf = tuple[int, int, int, int]  # eax, ebx, ecx, edx
 
 
 class Caches(NamedTuple):
-    """What the compiled kernels need to know about the machine: Eigen's cache sizes in bytes, TF's thread count."""
+    """What the compiled kernels need to know about the machine.
+
+    ``l1``, ``l2``, ``l3``: Eigen's cache sizes in bytes (TensorFlow's oneDNN
+    glue reads Eigen's ``l2`` too); ``threads``: TensorFlow's intra-op threads;
+    ``onednn_l2``: the per-core L2 in bytes as oneDNN reads it (Xbyak).
+    """
 
     l1: int
     l2: int
     l3: int
     threads: int
+    onednn_l2: int
 
 
 # --- reading CPUID -------------------------------------------------------------------
@@ -142,9 +148,15 @@ def read_cpuid() -> tuple[dict[tuple[int, int], Leaf], int]:
     if max_standard >= 7:
         if get(7, 0)[0] >= 1:
             get(7, 1)
+    if max_standard >= 0xB:
+        get(0xB, 0)
+        get(0xB, 1)
     max_extended = get(0x80000000)[0]
     for leaf in range(0x80000001, min(max_extended, 0x80000006) + 1):
         get(leaf)
+    if max_extended >= 0x8000001D:
+        for index in range(4):
+            get(0x8000001D, index)
     osxsave = max_standard >= 1 and (leaves[(1, 0)][2] >> 27) & 1
     return leaves, machine.xgetbv() if osxsave else 0
 
@@ -247,6 +259,66 @@ def eigen_cache_sizes(leaves: Mapping[tuple[int, int], Leaf]) -> tuple[int, int,
     if max_standard >= 2:
         return _cache_descriptors(leaves.get((2, 0), zero))
     return 0, 0, 0
+
+
+def onednn_l2_per_core(leaves: Mapping[tuple[int, int], Leaf]) -> int:
+    """The L2 size per core in bytes as oneDNN's ``get_per_core_cache_size(2)`` reads it (0: unknown).
+
+    Xbyak's ``setCacheHierarchy``: the size of the second data or unified
+    cache of leaf 4 (Intel) or of leaf 0x8000001D subleaf 2 (AMD), divided by
+    the number of cores sharing it, which is the logical processors sharing it
+    (EAX[25:14] + 1, at most the core-level count of leaf 0xB) over the SMT
+    width (leaf 0xB's SMT level; on Intel without leaf 0xB, the sharing count
+    of the L1 data cache).
+    """
+    zero = (0, 0, 0, 0)
+    leaf0 = leaves.get((0, 0), zero)
+    vendor, max_standard = _vendor(leaf0), leaf0[0]
+    if vendor not in _INTEL and vendor not in _AMD:
+        return 0
+    smt, logical = 0, 0
+    if max_standard >= 0xB:
+        counts = {}
+        for index in range(2):
+            _, ebx, ecx, _ = leaves.get((0xB, index), zero)
+            level = (ecx >> 8) & 0xFF
+            if level in (1, 2):
+                counts[level] = ebx & 0xFFFF
+        smt = max(1, counts.get(1, 0))
+        logical = max(smt, counts.get(2, 0))
+
+    def size_of(eax, ebx, ecx):
+        return (((ebx >> 22) & 0x3FF) + 1) * (((ebx >> 12) & 0x3FF) + 1) * ((ebx & 0xFFF) + 1) * (ecx + 1)
+
+    def sharing(eax, smt_width):
+        actual = ((eax >> 14) & 0xFFF) + 1
+        if logical:
+            actual = min(actual, logical)
+        return max(actual // smt_width, 1) if smt_width else 1
+
+    if vendor in _AMD:
+        if (0x8000001D, 2) not in leaves or smt == 0:
+            return 0
+        eax, ebx, ecx, _ = leaves[(0x8000001D, 2)]
+        return size_of(eax, ebx, ecx) // sharing(eax, smt)
+    levels = []
+    for index in range(16):
+        eax, ebx, ecx, _ = leaves.get((4, index), zero)
+        kind = eax & 0x1F
+        if kind == 0:
+            break
+        if kind in (1, 3):
+            actual = ((eax >> 14) & 0xFFF) + 1
+            if logical:
+                actual = min(actual, logical)
+            if kind == 1 and smt == 0:
+                smt = actual
+            levels.append(size_of(eax, ebx, ecx) // max(actual // max(smt, 1), 1))
+    return levels[1] if len(levels) >= 2 else 0
+
+
+# oneDNN's guess when Xbyak finds no caches (``get_per_core_cache_size``).
+ONEDNN_DEFAULT_L2 = 512 * 1024
 
 
 # CPUID leaf 2 descriptor bytes Eigen knows (queryCacheSizes_intel_codes): byte -> (level, KiB).
@@ -380,6 +452,10 @@ def onednn_vector_family(isa: str) -> str:
     return isa
 
 
+# TensorFlow's float32 code paths the "tensorflow" profile reproduces (CPUInfo.float32_products).
+FLOAT32_PATHS = ("onednn-avx512", "onednn-avx2", "eigen-avx512", "eigen-avx2", "eigen-gebp")
+
+
 # --- the report --------------------------------------------------------------------------
 
 
@@ -388,9 +464,12 @@ class CPUInfo:
     """What TensorFlow's kernels derive from this machine (see the module docstring).
 
     ``float32_products`` names the code path TensorFlow runs float32 matrix
-    products on: ``"onednn-avx512"``, ``"onednn-avx2"``, ``"eigen"``, or
-    another string for a path the ``"tensorflow"`` profile does not reproduce
-    (``supported`` is then false).
+    products on: ``"onednn-avx512"`` / ``"onednn-avx2"`` (oneDNN's ops, kernels
+    for that vector family), ``"eigen-avx512"`` / ``"eigen-avx2"`` (Eigen's
+    dispatch, with oneDNN's sgemm of that family inside contractions: TensorFlow's
+    custom contraction kernel), ``"eigen-gebp"`` (Eigen alone, with
+    ``TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=0``), or another string for a path
+    the ``"tensorflow"`` profile does not reproduce (``supported`` is then false).
     """
 
     vendor: str
@@ -400,28 +479,31 @@ class CPUInfo:
     l2_bytes: int
     l3_bytes: int
     cache_source: str
+    onednn_l2_bytes: int
     onednn_enabled: bool
     onednn_reason: str
     onednn_isa: str
     onednn_isa_limit: str | None
     intra_op_threads: int
     threads_source: str
+    custom_contraction_kernel: bool = True
     notes: tuple[str, ...] = field(default=())
 
     @property
     def float32_products(self) -> str:
-        if not self.onednn_enabled:
-            return "eigen"
-        return f"onednn-{onednn_vector_family(self.onednn_isa)}"
+        family = onednn_vector_family(self.onednn_isa)
+        if self.onednn_enabled:
+            return f"onednn-{family}"
+        return f"eigen-{family}" if self.custom_contraction_kernel else "eigen-gebp"
 
     @property
     def supported(self) -> bool:
-        return self.float32_products in ("onednn-avx512", "onednn-avx2", "eigen")
+        return self.float32_products in FLOAT32_PATHS
 
     @property
     def caches(self) -> Caches:
         """The numbers the compiled kernels take (:class:`Caches`)."""
-        return Caches(self.l1_bytes, self.l2_bytes, self.l3_bytes, self.intra_op_threads)
+        return Caches(self.l1_bytes, self.l2_bytes, self.l3_bytes, self.intra_op_threads, self.onednn_l2_bytes)
 
     def summary(self) -> str:
         """One line: the CPU, its caches as Eigen sees them, the float32 path and the thread count."""
@@ -438,8 +520,10 @@ class CPUInfo:
             f"Eigen's cache sizes   L1d {_size(self.l1_bytes)}, L2 {_size(self.l2_bytes)}, L3 {_size(self.l3_bytes)} "
             f"({self.cache_source})",
             f"oneDNN ops            {'on' if self.onednn_enabled else 'off'} ({self.onednn_reason})",
+            f"oneDNN's L2 per core  {_size(self.onednn_l2_bytes)}",
             f"oneDNN ISA            {isa}",
-            f"float32 products      {self.float32_products}" + ("" if self.supported else "  (not reproduced)"),
+            f"float32 products      {self.float32_products}" + ("" if self.supported else "  (not reproduced)")
+            + ("" if self.custom_contraction_kernel else " (TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL off)"),
             f"intra-op threads      {self.intra_op_threads} ({self.threads_source})",
         ]
         lines += [f"note                  {note}" for note in self.notes]
@@ -467,11 +551,13 @@ def derive(leaves: Mapping[tuple[int, int], Leaf] | None, xcr0: int = 0, environ
         vendor = brand = ""
         cpu_features = frozenset()
         sizes = (0, 0, 0)
+        onednn_l2 = 0
         source = "no CPUID: Eigen's defaults"
     else:
         vendor, brand = _vendor(leaves.get((0, 0), (0, 0, 0, 0))), _brand(leaves)
         cpu_features = features(leaves, xcr0)
         sizes = eigen_cache_sizes(leaves)
+        onednn_l2 = onednn_l2_per_core(leaves)
         source = "CPUID " + ("0x80000005/6" if vendor in _AMD else "leaf 4" if leaves.get((0, 0), (0,))[0] >= 4
                              else "leaf 2")
     l1, l2, l3 = (size if size > 0 else default for size, default in zip(sizes, EIGEN_DEFAULT_CACHES))
@@ -491,8 +577,10 @@ def derive(leaves: Mapping[tuple[int, int], Leaf] | None, xcr0: int = 0, environ
         threads, threads_source = int(configured), "TF_NUM_INTRAOP_THREADS"
     else:
         threads, threads_source = max(1, schedulable_cpus), "one per schedulable CPU, TensorFlow's default"
-    return CPUInfo(vendor, brand, cpu_features, l1, l2, l3, source, enabled, reason, onednn_isa(cpu_features, limit),
-                   limit, threads, threads_source, tuple(notes))
+    # TensorFlow's UseCustomContractionKernels: only the exact strings "false" and "0" turn it off.
+    custom = environ.get("TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL") not in ("false", "0")
+    return CPUInfo(vendor, brand, cpu_features, l1, l2, l3, source, onednn_l2 or ONEDNN_DEFAULT_L2, enabled, reason,
+                   onednn_isa(cpu_features, limit), limit, threads, threads_source, custom, tuple(notes))
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,94 @@
+"""The engine contract: what ``fit``/``evaluate``/``predict`` hand either engine, named once.
+
+Both engines (:mod:`gdcore._numpy_engine`, :mod:`gdcore._numba_engine`) take
+these named tuples; Numba compiles a named tuple's fields to plain loads, so
+the compiled loop reads ``network.layout[l].n_out`` where it once read a
+column by position.
+
+``LAYOUT`` (one record per Dense layer, a NumPy record array)
+    ``n_in``, ``n_out`` (the kernel is (n_in, n_out), row-major), ``activation``
+    (the id of an entry of :data:`gdcore.activations.ACTIVATIONS`),
+    ``kernel`` and ``bias`` (offsets of the kernel and bias in the flat
+    parameter array).
+:class:`Network`
+    ``params`` (every weight, flat, in ``get_weights()`` order) and ``layout``.
+:class:`Batches`
+    Data visited in order, in batches: ``x``, ``y`` (for ``predict`` an
+    empty (0, 0) array), ``batch_size``.
+:class:`Epochs`
+    What one training call visits: ``x``, ``y``, ``orders`` (one row of sample
+    indices per epoch), ``batch_size``, and the validation data ``val`` (a
+    :class:`Batches`; no rows for none).
+:class:`OptimizerState`
+    ``hyper`` (the rule's named tuple of constants, :mod:`gdcore.optimizers`:
+    its type selects the rule), ``slots`` (state, shape (slots, parameters),
+    updated in place), ``iterations`` (updates so far) and ``lanes`` (the
+    profile's :meth:`~gdcore.numerics.Profile.update_lanes`).
+:class:`Log`
+    Filled per epoch: ``loss`` (Keras's ``history["loss"]``) and ``val_loss``.
+
+``fit_loop(profile, epochs, network, loss, optimizer, log, on_step=None)``
+returns ``(iterations, epochs_completed, failed_batch)``: a batch whose loss is
+not finite stops training and puts the parameters, the optimizer state and the
+iteration count back to the end of the last completed epoch (``failed_batch``
+is its index, -1 otherwise). ``loss`` is the id of an entry of
+:data:`gdcore.losses.LOSSES`. ``on_step`` (NumPy engine only) is called after
+every update with a :class:`Step`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+LAYOUT = np.dtype([("n_in", np.int64), ("n_out", np.int64), ("activation", np.int64), ("kernel", np.int64),
+                   ("bias", np.int64)], align=True)
+
+
+def layout(rows) -> np.recarray:
+    """A layout record array from ``(n_in, n_out, activation, kernel_offset, bias_offset)`` rows."""
+    return np.array([tuple(row) for row in rows], dtype=LAYOUT).view(np.recarray)
+
+
+class Network(NamedTuple):
+    params: np.ndarray
+    layout: np.recarray
+
+
+class Batches(NamedTuple):
+    x: np.ndarray
+    y: np.ndarray
+    batch_size: int
+
+
+class Epochs(NamedTuple):
+    x: np.ndarray
+    y: np.ndarray
+    orders: np.ndarray
+    batch_size: int
+    val: Batches
+
+
+class OptimizerState(NamedTuple):
+    hyper: tuple
+    slots: np.ndarray
+    iterations: int
+    lanes: np.ndarray  # int8 per parameter: how position-dependent operations are evaluated (Profile.update_lanes)
+
+
+class Log(NamedTuple):
+    loss: np.ndarray
+    val_loss: np.ndarray
+
+
+class Step(NamedTuple):
+    """One update, as the NumPy engine's ``on_step`` hook sees it (arrays are copies)."""
+
+    epoch: int  # 0-based, within this call
+    batch: int  # 0-based, within the epoch
+    rows: np.ndarray  # the sample indices of the batch
+    loss: float  # the batch loss before the update
+    before: np.ndarray
+    grads: np.ndarray
+    after: np.ndarray
