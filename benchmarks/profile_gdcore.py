@@ -3,11 +3,11 @@
 Run alone (``python benchmarks/profile_gdcore.py [--quick]``) or through
 ``bench_training.py``, which appends these tables to its report.
 
-It treats the engine as a black box with a documented contract, so that it
-keeps working while the engine's internals change: ``Sequential.fit`` is run
-once with its engine wrapped, to record the exact arguments it passes to
-``_numba_engine.fit_loop``; then ``fit_loop`` is called directly with those
-arguments, or with one of them changed:
+It treats the engine as a black box with a documented contract
+(:mod:`gdcore._contract`), so that it keeps working while the engine's
+internals change: ``Sequential.fit`` is run once with its engine wrapped, to
+record the exact arguments it passes to ``_numba_engine.fit_loop``; then
+``fit_loop`` is called directly with those arguments, or with one of them changed:
 
 * zero epochs: the cost of entering the compiled function;
 * the hidden layers' activation set to linear in ``layout``: the difference is
@@ -33,15 +33,11 @@ cancels; differences of a few per cent are within noise.
 """
 
 import argparse
-import inspect
 import statistics
 import time
 
 import numpy as np
 from numba import njit
-
-# fit_loop's array arguments that it only reads; every other array is copied before each call.
-_READ_ONLY = {"x", "y", "orders", "val_x", "val_y", "layout", "hyper"}
 
 
 def format_seconds(seconds: float) -> str:
@@ -110,40 +106,43 @@ class _RecordingEngine:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def fit_loop(self, *args):
-        self.calls.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args))
-        return self.engine.fit_loop(*args)
+    def fit_loop(self, profile, epochs, network, loss, optimizer, log):
+        self.calls.append(FitLoopCall(self.engine, profile, epochs, _copied(network), loss, _copied(optimizer),
+                                      _copied(log)))
+        return self.engine.fit_loop(profile, epochs, network, loss, optimizer, log)
 
 
-def _fit_loop_parameter_names(engine) -> list[str]:
-    """fit_loop's parameter names, from whichever engine spells them out (``loss_id`` read as ``loss``)."""
-    from gdcore import _numpy_engine
-
-    for function in (engine.fit_loop, _numpy_engine.fit_loop):
-        parameters = inspect.signature(getattr(function, "py_func", function)).parameters.values()
-        if all(parameter.kind == parameter.POSITIONAL_OR_KEYWORD for parameter in parameters):
-            return [parameter.name.removesuffix("_id") for parameter in parameters]
-    raise TypeError("neither engine's fit_loop names its parameters")
+def _copied(bundle):
+    """A named tuple of the contract with its arrays copied (the ones fit_loop writes to)."""
+    return bundle._replace(**{name: value.copy() for name, value in bundle._asdict().items()
+                              if isinstance(value, np.ndarray)})
 
 
 class FitLoopCall:
-    """One recorded ``fit_loop`` call, replayable with some arguments replaced."""
+    """One recorded ``fit_loop(profile, epochs, network, loss, optimizer, log)`` call, replayable with changes.
 
-    def __init__(self, engine, args):
+    ``prepare(**changes)`` gives fresh arguments: ``orders``/``batch_size`` change
+    the ``Epochs``, ``layout`` the ``Network``, ``optimizer`` replaces the
+    ``OptimizerState``; arrays the loop writes to are copies.
+    """
+
+    def __init__(self, engine, profile, epochs, network, loss, optimizer, log):
         self.function = engine.fit_loop
-        self.names = _fit_loop_parameter_names(engine)
-        if len(self.names) != len(args):
-            raise TypeError(f"fit_loop was called with {len(args)} arguments, its contract names {len(self.names)}")
-        self.arguments = dict(zip(self.names, args))
+        self.profile, self.epochs, self.network, self.loss, self.optimizer, self.log = (profile, epochs, network, loss,
+                                                                                       optimizer, log)
 
-    def prepare(self, **changes):
-        arguments = {**self.arguments, **changes}
-        return [a.copy() if isinstance(a, np.ndarray) and name not in _READ_ONLY else a
-                for name, a in ((name, arguments[name]) for name in self.names)]
+    def prepare(self, orders=None, batch_size=None, layout=None, optimizer=None):
+        epochs = self.epochs._replace(**{k: v for k, v in (("orders", orders), ("batch_size", batch_size)) if v is not None})
+        network = _copied(self.network)
+        if layout is not None:
+            network = network._replace(layout=layout)
+        log = _copied(self.log)
+        if orders is not None:
+            log = log._replace(loss=np.zeros(len(orders), log.loss.dtype), val_loss=np.zeros(len(orders), log.loss.dtype))
+        return self.profile, epochs, network, self.loss, _copied(optimizer or self.optimizer), log
 
     def run(self, args):
         return self.function(*args)
-
 
 
 def record_fit(trainer):
@@ -157,7 +156,7 @@ def record_fit(trainer):
     del trainer.model._engine
     if len(recorder.calls) != 1:
         raise RuntimeError(f"fit called fit_loop {len(recorder.calls)} times; the profile expects one call")
-    return trainer.model, FitLoopCall(_numba_engine, recorder.calls[0])
+    return trainer.model, recorder.calls[0]
 
 
 def python_side(workload, budget: float = 1.0) -> tuple[list, FitLoopCall]:
@@ -167,7 +166,7 @@ def python_side(workload, budget: float = 1.0) -> tuple[list, FitLoopCall]:
     trainer = GdcoreTrainer(workload)
     trainer.warm_up()
     model, call = record_fit(trainer)
-    orders = call.arguments["orders"]
+    orders = call.epochs.orders
     timed = _round_robin({
         "fit": (lambda _: trainer.train(), trainer.reset),
         "prepare": (lambda _: (model._prepare_x(workload.x), model._prepare_y(workload.y, workload.n_samples)), _nothing),
@@ -195,18 +194,18 @@ def loop_split(workload, call: FitLoopCall, budget: float = 1.0) -> list:
     import gdcore
 
     variants = {"base": (call.run, call.prepare)}
-    layout = call.arguments["layout"]
-    params = call.arguments["params"]
+    layout = call.network.layout
+    params = call.network.params
     if layout.shape[0] > 1:
         linear = layout.copy()
-        linear[:-1, 2] = gdcore.activations.LINEAR.id
+        linear.activation[:-1] = gdcore.activations.LINEAR.id
         variants["linear"] = (call.run, lambda: call.prepare(layout=linear))
-    if call.arguments["optimizer"] == gdcore.optimizers.ADAM_ID:
+    if isinstance(call.optimizer.hyper, gdcore.optimizers.AdamHyperparameters):
         sgd = gdcore.optimizers.SGD(learning_rate=workload.learning_rate)
-        hyper = sgd.hyperparameters(params.dtype)
-        slots = np.zeros((1, params.size), dtype=params.dtype)
-        variants["sgd"] = (call.run, lambda: call.prepare(optimizer=sgd.id, hyper=hyper, slots=slots))
-    batch_size = call.arguments["batch_size"]
+        state = call.optimizer._replace(hyper=sgd.hyperparameters(params.dtype),
+                                        slots=np.zeros((1, params.size), dtype=params.dtype))
+        variants["sgd"] = (call.run, lambda: call.prepare(optimizer=state))
+    batch_size = call.epochs.batch_size
     larger = min(4 * batch_size, workload.n_samples)
     if larger > batch_size:
         variants["larger"] = (call.run, lambda: call.prepare(batch_size=larger))
@@ -239,10 +238,11 @@ def _step_operations():
     """{name: compiled function(args)}: the operations of one training step, each applied as the engine
     applies it, by the functions the engine calls (the engine's gather and loss pass, the plain
     profile's ``*_loop`` functions, the update rules of :mod:`gdcore.optimizers`)."""
-    from gdcore import _numba_engine, optimizers
+    from gdcore import _numba_engine, activations, optimizers
     from gdcore.numerics import _plain
 
     jit = njit(error_model="numpy", nogil=True)
+    sigmoid_loop, sigmoid_grad_loop = activations.SIGMOID.loops
 
     @jit
     def gather(args):
@@ -255,7 +255,7 @@ def _step_operations():
 
     @jit
     def sigmoid(args):
-        _plain.sigmoid_loop(args[0])
+        sigmoid_loop(args[0])
 
     @jit
     def batch_loss_and_output_grad(args):
@@ -267,7 +267,7 @@ def _step_operations():
 
     @jit
     def sigmoid_grad(args):
-        _plain.sigmoid_grad_loop(args[0], args[1])
+        sigmoid_grad_loop(args[0], args[1])
 
     @jit
     def matmul_grad_kernel(args):
@@ -282,18 +282,10 @@ def _step_operations():
         _plain.matmul_grad_input_loop(args[0], args[1], args[2])
 
     @jit
-    def adam(args):
-        params, grads, slots, hyper = args
-        alpha = optimizers.adam_step_size(hyper[0], hyper[1], hyper[2], np.float32(7))
-        for i in range(params.shape[0]):
-            params[i], slots[0, i], slots[1, i] = optimizers.adam_update(
-                params[i], grads[i], slots[0, i], slots[1, i], alpha, hyper[3], hyper[4], hyper[5])
-
-    @jit
-    def sgd(args):
-        params, grads, hyper = args
-        for i in range(params.shape[0]):
-            params[i] = optimizers.sgd_update(params[i], grads[i], hyper[0])
+    def update(args):
+        # The engine's own call: the rule's compiled loop over the parameters, at update t = 7.
+        params, grads, slots, hyper, lanes = args
+        optimizers.apply_update(hyper, params, grads, slots, 6, lanes)
 
     return locals()
 
@@ -344,7 +336,7 @@ def kernel_costs(workload, budget: float = 1.0) -> list:
             # (0, 1), which it maps into (0.5, 0.74), so they stay normal numbers. The kernel is
             # branch-free, so its speed depends on nothing else.
             plan.append((f"sigmoid, layer {layer + 1}", f"{batch}x{n_out}", "sigmoid", (z.copy(),)))
-            _plain.sigmoid_loop(z)
+            gdcore.activations.SIGMOID.loops[0](z)
             layer_inputs.append(z)
     y_true = workload.y[:batch]
     y_pred = rng.standard_normal((batch, 1)).astype(f32)
@@ -371,13 +363,10 @@ def kernel_costs(workload, budget: float = 1.0) -> list:
                          (delta, kernel, np.empty((batch, n_in), f32))))
     params = (rng.standard_normal(n_params) * 0.1).astype(f32)
     grads = (rng.standard_normal(n_params) * 0.01).astype(f32)
-    if workload.optimizer == "adam":
-        hyper = gdcore.optimizers.Adam(learning_rate=workload.learning_rate).hyperparameters(np.float32)
-        plan.append(("Adam update", f"{n_params} parameters", "adam",
-                     (params, grads, np.zeros((2, n_params), f32), hyper)))
-    else:
-        hyper = gdcore.optimizers.SGD(learning_rate=workload.learning_rate).hyperparameters(np.float32)
-        plan.append(("SGD update", f"{n_params} parameters", "sgd", (params, grads, hyper)))
+    optimizer = gdcore.optimizers.OPTIMIZERS[workload.optimizer](learning_rate=workload.learning_rate)
+    plan.append((f"{type(optimizer).__name__} update", f"{n_params} parameters", "update",
+                 (params, grads, np.zeros((len(optimizer.rule.slots), n_params), f32),
+                  optimizer.hyperparameters(np.float32), np.zeros(n_params, np.int8))))
 
     steps = workload.epochs * -(-workload.n_samples // workload.batch_size)
     rows = []

@@ -356,6 +356,7 @@ class Optimizer:
             self.slots = np.zeros((len(self.rule.slots), n_params), dtype=dtype)
             self.iterations = 0
 
+
     def active_slots(self) -> tuple[str, ...]:
         """The slots this configuration uses (Keras creates only these variables)."""
         return self.rule.slots

@@ -11,6 +11,8 @@ OPTIMIZERS = {
     "sgd-momentum": lambda: gdcore.optimizers.SGD(learning_rate=0.01, momentum=0.9),
     "sgd-nesterov": lambda: gdcore.optimizers.SGD(learning_rate=0.01, momentum=0.9, nesterov=True),
     "adam": lambda: gdcore.optimizers.Adam(learning_rate=0.1),
+    "rmsprop": lambda: gdcore.optimizers.RMSprop(learning_rate=0.01),
+    "rmsprop-centered-momentum": lambda: gdcore.optimizers.RMSprop(learning_rate=0.01, centered=True, momentum=0.5),
 }
 CONFIGS = [
     # (hidden, activation, n_features, optimizer, loss, batch_size)
@@ -24,6 +26,8 @@ CONFIGS = [
     ([16, 4], "sigmoid", 2, "adam", "mae", 33),
     ([8], "tanh", 1, "adam", "mse", 20),
     ([16, 4], "tanh", 3, "sgd-momentum", "mae", 7),
+    ([8], "sigmoid", 1, "rmsprop", "mse", 20),
+    ([16], "tanh", 3, "rmsprop-centered-momentum", "mse", 30),
 ]
 
 

@@ -99,18 +99,23 @@ class Profile:
         float32, 2 in the last ``size % 8`` elements and everywhere in float64
         (see :func:`gdcore.optimizers.divide_by_sqrt`).
         """
-        total = int(sum(row.n_in * row.n_out + row.n_out for row in layout))
-        lanes = np.zeros(total, dtype=np.int8)
+        sizes = [size for row in layout for size in (int(row.n_in * row.n_out), int(row.n_out))]
+        return self.tensor_lanes(sizes, dtype)
+
+    def tensor_lanes(self, sizes, dtype) -> np.ndarray:
+        """:meth:`update_lanes` for weight tensors of ``sizes`` elements, laid out one after the other."""
+        lanes = np.zeros(int(sum(sizes)), dtype=np.int8)
         if not self.backend:
             return lanes
         if np.dtype(dtype) == np.float64:
             lanes[:] = 2
             return lanes
-        for row in layout:
-            for start, size in ((int(row.kernel), int(row.n_in * row.n_out)), (int(row.bias), int(row.n_out))):
-                whole = size - size % 8
-                lanes[start : start + whole] = 1
-                lanes[start + whole : start + size] = 2
+        start = 0
+        for size in sizes:
+            whole = size - size % 8
+            lanes[start : start + whole] = 1
+            lanes[start + whole : start + size] = 2
+            start += size
         return lanes
 
     def __repr__(self) -> str:

@@ -1,0 +1,183 @@
+"""gdcore.optimizers: each update rule by hand, against Keras's own tests, and against live Keras bit for bit.
+
+Hand-checkable single steps (in the style of Keras's ``test_single_step``)
+use float64 and the ``"plain"`` lanes, where every operation is the one
+written in the module docstring. The golden values copied from Keras's test
+suite are named with their source (``keras/src/optimizers/*_test.py``, Keras
+3.15.1) and keep its tolerances. The live tests apply the same gradients with
+Keras's optimizer inside a ``tf.function`` (as ``fit`` does, where
+TensorFlow's graph optimizer rewrites some operations) and with gdcore's
+rule in the ``"tensorflow"`` lanes, and compare bits.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from gdcore import optimizers
+from gdcore.numerics import get_profile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _steps(optimizer, weights, gradients, dtype=np.float64, lanes=None):
+    """Apply each gradient in turn with gdcore's rule; the weights after each step."""
+    params = np.array(weights, dtype=dtype)
+    optimizer.build(params.size, params.dtype)
+    lanes = np.zeros(params.size, np.int8) if lanes is None else lanes
+    hyper = optimizer.hyperparameters(params.dtype)
+    after = []
+    for gradient in gradients:
+        optimizers.apply_update(hyper, params, np.asarray(gradient, dtype=dtype), optimizer.slots,
+                                optimizer.iterations, lanes)
+        optimizer.iterations += 1
+        after.append(params.copy())
+    return after
+
+
+# --- by hand ------------------------------------------------------------------------
+
+
+def test_sgd_step_by_hand():
+    # w - g * lr: 1 - 1 * 0.5, 2 - 6 * 0.5, ...
+    (after,) = _steps(optimizers.SGD(learning_rate=0.5), [1.0, 2.0, 3.0, 4.0], [[1.0, 6.0, 7.0, 2.0]])
+    assert after.tolist() == [0.5, -1.0, -0.5, 3.0]
+
+
+def test_sgd_momentum_and_nesterov_by_hand():
+    # m = 0 * 0.5 - 1 * 0.1 = -0.1, w = 1 - 0.1 = 0.9; then m = -0.1 * 0.5 - 0.1 = -0.15, w = 0.75.
+    # Nesterov adds (m * 0.5 - g * 0.1) instead: first -0.1 * 0.5 - 0.1 = -0.15, w = 0.85.
+    # (momentum 0.5 is exact in float32, so Keras's cast through float32 changes nothing here)
+    plain = _steps(optimizers.SGD(learning_rate=0.1, momentum=0.5), [1.0], [[1.0], [1.0]])
+    assert [w[0] for w in plain] == [0.9, 0.75]
+    nesterov = _steps(optimizers.SGD(learning_rate=0.1, momentum=0.5, nesterov=True), [1.0], [[1.0]])
+    assert nesterov[0][0] == 1.0 - 0.15
+
+
+def test_adam_first_step_by_hand():
+    # t = 1: alpha = 0.1 * sqrt(1 - b2) / (1 - b1); m = 0.1 g, v = 0.001 g^2 (exact betas: float32_betas=False);
+    # w - m alpha / (sqrt(v) + eps) = w - 0.1 * g / |g| * ~1 for every g: each weight moves by ~0.1.
+    (after,) = _steps(optimizers.Adam(learning_rate=0.1, epsilon=0.0, float32_betas=False), [1.0, 2.0], [[3.0, -0.5]])
+    beta_1, beta_2 = 0.9, 0.999
+    alpha = 0.1 * np.sqrt(1 - beta_2) / (1 - beta_1)
+    m, v = np.array([3.0, -0.5]) * (1 - beta_1), np.array([3.0, -0.5]) ** 2 * (1 - beta_2)
+    assert np.array_equal(after, np.array([1.0, 2.0]) - (m * alpha) / np.sqrt(v))
+    np.testing.assert_allclose(after, [0.9, 2.1], rtol=1e-12)
+
+
+def test_rmsprop_first_step_by_hand():
+    # v = (1 - rho) g^2, w - lr g / sqrt(v + eps): with eps = 0, w - lr / sqrt(0.1) sign(g) = w -+ 0.5 * 3.1623...
+    # (1 - rho is computed in double precision, as Keras does: 0.09999999999999998)
+    (after,) = _steps(optimizers.RMSprop(learning_rate=0.5, epsilon=0.0), [1.0, 2.0], [[1.0, -6.0]])
+    v = (1 - 0.9) * (np.array([1.0, -6.0]) * np.array([1.0, -6.0]))
+    assert np.array_equal(after, np.array([1.0, 2.0]) - (0.5 * np.array([1.0, -6.0])) / np.sqrt(v))
+
+
+def test_rmsprop_centered_with_momentum_by_hand():
+    rho, lr, mu, eps = 0.9, 0.01, 0.5, 1e-7
+    w, v, a, m = 1.0, 0.0, 0.0, 0.0
+    expected = []
+    for g in (0.3, -0.2):
+        v = rho * v + (1 - rho) * g * g
+        a = rho * a + (1 - rho) * g
+        m = mu * m + (lr * g) / np.sqrt(v - (a * a - eps))
+        w = w - m
+        expected.append(w)
+    got = _steps(optimizers.RMSprop(learning_rate=lr, rho=rho, momentum=mu, epsilon=eps, centered=True), [1.0],
+                 [[0.3], [-0.2]])
+    assert [x[0] for x in got] == expected
+
+
+def test_state_is_named_after_the_rule():
+    optimizer = optimizers.RMSprop(momentum=0.5)
+    optimizer.build(3, np.float32)
+    assert list(optimizer.state) == ["v", "m", "average"] and optimizer.active_slots() == ("v", "m")
+    assert optimizers.Adam().rule.slots == ("m", "v") and optimizers.SGD().active_slots() == ()
+
+
+def test_an_unknown_hyperparameter_type_is_refused():
+    with pytest.raises(TypeError, match="no optimizer rule"):
+        optimizers.apply_update((0.1,), np.zeros(1), np.zeros(1), np.zeros((1, 1)), 0, np.zeros(1, np.int8))
+
+
+# --- Keras's own tests (golden values from keras/src/optimizers/*_test.py, Keras 3.15.1) ------------
+
+
+def test_keras_single_steps():
+    weights, gradient = [1.0, 2.0, 3.0, 4.0], [[1.0, 6.0, 7.0, 2.0]]
+    # sgd_test.py::test_single_step
+    np.testing.assert_allclose(_steps(optimizers.SGD(learning_rate=0.5), weights, gradient, np.float32)[0],
+                               [0.5, -1.0, -0.5, 3.0], rtol=1e-4, atol=1e-4)
+    # adam_test.py::test_single_step
+    np.testing.assert_allclose(_steps(optimizers.Adam(learning_rate=0.5), weights, gradient, np.float32)[0],
+                               [0.5, 1.5, 2.5, 3.5], rtol=1e-4, atol=1e-4)
+    # rmsprop_test.py::test_single_step
+    np.testing.assert_allclose(_steps(optimizers.RMSprop(learning_rate=0.5), weights, gradient, np.float32)[0],
+                               [-0.5811, 0.4189, 1.4189, 2.4189], rtol=1e-4, atol=1e-4)
+
+
+def test_keras_golden_tables():
+    grads = np.arange(0.1, 1.1, 0.1)[:10]
+    first = np.full(10, 0.01)
+    # rmsprop_test.py::test_correctness_with_golden (centered=True)
+    golden = np.tile([[0.9967], [0.9933], [0.9908], [0.9885], [0.9864]], (1, 10))
+    steps = _steps(optimizers.RMSprop(centered=True), np.ones(10), [first] + [grads] * 4, np.float32)
+    for got, expected in zip(steps, golden):
+        np.testing.assert_allclose(got, expected, rtol=5e-4, atol=5e-4)
+    # sgd_test.py::test_correctness_with_golden (nesterov=True, momentum 0: plain SGD)
+    golden = np.array([[0.9999] * 10, [0.9989, 0.9979, 0.9969, 0.9959, 0.9949, 0.9939, 0.9929, 0.9919, 0.9909, 0.9899],
+                       [0.9979, 0.9959, 0.9939, 0.9919, 0.9899, 0.9879, 0.9859, 0.9839, 0.9819, 0.9799],
+                       [0.9969, 0.9939, 0.9909, 0.9879, 0.9849, 0.9819, 0.9789, 0.9759, 0.9729, 0.9699],
+                       [0.9959, 0.9919, 0.9879, 0.9839, 0.9799, 0.9759, 0.9719, 0.9679, 0.9639, 0.9599]])
+    steps = _steps(optimizers.SGD(nesterov=True), np.ones(10), [first] + [grads] * 4, np.float32)
+    for got, expected in zip(steps, golden):
+        np.testing.assert_allclose(got, expected, rtol=5e-4, atol=5e-4)
+
+
+# --- live Keras, bit for bit -------------------------------------------------------------------------
+
+CONFIGURATIONS = {
+    "sgd": lambda: optimizers.SGD(learning_rate=0.05),
+    "sgd-momentum": lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9),
+    "sgd-nesterov": lambda: optimizers.SGD(learning_rate=0.05, momentum=0.7, nesterov=True),
+    "adam": lambda: optimizers.Adam(learning_rate=0.01),
+    "rmsprop": lambda: optimizers.RMSprop(learning_rate=0.01),
+    "rmsprop-momentum": lambda: optimizers.RMSprop(learning_rate=0.01, momentum=0.5, rho=0.8),
+    "rmsprop-centered": lambda: optimizers.RMSprop(learning_rate=0.01, centered=True),
+    "rmsprop-centered-momentum": lambda: optimizers.RMSprop(learning_rate=0.01, centered=True, momentum=0.3),
+}
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+def test_update_is_bit_identical_to_keras_in_a_compiled_step(name, dtype):
+    pytest.importorskip("keras")
+    import tensorflow as tf
+
+    from reference.keras_driver import keras_dtype
+
+    rng = np.random.default_rng(len(name))
+    sizes = (13, 8, 3)  # three weight tensors: whole packets and scalar tails
+    weights = [rng.standard_normal(size).astype(dtype) for size in sizes]
+    gradients = [[(rng.standard_normal(size) * 10.0 ** rng.uniform(-4, 1, size)).astype(dtype) for size in sizes]
+                 for _ in range(5)]
+    mine = CONFIGURATIONS[name]()
+    with keras_dtype(dtype) as keras:  # the learning-rate variable takes the floatx of its creation
+        theirs = getattr(keras.optimizers, mine.rule.keras)(**mine.keras_config())
+        variables = [keras.Variable(w.copy(), dtype=dtype) for w in weights]
+        theirs.build(variables)
+    step = tf.function(lambda grads: theirs.apply_gradients(zip(grads, variables)))
+    # gdcore's flat parameters: the three tensors one after the other, lanes as the tensorflow profile sets them.
+    lanes = get_profile("tensorflow").tensor_lanes(sizes, dtype)
+    params = np.concatenate(weights)
+    mine.build(params.size, params.dtype)
+    hyper = mine.hyperparameters(params.dtype)
+    for t, grads in enumerate(gradients):
+        step([tf.constant(g) for g in grads])
+        optimizers.apply_update(hyper, params, np.concatenate(grads), mine.slots, t, lanes)
+        keras_params = np.concatenate([v.numpy() for v in variables])
+        assert keras_params.tobytes() == params.tobytes(), (
+            f"step {t + 1}: {np.count_nonzero(keras_params != params)} weights differ; "
+            f"first mine {params[keras_params != params][:3]} vs keras {keras_params[keras_params != params][:3]}")
