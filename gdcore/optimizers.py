@@ -49,6 +49,11 @@ bias-corrected :math:`\sqrt{\hat v}`; scikit-learn's Adam uses the exact
 :math:`\beta` in the powers instead: ``Adam(float32_betas=False)``; likewise
 its SGD uses the exact momentum: ``SGD(float32_momentum=False)``.
 
+**Adagrad** (``keras.optimizers.Adagrad``), accumulator :math:`G` starting at
+``initial_accumulator_value``: :math:`G \leftarrow G + g^2`,
+:math:`w \leftarrow w - \eta g / \sqrt{G + \epsilon}` (the division as
+:func:`divide_by_sqrt` evaluates it).
+
 **RMSprop** (``keras.optimizers.RMSprop``), decay :math:`\rho`; the order of
 the centered denominator and the division are what TensorFlow's graph
 optimizer makes of Keras's code (:func:`divide_by_sqrt`):
@@ -247,7 +252,30 @@ RMSPROP_RULE = Rule("rmsprop", "RMSprop", RMSpropHyperparameters, ("v", "m", "av
                     r"w \leftarrow w - \Delta\ (\mu > 0:\ m \leftarrow \mu m + \Delta,\ w \leftarrow w - m)")
 
 
-RULES: tuple[Rule, ...] = (SGD_RULE, ADAM_RULE, RMSPROP_RULE)
+# --- Adagrad --------------------------------------------------------------------
+
+
+class AdagradHyperparameters(NamedTuple):
+    learning_rate: float
+    epsilon: float
+
+
+@register_jitable
+def adagrad_step(hyper, t):
+    return ()
+
+
+@register_jitable
+def adagrad_update(w, g, state, hyper, constants, lane):
+    accumulator = state[0] + g * g
+    return w - divide_by_sqrt(hyper.learning_rate * g, accumulator + hyper.epsilon, lane), (accumulator,)
+
+
+ADAGRAD_RULE = Rule("adagrad", "Adagrad", AdagradHyperparameters, ("accumulator",), ("accumulators",), adagrad_step,
+                    adagrad_update, r"G \leftarrow G + g^2;\ w \leftarrow w - \eta g/\sqrt{G + \epsilon}")
+
+
+RULES: tuple[Rule, ...] = (SGD_RULE, ADAM_RULE, RMSPROP_RULE, ADAGRAD_RULE)
 _RULE_BY_HYPERPARAMETERS = {rule.hyperparameters: rule for rule in RULES}
 
 
@@ -354,8 +382,12 @@ class Optimizer:
     def build(self, n_params: int, dtype) -> None:
         if self.slots is None or self.slots.shape[1] != n_params or self.slots.dtype != dtype:
             self.slots = np.zeros((len(self.rule.slots), n_params), dtype=dtype)
+            self.slots[:] = np.asarray(self.initial_slots(dtype), dtype=dtype)[:, None]
             self.iterations = 0
 
+    def initial_slots(self, dtype) -> tuple:
+        """Each slot's value before the first update (Keras's initializer of that variable): zeros by default."""
+        return (0.0,) * len(self.rule.slots)
 
     def active_slots(self) -> tuple[str, ...]:
         """The slots this configuration uses (Keras creates only these variables)."""
@@ -479,7 +511,35 @@ class RMSprop(Optimizer):
                 "epsilon": self.epsilon, "centered": self.centered}
 
 
-OPTIMIZERS = {cls.rule.name: cls for cls in (SGD, Adam, RMSprop)}
+class Adagrad(Optimizer):
+    """Adagrad (``keras.optimizers.Adagrad``): per-parameter learning rates from the accumulated squared gradients.
+
+    Formula: module docstring. The accumulator starts at
+    ``initial_accumulator_value``, which Keras's ``Constant`` initializer casts
+    through float32 (in float64, 0.1 starts as 0.10000000149011612).
+    """
+
+    rule = ADAGRAD_RULE
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7):
+        super().__init__(learning_rate)
+        self.initial_accumulator_value = positive_float(initial_accumulator_value, "initial_accumulator_value",
+                                                        allow_zero=True)
+        self.epsilon = positive_float(epsilon, "epsilon", allow_zero=True)
+
+    def initial_slots(self, dtype) -> tuple:
+        return (_float32_first(self.initial_accumulator_value, dtype),)
+
+    def hyperparameters(self, dtype) -> AdagradHyperparameters:
+        kind = np.dtype(dtype).type
+        return AdagradHyperparameters(kind(self.learning_rate), kind(self.epsilon))
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+OPTIMIZERS = {cls.rule.name: cls for cls in (SGD, Adam, RMSprop, Adagrad)}
 
 
 def get(identifier) -> Optimizer:

@@ -89,6 +89,13 @@ def test_rmsprop_centered_with_momentum_by_hand():
     assert [x[0] for x in got] == expected
 
 
+def test_adagrad_by_hand():
+    # G = 0.1 + g^2 (0.1 through float32 first, as Keras's Constant initializer), w - lr g / sqrt(G + eps)
+    (after,) = _steps(optimizers.Adagrad(learning_rate=0.5, epsilon=0.0), [1.0], [[2.0]])
+    accumulator = float(np.float32(0.1)) + 4.0
+    assert after[0] == 1.0 - (0.5 * 2.0) / np.sqrt(accumulator)
+
+
 def test_state_is_named_after_the_rule():
     optimizer = optimizers.RMSprop(momentum=0.5)
     optimizer.build(3, np.float32)
@@ -115,6 +122,9 @@ def test_keras_single_steps():
     # rmsprop_test.py::test_single_step
     np.testing.assert_allclose(_steps(optimizers.RMSprop(learning_rate=0.5), weights, gradient, np.float32)[0],
                                [-0.5811, 0.4189, 1.4189, 2.4189], rtol=1e-4, atol=1e-4)
+    # adagrad_test.py::test_single_step
+    np.testing.assert_allclose(_steps(optimizers.Adagrad(learning_rate=0.5), weights, gradient, np.float32)[0],
+                               [0.5233, 1.5007, 2.5005, 3.5061], rtol=1e-4, atol=1e-4)
 
 
 def test_keras_golden_tables():
@@ -124,6 +134,15 @@ def test_keras_golden_tables():
     golden = np.tile([[0.9967], [0.9933], [0.9908], [0.9885], [0.9864]], (1, 10))
     steps = _steps(optimizers.RMSprop(centered=True), np.ones(10), [first] + [grads] * 4, np.float32)
     for got, expected in zip(steps, golden):
+        np.testing.assert_allclose(got, expected, rtol=5e-4, atol=5e-4)
+    # adagrad_test.py::test_correctness_with_golden
+    golden = np.array([[0.9963] * 10,
+                       [0.9604, 0.9278, 0.9003, 0.8784, 0.8615, 0.8487, 0.8388, 0.8313, 0.8255, 0.8209],
+                       [0.9251, 0.8629, 0.8137, 0.7768, 0.7497, 0.7298, 0.7151, 0.704, 0.6956, 0.6891],
+                       [0.8903, 0.8012, 0.7342, 0.6862, 0.6521, 0.6277, 0.6099, 0.5967, 0.5867, 0.579],
+                       [0.856, 0.7422, 0.6604, 0.6037, 0.5644, 0.5367, 0.5168, 0.5021, 0.491, 0.4825]])
+    adagrad = optimizers.Adagrad(learning_rate=0.2, initial_accumulator_value=0.3, epsilon=1e-6)
+    for got, expected in zip(_steps(adagrad, np.ones(10), [first] + [grads] * 4), golden):
         np.testing.assert_allclose(got, expected, rtol=5e-4, atol=5e-4)
     # sgd_test.py::test_correctness_with_golden (nesterov=True, momentum 0: plain SGD)
     golden = np.array([[0.9999] * 10, [0.9989, 0.9979, 0.9969, 0.9959, 0.9949, 0.9939, 0.9929, 0.9919, 0.9909, 0.9899],
@@ -146,6 +165,8 @@ CONFIGURATIONS = {
     "rmsprop-momentum": lambda: optimizers.RMSprop(learning_rate=0.01, momentum=0.5, rho=0.8),
     "rmsprop-centered": lambda: optimizers.RMSprop(learning_rate=0.01, centered=True),
     "rmsprop-centered-momentum": lambda: optimizers.RMSprop(learning_rate=0.01, centered=True, momentum=0.3),
+    "adagrad": lambda: optimizers.Adagrad(learning_rate=0.05),
+    "adagrad-from-zero": lambda: optimizers.Adagrad(learning_rate=0.05, initial_accumulator_value=0.0, epsilon=1e-3),
 }
 
 

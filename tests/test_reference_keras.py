@@ -146,7 +146,7 @@ def _refusals(keras):
         (lambda: sequential(layers.Dense(3, use_bias=False, name="nobias")), "'nobias' has use_bias=False"),
         (lambda: sequential(layers.Dense(3, activation="softmax", name="soft")), "'soft' has activation 'softmax'"),
         (lambda: sequential(layers.Dense(3, kernel_regularizer="l2", name="reg")), "'reg' has kernel_regularizer"),
-        (lambda: sequential(compile_with={"optimizer": optimizers.Adagrad(), "loss": "mse"}), "optimizer Adagrad"),
+        (lambda: sequential(compile_with={"optimizer": optimizers.Adadelta(), "loss": "mse"}), "optimizer Adadelta"),
         (lambda: sequential(compile_with={"optimizer": optimizers.Adam(amsgrad=True), "loss": "mse"}), "amsgrad"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(clipnorm=1.0), "loss": "mse"}), "clipnorm=1.0"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(learning_rate=schedule), "loss": "mse"}), "schedule"),

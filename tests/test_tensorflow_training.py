@@ -57,6 +57,7 @@ CASES = {
                                       25, False),
     "linear-rmsprop-mse-b30": ([], "linear", 1, "rmsprop", 0.05, "mse", 30, 25, False),
     "sigmoid8-rmsprop-mse-b20": ([8], "sigmoid", 1, "rmsprop", 0.01, "mse", 20, 25, True),
+    "sigmoid8-adagrad-mae-b30": ([8], "sigmoid", 1, "adagrad", 0.1, "mae", 30, 25, False),
     "sigmoid8-rmsprop-centered-momentum-mse-b20": ([8], "sigmoid", 1, ("rmsprop", {"centered": True, "momentum": 0.5,
                                                                                      "rho": 0.8}), 0.01, "mse", 20, 25,
                                                    False),
