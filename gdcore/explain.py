@@ -210,7 +210,7 @@ class StepExplanation:
 _HYPER_SYMBOLS = {"learning_rate": r"\eta", "momentum": r"\mu", "beta_1": r"\beta_1", "beta_2": r"\beta_2",
                   "one_minus_beta_1": r"1-\beta_1", "one_minus_beta_2": r"1-\beta_2", "epsilon": r"\hat\epsilon",
                   "t": "t", "alpha_t": r"\alpha_t", "rho": r"\rho", "one_minus_rho": r"1-\rho"}
-_SLOT_SYMBOLS = {"momentum": "m", "average": r"\bar g"}
+_SLOT_SYMBOLS = {"momentum": "m", "average": r"\bar g", "accumulator": "G"}
 
 
 def _fmt(value, digits: int) -> str:

@@ -39,9 +39,7 @@ import pandas as pd
 
 from reference.trajectory import Trajectory
 
-ULP_NAN = np.iinfo(np.uint64).max
-_UINT = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
-_SIGN = {np.dtype(np.float32): np.uint32(1 << 31), np.dtype(np.float64): np.uint64(1 << 63)}
+from gdcore._dtype import _UINT, ULP_NAN, ulp_distance  # noqa: E402  (one definition, shared with gdcore.numerics.verify)
 
 ROW_COLUMNS = ["config", "engines", "dtype", "epoch", "quantity", "max_abs_diff", "max_rel_diff", "max_ulp",
                "bit_identical", "within_tolerance", "checked", "worst_index", "mine", "theirs"]
@@ -81,24 +79,6 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     if a.shape != b.shape:
         raise ValueError(f"cannot compare arrays of shapes {a.shape} and {b.shape}")
     return a, b
-
-
-def ulp_distance(a, b) -> np.ndarray:
-    """Elementwise distance in units in the last place, as uint64 (see the module docstring).
-
-    Both arrays must have the same floating dtype, float32 or float64.
-    """
-    a, b = _pair(a, b)
-    if a.dtype != b.dtype or a.dtype not in _UINT:
-        raise ValueError(f"ulp_distance needs two float32 or two float64 arrays, got {a.dtype} and {b.dtype}")
-    uint, sign = _UINT[a.dtype], _SIGN[a.dtype]
-    bits_a, bits_b = np.ascontiguousarray(a).view(uint), np.ascontiguousarray(b).view(uint)
-    magnitude_a = (bits_a & ~sign).astype(np.uint64)
-    magnitude_b = (bits_b & ~sign).astype(np.uint64)
-    same_sign = (bits_a & sign) == (bits_b & sign)
-    larger, smaller = np.maximum(magnitude_a, magnitude_b), np.minimum(magnitude_a, magnitude_b)
-    distance = np.where(same_sign, larger - smaller, magnitude_a + magnitude_b)
-    return np.where(np.isnan(a) | np.isnan(b), ULP_NAN, distance).astype(np.uint64)
 
 
 def relative_difference(a, b) -> np.ndarray:

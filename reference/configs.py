@@ -218,8 +218,8 @@ def full_grid(dtypes=DTYPES, epochs: int = 25) -> list[Config]:
         Config(architecture, optimizer, loss, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs, dtype=dtype)
         for dtype in dtypes
         for architecture in ("linear", "sigmoid8")
-        for optimizer in OPTIMIZERS
-        for loss in LOSSES
+        for optimizer in ("sgd", "adam")
+        for loss in ("mse", "mae")
         for batch_size in (1, 20, 30, 100)
         for learning_rate in (0.1, 0.01, 0.001)
     ]

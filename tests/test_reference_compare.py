@@ -162,7 +162,7 @@ def test_full_grid_is_the_product_and_filterable():
 
 @pytest.mark.parametrize("field, value, message", [
     ("architecture", "sigmoid", "architecture"), ("architecture", "sigmoid0", "no hidden units"),
-    ("optimizer", "rmsprop", "optimizer"), ("loss", "huber", "loss"), ("batch_size", 0, "batch_size"),
+    ("optimizer", "adadelta", "optimizer"), ("loss", "huber", "loss"), ("batch_size", 0, "batch_size"),
     ("learning_rate", -1.0, "learning_rate"), ("n_features", 2, "n_features"), ("dtype", "float16", "dtype"),
 ])
 def test_config_validates_each_field(field, value, message):

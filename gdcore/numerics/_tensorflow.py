@@ -1,102 +1,57 @@
 r"""The ``"tensorflow"`` numerics profile: every reduction in the order Keras 3 on TensorFlow's CPU kernels uses.
 
-Measured with tensorflow-cpu 2.21.0 and keras 3.15.1 on an x86-64 CPU with
-AVX-512 and FMA, 2 intra-op threads, oneDNN enabled (TensorFlow's default on
-x86 Linux). Run :func:`gdcore.numerics.verify.verify_tensorflow_profile` to
-re-measure on another machine: the rules depend on the TensorFlow build, the
-CPU (oneDNN picks its kernels at run time, Eigen reads the cache sizes) and,
-for large tensors, the number of threads.
+Reproduced for tensorflow-cpu 2.21.0 (oneDNN 3.7.3, Eigen as shipped in the
+wheel) and keras 3.15.1, on any x86-64 CPU TensorFlow runs on: TensorFlow takes
+one of five float32 code paths, decided by the CPU and the environment
+(:mod:`gdcore.numerics.machine`; ``print(gdcore.numerics.cpu_info())`` says
+which), and the profile follows it:
 
-Two libraries do the work, and they round differently:
+``onednn-avx512`` / ``onednn-avx2``
+    oneDNN's ops are on (TensorFlow's default on CPUs with AVX512_VNNI,
+    AVX512_BF16, AVX_VNNI or AMX): every float32 ``MatMul`` is oneDNN's sgemm,
+    generated for the AVX-512 or the AVX2 vector width, accumulating with fused
+    multiply-adds (:mod:`gdcore.numerics.onednn`); in a ``tf.function`` a Dense
+    layer's ``MatMul + BiasAdd + Sigmoid/Tanh`` is fused into one oneDNN inner
+    product with oneDNN's own logistic/tanh.
+``eigen-avx512`` / ``eigen-avx2``
+    oneDNN's ops are off (every other CPU: AMD Zen 2/3, Intel Skylake, ...):
+    Eigen dispatches each product as for float64; its tensor contractions run
+    TensorFlow's custom contraction kernel, oneDNN's sgemm on Eigen's blocks; a
+    Dense layer with two or more units runs as ``_FusedMatMul``; sigmoid and
+    tanh are Eigen's (:mod:`gdcore.numerics.eigen_products`, :mod:`gdcore.numerics.eigen`).
+``eigen-gebp``
+    The same with ``TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=0``: Eigen's own GEBP.
 
-* **oneDNN** (every float32 ``MatMul``, :mod:`gdcore.numerics.onednn`):
-  run-time generated kernels that accumulate with fused multiply-adds,
-  :math:`\mathrm{fma}(a, b, c) = \mathrm{fl}(ab + c)`.
-* **Eigen** (every float64 ``MatMul``, all reductions, the elementwise ops;
-  :mod:`gdcore.numerics.eigen_products`, :mod:`gdcore.numerics.eigen`):
-  compiled with AVX *without* FMA, packets of 8 float32 / 4 float64, every
-  product rounded before it is added.
+Float64 always runs on Eigen (compiled for AVX *without* FMA: packets of 4
+doubles, every product rounded before it is added), dispatched by TensorFlow's
+``LaunchBatchMatMul`` (:func:`gdcore.numerics.eigen_products.launch_matmul`),
+with depth blocks sized from the L1 cache Eigen reads from CPUID.
 
 Keras trains inside a ``tf.function``, where TensorFlow's graph optimizer
-rewrites some ops (see the activations below); eager calls such as
-``model(x)`` can therefore differ from ``fit``/``predict``/``evaluate``. This
-profile reproduces the compiled step.
+rewrites some ops (fused activations above; ``x / sqrt(y)`` becomes
+``x * rsqrt(y)`` in optimizer updates, :func:`gdcore.optimizers.divide_by_sqrt`);
+eager calls such as ``model(x)`` can therefore differ from
+``fit``/``predict``/``evaluate``. This profile reproduces the compiled step.
 
-Notation: :math:`p_k` is a rounded product, "sequential" is
-:math:`(\dots((p_0 + p_1) + p_2) \dots)`, "FMA-sequential" is
-:math:`\mathrm{fma}(a_{d-1}, w_{d-1}, \dots \mathrm{fma}(a_1, w_1, p_0))`.
-B = batch rows, K = input features of the layer, N = its units. Each rule is
-verified bit for bit against the live op on random inputs spanning
-:math:`2^{-8}..2^{8}` (``tests/test_numerics_tensorflow.py``) on the ranges given.
+Per operation (B = batch rows, K = input features of the layer, N = its units):
 
-``matmul`` (forward ``inputs @ kernel``, sum over K)
-    float32, N >= 2 or B == 1: FMA-sequential (B <= 1000, K <= 64, N <= 64).
-    float32, N == 1, B >= 2: oneDNN's matrix-vector tree (eight FMA lanes over
-    blocks of 16 terms, then blocks of 8, 4, 2, 1 rounded products reduced as
-    trees; :mod:`gdcore.numerics.onednn`) (B <= 1000, K <= 64).
-    float64: Eigen, dispatched by ``LaunchBatchMatMul``: if min(B, K, N) > 1,
-    the tensor contraction (GEBP: sequential for rows in whole blocks of 8
-    units, even/odd-k accumulators for a 4- or 2-unit remainder, four k mod 4
-    accumulators for a last odd unit, batch rows in groups of 4;
-    :mod:`gdcore.numerics.eigen_products`); otherwise Eigen's Matrix product:
-    if K + B + N < 20 the coefficient-based product (sequential), else with
-    N == 1 the row-major GEMV (rows by 8, 4, 2, 1; 4-lane packets over K
-    reduced :math:`(l_0 + l_2) + (l_1 + l_3)`, then the tail), with B == 1 the
-    column-major GEMV (sequential for K < 128). (B <= 5000, K, N <= 64.)
-``matmul_grad_input`` (``delta @ kernel.T``, sum over N)
-    float32: B == 1: the matrix-vector tree over the kernel's rows; 2 <= B <= 15:
-    sixteen FMA lanes over N (lane k mod 16) reduced by halving; B >= 16: with
-    K == 1 the matrix-vector tree, else FMA-sequential (B <= 3000, K <= 64,
-    N <= 200). float64: as ``matmul`` with the kernel transposed, where the
-    coefficient-based product and the 1 x 1 dot, whose operands are then both
-    contiguous, use Eigen's vectorised redux / inner product (B <= 5000, K, N <= 64).
-``matmul_grad_kernel`` (``inputs.T @ delta``, sum over B)
-    float32: K == 1 or N == 1: FMA-sequential (B <= 10000); otherwise
-    FMA-sequential within depth blocks of 384 (blocks of 384 while more than
-    768 remain, then two halves), block sums added in order (B <= 10000,
-    K, N <= 64). float64: as ``matmul``; the contraction sums B in blocks of
-    ``kc`` (336 for a 32 KiB L1, balanced; :func:`eigen_products.depth_block_size`),
-    the column-major GEMV in blocks of 16 when B >= 128 (B <= 4000).
-``sum_vector`` (``tf.reduce_sum`` of the per-sample losses)
-    Eigen's inner-most vectorised reduction, P = 8 (float32) / 4 (float64):
-    if n >= 4P, four packet accumulators over blocks of 4P combined
-    ``((a0 + a1) + a2) + a3``, the remaining whole packets into a0, the scalar
-    tail summed separately from 0, result ``tail + hsum(a0)`` (halving). Above
-    1024 packets the range is split in two at a packet boundary
-    (:math:`P \lceil (first + \lceil n/2 \rceil) / P \rceil`) and the halves
-    are reduced recursively and added to 0 in order (n <= 200,000).
-``sum_columns`` (a Dense layer's bias gradient)
-    Keras 3 adds the bias with ``tf.nn.bias_add`` when it has more than one
-    unit (``keras.src.backend.tensorflow.numpy.add``), so N >= 2 is
-    ``BiasAddGrad``: rows added in order into a zeroed buffer (one row:
-    copied) (B·N up to ~10^5). N == 1 is a broadcasting ``AddV2``, whose
-    gradient is ``tf.reduce_sum`` of the column: the ``sum_vector`` rule.
-    (``tf.reduce_sum(x, axis=0)`` with N >= 2, not used by Keras, is also
-    solved: :func:`reduce_sum_rows`: columns in whole packets of P with
-    B >= 16 use four accumulators over rows mod 4, combined
-    ``((a0 + a1) + a2) + a3``, then the remaining rows; other columns
-    sequential (B <= 5000, N <= 100).)
+``matmul``, ``dense`` (forward), ``matmul_grad_input`` (``delta @ kernel.T``), ``matmul_grad_kernel`` (``inputs.T @ delta``)
+    float32: the path's sgemm or Eigen dispatch (rules in the modules above,
+    each with the shapes it was verified on); float64: Eigen.
+``sum_vector`` (``tf.reduce_sum`` of the per-sample losses), ``sum_columns`` (a Dense layer's bias gradient)
+    Eigen's vectorised inner reduction; ``BiasAddGrad`` for N >= 2 (Keras adds a
+    bias with ``tf.nn.bias_add`` for more than one unit and ``AddV2`` for one,
+    whose gradient is the ``reduce_sum`` of the column) (:mod:`gdcore.numerics.eigen_reductions`).
 Activations (``ACTIVATIONS``)
-    float32 sigmoid and tanh: the graph optimizer fuses
-    ``MatMul + BiasAdd/AddV2 + Sigmoid/Tanh`` into one oneDNN product whose
-    output goes through oneDNN's own elementwise kernels
-    (:func:`onednn.logistic`, :func:`onednn.tanh`); the product itself keeps
-    the rules above. float64 (not fused): Eigen's packet formulas on whole
-    packets of the flattened tensor, scalar formulas on the last n mod P
+    float32 sigmoid and tanh: oneDNN's fused kernels on the ``onednn-*`` paths,
+    Eigen's packet/tail formulas on the ``eigen-*`` paths and in float64
     (:mod:`gdcore.numerics.eigen`). Gradients: Eigen's ``SigmoidGrad`` and
-    ``TanhGrad`` in both dtypes. relu needs no override (exact).
+    ``TanhGrad``. relu needs no override (exact).
 
 Not reproduced (the rules above are used; :mod:`gdcore.numerics.verify` reports the match rate):
-
-* float64 ``matmul_grad_kernel`` when the contraction is large enough for
-  Eigen's thread pool to split it (e.g. B = 385, K = N = 64; B = 1000 with
-  K·N >= 256, 2 threads): different blocking per thread. With one intra-op
-  thread every rule above holds on all the shapes tested.
-* ``BiasAddGrad`` when B·N exceeds ~1.2·10^5 (float32) / ~0.9·10^5 (float64):
-  TensorFlow splits the rows between threads.
-* ``sum_vector`` beyond ~1.3·10^5 (float64) / ~2.6·10^5 (float32) elements,
-  where Eigen's full reducer may split between threads (it coincides with the
-  recursive halving for 2 threads and even n).
+where TensorFlow splits one large operation between its intra-op threads in a
+way that changes a summation order (``tests/test_numerics_tensorflow.py`` lists
+each case as a strict expected failure with its measured distance).
 
 TensorFlow also runs its kernels with denormals flushed to zero (FTZ/DAZ);
 the elementwise kernels emulate it, the reductions do not (training values are
@@ -115,6 +70,8 @@ from numba.extending import overload
 
 from gdcore._dtype import cast
 from gdcore.numerics import eigen, eigen_products, onednn
+from gdcore.numerics.eigen_reductions import (reduce_sum_rows, reduce_sum_rows_loop, sum_columns, sum_columns_loop,
+                                              sum_vector, sum_vector_loop)
 from gdcore.numerics.machine import FLOAT32_PATHS as BACKENDS, Caches, cpu_info
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -125,74 +82,6 @@ def _resolve(caches: Caches | None, backend: str | None) -> tuple[Caches, str]:
     """This machine's cache sizes and float32 path where the caller gave none."""
     info = cpu_info() if caches is None or backend is None else None
     return (info.caches if caches is None else caches), (info.float32_products if backend is None else backend)
-
-
-# --- reductions: Eigen's TensorReduction ----------------------------------------------
-
-
-# Eigen splits a long inner-most reduction in two halves (at a packet boundary) above this many packets.
-_TREE_LEAF_PACKETS = 1024
-
-
-def _eigen_sum(values, first=0):
-    """Eigen's inner-most vectorised sum of a 1-D float32/float64 array (rule in the module docstring).
-
-    ``first`` is the absolute index of ``values[0]`` in the reduced tensor: the
-    tree split points are aligned on packets of the whole tensor.
-    """
-    lanes = 8 if values.dtype == np.float32 else 4
-    n = values.shape[0]
-    if n > lanes * _TREE_LEAF_PACKETS:
-        split = lanes * -(-(first + -(-n // 2)) // lanes)
-        left = min(split - first, n)
-        total = np.zeros((), values.dtype)[()] + _eigen_sum(values[:left], first)
-        if left < n:
-            total = total + _eigen_sum(values[left:], split)
-        return total
-    n_packets = n // lanes
-    tail = np.zeros((), values.dtype)[()]
-    for v in values[n_packets * lanes :]:
-        tail = tail + v
-    if n_packets == 0:
-        return tail
-    packets = values[: n_packets * lanes].reshape(n_packets, lanes)
-    if n >= 4 * lanes:
-        n_blocks = n_packets // 4
-        acc = packets[0:4].copy()
-        for i in range(1, n_blocks):
-            acc = acc + packets[4 * i : 4 * i + 4]
-        a0 = ((acc[0] + acc[1]) + acc[2]) + acc[3]
-        start = 4 * n_blocks
-    else:
-        a0 = packets[0].copy()
-        start = 1
-    for i in range(start, n_packets):
-        a0 = a0 + packets[i]
-    while a0.shape[0] > 1:
-        half = a0.shape[0] // 2
-        a0 = a0[:half] + a0[half:]
-    return tail + a0[0]
-
-
-def reduce_sum_rows(values: np.ndarray) -> np.ndarray:
-    """``tf.reduce_sum(values, axis=0)`` of a (B, N) array, N >= 2, in Eigen's order (module docstring)."""
-    rows, cols = values.shape
-    lanes = 8 if values.dtype == np.float32 else 4
-    packed = cols - cols % lanes
-    out = np.zeros(cols, values.dtype)
-    for b in range(rows):
-        out = out + values[b]
-    if rows >= 16 and packed:
-        whole = rows // 4 * 4
-        acc = [np.zeros(packed, values.dtype) for _ in range(4)]
-        for b in range(0, whole, 4):
-            for r in range(4):
-                acc[r] = acc[r] + values[b + r, :packed]
-        total = ((acc[0] + acc[1]) + acc[2]) + acc[3]
-        for b in range(whole, rows):
-            total = total + values[b, :packed]
-        out[:packed] = total
-    return out
 
 
 # --- Eigen's products, as TensorFlow dispatches them (eigen_products.launch_matmul) -------
@@ -213,64 +102,6 @@ def _eigen_matmul_loop(lhs, rhs, lhs_row_major, rhs_row_major, out, caches):
 
 
 # --- NumPy functions -------------------------------------------------------------------
-
-
-# --- float32 on oneDNN with AVX-512 --------------------------------------------------
-
-
-def _avx512_matmul(inputs, kernel, caches):
-    if kernel.shape[1] == 1 and inputs.shape[0] >= 2:
-        return onednn.gemv_tree(inputs, kernel[:, 0])[:, None]
-    return onednn.dot_fma(inputs, kernel)
-
-
-def _avx512_matmul_grad_input(delta, kernel, caches):
-    rows, n_in = delta.shape[0], kernel.shape[0]
-    if rows == 1:
-        return onednn.gemv_tree(kernel, delta[0])[None, :]
-    if rows < 16:
-        return onednn.dot_lanes16(delta, kernel.T)
-    if n_in == 1:
-        return onednn.gemv_tree(delta, kernel[0])[:, None]
-    return onednn.dot_fma(delta, kernel.T)
-
-
-def _avx512_matmul_grad_kernel(inputs, delta, caches):
-    if inputs.shape[1] == 1 or delta.shape[1] == 1:
-        return onednn.dot_fma(inputs.T, delta)
-    return onednn.dot_fma_blocked(inputs.T, delta)
-
-
-# The loops pass any-layout views (``[:, :]``), so that the three products share one compiled
-# specialization of each kernel: a third of the compile time, the same speed.
-
-
-@_jit
-def _avx512_matmul_loop(inputs, kernel, out, caches):
-    if kernel.shape[1] == 1 and inputs.shape[0] >= 2:
-        onednn.gemv_tree_loop(inputs[:, :], kernel[:, 0], out[:, 0])
-    else:
-        onednn.dot_fma_loop(inputs[:, :], kernel[:, :], out[:, :])
-
-
-@_jit
-def _avx512_matmul_grad_input_loop(delta, kernel, out, caches):
-    if delta.shape[0] == 1:
-        onednn.gemv_tree_loop(kernel[:, :], delta[:, :][0], out[:, :][0])
-    elif delta.shape[0] < 16:
-        onednn.dot_lanes16_loop(delta[:, :], kernel.T[:, :], out[:, :])
-    elif kernel.shape[0] == 1:
-        onednn.gemv_tree_loop(delta[:, :], kernel[:, :][0], out[:, 0])
-    else:
-        onednn.dot_fma_loop(delta[:, :], kernel.T[:, :], out[:, :])
-
-
-@_jit
-def _avx512_matmul_grad_kernel_loop(inputs, delta, out, caches):
-    if inputs.shape[1] == 1 or delta.shape[1] == 1:
-        onednn.dot_fma_loop(inputs.T[:, :], delta[:, :], out[:, :])
-    else:
-        onednn.dot_fma_blocked_loop(inputs.T[:, :], delta[:, :], out[:, :])
 
 
 # --- float32 on Eigen (oneDNN's ops off) -----------------------------------------------------
@@ -358,11 +189,16 @@ class Float32Path:
     dense_loop: Callable | None = None  # (inputs, kernel, bias, out, caches)
 
 
+def _onednn_path(family: str) -> Float32Path:
+    """oneDNN's sgemm for every float32 product (kernels for ``family``), its fused logistic/tanh."""
+    kernels = [getattr(onednn, f"{name}_{family}{suffix}") for suffix in ("", "_loop")
+               for name in ("matmul", "matmul_grad_input", "matmul_grad_kernel")]
+    return Float32Path(f"onednn-{family}", *kernels[:3], onednn.logistic, onednn.tanh, *kernels[3:],
+                       onednn.logistic_loop, onednn.tanh_loop)
+
+
 FLOAT32_PATHS = {
-    "onednn-avx512": Float32Path(
-        "onednn-avx512", _avx512_matmul, _avx512_matmul_grad_input, _avx512_matmul_grad_kernel, onednn.logistic,
-        onednn.tanh, _avx512_matmul_loop, _avx512_matmul_grad_input_loop, _avx512_matmul_grad_kernel_loop,
-        onednn.logistic_loop, onednn.tanh_loop),
+    **{path.name: path for path in (_onednn_path("avx512"), _onednn_path("avx2"))},
     **{path.name: path for path in (_eigen32_path("avx512"), _eigen32_path("avx2"), _eigen32_path(""))},
 }
 
@@ -430,113 +266,6 @@ def tanh(z: np.ndarray, backend: str | None = None) -> np.ndarray:
     return float32_path(_resolve(None, backend)[1]).tanh(z)
 
 
-def sum_vector(values: np.ndarray):
-    """``tf.reduce_sum`` of a 1-D array: Eigen's inner-most vectorised reduction."""
-    return _eigen_sum(values)
-
-
-def sum_columns(values: np.ndarray) -> np.ndarray:
-    """A Dense layer's bias gradient as Keras computes it (module docstring).
-
-    One unit: Keras adds the bias with ``AddV2``, whose gradient is
-    ``tf.reduce_sum`` of the column. Several units: ``BiasAdd``, whose gradient
-    ``BiasAddGrad`` adds the rows in order into a zeroed buffer (one row: a copy).
-    """
-    if values.shape[1] == 1:
-        return np.array([_eigen_sum(np.ascontiguousarray(values[:, 0]))], dtype=values.dtype)
-    if values.shape[0] == 1:
-        return values[0].copy()
-    out = np.zeros(values.shape[1], values.dtype)
-    for row in values:
-        out = out + row
-    return out
-
-
-# --- Numba loops (same order, into preallocated buffers) --------------------------------
-
-
-@_jit
-def _eigen_leaf_sum_loop(values, start, n):
-    lanes = 32 // values.itemsize
-    n_packets = n // lanes
-    tail = cast(0, values)
-    for i in range(start + n_packets * lanes, start + n):
-        tail = tail + values[i]
-    if n_packets == 0:
-        return tail
-    acc = np.empty((4, lanes), values.dtype)
-    if n >= 4 * lanes:
-        for r in range(4):
-            for l in range(lanes):
-                acc[r, l] = values[start + r * lanes + l]
-        n_blocks = n_packets // 4
-        for i in range(1, n_blocks):
-            for r in range(4):
-                for l in range(lanes):
-                    acc[r, l] = acc[r, l] + values[start + (4 * i + r) * lanes + l]
-        for l in range(lanes):
-            acc[0, l] = ((acc[0, l] + acc[1, l]) + acc[2, l]) + acc[3, l]
-        first_packet = 4 * n_blocks
-    else:
-        for l in range(lanes):
-            acc[0, l] = values[start + l]
-        first_packet = 1
-    for i in range(first_packet, n_packets):
-        for l in range(lanes):
-            acc[0, l] = acc[0, l] + values[start + i * lanes + l]
-    half = lanes // 2
-    while half >= 1:
-        for l in range(half):
-            acc[0, l] = acc[0, l] + acc[0, l + half]
-        half = half // 2
-    return tail + acc[0, 0]
-
-
-@_jit
-def _eigen_sum_loop(values):
-    """Numba twin of :func:`_eigen_sum`: the halving tree walked in post-order with an explicit stack.
-
-    (A recursive function would be simpler, but Numba cannot load recursive functions from its cache.)
-    """
-    lanes = 32 // values.itemsize
-    limit = lanes * _TREE_LEAF_PACKETS
-    n = values.shape[0]
-    if n <= limit:
-        return _eigen_leaf_sum_loop(values, 0, n)
-    firsts = np.empty(64, np.int64)
-    counts = np.empty(64, np.int64)
-    visited = np.zeros(64, np.int64)  # 0: nothing summed, 1: left half summed
-    partial = np.empty(64, values.dtype)
-    top = 0
-    firsts[0], counts[0] = 0, n
-    while True:
-        first, count = firsts[top], counts[top]
-        split = lanes * ((first + (count + 1) // 2 + lanes - 1) // lanes)
-        left = min(split - first, count)
-        if visited[top] == 0:
-            visited[top] = 1
-            if left > limit:
-                top += 1
-                firsts[top], counts[top], visited[top] = first, left, 0
-                continue
-            partial[top] = cast(0, values) + _eigen_leaf_sum_loop(values, first, left)
-        if visited[top] == 1:
-            visited[top] = 2
-            if left < count:
-                if count - left > limit:
-                    top += 1
-                    firsts[top], counts[top], visited[top] = split, count - left, 0
-                    continue
-                partial[top] = partial[top] + _eigen_leaf_sum_loop(values, split, count - left)
-        if top == 0:
-            return partial[0]
-        top -= 1
-        if visited[top] == 1:
-            partial[top] = cast(0, values) + partial[top + 1]
-        else:
-            partial[top] = partial[top] + partial[top + 1]
-
-
 # --- float64 products (Eigen, whatever the float32 path) ---------------------------------
 
 
@@ -553,56 +282,6 @@ def _matmul_grad_input64_loop(delta, kernel, out, caches):
 @_jit
 def _matmul_grad_kernel64_loop(inputs, delta, out, caches):
     _eigen_matmul_loop(inputs.T[:, :], delta[:, :], False, True, out[:, :], caches)
-
-
-@_jit
-def sum_vector_loop(values):
-    return _eigen_sum_loop(values)
-
-
-@_jit
-def sum_columns_loop(values, out):
-    rows, cols = values.shape
-    if cols == 1:
-        out[0] = _eigen_sum_loop(np.ascontiguousarray(values[:, 0]))
-        return
-    for j in range(cols):
-        if rows == 1:
-            out[j] = values[0, j]
-            continue
-        acc = cast(0, values)
-        for b in range(rows):
-            acc = acc + values[b, j]
-        out[j] = acc
-
-
-@_jit
-def reduce_sum_rows_loop(values, out):
-    """Numba twin of :func:`reduce_sum_rows`, into ``out``."""
-    rows, cols = values.shape
-    lanes = 32 // values.itemsize
-    packed = cols - cols % lanes
-    zero = cast(0, values)
-    for j in range(cols):
-        if rows >= 16 and j < packed:
-            whole = rows // 4 * 4
-            a0 = zero
-            a1 = zero
-            a2 = zero
-            a3 = zero
-            for b in range(0, whole, 4):
-                a0 = a0 + values[b, j]
-                a1 = a1 + values[b + 1, j]
-                a2 = a2 + values[b + 2, j]
-                a3 = a3 + values[b + 3, j]
-            acc = ((a0 + a1) + a2) + a3
-            for b in range(whole, rows):
-                acc = acc + values[b, j]
-        else:
-            acc = zero
-            for b in range(rows):
-                acc = acc + values[b, j]
-        out[j] = acc
 
 
 @_jit
@@ -674,8 +353,7 @@ class Kernels:
         self.sigmoid_loop = _dispatcher(f"tf_{tag}_sigmoid_loop", path.sigmoid_loop, eigen.logistic_tensorflow_loop, 1)
         self.tanh_loop = _dispatcher(f"tf_{tag}_tanh_loop", path.tanh_loop, eigen.tanh_tensorflow_loop, 1)
         if path.dense_loop is not None:
-            self.dense_loop = _dispatcher(f"tf_{tag}_dense_loop", path.dense_loop, _dense_loop_for(
-                _matmul64_loop, f"tf_{tag}_dense64_loop"), arity=5)
+            self.dense_loop = _dispatcher(f"tf_{tag}_dense_loop", path.dense_loop, _dense64_loop, arity=5)
         else:
             self.dense_loop = _dense_loop_for(self.matmul_loop, f"tf_{tag}_dense_loop")
         self.sum_vector_loop = sum_vector_loop
@@ -707,6 +385,9 @@ def _dense_loop_for(matmul_loop, name: str):
 
     dense_loop.__name__ = dense_loop.__qualname__ = name
     return _jit(dense_loop)
+
+
+_dense64_loop = _dense_loop_for(_matmul64_loop, "tf_dense64_loop")
 
 
 @lru_cache(maxsize=None)
@@ -741,7 +422,13 @@ def matmul_grad_kernel_loop(inputs, delta, out, caches: Caches | None = None, ba
 def dense_loop(inputs, kernel, bias, out, caches: Caches | None = None, backend: str | None = None):
     """out <- inputs @ kernel + bias, compiled: :func:`matmul_loop`, then ``BiasAdd``."""
     caches, backend = _resolve(caches, backend)
-    kernels(backend).dense_loop(inputs, kernel, bias, out, caches)
+    path = float32_path(backend) if inputs.dtype == np.float32 else None
+    if path is None:
+        _dense64_loop(inputs, kernel, bias, out, caches)
+    elif path.dense_loop is not None:
+        path.dense_loop(inputs, kernel, bias, out, caches)
+    else:
+        kernels(backend).dense_loop(inputs, kernel, bias, out, caches)
 
 
 def sigmoid_loop(z, backend: str | None = None):

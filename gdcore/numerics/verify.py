@@ -11,6 +11,7 @@ that different summation orders round differently.
 import numpy as np
 import pandas as pd
 
+from gdcore._dtype import ulp_distance
 from gdcore.numerics import _tensorflow, eigen
 
 BATCH_SIZES = (1, 2, 7, 11, 20, 33, 100, 257, 1000)
@@ -26,19 +27,6 @@ def _import_tensorflow():
             "verify_tensorflow_profile needs TensorFlow: pip install tensorflow-cpu"
         ) from error
     return tf
-
-
-def ulp_distance(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """Distance in units in the last place, via the ordered integer view of the floats."""
-    mine = np.ascontiguousarray(mine)
-    theirs = np.ascontiguousarray(theirs, dtype=mine.dtype)
-    int_type = np.int32 if mine.dtype == np.float32 else np.int64
-    a = mine.view(int_type).astype(np.int64)
-    b = theirs.view(int_type).astype(np.int64)
-    magnitude = np.int64(np.iinfo(int_type).max)
-    a = np.where(a < 0, -(a & magnitude), a)  # map sign-magnitude to a monotone line
-    b = np.where(b < 0, -(b & magnitude), b)
-    return np.abs(a - b)
 
 
 def _spread(rng, shape, dtype):

@@ -1,0 +1,58 @@
+"""gdcore.losses: the table, each entry's gradient, the batch reduction, and Keras's values live.
+
+As in ``tests/test_activations.py``, a new entry of ``LOSSES`` is checked with
+no edit here: gradient against central differences (float64), the batch loss
+as Keras reduces it (mean over outputs, then over the batch), every name and
+alias, and, with TensorFlow, the value of Keras's loss of the same name.
+"""
+
+import numpy as np
+import pytest
+
+from gdcore import losses
+from gdcore.numerics import get_profile
+
+ENTRIES = [pytest.param(loss, id=loss.name) for loss in losses.LOSSES]
+
+
+def test_ids_are_positions_and_names_are_unique():
+    assert [loss.id for loss in losses.LOSSES] == list(range(len(losses.LOSSES)))
+    for loss in losses.LOSSES:
+        for name in (loss.name, loss.keras, *loss.aliases):
+            assert losses.get(name) is loss
+    with pytest.raises(ValueError, match="unknown loss 'huberish'; known: .*mse"):
+        losses.get("huberish")
+
+
+@pytest.mark.parametrize("loss", ENTRIES)
+def test_output_gradient_is_the_derivative_of_the_batch_loss(loss):
+    rng = np.random.default_rng(loss.id)
+    y_true, y_pred = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    profile = get_profile("plain")
+    analytic = losses.output_grad(loss, y_true, y_pred)
+    step = 1e-6
+    numeric = np.empty_like(y_pred)
+    for index in np.ndindex(y_pred.shape):
+        plus, minus = y_pred.copy(), y_pred.copy()
+        plus[index] += step
+        minus[index] -= step
+        numeric[index] = (losses.batch_loss(loss, profile, y_true, plus) - losses.batch_loss(loss, profile, y_true, minus)) / (2 * step)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("loss", ENTRIES)
+def test_batch_loss_is_the_mean_over_outputs_then_samples(loss):
+    y_true, y_pred = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.0]]), np.array([[0.0, 2.5], [1.0, 1.0], [0.0, 0.0]])
+    per_element = loss.value(y_true, y_pred)
+    assert losses.batch_loss(loss, get_profile("plain"), y_true, y_pred) == pytest.approx(per_element.mean(), rel=1e-15)
+    assert loss(y_true, y_pred) == pytest.approx(per_element.mean(), rel=1e-15)
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("loss", ENTRIES)
+def test_values_follow_keras(loss):
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    y_true, y_pred = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+    theirs = float(keras.ops.convert_to_numpy(getattr(keras.losses, loss.keras)()(y_true, y_pred)))
+    assert float(loss(y_true, y_pred)) == pytest.approx(theirs, rel=1e-6)
