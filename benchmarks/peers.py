@@ -126,7 +126,7 @@ class GdcoreTrainer(_KerasShapedTrainer):
 
 
     def predict(self, x):
-        return self.model.predict(x, batch_size=65536)
+        return self.model.predict(x, batch_size=65536, verbose=0)
 
 
 # --- hand-written NumPy loop ----------------------------------------------------------

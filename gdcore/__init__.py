@@ -1,5 +1,12 @@
 """gdcore: gradient descent from scratch, in NumPy and Numba, checked against Keras and scikit-learn.
 
+Keras's module shape: ``import gdcore as keras`` runs Keras cells that use
+what gdcore supports (``keras.Input``, ``keras.layers.Dense``, ``keras.Model``,
+``keras.Sequential``, ``keras.optimizers``, ``keras.losses``,
+``keras.callbacks``, ``keras.initializers``, ``keras.backend.clear_session``,
+``keras.utils.set_random_seed``, ``keras.config.set_floatx``); anything else
+is an error naming it.
+
 Quick start::
 
     import gdcore
@@ -10,13 +17,15 @@ Quick start::
     history = model.fit(train[["X"]], train["y"], batch_size=20, epochs=25)
 """
 
-from gdcore import activations, callbacks, datasets, explain, initializers, layers, linear, losses, numerics, optimizers, trace
+from gdcore import (activations, backend, callbacks, config, datasets, explain, initializers, layers, linear, losses,
+                    metrics, models, numerics, optimizers, trace, utils)
 from gdcore.callbacks import History
-from gdcore.layers import Dense, Input
-from gdcore.models import Sequential, TrainingDivergedWarning
+from gdcore.layers import Dense, Input, InputLayer
+from gdcore.models import Model, Sequential, TrainingDivergedWarning
 
 __version__ = "0.1.0"
 __all__ = [
-    "Dense", "History", "Input", "Sequential", "TrainingDivergedWarning", "activations", "callbacks", "datasets",
-    "explain", "initializers", "layers", "linear", "losses", "numerics", "optimizers", "trace",
+    "Dense", "History", "Input", "InputLayer", "Model", "Sequential", "TrainingDivergedWarning", "activations",
+    "backend", "callbacks", "config", "datasets", "explain", "initializers", "layers", "linear", "losses", "metrics",
+    "models", "numerics", "optimizers", "trace", "utils",
 ]

@@ -27,11 +27,13 @@ column by position.
 :class:`Log`
     Filled per epoch: ``loss`` (Keras's ``history["loss"]``) and ``val_loss``.
 
-``fit_loop(profile, epochs, network, loss, optimizer, log, on_step=None)``
-returns ``(iterations, epochs_completed, failed_batch)``: a batch whose loss is
-not finite stops training and puts the parameters, the optimizer state and the
-iteration count back to the end of the last completed epoch (``failed_batch``
-is its index, -1 otherwise). ``loss`` is the id of an entry of
+``fit_loop(profile, epochs, network, loss, optimizer, log, window, on_step=None)``
+returns ``(iterations, epochs_completed, steps, failed_batch)``: the updates
+done so far, the epochs of ``epochs.orders`` completed (an epoch cut by the
+:class:`Window` is not), the steps this call ran; a batch whose loss is not
+finite stops training and puts the parameters, the optimizer state and the
+iteration count back to the start of its epoch (``failed_batch`` is its index,
+-1 otherwise). ``loss`` is the id of an entry of
 :data:`gdcore.losses.LOSSES`. ``on_step`` (NumPy engine only) is called after
 every update with a :class:`Step`.
 """
@@ -80,6 +82,28 @@ class OptimizerState(NamedTuple):
 class Log(NamedTuple):
     loss: np.ndarray
     val_loss: np.ndarray
+
+
+class Window(NamedTuple):
+    """Which steps one ``fit_loop`` call runs, and the state that carries over between calls.
+
+    The call starts in ``epochs.orders[0]`` at batch ``start_batch`` and stops
+    after ``max_steps`` updates (or at the end of the orders). An epoch cut by
+    a window continues in the next call, which passes ``start_batch`` > 0: its
+    running loss metric (``running`` = [total, count], model dtype) and its
+    snapshot of the epoch start (``saved_params``, ``saved_slots``,
+    ``saved_iterations[0]``, restored if a batch diverges) live here.
+    ``batch_loss[s]`` receives the running loss after step ``s`` of the call
+    (for progress bars and batch callbacks), for ``s < len(batch_loss)``.
+    """
+
+    start_batch: int
+    max_steps: int
+    running: np.ndarray
+    batch_loss: np.ndarray
+    saved_params: np.ndarray
+    saved_slots: np.ndarray
+    saved_iterations: np.ndarray
 
 
 class Step(NamedTuple):

@@ -21,7 +21,7 @@ from numba.core import errors
 from numba.extending import overload
 
 from gdcore import activations, losses, optimizers
-from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState
+from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState, Window
 from gdcore._dispatch import switch
 from gdcore._dtype import cast
 from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
@@ -354,8 +354,8 @@ def _predict_loop(profile, caches, batches, network):
 
 
 @_jit
-def _fit_loop(profile, caches, epochs, network, loss, optimizer, log):
-    """Train ``epochs.orders.shape[0]`` epochs (contract: :mod:`gdcore._contract`)."""
+def _fit_loop(profile, caches, epochs, network, loss, optimizer, log, window):
+    """Train on ``epochs.orders`` within ``window`` (contract: :mod:`gdcore._contract`)."""
     literally(profile)
     x, y, orders, batch_size = epochs.x, epochs.y, epochs.orders, epochs.batch_size
     params, layout, hyper, slots, lanes = network.params, network.layout, optimizer.hyper, optimizer.slots, optimizer.lanes
@@ -364,20 +364,25 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log):
     grads = np.zeros_like(params)
     kernels, biases = _parameter_views(params, layout)
     kernel_grads, bias_grads = _parameter_views(grads, layout)
-    saved_params = params.copy()
-    saved_slots = slots.copy()
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     n_full = n // batch_size
+    n_batches = n_full + (1 if n % batch_size else 0)
     n_layers = layout.shape[0]
+    steps = 0
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
-        _copy_flat(params, saved_params)
-        _copy_flat(slots.reshape(-1), saved_slots.reshape(-1))
-        saved_iterations = iterations
-        total = cast(0, x)
-        count = cast(0, x)
-        for batch_index in range(n_full + (1 if n % batch_size else 0)):
+        first = window.start_batch if epoch == 0 else 0
+        if first == 0:
+            _copy_flat(params, window.saved_params)
+            _copy_flat(slots.reshape(-1), window.saved_slots.reshape(-1))
+            window.saved_iterations[0] = iterations
+            total = cast(0, x)
+            count = cast(0, x)
+        else:
+            total = window.running[0]
+            count = window.running[1]
+        for batch_index in range(first, n_batches):
             # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
             inputs, targets, outputs, deltas, per_sample = full if batch_index < n_full else last
             rows = cast(inputs.shape[0], x)
@@ -385,19 +390,28 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log):
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
             batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
-                _copy_flat(saved_params, params)
-                _copy_flat(saved_slots.reshape(-1), slots.reshape(-1))
-                return saved_iterations, epoch, batch_index
+                _copy_flat(window.saved_params, params)
+                _copy_flat(window.saved_slots.reshape(-1), slots.reshape(-1))
+                return window.saved_iterations[0], epoch, steps, batch_index
             _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes)
             # Keras's loss metric: a batch-size-weighted running mean of the pre-update batch losses.
             total = total + batch * rows
             count = count + rows
             iterations += 1
+            if steps < window.batch_loss.shape[0]:
+                window.batch_loss[steps] = total / count
+            steps += 1
+            if steps == window.max_steps and batch_index + 1 < n_batches:
+                window.running[0] = total
+                window.running[1] = count
+                return iterations, epoch, steps, -1
         log.loss[epoch] = total / count
         if epochs.val.x.shape[0] > 0:
             log.val_loss[epoch] = _evaluate_loop(profile, caches, epochs.val, network, loss)
-    return iterations, orders.shape[0], -1
+        if steps >= window.max_steps:
+            return iterations, epoch + 1, steps, -1
+    return iterations, orders.shape[0], steps, -1
 
 
 # --- entry points, one compiled function per profile -----------------------------
@@ -407,8 +421,8 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log):
 
 
 def _entries(profile_id: int, tag: str):
-    def fit(caches, epochs, network, loss, optimizer, log):
-        return _fit_loop(profile_id, caches, epochs, network, loss, optimizer, log)
+    def fit(caches, epochs, network, loss, optimizer, log, window):
+        return _fit_loop(profile_id, caches, epochs, network, loss, optimizer, log, window)
 
     def evaluate(caches, batches, network, loss):
         return _evaluate_loop(profile_id, caches, batches, network, loss)
@@ -427,11 +441,12 @@ _ENTRIES = {profile_id: _entries(profile_id, name.replace("/", "_").replace("-",
             for name, profile_id in PROFILE_IDS.items()}
 
 
-def fit_loop(profile, epochs: Epochs, network: Network, loss: int, optimizer: OptimizerState, log: Log, on_step=None):
-    """Train ``epochs.orders.shape[0]`` epochs (:mod:`gdcore._contract`); ``profile`` is a :class:`gdcore.numerics.Profile`."""
+def fit_loop(profile, epochs: Epochs, network: Network, loss: int, optimizer: OptimizerState, log: Log, window: Window,
+             on_step=None):
+    """Train on ``epochs.orders`` within ``window`` (:mod:`gdcore._contract`); ``profile``: a :class:`gdcore.numerics.Profile`."""
     if on_step is not None:
         raise ValueError("the compiled engine does not call on_step; use engine='numpy' to observe every step")
-    return _ENTRIES[profile.id][0](profile.caches, epochs, network, loss, optimizer, log)
+    return _ENTRIES[profile.id][0](profile.caches, epochs, network, loss, optimizer, log, window)
 
 
 def evaluate_loop(profile, batches: Batches, network: Network, loss: int):

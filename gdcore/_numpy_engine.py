@@ -12,7 +12,7 @@ explanations observe the real step instead of redoing it.
 import numpy as np
 
 from gdcore import activations, losses, optimizers
-from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState, Step
+from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState, Step, Window
 from gdcore._dtype import cast
 
 
@@ -82,19 +82,26 @@ def predict_loop(profile, batches: Batches, network: Network):
                            for start in range(0, x.shape[0], batch_size)])
 
 
-def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer: OptimizerState, log: Log, on_step=None):
+def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer: OptimizerState, log: Log,
+             window: Window, on_step=None):
     """Same contract as :func:`gdcore._numba_engine.fit_loop` (:mod:`gdcore._contract`), plus the ``on_step`` hook."""
     loss, x, y, params, slots = losses.BY_ID[loss_id], epochs.x, epochs.y, network.params, optimizer.slots
-    iterations = optimizer.iterations
+    iterations, steps = optimizer.iterations, 0
+    n_batches = -(-x.shape[0] // epochs.batch_size)
     for epoch, order in enumerate(epochs.orders):
-        saved = params.copy(), slots.copy(), iterations
-        total = count = cast(0, x)
-        for batch_index, start in enumerate(range(0, x.shape[0], epochs.batch_size)):
+        first = window.start_batch if epoch == 0 else 0
+        if first == 0:
+            window.saved_params[:], window.saved_slots[:], window.saved_iterations[0] = params, slots, iterations
+            total = count = cast(0, x)
+        else:
+            total, count = window.running[0], window.running[1]
+        for batch_index in range(first, n_batches):
+            start = batch_index * epochs.batch_size
             rows = order[start : start + epochs.batch_size]
             batch, grads, _ = gradients(profile, x[rows], y[rows], network, loss)
             if grads is None:
-                params[:], slots[:], iterations = saved
-                return iterations, epoch, batch_index
+                params[:], slots[:] = window.saved_params, window.saved_slots
+                return int(window.saved_iterations[0]), epoch, steps, batch_index
             total = total + batch * cast(len(rows), x)  # Keras's loss metric: a batch-size-weighted running mean
             count = count + cast(len(rows), x)
             before = params.copy() if on_step is not None else None
@@ -102,7 +109,15 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer:
             iterations += 1
             if on_step is not None:
                 on_step(Step(epoch, batch_index, rows, batch, before, grads, params.copy()))
+            if steps < window.batch_loss.shape[0]:
+                window.batch_loss[steps] = total / count
+            steps += 1
+            if steps == window.max_steps and batch_index + 1 < n_batches:
+                window.running[0], window.running[1] = total, count
+                return iterations, epoch, steps, -1
         log.loss[epoch] = total / count
         if len(epochs.val.x):
             log.val_loss[epoch] = evaluate_loop(profile, epochs.val, network, loss_id)
-    return iterations, len(epochs.orders), -1
+        if steps >= window.max_steps:
+            return iterations, epoch + 1, steps, -1
+    return iterations, len(epochs.orders), steps, -1

@@ -279,7 +279,8 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     y = model._prepare_y(y_batch, x.shape[0], "y_batch")
     profile, layout, dtype = model.profile, model.layout, model.dtype
     params = model.params.copy()
-    optimizer = copy.deepcopy(model.optimizer)
+    optimizer = copy.copy(model.optimizer)  # its own state arrays below; the model's optimizer is not touched
+    optimizer.slots = None if model.optimizer.slots is None else model.optimizer.slots.copy()
     optimizer.build(params.size, dtype)  # as fit does: fresh zero state the first time
     slots_before, iterations = optimizer.slots.copy(), optimizer.iterations
     hyper = optimizer.hyperparameters(dtype)
@@ -320,7 +321,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     samples["output_grad"] = output_grad.reshape(-1).astype(np.float64)
 
     layer_rows, layer_meta = [], []
-    for l, layer in enumerate(model.layers):
+    for l, layer in enumerate(model.dense_layers):
         units = layer.units
         layer_meta.append((layer.name, layer.activation.name, int(layout[l].n_in), units))
         layer_rows.append(pd.DataFrame({
@@ -348,7 +349,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
 
     term_rows = []
     for position, layer_name, tensor, index, parameter in info[["position", "layer", "tensor", "index", "parameter"]].itertuples(index=False):
-        l = [layer.name for layer in model.layers].index(layer_name)
+        l = [layer.name for layer in model.dense_layers].index(layer_name)
         k, j = (int(i) for i in index.split(",")) if tensor == "kernel" else (None, int(index))
         inputs = outputs[l][:, k] if tensor == "kernel" else np.ones(batch, dtype=dtype)
         term_rows.append(pd.DataFrame({"parameter": parameter, "sample": np.arange(batch),

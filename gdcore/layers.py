@@ -1,28 +1,122 @@
-"""Layers with Keras's names: ``Input`` and ``Dense``."""
+"""Layers with Keras's names: ``Input`` (a symbolic tensor), ``InputLayer`` and ``Dense``.
+
+As in Keras 3's functional API, ``Input(shape=(d,))`` returns a symbolic
+:class:`KerasTensor`, and calling a layer on one returns another, remembering
+which layer made it from which tensor; :class:`gdcore.Model` follows that
+history back from its outputs to its inputs. Called on an array, a layer
+computes its output (building itself on first use).
+
+Names follow Keras: a layer without a ``name`` gets its class's snake-case name
+made unique within the session (``dense``, ``dense_1``, ...), counters that
+:func:`gdcore.backend.clear_session` resets.
+"""
+
+from __future__ import annotations
 
 import numpy as np
 
 from gdcore import activations, initializers
+from gdcore._naming import unique_name
 from gdcore._validation import positive_int
 
+# Dense arguments Keras has and gdcore does not (yet): refused by name, never ignored.
+_UNSUPPORTED_DENSE = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                      "bias_constraint", "lora_rank", "lora_alpha", "quantization_config")
 
-class Input:
-    """The shape of one sample, as ``keras.Input(shape=(d,))``."""
 
-    def __init__(self, shape, name: str | None = None):
-        if isinstance(shape, (int, np.integer)):
-            shape = (shape,)
+def _shape(shape, name: str = "shape") -> tuple[int]:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
         shape = tuple(shape)
-        if len(shape) != 1:
-            raise ValueError(f"shape must be (n_features,) for a Dense network, got {shape!r}")
-        self.shape = (positive_int(shape[0], "shape[0]"),)
-        self.name = name or "input"
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple such as (n_features,), got {shape!r}") from None
+    if len(shape) != 1:
+        raise ValueError(f"{name} must be (n_features,) for a Dense network, got {shape!r}")
+    return (positive_int(shape[0], f"{name}[0]"),)
+
+
+class KerasTensor:
+    """A symbolic tensor of the functional API: a shape ``(None, d)``, a dtype and where it came from.
+
+    ``_keras_history`` is ``(layer, input_tensor)``: the layer that made it and
+    the tensor that layer was called on (``None`` for the tensor of an ``Input``).
+    """
+
+    def __init__(self, shape, dtype, name, layer, source=None):
+        self.shape, self.dtype, self.name = shape, dtype, name
+        self._keras_history = (layer, source)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
 
     def __repr__(self) -> str:
-        return f"Input(shape={self.shape})"
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
-class Dense:
+class Layer:
+    """What every gdcore layer has: a name, built-ness, weights (Keras's layout) and a trainable flag."""
+
+    def __init__(self, name: str | None = None, trainable: bool = True):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
+        self.name = name if name is not None else unique_name(_snake(type(self).__name__))
+        if not isinstance(trainable, (bool, np.bool_)):
+            raise TypeError(f"trainable must be True or False, got {trainable!r}")
+        if not trainable:
+            raise NotImplementedError("trainable=False is not supported yet: every gdcore layer trains")
+        self.trainable = True
+        self._model = None  # the model this layer belongs to (a layer belongs to one model)
+
+    @property
+    def built(self) -> bool:
+        return False
+
+    def get_weights(self) -> list[np.ndarray]:
+        return []
+
+    def count_params(self) -> int:
+        return 0
+
+
+def _snake(name: str) -> str:
+    out = ""
+    for index, char in enumerate(name):
+        if char.isupper() and index and not name[index - 1].isupper():
+            out += "_"
+        out += char.lower()
+    return out
+
+
+class InputLayer(Layer):
+    """The input of a model: its shape per sample (``keras.layers.InputLayer``)."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"InputLayer got unsupported arguments {sorted(kwargs)}")
+        super().__init__(name=name if name is not None else unique_name("input_layer"))
+        if shape is None:
+            raise ValueError("Input needs a shape, such as shape=(1,) for one feature per sample")
+        self.shape = _shape(shape)
+        if batch_size is not None:
+            raise NotImplementedError("Input(batch_size=...) is not supported yet: gdcore takes any batch size")
+        self.dtype = dtype
+        self.output = KerasTensor((None, *self.shape), dtype or "float32", unique_name("keras_tensor"), self)
+
+    def compute_output_shape(self):
+        return (None, *self.shape)
+
+    def __repr__(self) -> str:
+        return f"InputLayer(shape={self.shape}, name={self.name!r})"
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs) -> KerasTensor:
+    """The symbolic input of a model, as ``keras.Input(shape=(d,), name=...)``: a :class:`KerasTensor`."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
+
+
+class Dense(Layer):
     r"""A fully connected layer: :math:`y = f(x W + b)`.
 
     ``kernel`` has shape (n_in, units) and ``bias`` shape (units,), Keras's
@@ -30,18 +124,65 @@ class Dense:
     model's flat parameter array, so reading them shows the current weights.
     """
 
-    def __init__(self, units: int, activation=None, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 name: str | None = None, input_shape=None):
+    def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", name: str | None = None, input_shape=None, input_dim=None,
+                 trainable: bool = True, dtype=None, **kwargs):
+        for setting in _UNSUPPORTED_DENSE:
+            if kwargs.get(setting) is not None:
+                raise NotImplementedError(f"Dense({setting}=...) is not supported yet")
+        unknown = sorted(set(kwargs) - set(_UNSUPPORTED_DENSE))
+        if unknown:
+            raise TypeError(f"Dense got unexpected arguments {unknown}")
+        if use_bias is not True:
+            raise NotImplementedError("Dense(use_bias=False) is not supported yet: every gdcore Dense has a bias")
+        if dtype is not None:
+            raise NotImplementedError("Dense(dtype=...) is not supported: the model's dtype applies to every layer")
+        super().__init__(name=name, trainable=trainable)
         self.units = positive_int(units, "units")
         # Keras 2 style: the first layer may carry the input shape instead of an Input.
-        self.input_shape = None if input_shape is None else Input(input_shape).shape
+        if input_dim is not None:
+            input_shape = (input_dim,) if input_shape is None else input_shape
+        self.input_shape = None if input_shape is None else _shape(input_shape, "input_shape")
         self.activation = activations.get(activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.name = name
+        self.use_bias = True
         self.input_dim: int | None = None
         self.kernel: np.ndarray | None = None
         self.bias: np.ndarray | None = None
+
+    @property
+    def built(self) -> bool:
+        return self.kernel is not None
+
+    def __call__(self, inputs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
+            inputs = inputs[0]
+        if isinstance(inputs, KerasTensor):
+            if len(inputs.shape) != 2 or inputs.shape[1] is None:
+                raise ValueError(f"layer {self.name!r} needs inputs of shape (None, n_features), got {inputs.shape}")
+            if self.input_dim is not None and self.input_dim != inputs.shape[1]:
+                raise ValueError(f"layer {self.name!r} takes {self.input_dim} inputs, got a tensor of shape {inputs.shape}")
+            self.input_dim = inputs.shape[1]
+            return KerasTensor((None, self.units), inputs.dtype, unique_name("keras_tensor"), self, inputs)
+        return self._eager(inputs)
+
+    def _eager(self, inputs):
+        """The layer applied to an array (built on first use, in float32 unless it belongs to a model)."""
+        from gdcore._validation import as_features
+        from gdcore.numerics import get_profile
+
+        dtype = self.kernel.dtype if self.kernel is not None else np.dtype("float32")
+        x = as_features(inputs, "inputs", self.input_dim, dtype=dtype)
+        if self.kernel is None:
+            self.input_dim = x.shape[1]
+            self.kernel = np.asarray(self.kernel_initializer((self.input_dim, self.units), dtype, None), dtype)
+            self.bias = np.asarray(self.bias_initializer((self.units,), dtype, None), dtype)
+        profile = self._model.profile if self._model is not None else get_profile("plain")
+        return profile.activate(self.activation, profile.dense(x, self.kernel, self.bias))
+
+    def compute_output_shape(self):
+        return (None, self.units)
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel, bias]`` as copies."""
@@ -51,23 +192,22 @@ class Dense:
 
     def set_weights(self, weights) -> None:
         """Load ``[kernel, bias]`` (shapes as :meth:`get_weights`)."""
-        weights = list(weights)
+        from gdcore.models import check_weights
+
         if self.kernel is None:
             raise ValueError(f"layer {self.name!r} is not built yet: its weights do not exist")
-        if len(weights) != 2:
-            raise ValueError(f"set_weights expected 2 arrays (kernel, bias), got {len(weights)}")
-        for index, (value, target) in enumerate(zip(weights, (self.kernel, self.bias))):
-            value = np.asarray(value, dtype=np.float64)
-            if value.shape != target.shape:
-                raise ValueError(f"weights[{index}] has shape {value.shape}, expected {target.shape}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"weights[{index}] contains NaN or inf")
-        self.kernel[:], self.bias[:] = weights
+        arrays = check_weights(weights, [self.kernel, self.bias], f"layer {self.name!r}")
+        for value, target in zip(arrays, (self.kernel, self.bias)):
+            target[:] = value
 
     def count_params(self) -> int:
         if self.input_dim is None:
             raise ValueError(f"layer {self.name!r} is not built yet: its input size is unknown")
         return self.input_dim * self.units + self.units
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "units": self.units, "activation": self.activation.name, "use_bias": True,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
 
     def __repr__(self) -> str:
         return f"Dense({self.units}, activation={self.activation.name!r}, name={self.name!r})"

@@ -1,20 +1,44 @@
-"""``Sequential``: a stack of Dense layers with Keras's ``compile``/``fit``/``predict``/``evaluate``."""
+"""``Model`` and ``Sequential``: a chain of Dense layers with Keras's ``compile``/``fit``/``predict``/``evaluate``.
+
+``gdcore.Model(inputs, outputs)`` is Keras's functional API for the networks
+gdcore trains: one ``Input``, then Dense layers each called on the one before,
+one output. ``gdcore.Sequential([...])`` is the same model built from a list.
+Both keep their parameters in one flat array (layers' ``kernel``/``bias`` are
+views into it) and hand it to an engine (:mod:`gdcore._contract`).
+
+``fit`` is the epoch driver: it draws each epoch's order, calls the engine on
+slices of steps (a whole run in one call when nothing listens; per batch when
+a callback has batch hooks; slices of about 0.1 s otherwise, so that progress
+bars move and Ctrl-C is answered), runs the callbacks in Keras 3's order and
+keeps ``History``, the weights, the optimizer state and ``optimizer.iterations``
+consistent with each other at every return, an interrupt included.
+"""
+
+from __future__ import annotations
 
 import math
+import shutil
+import signal
+import threading
+import time
 import warnings
 
 import numpy as np
 
-from gdcore import _contract, _numba_engine, _numpy_engine, losses, optimizers
+from gdcore import _contract, _numba_engine, _numpy_engine, config, losses, optimizers
+from gdcore._naming import unique_name
 from gdcore._validation import as_features, as_targets, positive_int
-from gdcore.callbacks import Callback, History
-from gdcore.layers import Dense, Input
+from gdcore.callbacks import (BATCH_HOOKS, TEST_HOOKS, Callback, CallbackList, History, ProgbarLogger, check,
+                              overrides)
+from gdcore.layers import Dense, InputLayer, KerasTensor
 from gdcore.numerics import get_profile
 
 ENGINES = {"numba": _numba_engine, "numpy": _numpy_engine}
 DTYPES = ("float32", "float64")
 # Permutations are drawn for this many samples x epochs at a time, so memory stays bounded.
 _ORDER_CHUNK = 1 << 22
+# Target duration of one engine call when something waits for it (a progress bar, Ctrl-C).
+_SLICE_SECONDS = 0.1
 
 
 def _engine_array(array: np.ndarray) -> np.ndarray:
@@ -29,96 +53,180 @@ def _engine_array(array: np.ndarray) -> np.ndarray:
     return np.require(array, requirements="CAW")
 
 
+def check_weights(weights, targets, what: str) -> list[np.ndarray]:
+    """``weights`` as float64 arrays matching ``targets``' shapes, finite in the targets' dtype; else a ValueError."""
+    if weights is None or isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+        raise TypeError(f"{what}: set_weights expects a list of arrays, got {type(weights).__name__}")
+    weights = list(weights)
+    if len(weights) != len(targets):
+        raise ValueError(f"{what}: set_weights expected {len(targets)} arrays (kernel and bias per Dense layer), "
+                         f"got {len(weights)}")
+    arrays = []
+    for index, (value, target) in enumerate(zip(weights, targets)):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"{what}: weights[{index}] must be real numbers, got dtype {array.dtype}")
+        array = array.astype(np.float64)
+        if array.shape != target.shape:
+            raise ValueError(f"{what}: weights[{index}] has shape {array.shape}, expected {target.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{what}: weights[{index}] contains NaN or inf")
+        with np.errstate(over="ignore"):
+            if not np.isfinite(array.astype(target.dtype)).all():
+                raise ValueError(f"{what}: weights[{index}] has values too large for {target.dtype}")
+        arrays.append(array)
+    return arrays
+
+
 class TrainingDivergedWarning(RuntimeWarning):
     """A batch loss became NaN or infinite; training stopped at the last completed epoch."""
 
 
-class Sequential:
-    """A feed-forward network of Dense layers, trained by minibatch gradient descent.
+class _Interrupts:
+    """While ``fit`` runs in the main thread, Ctrl-C sets a flag that ``fit`` answers at the next consistent point.
+
+    A second Ctrl-C interrupts at once, as the default handler would.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+                signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class Model:
+    """A feed-forward network of Dense layers, trained by minibatch gradient descent (Keras's ``keras.Model``).
 
     Parameters
     ----------
-    layers : list
-        An optional ``Input(shape=(d,))`` followed by ``Dense`` layers. Without
-        an ``Input`` the model is built by its first ``fit``/``predict``.
-    dtype : {"float32", "float64"}
-        The dtype of weights, activations, gradients and the loss metric
-        (Keras's ``float32`` default; ``float64`` is Keras's dtype policy ``"float64"``).
-    numerics : {"plain", "tensorflow"}
-        Summation order of every reduction, see :mod:`gdcore.numerics`.
+    inputs, outputs : KerasTensor
+        The functional API: ``inputs = gdcore.Input(shape=(d,))``, then
+        ``outputs = Dense(...)(...)`` called in a chain from it. Models with
+        branches, several inputs or several outputs are refused with a message.
+    name : str, optional
+        Keras's default is ``"functional"`` (``"sequential"`` for Sequential), made unique.
+    dtype : {"float32", "float64"}, optional
+        Of weights, activations, gradients and the loss metric; default
+        :func:`gdcore.config.floatx` (Keras's ``float32``).
+    numerics : {"plain", "tensorflow"}, optional
+        Summation order of every reduction, see :mod:`gdcore.numerics`;
+        default :func:`gdcore.config.numerics` (``"plain"``).
     engine : {"numba", "numpy"}
         The compiled fused loop (fast) or the readable NumPy step (same bits).
     seed : int or None
-        Seeds the generator for unseeded initializers and for ``fit(shuffle=True)``.
+        Seeds the generator for unseeded initializers and for ``fit(shuffle=True)``;
+        default: from :func:`gdcore.utils.set_random_seed`'s global seed, if set.
     """
 
-    def __init__(self, layers=None, dtype: str = "float32", numerics: str = "plain", engine: str = "numba",
-                 seed: int | None = None, name: str = "sequential"):
-        if str(dtype) not in DTYPES:
+    _default_name = "functional"
+
+    def __init__(self, inputs=None, outputs=None, name: str | None = None, *, dtype: str | None = None,
+                 numerics: str | None = None, engine: str = "numba", seed: int | None = None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Model got unsupported arguments {sorted(kwargs)}")
+        self._configure(name, dtype, numerics, engine, seed)
+        if inputs is None and outputs is None and type(self) is Model:
+            raise TypeError("Model(inputs, outputs): give the Input tensor and the output tensor of a chain of layers "
+                            "(subclassing Model is not supported); or use gdcore.Sequential([...])")
+        if type(self) is Model or inputs is not None or outputs is not None:
+            input_layer, layers = _chain(inputs, outputs)
+            self._input_layer = input_layer
+            self.input_shape = input_layer.shape
+            for layer in layers:
+                self._adopt(layer)
+            self.build(self.input_shape)
+
+    def _configure(self, name, dtype, numerics, engine, seed):
+        dtype = config.floatx() if dtype is None else str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
+        if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
-        self.dtype = np.dtype(str(dtype))
-        self.profile = get_profile(numerics)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
+        self.dtype = np.dtype(dtype)
+        self.profile = get_profile(config.numerics() if numerics is None else numerics)
         self.engine = engine
-        self.name = name
+        self.name = name if name is not None else unique_name(self._default_name)
         self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(config.model_seed() if seed is None else seed)
+        self._input_layer: InputLayer | None = None
         self.input_shape: tuple[int] | None = None
-        self.layers: list[Dense] = []
+        self.dense_layers: list[Dense] = []
         self.params: np.ndarray | None = None
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: losses.Loss | None = None
         self.history: History | None = None
         self.stop_training = False
-        for layer in layers or []:
-            self._append(layer)
-        if self.input_shape is not None and self.layers:
-            self.build(self.input_shape)
+        self.compiled = False
 
     # --- structure --------------------------------------------------------------------
 
-    def add(self, layer) -> None:
-        """Append an ``Input`` (first only) or a ``Dense`` layer; earlier layers keep their weights."""
-        previous = self.get_weights() if self.params is not None else None
-        self._append(layer)
-        if self.input_shape is not None and self.layers:
-            self.params = None
-            self.build(self.input_shape)
-            if previous:
-                for array, value in zip([a for l in self.layers for a in (l.kernel, l.bias)], previous):
-                    array[:] = value
+    @property
+    def layers(self) -> list:
+        """The layers, as Keras lists them: a functional model's ``InputLayer`` first, then the Dense layers."""
+        return ([self._input_layer] if self._input_layer is not None and type(self) is Model else []) + \
+            list(self.dense_layers)
 
-    def _append(self, layer) -> None:
-        if isinstance(layer, Input):
-            if self.layers or self.input_shape is not None:
-                raise ValueError("Input must be the first layer and appear once")
-            self.input_shape = layer.shape
-            return
-        if not isinstance(layer, Dense):
-            raise TypeError(f"layers must be gdcore.Input or gdcore.layers.Dense, got {type(layer).__name__}")
+    def get_layer(self, name: str | None = None, index: int | None = None):
+        """The layer called ``name`` (or at position ``index`` of :attr:`layers`)."""
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; layers: {', '.join(layer.name for layer in self.layers)}")
+
+    def _adopt(self, layer: Dense) -> None:
+        if layer._model is not None and layer._model is not self:
+            raise ValueError(f"layer {layer.name!r} already belongs to model {layer._model.name!r}: gdcore models do "
+                             "not share layers (their weights live in the model); create a new layer")
         if layer.input_shape is not None:
-            if self.layers or self.input_shape not in (None, layer.input_shape):
+            if self.dense_layers or self.input_shape not in (None, layer.input_shape):
                 raise ValueError("input_shape may only be given to the first layer, and must agree with the Input")
             self.input_shape = layer.input_shape
-        layer.name = layer.name or ("dense" if not self.layers else f"dense_{len(self.layers)}")
-        self.layers.append(layer)
+        layer._model = self
+        self.dense_layers.append(layer)
 
     def build(self, input_shape) -> None:
         """Allocate the flat parameter array and initialise every layer's kernel and bias."""
-        if not self.layers:
+        if not self.dense_layers:
             raise ValueError("the model has no Dense layer: add one before building")
+        shape = tuple(input_shape)
+        n_features = positive_int(shape[-1], "input_shape[-1]") if shape else None
         if self.params is not None:
+            if n_features != self.input_shape[0]:
+                raise ValueError(f"the model is already built for inputs of shape (None, {self.input_shape[0]}); "
+                                 f"build({input_shape!r}) asks for {n_features} features")
             return
-        self.input_shape = (positive_int(tuple(input_shape)[0], "input_shape[0]"),)
-        rows, offset, n_in = [], 0, self.input_shape[0]
-        for layer in self.layers:
+        self.input_shape = (n_features,)
+        rows, offset, n_in = [], 0, n_features
+        for layer in self.dense_layers:
+            if layer.input_dim not in (None, n_in):
+                raise ValueError(f"layer {layer.name!r} takes {layer.input_dim} inputs but gets {n_in}")
             rows.append((n_in, layer.units, layer.activation.id, offset, offset + n_in * layer.units))
             offset += n_in * layer.units + layer.units
             n_in = layer.units
         self.layout = _contract.layout(rows)
         self.params = np.empty(offset, dtype=self.dtype)
-        for layer, row in zip(self.layers, self.layout):
+        for layer, row in zip(self.dense_layers, self.layout):
             n_in, units = int(row.n_in), int(row.n_out)
             layer.input_dim = n_in
             layer.kernel = self.params[row.kernel : row.bias].reshape(n_in, units)
@@ -130,42 +238,42 @@ class Sequential:
     def built(self) -> bool:
         return self.params is not None
 
+    @property
+    def network(self) -> _contract.Network:
+        """The parameters and layer layout as the engines take them (:mod:`gdcore._contract`)."""
+        self._require_built("network")
+        return _contract.Network(self.params, self.layout)
+
     def count_params(self) -> int:
         """Number of weights, as Keras counts them."""
         self._require_built("count_params")
         return int(self.params.size)
 
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """The weight tensors (views), Keras's order."""
+        self._require_built("weights")
+        return [array for layer in self.dense_layers for array in (layer.kernel, layer.bias)]
+
+    trainable_weights = weights
+
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel_0, bias_0, kernel_1, bias_1, ...]`` as copies, in Keras's layout."""
-        self._require_built("get_weights")
-        return [array.copy() for layer in self.layers for array in (layer.kernel, layer.bias)]
+        return [array.copy() for array in self.weights]
 
     def set_weights(self, weights) -> None:
         """Load weights in the order and shapes of :meth:`get_weights`; they are cast to the model's dtype."""
-        self._require_built("set_weights")
-        weights = list(weights)
-        targets = [array for layer in self.layers for array in (layer.kernel, layer.bias)]
-        if len(weights) != len(targets):
-            raise ValueError(f"set_weights expected {len(targets)} arrays (kernel and bias per Dense layer), got {len(weights)}")
-        arrays = []
-        for index, (value, target) in enumerate(zip(weights, targets)):
-            value = np.asarray(value, dtype=np.float64)
-            if value.shape != target.shape:
-                raise ValueError(f"weights[{index}] has shape {value.shape}, expected {target.shape}")
-            if not np.isfinite(value).all():
-                raise ValueError(f"weights[{index}] contains NaN or inf")
-            arrays.append(value)
-        for value, target in zip(arrays, targets):
+        targets = self.weights
+        for value, target in zip(check_weights(weights, targets, f"model {self.name!r}"), targets):
             target[:] = value
 
-    def summary(self, print_fn=print) -> None:
-        """Print the layers, their output shapes and parameter counts, as Keras does."""
-        self._require_built("summary")
-        lines = [f'Model: "{self.name}"', f"{'Layer (type)':<28}{'Output Shape':<20}{'Param #':>10}", "=" * 58]
-        for layer in self.layers:
-            lines.append(f"{layer.name + ' (Dense)':<28}{str((None, layer.units)):<20}{layer.count_params():>10,}")
-        lines += ["=" * 58, f"Total params: {self.count_params():,}", f"Trainable params: {self.count_params():,}", "Non-trainable params: 0"]
-        print_fn("\n".join(lines))
+    def summary(self, line_length=None, positions=None, print_fn=None, **kwargs) -> None:
+        """Print the layer table and parameter counts as Keras 3 does (``Optimizer params`` once it is built)."""
+        unknown = sorted(set(kwargs) - {"expand_nested", "show_trainable", "layer_range"})
+        if unknown:
+            raise TypeError(f"summary got unexpected arguments {unknown}")
+        text = _summary_text(self, line_length, positions)
+        print(text) if print_fn is None else print_fn(text + "\n")  # Keras hands print_fn the captured text
 
     def _require_built(self, what: str) -> None:
         if self.params is None:
@@ -173,21 +281,31 @@ class Sequential:
 
     # --- training -----------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None) -> None:
-        """Choose the optimizer (name or object) and the loss (Keras name, alias or loss object)."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile=None, **kwargs) -> None:
+        """Choose the optimizer (name or object; Keras's default ``"rmsprop"``) and the loss (name, alias or object).
+
+        ``jit_compile`` is accepted for Keras compatibility (gdcore always runs
+        its own compiled loop); other Keras options are refused by name.
+        """
+        for setting, value in kwargs.items():
+            if value not in (None, False, 1, "auto"):
+                raise NotImplementedError(f"compile({setting}={value!r}) is not supported")
         if metrics:
-            raise ValueError(f"metrics are not supported yet (got {metrics!r}); the loss is always tracked")
-        self.optimizer = optimizers.get(optimizer)
+            raise NotImplementedError(f"metrics are not supported yet (got {metrics!r}); the loss is always tracked")
+        optimizer = optimizers.get(optimizer)
+        owner = getattr(optimizer, "_model", None)
+        if owner is not None and owner is not self:
+            raise ValueError(f"this {type(optimizer).__name__} instance already trains model {owner.name!r}: an "
+                             "optimizer holds one model's state; create a new one for each model")
+        if optimizer is not self.optimizer:
+            optimizer.slots, optimizer.iterations = None, 0  # compiling with a new optimizer starts from scratch
+        optimizer._model = self
+        self.optimizer = optimizer
         self.loss = losses.get(loss)
+        self.compiled = True
 
     def _engine(self):
         return ENGINES[self.engine]
-
-    @property
-    def network(self) -> _contract.Network:
-        """The parameters and layer layout as the engines take them (:mod:`gdcore._contract`)."""
-        self._require_built("network")
-        return _contract.Network(self.params, self.layout)
 
     def _optimizer_state(self) -> _contract.OptimizerState:
         optimizer = self.optimizer
@@ -203,35 +321,44 @@ class Sequential:
         return _engine_array(features)
 
     def _prepare_y(self, y, n_rows, name="y") -> np.ndarray:
-        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=self.layers[-1].units, dtype=self.dtype))
+        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=self.dense_layers[-1].units,
+                                        dtype=self.dtype))
 
-    def fit(self, x=None, y=None, batch_size: int | None = 32, epochs: int = 1, verbose="auto", callbacks=None,
-            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0) -> History:
+    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto", callbacks=None,
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0,
+            **kwargs) -> History:
         """Train for ``epochs`` passes over the data, Keras's way.
 
         Each epoch visits the samples in consecutive batches of ``batch_size``
-        (the last one partial when ``len(x)`` is not a multiple), in a fresh
-        permutation drawn from the model's seeded generator when ``shuffle``
-        is true and in the given order otherwise. Optimizer state persists
-        across calls, so ``fit(x[p], y[p], epochs=1, shuffle=False)`` once per
-        epoch equals one long fit visiting orders ``p``.
+        (default 32; the last one partial when ``len(x)`` is not a multiple),
+        in a fresh permutation drawn from the model's seeded generator when
+        ``shuffle`` is true and in the given order otherwise. Optimizer state
+        persists across calls, so ``fit(x[p], y[p], epochs=1, shuffle=False)``
+        once per epoch equals one long fit visiting orders ``p``.
 
-        Returns the :class:`~gdcore.callbacks.History`; ``verbose`` 1 or 2
-        prints one line per epoch. A NaN or infinite batch loss stops training
-        with a :class:`TrainingDivergedWarning`: weights and optimizer state are
-        those at the end of the last completed epoch, and the History holds
-        every completed epoch.
+        Returns the :class:`~gdcore.callbacks.History`. ``verbose`` (default
+        ``"auto"``: 1) prints Keras 3's progress output: ``Epoch e/E`` (when
+        there is more than one epoch) and a progress bar, 2 one line per
+        epoch, 0 nothing. A NaN or infinite batch loss stops training with a
+        :class:`TrainingDivergedWarning`: weights and optimizer state are those
+        at the end of the last completed epoch, and the History holds every
+        completed epoch.
 
         ``validation_split`` holds out the *last* fraction of the samples,
         before any shuffling, as Keras does; ``validation_data`` wins if both
-        are given.
+        are given. Ctrl-C stops training at the end of the step it is in, with
+        weights, optimizer state, ``optimizer.iterations`` and History
+        consistent, then raises ``KeyboardInterrupt``.
         """
+        for setting, value in kwargs.items():
+            if value is not None:
+                raise NotImplementedError(f"fit({setting}=...) is not supported yet")
         return self._train(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
                            initial_epoch)
 
     def _train(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
                initial_epoch, on_step=None) -> History:
-        """The epoch driver behind :meth:`fit` and :func:`gdcore.trace.fit_trace`.
+        """The epoch driver behind :meth:`fit` and :func:`gdcore.trace.fit_trace` (module docstring).
 
         ``on_step(epoch, step)``, if given, is called for every update of every
         *completed* epoch (``epoch`` counted from 0 across ``fit`` calls,
@@ -243,12 +370,118 @@ class Sequential:
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
         epochs = positive_int(epochs, "epochs", minimum=0)
         initial_epoch = positive_int(initial_epoch, "initial_epoch", minimum=0)
-        verbose = 1 if verbose == "auto" else int(verbose)
+        verbose = _verbosity(verbose)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        x, y, val_x, val_y = self._validation(x, y, validation_split, validation_data)
+        callbacks = check(callbacks)
+        steps = math.ceil(x.shape[0] / batch_size)
+        history = History()
+        history.history = {"loss": [], **({"val_loss": []} if val_x.shape[0] else {})}
+        everything = [*callbacks, history] + ([ProgbarLogger()] if verbose else [])
+        callback_list = CallbackList(everything, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
+        progbar = everything[-1] if verbose else None
+        per_batch = callback_list.listens(BATCH_HOOKS) and any(overrides(c, BATCH_HOOKS) for c in callbacks)
+        test_hooks = any(overrides(c, TEST_HOOKS) for c in callbacks)
+        per_epoch = bool(callbacks) or verbose > 0 or on_step is not None
+        self.history = history
+        self.stop_training = False
+        self.optimizer.build(self.params.size, self.dtype)
+        engine = _numpy_engine if on_step is not None else self._engine()
+        window = _WindowState(self.params, self.optimizer.slots, self.dtype)
+        logs = None
+        with _Interrupts() as interrupts:
+            callback_list.on_train_begin()
+            epoch = initial_epoch
+            while epoch < epochs and not self.stop_training:
+                count = 1 if per_epoch else max(1, min(epochs - epoch, _ORDER_CHUNK // x.shape[0]))
+                orders = self._orders(x.shape[0], count, shuffle)
+                if per_epoch:
+                    callback_list.on_epoch_begin(epoch)
+                start_batch, done = 0, 0
+                loss_history = np.zeros(count, dtype=self.dtype)
+                val_history = np.zeros(count, dtype=self.dtype)
+                validate_inside = val_x.shape[0] and not test_hooks
+                data = _contract.Epochs(x, y, orders, batch_size, _contract.Batches(
+                    val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], batch_size))
+                failed = -1
+                while done < count:
+                    max_steps = 1 if per_batch else window.steps_for(progbar is not None or interrupts is not None)
+                    if per_batch:
+                        callback_list.on_train_batch_begin(start_batch)
+                    recorded = []
+                    window.prepare(start_batch, max_steps, steps if progbar or per_batch else 0)
+                    started = time.perf_counter()
+                    iterations, completed, ran, failed = engine.fit_loop(
+                        self.profile, data._replace(orders=orders[done:]), self.network, self.loss.id,
+                        self._optimizer_state(), _contract.Log(loss_history[done:], val_history[done:]), window.window,
+                        **({"on_step": recorded.append} if on_step is not None else {}))
+                    window.timed(ran, time.perf_counter() - started)
+                    self.optimizer.iterations = int(iterations)
+                    for step in recorded:
+                        if step.epoch < completed or (failed < 0 and step.epoch == completed):
+                            on_step(epoch + done + step.epoch, step)
+                    self._report_batches(window, ran, start_batch, steps, completed, per_batch, callback_list,
+                                         progbar)
+                    if completed:  # an epoch (or, unobserved, several) ended in this call
+                        for index in range(completed):
+                            logs = {"loss": float(loss_history[done + index])}
+                            if val_x.shape[0]:
+                                logs["val_loss"] = float(val_history[done + index]) if validate_inside else \
+                                    self._validate(val_x, val_y, batch_size, callback_list)
+                            if per_epoch:
+                                callback_list.on_epoch_end(epoch + done + index, logs)
+                            else:
+                                history.on_epoch_end(epoch + done + index, logs)
+                        done += completed
+                    if failed < 0:
+                        start_batch = (start_batch + ran) % steps  # where the next call starts in its epoch
+                    if failed >= 0 or interrupts.requested:
+                        break
+                    if self.stop_training and per_batch:
+                        break
+                if per_batch and self.stop_training and done < count and failed < 0 and not interrupts.requested:
+                    # Keras ends an epoch a batch callback stopped: its logs are the running loss so far.
+                    logs = {"loss": float(window.window.running[0] / window.window.running[1])}
+                    if val_x.shape[0]:
+                        logs["val_loss"] = self._validate(val_x, val_y, batch_size, callback_list)
+                    callback_list.on_epoch_end(epoch + done, logs)
+                    done += 1
+                epoch += done
+                if failed >= 0:
+                    self._diverged(history, epoch, failed)
+                    break
+                if interrupts.requested:
+                    break
+            if interrupts.requested:
+                raise KeyboardInterrupt(f"fit interrupted after {self.optimizer.iterations} updates "
+                                        f"({len(history.epoch)} complete epoch(s) recorded in History)")
+            callback_list.on_train_end(logs)
+        return history
+
+    def _report_batches(self, window, ran, start_batch, steps, completed, per_batch, callback_list, progbar):
+        """Batch callbacks and the progress bar, from the running losses the engine wrote for this call's steps."""
+        if not ran or (not per_batch and progbar is None):
+            return
+        losses_so_far = window.window.batch_loss
+        if per_batch:
+            callback_list.on_train_batch_end(start_batch, {"loss": float(losses_so_far[0])})
+            return
+        # The bar only redraws every 0.05 s: its first step and the call's last step are what it can show.
+        positions = sorted({0, ran - 1} if start_batch == 0 else {ran - 1})
+        for position in positions:
+            batch = (start_batch + position) % steps if completed else start_batch + position
+            if batch == steps - 1 and completed:
+                continue  # the epoch's end is drawn by on_epoch_end
+            progbar.on_train_batch_end(batch, {"loss": float(losses_so_far[min(position, len(losses_so_far) - 1)])})
+
+    def _validation(self, x, y, validation_split, validation_data):
         if validation_split and validation_data is None:
-            if not 0 < validation_split < 1:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split!r}")
+            if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or \
+                    not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be a number in (0, 1), got {validation_split!r}")
             split_at = math.floor(x.shape[0] * (1.0 - validation_split))
             if split_at == 0 or split_at == x.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
@@ -260,101 +493,325 @@ class Sequential:
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             val_x = self._prepare_x(validation_data[0], "validation_data[0]")
             val_y = self._prepare_y(validation_data[1], val_x.shape[0], "validation_data[1]")
-        else:
-            val_x = np.empty((0, x.shape[1]), dtype=self.dtype)
-            val_y = np.empty((0, y.shape[1]), dtype=self.dtype)
-        callbacks = list(callbacks or [])
-        for callback in callbacks:
-            if not isinstance(callback, Callback):
-                raise TypeError(f"callbacks must be gdcore.callbacks.Callback instances, got {type(callback).__name__}")
-        history = History()
-        history.history = {"loss": [], **({"val_loss": []} if val_x.shape[0] else {})}
-        callbacks.append(history)
-        steps = math.ceil(x.shape[0] / batch_size)
-        for callback in callbacks:
-            callback.set_model(self)
-            callback.set_params({"verbose": verbose, "epochs": epochs, "steps": steps})
-            callback.on_train_begin()
-        self.history = history
-        self.stop_training = False
-        self.optimizer.build(self.params.size, self.dtype)
-        n_epochs = epochs - initial_epoch
-        # Hooks and printing need control between epochs; otherwise the compiled loop runs them all at once.
-        per_epoch = verbose > 0 or len(callbacks) > 1 or on_step is not None
-        chunk = 1 if per_epoch else max(1, _ORDER_CHUNK // x.shape[0])
-        engine = _numpy_engine if on_step is not None else self._engine()
-        done = 0
-        while done < n_epochs and not self.stop_training:
-            count = min(chunk, n_epochs - done)
-            orders = self._orders(x.shape[0], count, shuffle)
-            first = initial_epoch + done
-            for callback in callbacks[:-1]:
-                callback.on_epoch_begin(first)
-            loss_history = np.zeros(count, dtype=self.dtype)
-            val_history = np.zeros(count, dtype=self.dtype)
-            steps = []
-            iterations, completed, failed_batch = engine.fit_loop(
-                self.profile, _contract.Epochs(x, y, orders, batch_size, _contract.Batches(val_x, val_y, batch_size)),
-                self.network, self.loss.id, self._optimizer_state(), _contract.Log(loss_history, val_history),
-                **({"on_step": steps.append} if on_step is not None else {}))
-            self.optimizer.iterations = int(iterations)
-            for step in steps:
-                if step.epoch < completed:  # the steps of an epoch that diverged were undone
-                    on_step(first + step.epoch, step)
-            if per_epoch:
-                for index in range(completed):
-                    logs = {"loss": float(loss_history[index])}
-                    if val_x.shape[0]:
-                        logs["val_loss"] = float(val_history[index])
-                    if verbose:
-                        print(f"Epoch {first + index + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-                    for callback in callbacks:
-                        callback.on_epoch_end(first + index, logs)
-            else:  # only the History is listening: record the whole chunk at once
-                history.epoch.extend(range(first, first + completed))
-                history.history["loss"].extend(loss_history[:completed].tolist())
-                if val_x.shape[0]:
-                    history.history["val_loss"].extend(val_history[:completed].tolist())
-            done += completed
-            if failed_batch >= 0:
-                epoch = initial_epoch + done
-                history.stopped = {"epoch": epoch, "batch": int(failed_batch), "reason": "loss is NaN or infinite"}
-                warnings.warn(
-                    f"training diverged: the loss of batch {failed_batch} in epoch {epoch + 1} is NaN or infinite "
-                    f"(learning_rate={self.optimizer.learning_rate} may be too large); stopped after {epoch} complete "
-                    f"epoch(s), weights and optimizer state restored to the end of the last one",
-                    TrainingDivergedWarning, stacklevel=2)
-                break
-        for callback in callbacks:
-            callback.on_train_end()
-        return history
+            return x, y, val_x, val_y
+        return x, y, np.empty((0, x.shape[1]), dtype=self.dtype), np.empty((0, y.shape[1]), dtype=self.dtype)
+
+    def _validate(self, val_x, val_y, batch_size, callback_list) -> float:
+        """``val_loss`` by the evaluate path, calling the test hooks (as Keras's fit does)."""
+        callback_list.on_test_begin()
+        value = self._evaluate_batches(val_x, val_y, batch_size, callback_list)
+        callback_list.on_test_end({"loss": value})
+        return value
+
+    def _evaluate_batches(self, x, y, batch_size, callback_list=None) -> float:
+        if callback_list is None or not callback_list.listens(("on_test_batch_begin", "on_test_batch_end")):
+            return float(self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size), self.network,
+                                                      self.loss.id))
+        # Per batch, with the running mean Keras's loss metric shows (same arithmetic as evaluate_loop).
+        total = count = self.dtype.type(0)
+        for index, start in enumerate(range(0, x.shape[0], batch_size)):
+            callback_list.on_test_batch_begin(index)
+            rows = slice(start, start + batch_size)
+            n = x[rows].shape[0]
+            batch = self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n), self.network,
+                                                 self.loss.id)
+            total, count = total + batch * self.dtype.type(n), count + self.dtype.type(n)
+            callback_list.on_test_batch_end(index, {"loss": float(total / count)})
+        return float(total / count)
+
+    def _diverged(self, history, epoch, batch):
+        history.stopped = {"epoch": epoch, "batch": int(batch), "reason": "loss is NaN or infinite"}
+        warnings.warn(
+            f"training diverged: the loss of batch {batch} in epoch {epoch + 1} is NaN or infinite "
+            f"(learning_rate={self.optimizer.learning_rate} may be too large); stopped after {len(history.epoch)} "
+            f"complete epoch(s), weights and optimizer state restored to the end of the last one",
+            TrainingDivergedWarning, stacklevel=4)
 
     def _orders(self, n: int, epochs: int, shuffle: bool) -> np.ndarray:
         if not shuffle:
             return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
         return _numba_engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = 32, verbose="auto", return_dict: bool = False):
-        """The loss on (x, y), Keras's way: batch losses averaged with batch-size weights."""
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", return_dict: bool = False,
+                 callbacks=None, **kwargs):
+        """The loss on (x, y), Keras's way: batch losses averaged with batch-size weights (batches of 32 by default)."""
+        for setting, value in kwargs.items():
+            if value is not None:
+                raise NotImplementedError(f"evaluate({setting}=...) is not supported yet")
         if self.loss is None:
             raise ValueError("evaluate: the model must be compiled first: call compile(optimizer=..., loss=...)")
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
+        verbose = _verbosity(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
-        loss = float(self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size), self.network,
-                                                  self.loss.id))
+        callbacks = check(callbacks)
+        steps = math.ceil(x.shape[0] / batch_size)
+        callback_list = CallbackList([*callbacks] + ([ProgbarLogger()] if verbose else []), self,
+                                     {"verbose": verbose, "epochs": 1, "steps": steps})
+        callback_list.on_test_begin()
+        loss = self._evaluate_batches(x, y, batch_size, callback_list if callbacks else None)
+        if verbose and not callbacks:
+            callback_list.callbacks[-1].on_test_batch_end(steps - 1, {"loss": loss})
+        callback_list.on_test_end({"loss": loss})
         return {"loss": loss} if return_dict else loss
 
-    def predict(self, x, batch_size: int | None = 32, verbose="auto") -> np.ndarray:
-        """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` as Keras does."""
+    def predict(self, x, batch_size: int | None = None, verbose="auto", callbacks=None, **kwargs) -> np.ndarray:
+        """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` (32) as Keras does."""
+        for setting, value in kwargs.items():
+            if value is not None:
+                raise NotImplementedError(f"predict({setting}=...) is not supported yet")
         batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
+        verbose = _verbosity(verbose)
         x = self._prepare_x(x)
+        callbacks = check(callbacks)
+        steps = math.ceil(x.shape[0] / batch_size)
+        callback_list = CallbackList([*callbacks] + ([ProgbarLogger()] if verbose else []), self,
+                                     {"verbose": verbose, "epochs": 1, "steps": steps})
+        callback_list.on_predict_begin()
         empty = np.empty((0, 0), dtype=self.dtype)
-        return self._engine().predict_loop(self.profile, _contract.Batches(x, empty, batch_size), self.network)
+        if callbacks and callback_list.listens(("on_predict_batch_begin", "on_predict_batch_end")):
+            parts = []
+            for index, start in enumerate(range(0, x.shape[0], batch_size)):
+                callback_list.on_predict_batch_begin(index)
+                rows = x[start : start + batch_size]
+                parts.append(self._engine().predict_loop(self.profile, _contract.Batches(rows, empty, len(rows)),
+                                                         self.network))
+                callback_list.on_predict_batch_end(index, {"outputs": parts[-1]})
+            result = np.concatenate(parts)
+        else:
+            result = self._engine().predict_loop(self.profile, _contract.Batches(x, empty, batch_size), self.network)
+        callback_list.on_predict_end()
+        return result
+
+    # --- files (gdcore.saving) ------------------------------------------------------------
+
+    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        """Write the model to a Keras ``.keras`` file (config, weights, optimizer state): :func:`gdcore.saving.save_model`."""
+        from gdcore import saving
+
+        saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Write the weights to a Keras ``.weights.h5`` file: :func:`gdcore.saving.save_weights`."""
+        from gdcore import saving
+
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, **kwargs) -> None:
+        """Load weights from a ``.weights.h5`` (or ``.keras``) file written by Keras or gdcore: :func:`gdcore.saving.load_weights`."""
+        from gdcore import saving
+
+        saving.load_weights(self, filepath, **kwargs)
+
+    def get_config(self) -> dict:
+        """Keras's model config (layers and their settings): :func:`gdcore.saving.model_config`."""
+        from gdcore import saving
+
+        return saving.model_config(self)
 
     def __call__(self, x) -> np.ndarray:
-        return self.predict(x, batch_size=len(np.asarray(x)) or 1)
+        if isinstance(x, KerasTensor):
+            raise NotImplementedError("calling a model on a symbolic tensor (nesting models) is not supported")
+        x = np.asarray(x)
+        return self.predict(x, batch_size=max(len(x), 1), verbose=0)
 
     def __repr__(self) -> str:
-        layers = ", ".join(repr(layer) for layer in self.layers)
-        return f"Sequential([{layers}], dtype={self.dtype.name!r}, numerics={self.profile.name!r}, engine={self.engine!r})"
+        layers = ", ".join(repr(layer) for layer in self.dense_layers)
+        return (f"{type(self).__name__}([{layers}], name={self.name!r}, dtype={self.dtype.name!r}, "
+                f"numerics={self.profile.name!r}, engine={self.engine!r})")
+
+
+class Sequential(Model):
+    """A :class:`Model` built from a list: an optional ``Input(shape=(d,))`` followed by Dense layers.
+
+    Without an ``Input`` (or a first layer's ``input_shape``) the model is built
+    by its first ``fit``/``predict``, as Keras builds it.
+    """
+
+    _default_name = "sequential"
+
+    def __init__(self, layers=None, dtype: str | None = None, numerics: str | None = None, engine: str = "numba",
+                 seed: int | None = None, name: str | None = None, trainable: bool = True):
+        if trainable is not True:
+            raise NotImplementedError("Sequential(trainable=False) is not supported")
+        self._configure(name, dtype, numerics, engine, seed)
+        if layers is not None and (isinstance(layers, (Dense, InputLayer, KerasTensor, str)) or
+                                   not hasattr(layers, "__iter__")):
+            raise TypeError(f"layers must be a list of layers, got {type(layers).__name__}: "
+                            "pass Sequential([layer, ...])")
+        for layer in layers or []:
+            self._append(layer)
+        if self.input_shape is not None and self.dense_layers:
+            self.build(self.input_shape)
+
+    def add(self, layer) -> None:
+        """Append an ``Input`` (first only) or a ``Dense`` layer; earlier layers keep their weights."""
+        previous = self.get_weights() if self.params is not None else None
+        self._append(layer)
+        if self.input_shape is not None and self.dense_layers:
+            self.params = None
+            self.build(self.input_shape)
+            if previous:
+                for array, value in zip(self.weights, previous):
+                    array[:] = value
+
+    def pop(self) -> None:
+        """Remove the last Dense layer (the others keep their weights)."""
+        if not self.dense_layers:
+            raise ValueError("pop: the model has no layer to remove")
+        previous = self.get_weights() if self.params is not None else None
+        self.dense_layers.pop()._model = None
+        self.params = None
+        if previous and self.dense_layers:
+            self.build(self.input_shape)
+            for array, value in zip(self.weights, previous):
+                array[:] = value
+
+    def _append(self, layer) -> None:
+        if isinstance(layer, KerasTensor):
+            source, _ = layer._keras_history
+            if not isinstance(source, InputLayer):
+                raise TypeError("Sequential takes layers; a tensor in the list must be an Input(shape=...)")
+            layer = source
+        if isinstance(layer, InputLayer):
+            if self.dense_layers or self.input_shape is not None:
+                raise ValueError("Input must be the first layer and appear once")
+            self._input_layer, self.input_shape = layer, layer.shape
+            return
+        if not isinstance(layer, Dense):
+            raise TypeError(f"layers must be gdcore.Input or gdcore.layers.Dense, got {type(layer).__name__}")
+        self._adopt(layer)
+
+
+def _chain(inputs, outputs) -> tuple[InputLayer, list[Dense]]:
+    """The Input layer and the Dense layers from ``inputs`` to ``outputs``, or a ValueError saying what is supported."""
+    supported = ("gdcore trains a chain of layers: one Input, then Dense layers each called on the previous one's "
+                 "output, one output")
+
+    def single(value, what):
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, (list, tuple)):
+            if len(value) != 1:
+                raise ValueError(f"Model got {len(value)} {what}; {supported}")
+            value = value[0]
+        if not isinstance(value, KerasTensor):
+            raise TypeError(f"Model {what} must be tensors from gdcore.Input / a layer call, got {type(value).__name__}")
+        return value
+
+    inputs, outputs = single(inputs, "inputs"), single(outputs, "outputs")
+    layers, tensor = [], outputs
+    while True:
+        layer, source = tensor._keras_history
+        if isinstance(layer, InputLayer):
+            break
+        if layer in layers:
+            raise ValueError(f"layer {layer.name!r} appears twice on the path to the output; {supported}")
+        layers.append(layer)
+        tensor = source
+    if tensor is not inputs:
+        raise ValueError(f"the outputs do not come from these inputs (they start at {tensor.name!r}); {supported}")
+    if not layers:
+        raise ValueError(f"the model has no layer between its input and its output; {supported}")
+    return inputs._keras_history[0], layers[::-1]
+
+
+def _verbosity(verbose) -> int:
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+class _WindowState:
+    """The engine's :class:`~gdcore._contract.Window` for one fit, and how many steps a call should run."""
+
+    def __init__(self, params, slots, dtype):
+        self._saved = (params.copy(), slots.copy(), np.zeros(1, np.int64))
+        self._running = np.zeros(2, dtype)
+        self._per_step = None
+        self.window = None
+
+    def steps_for(self, someone_waits: bool) -> int:
+        """Steps in the next call: about ``_SLICE_SECONDS`` of work (as measured), unbounded at first."""
+        if self._per_step is None:
+            return 1 << 62 if not someone_waits else 1 << 12
+        return max(1, int(_SLICE_SECONDS / self._per_step))
+
+    def timed(self, steps: int, seconds: float) -> None:
+        if steps and seconds < 2.0:  # a longer first call was compiling: not a measure of a step
+            self._per_step = seconds / steps
+
+    def prepare(self, start_batch: int, max_steps: int, record: int) -> None:
+        batch_loss = np.zeros(min(record, max_steps), self._running.dtype) if record else self._running[:0]
+        self.window = _contract.Window(start_batch, max_steps, self._running, batch_loss, *self._saved)
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+
+def _memory(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n_bytes / 1024 < 1:
+            return f"{n_bytes:.2f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.2f} PB"
+
+
+def _summary_text(model, line_length=None, positions=None) -> str:
+    """Keras 3's summary table, box-drawn, without colour."""
+    length = line_length or min(88, shutil.get_terminal_size().columns - 4)
+    positions = positions or [0.45, 0.80, 1.0]
+    widths, current = [], 0
+    for position in positions:
+        width = int(position * length) - current
+        widths.append(width)
+        current += width
+    inner = [width - 1 for width in widths]
+    inner[1] -= sum(inner) + len(inner) + 1 - length  # the borders take one more column: from the middle one
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            rows.append((f"{layer.name} (InputLayer)", str((None, *layer.shape)), "0"))
+        elif layer.built:
+            rows.append((f"{layer.name} (Dense)", str((None, layer.units)), f"{layer.count_params():,}"))
+        else:
+            rows.append((f"{layer.name} (Dense)", "?", "0 (unbuilt)"))
+
+    def line(cells, aligns=("<", "<", ">")):
+        return "│" + "│".join(f" {cell:{align}{width - 2}} " for cell, align, width in zip(cells, aligns, inner)) + "│"
+
+    out = [f'Model: "{model.name}"',
+           "┏" + "┳".join("━" * w for w in inner) + "┓",
+           "┃" + "┃".join(f" {title:{align}{w - 2}} " for title, align, w in
+                         zip(("Layer (type)", "Output Shape", "Param #"), ("<", "<", ">"), inner)) + "┃",
+           "┡" + "╇".join("━" * w for w in inner) + "┩"]
+    for index, row in enumerate(rows):
+        out.append(line(row))
+        out.append(("├" + "┼".join("─" * w for w in inner) + "┤") if index < len(rows) - 1 else
+                   ("└" + "┴".join("─" * w for w in inner) + "┘"))
+    if not rows:
+        out.append("└" + "┴".join("─" * w for w in inner) + "┘")
+    itemsize = model.dtype.itemsize
+    trainable = model.count_params() if model.built else 0
+    optimizer_count, optimizer_bytes = 0, 0
+    if model.compiled and model.optimizer is not None and model.optimizer.slots is not None:
+        # Keras's optimizer variables: iterations (int64) and the learning rate, then each slot per weight.
+        active = len(model.optimizer.active_slots())
+        optimizer_count = 2 + active * trainable
+        optimizer_bytes = 8 + itemsize + active * trainable * itemsize
+    total = trainable + optimizer_count
+    out += [f" Total params: {total:,} ({_memory(trainable * itemsize + optimizer_bytes)})",
+            f" Trainable params: {trainable:,} ({_memory(trainable * itemsize)})",
+            " Non-trainable params: 0 (0.00 B)"]
+    if optimizer_count:
+        out.append(f" Optimizer params: {optimizer_count:,} ({_memory(optimizer_bytes)})")
+    return "\n".join(out)
+
+
+def load_model(filepath, compile: bool = True, **kwargs):
+    """Open a ``.keras`` file written by Keras or gdcore (Dense-only models): :func:`gdcore.saving.load_model`."""
+    from gdcore import saving
+
+    return saving.load_model(filepath, compile=compile, **kwargs)

@@ -94,7 +94,10 @@ def plot_fit(x, y, fits=None, *, ax=None, xlabel: str | None = None, ylabel: str
     for index, (label, fit) in enumerate((fits or {}).items()):
         color = _FIT_COLORS[index % len(_FIT_COLORS)]
         if hasattr(fit, "predict"):
-            line_x, line_y = grid, _column(np.asarray(fit.predict(grid[:, None])), f"fits[{label!r}].predict")
+            from gdcore.models import Model
+
+            quiet = {"verbose": 0} if isinstance(fit, Model) else {}  # no progress bar for a curve
+            line_x, line_y = grid, _column(np.asarray(fit.predict(grid[:, None], **quiet)), f"fits[{label!r}].predict")
         elif callable(fit):
             line_x, line_y = grid, _column(fit(grid), f"fits[{label!r}]")
         else:

@@ -51,7 +51,7 @@ def parameter_table(model) -> pd.DataFrame:
     if not model.built:
         raise ValueError("parameter_table: the model is not built yet; give it an Input(shape=...) or fit it first")
     rows = []
-    for layer, row in zip(model.layers, model.layout):
+    for layer, row in zip(model.dense_layers, model.layout):
         n_in, n_out, kernel_offset, bias_offset = int(row.n_in), int(row.n_out), int(row.kernel), int(row.bias)
         for k in range(n_in):
             for j in range(n_out):
@@ -110,7 +110,7 @@ class Trace:
         self.model = model
         features = as_features(x, "x")
         self.x = features
-        self.y = as_targets(y, "y", n_rows=features.shape[0], n_outputs=model.layers[-1].units)
+        self.y = as_targets(y, "y", n_rows=features.shape[0], n_outputs=model.dense_layers[-1].units)
         self.feature_names = _feature_names(x, features.shape[1])
         self.target_names = _output_names(self.y.shape[1], str(getattr(y, "name", None) or "y"))
         self.grid = None if grid is None else self._make_grid(grid)
@@ -149,14 +149,14 @@ class Trace:
         self._epochs.append(epoch)
         self._params.append(model.params.copy())
         inputs = self.x if self.grid is None else self.grid
-        self._predictions.append(np.asarray(model.predict(inputs, batch_size=len(inputs)), dtype=np.float64))
+        self._predictions.append(np.asarray(model.predict(inputs, batch_size=len(inputs), verbose=0), dtype=np.float64))
         if logs is not None:
             self._losses.append((epoch, "loss_history", float(logs["loss"])))
-        self._losses.append((epoch, "loss_end_of_epoch", float(model.evaluate(self.x, self.y, batch_size=len(self.x)))))
+        self._losses.append((epoch, "loss_end_of_epoch", float(model.evaluate(self.x, self.y, batch_size=len(self.x), verbose=0))))
         if logs is not None and "val_loss" in logs:
             self._losses.append((epoch, "val_loss", float(logs["val_loss"])))
         elif logs is None and validation is not None:
-            self._losses.append((0, "val_loss", float(model.evaluate(validation[0], validation[1], batch_size=batch_size))))
+            self._losses.append((0, "val_loss", float(model.evaluate(validation[0], validation[1], batch_size=batch_size, verbose=0))))
 
     def _record_step(self, epoch: int, batch: int, step: int, batch_size: int, batch_loss, before, grads, after) -> None:
         self._step_meta.append((epoch, batch, step, batch_size, float(batch_loss)))

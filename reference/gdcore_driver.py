@@ -13,7 +13,7 @@ from reference.trajectory import Trajectory, finite
 
 def weight_names(model: gdcore.Sequential) -> list[str]:
     """``["dense/kernel", "dense/bias", "dense_1/kernel", ...]``, in ``get_weights`` order."""
-    return [f"{layer.name}/{kind}" for layer in model.layers for kind in ("kernel", "bias")]
+    return [f"{layer.name}/{kind}" for layer in model.dense_layers for kind in ("kernel", "bias")]
 
 
 def clone_model(model: gdcore.Sequential, **changes) -> gdcore.Sequential:
@@ -27,7 +27,7 @@ def clone_model(model: gdcore.Sequential, **changes) -> gdcore.Sequential:
         raise ValueError("clone_model: the model is not built; give it an Input(shape=...) first")
     options = {"dtype": model.dtype.name, "numerics": model.profile.name, "engine": model.engine, "seed": model.seed}
     options.update(changes)
-    layers = [gdcore.layers.Dense(layer.units, activation=layer.activation.name, name=layer.name) for layer in model.layers]
+    layers = [gdcore.layers.Dense(layer.units, activation=layer.activation.name, name=layer.name) for layer in model.dense_layers]
     copy = gdcore.Sequential([gdcore.Input(shape=model.input_shape), *layers], name=model.name, **options)
     copy.set_weights(model.get_weights())
     if model.optimizer is not None and model.loss is not None:
@@ -56,7 +56,7 @@ def run_gdcore(model: gdcore.Sequential, x, y, orders, batch_size: int, validati
     _warm_up(model, x, y, batch_size, validation_data, x_predict)
     trajectory = Trajectory(engine_name, model.dtype.name, weight_names(model), weights=[model.get_weights()],
                             loss=[], val_loss=[] if validation_data is not None else None,
-                            predictions=[model.predict(x_predict, batch_size=len(x_predict))])
+                            predictions=[model.predict(x_predict, batch_size=len(x_predict), verbose=0)])
     for epoch, order in enumerate(orders, start=1):
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always", gdcore.TrainingDivergedWarning)
@@ -72,7 +72,7 @@ def run_gdcore(model: gdcore.Sequential, x, y, orders, batch_size: int, validati
         trajectory.loss.append(history.history["loss"][0])
         if validation_data is not None:
             trajectory.val_loss.append(history.history["val_loss"][0])
-        trajectory.predictions.append(model.predict(x_predict, batch_size=len(x_predict)))
+        trajectory.predictions.append(model.predict(x_predict, batch_size=len(x_predict), verbose=0))
     return trajectory
 
 
@@ -83,4 +83,4 @@ def _warm_up(model: gdcore.Sequential, x, y, batch_size: int, validation_data, x
         warnings.simplefilter("ignore", gdcore.TrainingDivergedWarning)
         scratch.fit(x[::-1].copy(), y[::-1].copy(), batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
                     validation_data=validation_data)
-    scratch.predict(x_predict, batch_size=len(x_predict))
+    scratch.predict(x_predict, batch_size=len(x_predict), verbose=0)

@@ -124,13 +124,13 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
     The optimizer starts with empty state. For a float64 model, train the
     twin inside :func:`keras_dtype` (see there).
     """
-    if not isinstance(model, gdcore.Sequential):
-        raise TypeError(f"to_keras expects a gdcore.Sequential, got {type(model).__name__}")
+    if not isinstance(model, gdcore.Model):
+        raise TypeError(f"to_keras expects a gdcore model (Sequential or Model), got {type(model).__name__}")
     if not model.built:
         raise ValueError("to_keras: the model is not built; give it an Input(shape=...) or call fit/predict first")
     with keras_dtype(model.dtype) as keras:
         layers = [keras.Input(shape=model.input_shape, name="input")]
-        for layer in model.layers:
+        for layer in model.dense_layers:
             if layer.activation.name not in SUPPORTED_ACTIVATIONS:
                 raise Unsupported(f"layer {layer.name!r}: activation {layer.activation.name!r} has no Keras twin here; "
                                   f"supported: {', '.join(SUPPORTED_ACTIVATIONS)}")

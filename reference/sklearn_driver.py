@@ -96,9 +96,9 @@ def _loss_name(model) -> str:
 def check_sgd_regressor(model: gdcore.Sequential, batch_size: int) -> None:
     """Raise :class:`Unsupported` unless ``SGDRegressor`` can run exactly this training."""
     loss = _loss_name(model)
-    if len(model.layers) != 1 or model.layers[0].units != 1 or model.layers[0].activation.name != "linear":
+    if len(model.dense_layers) != 1 or model.dense_layers[0].units != 1 or model.dense_layers[0].activation.name != "linear":
         raise Unsupported("SGDRegressor is a linear model: it needs a single linear Dense(1) (the model has "
-                          f"{len(model.layers)} layer(s): {', '.join(repr(layer) for layer in model.layers)})")
+                          f"{len(model.dense_layers)} layer(s): {', '.join(repr(layer) for layer in model.dense_layers)})")
     if not isinstance(model.optimizer, gdcore.optimizers.SGD):
         raise Unsupported(f"SGDRegressor has no {type(model.optimizer).__name__} optimizer, only plain SGD")
     if model.optimizer.momentum:
@@ -169,16 +169,16 @@ def check_mlp_regressor(model: gdcore.Sequential) -> None:
     loss = _loss_name(model)
     if loss != "mean_squared_error":
         raise Unsupported(f"MLPRegressor has no {loss} loss (its regression loss is squared_error)")
-    if len(model.layers) < 2:
+    if len(model.dense_layers) < 2:
         raise Unsupported("MLPRegressor needs at least one hidden layer (use SGDRegressor for the linear neuron)")
-    output = model.layers[-1]
+    output = model.dense_layers[-1]
     if output.units != 1 or output.activation.name != "linear":
         raise Unsupported(f"MLPRegressor's output layer is a linear Dense(1); layer {output.name!r} is {output!r}")
-    hidden = {layer.activation.name for layer in model.layers[:-1]}
+    hidden = {layer.activation.name for layer in model.dense_layers[:-1]}
     if len(hidden) != 1:
         raise Unsupported(f"MLPRegressor uses one activation for every hidden layer; the model has {sorted(hidden)}")
-    if model.layers[0].activation.sklearn is None:
-        raise Unsupported(f"MLPRegressor has no activation {model.layers[0].activation.name!r}")
+    if model.dense_layers[0].activation.sklearn is None:
+        raise Unsupported(f"MLPRegressor has no activation {model.dense_layers[0].activation.name!r}")
     if not isinstance(model.optimizer, (gdcore.optimizers.SGD, gdcore.optimizers.Adam)):
         raise Unsupported(f"MLPRegressor has no {type(model.optimizer).__name__} optimizer")
 
@@ -206,8 +206,8 @@ def run_mlp_regressor(model: gdcore.Sequential, x, y, orders, batch_size: int, x
     else:
         settings = {"solver": "adam", "learning_rate_init": optimizer.learning_rate, "beta_1": optimizer.beta_1,
                     "beta_2": optimizer.beta_2, "epsilon": optimizer.epsilon / 2}
-    estimator = MLPRegressor(hidden_layer_sizes=tuple(layer.units for layer in model.layers[:-1]),
-                             activation=model.layers[0].activation.sklearn, alpha=0.0,
+    estimator = MLPRegressor(hidden_layer_sizes=tuple(layer.units for layer in model.dense_layers[:-1]),
+                             activation=model.dense_layers[0].activation.sklearn, alpha=0.0,
                              batch_size=batch_size, learning_rate="constant", shuffle=False, early_stopping=False,
                              random_state=0, **settings)
     initial = model.get_weights()

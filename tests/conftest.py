@@ -4,6 +4,13 @@ import pytest
 import gdcore
 
 
+@pytest.fixture(autouse=True)
+def fresh_session():
+    """Each test starts a fresh session, as a notebook's keras.backend.clear_session() does: names count from 'dense'."""
+    gdcore.backend.clear_session()
+    yield
+
+
 @pytest.fixture(scope="session")
 def seed_train():
     return gdcore.datasets.make_regression_dataset(n_samples=100, noise=1.25, random_state=42)

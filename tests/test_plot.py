@@ -35,7 +35,9 @@ def linear_neuron(optimizer):
 
 @pytest.fixture(scope="module")
 def traces(train):
+    gdcore.backend.clear_session()  # each model's layer is "dense", as in a fresh Keras session
     sgd = fit_trace(linear_neuron(gdcore.optimizers.SGD(0.01)), train[["X"]], train["y"], epochs=8, batch_size=20, per_step=True)
+    gdcore.backend.clear_session()
     adam = fit_trace(linear_neuron(gdcore.optimizers.Adam(0.1)), train[["X"]], train["y"], epochs=8, batch_size=20, per_step=True)
     return {"SGD": sgd, "Adam": adam}
 

@@ -185,13 +185,24 @@ def test_predict_returns_model_dtype_and_batches_like_keras(xy):
     assert np.array_equal(prediction, by_hand)
 
 
-def test_verbose_prints_one_line_per_epoch(xy, capsys):
+def test_verbose_prints_keras_progress(xy, capsys):
+    """Keras 3's output: ``Epoch e/E``, then a progress bar ending in ``4/4 ━━━━ ... - loss: ...`` per epoch."""
     x, y = xy
     model = build_model()
     model.compile(optimizer="sgd", loss="mse")
-    model.fit(x, y, epochs=3, verbose=1)
+    history = model.fit(x, y, epochs=3, verbose=1)
+    out = capsys.readouterr().out
+    plain = out.replace("\x1b[1m", "").replace("\x1b[0m", "").replace("\x1b[32m", "").replace("\x1b[37m", "")
+    assert [line for line in plain.splitlines() if line.startswith("Epoch")] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    finals = [part for part in plain.split("\n") if "4/4 " in part]
+    assert len(finals) == 3
+    for final, loss in zip(finals, history.history["loss"]):
+        assert "/step - loss: " in final and f"{loss:.4f}" in final
+    model.fit(x, y, epochs=2, verbose=2)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 3 and lines[0].startswith("Epoch 1/3") and "loss:" in lines[0]
+    assert lines[0] == "Epoch 1/2" and lines[1].startswith("4/4 - ") and "loss:" in lines[1]
+    model.fit(x, y, epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
 
 
 def test_callbacks_see_every_epoch(xy):

@@ -118,6 +118,10 @@ class Profile:
             start += size
         return lanes
 
+    def __reduce__(self):
+        # Modules do not pickle: a profile is rebuilt from its name, path and cache sizes.
+        return _rebuild_profile, (self.name, self.backend, tuple(self.caches))
+
     def __repr__(self) -> str:
         return f"Profile({self.name!r})" if not self.backend else f"Profile({self.name!r}, backend={self.backend!r})"
 
@@ -141,6 +145,14 @@ def get_profile(name, cpu: CPUInfo | None = None) -> Profile:
     if key not in PROFILE_IDS or cpu.float32_products not in module.FLOAT32_PATHS:
         module.float32_path(cpu.float32_products)  # raises, naming the path
     return Profile("tensorflow", PROFILE_IDS[key], module, cpu.float32_products, cpu.caches, cpu)
+
+
+def _rebuild_profile(name: str, backend: str, caches: tuple) -> Profile:
+    if name == "plain":
+        return get_profile("plain")
+    module = importlib.import_module("gdcore.numerics._tensorflow")
+    module.float32_path(backend)  # a path this version does not reproduce is an error naming it
+    return Profile(name, PROFILE_IDS[f"tensorflow/{backend}"], module, backend, Caches(*caches))
 
 
 def verify_tensorflow_profile(*args, **kwargs):
