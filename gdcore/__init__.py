@@ -17,6 +17,10 @@ Quick start::
     history = model.fit(train[["X"]], train["y"], batch_size=20, epochs=25)
 """
 
+from gdcore._cache import ensure_writable_cache
+
+ensure_writable_cache()  # before any kernel is decorated
+
 from gdcore import (activations, backend, callbacks, config, datasets, explain, initializers, layers, linear, losses,
                     metrics, models, numerics, optimizers, trace, utils)
 from gdcore.callbacks import History

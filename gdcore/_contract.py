@@ -33,7 +33,9 @@ done so far, the epochs of ``epochs.orders`` completed (an epoch cut by the
 :class:`Window` is not), the steps this call ran; a batch whose loss is not
 finite stops training and puts the parameters, the optimizer state and the
 iteration count back to the start of its epoch (``failed_batch`` is its index,
--1 otherwise). ``loss`` is the id of an entry of
+-1 otherwise); so does an update that leaves a weight or optimizer state
+non-finite, and a non-finite validation loss (``failed_batch`` is then the
+epoch's number of batches). ``window.failure[0]`` says which. ``loss`` is the id of an entry of
 :data:`gdcore.losses.LOSSES`. ``on_step`` (NumPy engine only) is called after
 every update with a :class:`Step`.
 """
@@ -94,7 +96,8 @@ class Window(NamedTuple):
     snapshot of the epoch start (``saved_params``, ``saved_slots``,
     ``saved_iterations[0]``, restored if a batch diverges) live here.
     ``batch_loss[s]`` receives the running loss after step ``s`` of the call
-    (for progress bars and batch callbacks), for ``s < len(batch_loss)``.
+    (for progress bars and batch callbacks), for ``s < len(batch_loss)``;
+    ``failure[0]`` says why a call stopped on a non-finite value (``FAILURE_*``).
     """
 
     start_batch: int
@@ -104,6 +107,12 @@ class Window(NamedTuple):
     saved_params: np.ndarray
     saved_slots: np.ndarray
     saved_iterations: np.ndarray
+    failure: np.ndarray  # int64 (1,): why the call stopped early, FAILURE_* (0: it did not)
+
+
+FAILURE_LOSS = 1  # a batch loss was NaN or infinite (before its update)
+FAILURE_UPDATE = 2  # an update made a weight or an optimizer state non-finite
+FAILURE_VALIDATION = 3  # the validation loss at the end of an epoch was not finite
 
 
 class Step(NamedTuple):

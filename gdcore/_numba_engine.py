@@ -21,7 +21,8 @@ from numba.core import errors
 from numba.extending import overload
 
 from gdcore import activations, losses, optimizers
-from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState, Window
+from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
+                              OptimizerState, Window)
 from gdcore._dispatch import switch
 from gdcore._dtype import cast
 from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
@@ -390,11 +391,11 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log, window):
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
             batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
-                _copy_flat(window.saved_params, params)
-                _copy_flat(window.saved_slots.reshape(-1), slots.reshape(-1))
-                return window.saved_iterations[0], epoch, steps, batch_index
+                return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
             _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes)
+            if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
+                return _restore(window, params, slots, _FAILURE_UPDATE), epoch, steps, batch_index
             # Keras's loss metric: a batch-size-weighted running mean of the pre-update batch losses.
             total = total + batch * rows
             count = count + rows
@@ -409,9 +410,31 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log, window):
         log.loss[epoch] = total / count
         if epochs.val.x.shape[0] > 0:
             log.val_loss[epoch] = _evaluate_loop(profile, caches, epochs.val, network, loss)
+            if not np.isfinite(log.val_loss[epoch]):
+                return _restore(window, params, slots, _FAILURE_VALIDATION), epoch, steps, n_batches
         if steps >= window.max_steps:
             return iterations, epoch + 1, steps, -1
     return iterations, orders.shape[0], steps, -1
+
+
+_FAILURE_LOSS, _FAILURE_UPDATE, _FAILURE_VALIDATION = FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION
+
+
+@_inline
+def _all_finite(values):
+    bad = 0
+    for i in range(values.shape[0]):
+        bad += not np.isfinite(values[i])
+    return bad == 0
+
+
+@_inline
+def _restore(window, params, slots, reason):
+    """Put the parameters and optimizer state back to the epoch's start; the iteration count to return."""
+    _copy_flat(window.saved_params, params)
+    _copy_flat(window.saved_slots.reshape(-1), slots.reshape(-1))
+    window.failure[0] = reason
+    return window.saved_iterations[0]
 
 
 # --- entry points, one compiled function per profile -----------------------------

@@ -12,7 +12,8 @@ explanations observe the real step instead of redoing it.
 import numpy as np
 
 from gdcore import activations, losses, optimizers
-from gdcore._contract import Batches, Epochs, Log, Network, OptimizerState, Step, Window
+from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
+                              OptimizerState, Step, Window)
 from gdcore._dtype import cast
 
 
@@ -82,6 +83,13 @@ def predict_loop(profile, batches: Batches, network: Network):
                            for start in range(0, x.shape[0], batch_size)])
 
 
+def _restore(window, params, slots, reason) -> int:
+    """Put the parameters and optimizer state back to the epoch's start; the iteration count to return."""
+    params[:], slots[:] = window.saved_params, window.saved_slots
+    window.failure[0] = reason
+    return int(window.saved_iterations[0])
+
+
 def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer: OptimizerState, log: Log,
              window: Window, on_step=None):
     """Same contract as :func:`gdcore._numba_engine.fit_loop` (:mod:`gdcore._contract`), plus the ``on_step`` hook."""
@@ -100,12 +108,13 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer:
             rows = order[start : start + epochs.batch_size]
             batch, grads, _ = gradients(profile, x[rows], y[rows], network, loss)
             if grads is None:
-                params[:], slots[:] = window.saved_params, window.saved_slots
-                return int(window.saved_iterations[0]), epoch, steps, batch_index
+                return _restore(window, params, slots, FAILURE_LOSS), epoch, steps, batch_index
             total = total + batch * cast(len(rows), x)  # Keras's loss metric: a batch-size-weighted running mean
             count = count + cast(len(rows), x)
             before = params.copy() if on_step is not None else None
             optimizers.apply_update(optimizer.hyper, params, grads, slots, iterations, optimizer.lanes)
+            if not (np.isfinite(params).all() and np.isfinite(slots).all()):
+                return _restore(window, params, slots, FAILURE_UPDATE), epoch, steps, batch_index
             iterations += 1
             if on_step is not None:
                 on_step(Step(epoch, batch_index, rows, batch, before, grads, params.copy()))
@@ -118,6 +127,8 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer:
         log.loss[epoch] = total / count
         if len(epochs.val.x):
             log.val_loss[epoch] = evaluate_loop(profile, epochs.val, network, loss_id)
+            if not np.isfinite(log.val_loss[epoch]):
+                return _restore(window, params, slots, FAILURE_VALIDATION), epoch, steps, n_batches
         if steps >= window.max_steps:
             return iterations, epoch + 1, steps, -1
     return iterations, len(epochs.orders), steps, -1

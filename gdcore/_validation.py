@@ -13,6 +13,17 @@ def _to_array(data, name: str, dtype) -> np.ndarray:
         return data
     if hasattr(data, "to_numpy"):  # pandas DataFrame / Series
         data = data.to_numpy()
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"{name} must be numeric (array, DataFrame, Series or list), got {type(data).__name__}")
+    kind = getattr(np.asarray(data) if not hasattr(data, "dtype") else data, "dtype", np.dtype(float)).kind
+    if kind == "c":
+        raise TypeError(f"{name} is complex ({np.asarray(data).dtype}): gdcore trains on real numbers; pass the real "
+                        "part (x.real) or the magnitude explicitly")
+    if kind in "mM":
+        raise TypeError(f"{name} holds {'durations' if kind == 'm' else 'dates'} ({np.asarray(data).dtype}): convert "
+                        "them to numbers in a unit you choose first (e.g. days as float)")
+    if kind in "SUV":
+        raise TypeError(f"{name} must be numeric, got an array of {np.asarray(data).dtype}")
     try:
         with np.errstate(over="ignore"):  # a value beyond the dtype's range is reported by _check_finite
             array = np.asarray(data, dtype=dtype)  # no copy when data already is such an array
@@ -45,6 +56,8 @@ def as_features(data, name: str = "x", n_features: int | None = None, dtype=np.f
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {array.shape}")
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty (0 samples)")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features per sample (shape {array.shape})")
     if n_features is not None and array.shape[1] != n_features:
         raise ValueError(f"{name} has {array.shape[1]} features per sample but the model's Input has shape ({n_features},)")
     _check_finite(array, name, data)
@@ -67,10 +80,23 @@ def as_targets(data, name: str = "y", n_rows: int | None = None, n_outputs: int 
     return array
 
 
-def positive_int(value, name: str, minimum: int = 1) -> int:
+def positive_int(value, name: str, minimum: int = 1, maximum: int = 2**62) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {value!r}")
     return int(value)
+
+
+def representable(value: float, dtype, name: str, allow_zero: bool = False) -> None:
+    """A hyperparameter that survives rounding to the model's ``dtype``: finite, and not 0 unless allowed."""
+    with np.errstate(over="ignore"):
+        rounded = np.dtype(dtype).type(value)
+    if not np.isfinite(rounded):
+        raise ValueError(f"{name}={value!r} overflows {np.dtype(dtype).name} (the model's dtype)")
+    if rounded == 0 and value != 0 and not allow_zero:
+        raise ValueError(f"{name}={value!r} rounds to 0 in {np.dtype(dtype).name} (the model's dtype): training "
+                         "would not move")
 
 
 def positive_float(value, name: str, allow_zero: bool = False) -> float:

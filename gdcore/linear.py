@@ -38,7 +38,7 @@ class LeastSquaresResult:
 
     def predict(self, x) -> np.ndarray:
         """Predictions :math:`X w + b`, shape (n_samples, 1)."""
-        return as_features(x, "x") @ self.kernel + self.bias
+        return as_features(x, "x", self.kernel.shape[0]) @ self.kernel + self.bias
 
 
 def least_squares(x, y) -> LeastSquaresResult:

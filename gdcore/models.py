@@ -224,6 +224,9 @@ class Model:
             rows.append((n_in, layer.units, layer.activation.id, offset, offset + n_in * layer.units))
             offset += n_in * layer.units + layer.units
             n_in = layer.units
+        if offset > 2**31:
+            raise ValueError(f"the model would have {offset:,} parameters: more than gdcore allocates (2**31); "
+                             "use fewer or smaller layers")
         self.layout = _contract.layout(rows)
         self.params = np.empty(offset, dtype=self.dtype)
         for layer, row in zip(self.dense_layers, self.layout):
@@ -375,6 +378,7 @@ class Model:
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
         x, y, val_x, val_y = self._validation(x, y, validation_split, validation_data)
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)
@@ -388,6 +392,7 @@ class Model:
         per_epoch = bool(callbacks) or verbose > 0 or on_step is not None
         self.history = history
         self.stop_training = False
+        self.optimizer.check(self.dtype)
         self.optimizer.build(self.params.size, self.dtype)
         engine = _numpy_engine if on_step is not None else self._engine()
         window = _WindowState(self.params, self.optimizer.slots, self.dtype)
@@ -451,7 +456,7 @@ class Model:
                     done += 1
                 epoch += done
                 if failed >= 0:
-                    self._diverged(history, epoch, failed)
+                    self._diverged(history, epoch, failed, int(window.failure[0]), x, y)
                     break
                 if interrupts.requested:
                     break
@@ -519,13 +524,27 @@ class Model:
             callback_list.on_test_batch_end(index, {"loss": float(total / count)})
         return float(total / count)
 
-    def _diverged(self, history, epoch, batch):
-        history.stopped = {"epoch": epoch, "batch": int(batch), "reason": "loss is NaN or infinite"}
-        warnings.warn(
-            f"training diverged: the loss of batch {batch} in epoch {epoch + 1} is NaN or infinite "
-            f"(learning_rate={self.optimizer.learning_rate} may be too large); stopped after {len(history.epoch)} "
-            f"complete epoch(s), weights and optimizer state restored to the end of the last one",
-            TrainingDivergedWarning, stacklevel=4)
+    def _diverged(self, history, epoch, batch, reason, x, y):
+        what = {_contract.FAILURE_LOSS: f"the loss of batch {batch} in epoch {epoch + 1} is NaN or infinite",
+                _contract.FAILURE_UPDATE: f"the update of batch {batch} in epoch {epoch + 1} made a weight or an "
+                                          "optimizer state NaN or infinite",
+                _contract.FAILURE_VALIDATION: f"the validation loss after epoch {epoch + 1} is NaN or infinite"}[reason]
+        history.stopped = {"epoch": epoch, "batch": int(batch), "reason": what}
+        warnings.warn(f"training diverged: {what} ({self._likely_cause(x, y)}); stopped after {len(history.epoch)} "
+                      "complete epoch(s), weights and optimizer state restored to the end of the last one",
+                      TrainingDivergedWarning, stacklevel=4)
+
+    def _likely_cause(self, x, y) -> str:
+        """The cause a reader should look at first, from what is known about the run."""
+        optimizer = self.optimizer
+        if getattr(optimizer, "epsilon", None) == 0:
+            return (f"{type(optimizer).__name__}(epsilon=0) divides by zero where a gradient and its average are 0; "
+                    "use a positive epsilon")
+        scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(y))))
+        if scale > np.finfo(self.dtype).max ** 0.25:
+            return (f"the data's scale (values up to {scale:.3g}) overflows {self.dtype.name} in the products and "
+                    "squares: standardize x and y")
+        return f"learning_rate={optimizer.learning_rate} may be too large"
 
     def _orders(self, n: int, epochs: int, shuffle: bool) -> np.ndarray:
         if not shuffle:
@@ -729,6 +748,7 @@ class _WindowState:
 
     def __init__(self, params, slots, dtype):
         self._saved = (params.copy(), slots.copy(), np.zeros(1, np.int64))
+        self.failure = np.zeros(1, np.int64)
         self._running = np.zeros(2, dtype)
         self._per_step = None
         self.window = None
@@ -745,7 +765,7 @@ class _WindowState:
 
     def prepare(self, start_batch: int, max_steps: int, record: int) -> None:
         batch_loss = np.zeros(min(record, max_steps), self._running.dtype) if record else self._running[:0]
-        self.window = _contract.Window(start_batch, max_steps, self._running, batch_loss, *self._saved)
+        self.window = _contract.Window(start_batch, max_steps, self._running, batch_loss, *self._saved, self.failure)
 
 
 # --- summary -----------------------------------------------------------------------------------

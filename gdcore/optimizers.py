@@ -76,7 +76,7 @@ from numba import njit, types
 from numba.extending import overload, register_jitable
 
 from gdcore._dtype import cast, libm_pow
-from gdcore._validation import lookup, positive_float, unit_interval
+from gdcore._validation import lookup, positive_float, representable, unit_interval
 from gdcore.numerics import eigen
 
 
@@ -403,6 +403,13 @@ class Optimizer:
     def hyperparameters(self, dtype):
         """The rule's constants (its named tuple), rounded to ``dtype`` as Keras rounds them."""
         raise NotImplementedError
+
+    def check(self, dtype) -> None:
+        """Refuse constants that do not survive rounding to ``dtype`` (a learning rate that becomes 0 or inf)."""
+        representable(self.learning_rate, dtype, "learning_rate")
+        for name, value in self.get_config().items():
+            if name != "learning_rate" and isinstance(value, float):
+                representable(value, dtype, name, allow_zero=True)
 
     def get_config(self) -> dict:
         raise NotImplementedError
