@@ -17,6 +17,7 @@ consistent with each other at every return, an interrupt included.
 from __future__ import annotations
 
 import math
+import random as pyrandom
 import shutil
 import signal
 import threading
@@ -26,6 +27,7 @@ import warnings
 import numpy as np
 
 from gdcore import _contract, _numba_engine, _numpy_engine, config, losses, optimizers
+from gdcore import random as _random
 from gdcore._naming import unique_name
 from gdcore._validation import as_features, as_targets, positive_int
 from gdcore.callbacks import (BATCH_HOOKS, TEST_HOOKS, Callback, CallbackList, History, ProgbarLogger, check,
@@ -129,17 +131,28 @@ class Model:
     engine : {"numba", "numpy"}
         The compiled fused loop (fast) or the readable NumPy step (same bits).
     seed : int or None
-        Seeds the generator for unseeded initializers and for ``fit(shuffle=True)``;
-        default: from :func:`gdcore.utils.set_random_seed`'s global seed, if set.
+        Seeds gdcore's own generator for unseeded initializers and for
+        ``fit(shuffle=True)`` (and selects ``random="gdcore"``).
+    random : {"keras", "gdcore"}, optional
+        Which random streams the model draws from. ``"keras"`` (the default
+        without ``seed``): Keras 3's own, bit for bit (:mod:`gdcore.random`):
+        unseeded initializers seeded from Python's ``random`` as each layer is
+        created, ``fit``'s shuffle from the global seed of
+        :func:`gdcore.utils.set_random_seed` (Keras 3 visits the same
+        permutation in every epoch). ``"gdcore"`` (the default with ``seed``):
+        a fast stream of gdcore's own, a new permutation every epoch
+        (SplitMix64-driven Fisher-Yates). Seeded initializers give Keras's
+        values in both.
     """
 
     _default_name = "functional"
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None, *, dtype: str | None = None,
-                 numerics: str | None = None, engine: str = "numba", seed: int | None = None, **kwargs):
+                 numerics: str | None = None, engine: str = "numba", seed: int | None = None, random: str | None = None,
+                 **kwargs):
         if kwargs:
             raise TypeError(f"Model got unsupported arguments {sorted(kwargs)}")
-        self._configure(name, dtype, numerics, engine, seed)
+        self._configure(name, dtype, numerics, engine, seed, random)
         if inputs is None and outputs is None and type(self) is Model:
             raise TypeError("Model(inputs, outputs): give the Input tensor and the output tensor of a chain of layers "
                             "(subclassing Model is not supported); or use gdcore.Sequential([...])")
@@ -151,7 +164,7 @@ class Model:
                 self._adopt(layer)
             self.build(self.input_shape)
 
-    def _configure(self, name, dtype, numerics, engine, seed):
+    def _configure(self, name, dtype, numerics, engine, seed, random=None):
         dtype = config.floatx() if dtype is None else str(np.dtype(dtype)) if not isinstance(dtype, str) else dtype
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -166,6 +179,10 @@ class Model:
         self.engine = engine
         self.name = name if name is not None else unique_name(self._default_name)
         self.seed = seed
+        random = ("gdcore" if seed is not None else "keras") if random is None else random
+        if random not in ("keras", "gdcore"):
+            raise ValueError(f"random must be 'keras' or 'gdcore', got {random!r}")
+        self.random = random
         self._rng = np.random.default_rng(config.model_seed() if seed is None else seed)
         self._input_layer: InputLayer | None = None
         self.input_shape: tuple[int] | None = None
@@ -234,8 +251,9 @@ class Model:
             layer.input_dim = n_in
             layer.kernel = self.params[row.kernel : row.bias].reshape(n_in, units)
             layer.bias = self.params[row.bias : row.bias + units]
-            layer.kernel[:] = layer.kernel_initializer((n_in, units), self.dtype, self._rng)
-            layer.bias[:] = layer.bias_initializer((units,), self.dtype, self._rng)
+            stream = self._rng if self.random == "gdcore" else _random.KERAS
+            layer.kernel[:] = layer.kernel_initializer((n_in, units), self.dtype, stream)
+            layer.bias[:] = layer.bias_initializer((units,), self.dtype, stream)
 
     @property
     def built(self) -> bool:
@@ -374,8 +392,10 @@ class Model:
         epochs = positive_int(epochs, "epochs", minimum=0)
         initial_epoch = positive_int(initial_epoch, "initial_epoch", minimum=0)
         verbose = _verbosity(verbose)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        if not isinstance(shuffle, (bool, np.bool_)) and shuffle != "batch":
+            raise TypeError(f"shuffle must be True, False or 'batch', got {shuffle!r}")
+        if shuffle == "batch" and self.random != "keras":
+            raise NotImplementedError("shuffle='batch' is Keras's stream: use random='keras'")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
         batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
@@ -402,7 +422,7 @@ class Model:
             epoch = initial_epoch
             while epoch < epochs and not self.stop_training:
                 count = 1 if per_epoch else max(1, min(epochs - epoch, _ORDER_CHUNK // x.shape[0]))
-                orders = self._orders(x.shape[0], count, shuffle)
+                orders = self._orders(x.shape[0], count, shuffle, batch_size)
                 if per_epoch:
                     callback_list.on_epoch_begin(epoch)
                 start_batch, done = 0, 0
@@ -546,9 +566,14 @@ class Model:
                     "squares: standardize x and y")
         return f"learning_rate={optimizer.learning_rate} may be too large"
 
-    def _orders(self, n: int, epochs: int, shuffle: bool) -> np.ndarray:
+    def _orders(self, n: int, epochs: int, shuffle, batch_size: int = 32) -> np.ndarray:
         if not shuffle:
             return np.tile(np.arange(n, dtype=np.int64), (epochs, 1))
+        if self.random == "keras":
+            # Without a global seed TensorFlow picks the shuffle's seeds at random: so do we, from Python's random.
+            seed = _random.tensorflow_seed()
+            seed = pyrandom.getrandbits(31) if seed is None else None
+            return np.ascontiguousarray(_random.shuffle_orders(n, epochs, shuffle, batch_size, seed=seed), np.int64)
         return _numba_engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
 
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", return_dict: bool = False,
@@ -650,10 +675,10 @@ class Sequential(Model):
     _default_name = "sequential"
 
     def __init__(self, layers=None, dtype: str | None = None, numerics: str | None = None, engine: str = "numba",
-                 seed: int | None = None, name: str | None = None, trainable: bool = True):
+                 seed: int | None = None, name: str | None = None, trainable: bool = True, random: str | None = None):
         if trainable is not True:
             raise NotImplementedError("Sequential(trainable=False) is not supported")
-        self._configure(name, dtype, numerics, engine, seed)
+        self._configure(name, dtype, numerics, engine, seed, random)
         if layers is not None and (isinstance(layers, (Dense, InputLayer, KerasTensor, str)) or
                                    not hasattr(layers, "__iter__")):
             raise TypeError(f"layers must be a list of layers, got {type(layers).__name__}: "

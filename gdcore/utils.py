@@ -1,7 +1,5 @@
 """``keras.utils`` for gdcore: ``set_random_seed``, ``plot_model``, ``to_categorical``, ``Progbar``."""
 
-import random
-
 import numpy as np
 
 from gdcore.callbacks import Progbar
@@ -10,19 +8,21 @@ __all__ = ["Progbar", "plot_model", "set_random_seed", "to_categorical"]
 
 
 def set_random_seed(seed: int) -> None:
-    """Seed every random stream gdcore draws from: Python's ``random``, NumPy's global generator, and gdcore's own.
+    """``keras.utils.set_random_seed``: seed every random stream, Keras's and gdcore's.
 
-    After it, models created without ``seed=`` draw their unseeded initializers
-    and shuffles from a sequence started at ``seed``, so a notebook run twice
-    gives the same numbers (as ``keras.utils.set_random_seed`` does for Keras).
+    As Keras: Python's ``random`` (which seeds each unseeded initializer as its
+    layer is created), NumPy's global generator and TensorFlow's global seed
+    (which decides ``fit``'s shuffle): a gdcore translation of a seeded Keras
+    cell then draws Keras's numbers (:mod:`gdcore.random`). Models with
+    ``random="gdcore"`` and no ``seed=`` draw from a sequence started at ``seed``.
     """
     from gdcore import config
+    from gdcore import random as streams
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    random.seed(int(seed))
-    np.random.seed(int(seed) % 2**32)
-    config._set_seed(int(seed))
+    streams.set_random_seed(int(seed))  # Python's random, NumPy's, TensorFlow's global seed (Keras's streams)
+    config._set_seed(int(seed))  # gdcore's own stream
 
 
 def plot_model(model, to_file="model.png", **kwargs):

@@ -316,3 +316,46 @@ def test_ctrl_c_leaves_a_consistent_state_that_training_continues_from():
     assert model.params.tobytes() == reference.params.tobytes()
     assert model.optimizer.slots.tobytes() == reference.optimizer.slots.tobytes()
     model.fit(x[:64], y[:64], epochs=1, verbose=0, shuffle=False)  # and training goes on
+
+
+# --- Keras's random streams, end to end (no weights or orders copied across) ---------------------------
+
+
+def _seed_cell(library, hidden, dtype, x, y, optimizer, loss, batch_size, epochs):
+    library.backend.clear_session()
+    library.utils.set_random_seed(123)
+    inputs = library.Input(shape=(1,))
+    if hidden:
+        outputs = library.layers.Dense(1)(library.layers.Dense(hidden, activation="sigmoid")(inputs))
+    else:
+        outputs = library.layers.Dense(1, kernel_initializer=library.initializers.RandomNormal(0, 0.05, 123))(inputs)
+    options = {"numerics": "tensorflow", "dtype": dtype} if library is keras else {}
+    model = library.Model(inputs, outputs, **options)
+    model.compile(optimizer=optimizer(library), loss=loss, **({} if library is keras else {"jit_compile": False}))
+    epochs_weights, history = [], {"loss": []}
+    for _ in range(epochs):  # one fit per epoch: Keras 3 visits the same permutation in each
+        h = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+        history["loss"] += h.history["loss"]
+        epochs_weights.append([np.asarray(w) for w in model.get_weights()])
+    return epochs_weights, history
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", ["linear-sgd-mse-b20", "sigmoid8-adam-mse-b20", "linear-sgd-mae-b1", "sigmoid8-adam-mae-b30"])
+def test_seeded_shuffled_keras_cells_give_keras_bits(train, case, dtype):
+    from reference.keras_driver import keras_dtype
+
+    architecture, optimizer, loss, batch = case.split("-")
+    hidden = 8 if architecture.startswith("sigmoid") else 0
+    make = (lambda lib: lib.optimizers.SGD(learning_rate=0.01)) if optimizer == "sgd" else \
+        (lambda lib: lib.optimizers.Adam(learning_rate=0.1))
+    x, y = train[["X"]].to_numpy(), train["y"].to_numpy()
+    epochs = 5 if batch == "b1" else 10
+    mine = _seed_cell(keras, hidden, dtype, x, y, make, loss, int(batch[1:]), epochs)
+    with keras_dtype(dtype) as real:
+        theirs = _seed_cell(real, hidden, dtype, x, y, make, loss, int(batch[1:]), epochs)
+    for epoch, (ours, keras_weights) in enumerate(zip(mine[0], theirs[0]), start=1):
+        for a, b in zip(ours, keras_weights):
+            assert a.tobytes() == np.asarray(b, a.dtype).tobytes(), f"epoch {epoch}: weights {a.ravel()[:3]} vs {b.ravel()[:3]}"
+    assert np.array_equal(np.asarray(mine[1]["loss"], dtype), np.asarray(theirs[1]["loss"], dtype))

@@ -50,7 +50,7 @@ def test_one_fit_per_epoch_on_permutations_equals_one_long_fit(xy):
     losses_stepwise = [stepwise.fit(x[p], y[p], batch_size=30, epochs=1, shuffle=False, verbose=0).history["loss"][0] for p in orders]
     long = build_model(hidden=[8])
     long.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss="mae")
-    long._orders = lambda n, epochs, shuffle: np.array(orders[:epochs])  # impose the same permutations
+    long._orders = lambda n, epochs, shuffle, batch_size=32: np.array(orders[:epochs])  # impose the same permutations
     history = long.fit(x, y, batch_size=30, epochs=4, verbose=0)
     assert history.history["loss"] == losses_stepwise
     assert np.array_equal(flat_weights(long), flat_weights(stepwise))
