@@ -16,6 +16,7 @@ consistent with each other at every return, an interrupt included.
 
 from __future__ import annotations
 
+import _signal
 import math
 import random as pyrandom
 import shutil
@@ -95,9 +96,10 @@ class _Interrupts:
         self._previous = None
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is \
+        # The C-level module: the public one converts every handler to an enum (tens of microseconds per fit).
+        if threading.current_thread() is threading.main_thread() and _signal.getsignal(signal.SIGINT) is \
                 signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = _signal.signal(signal.SIGINT, self._handle)
         return self
 
     def _handle(self, signum, frame):
@@ -107,7 +109,7 @@ class _Interrupts:
 
     def __exit__(self, *exc):
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            _signal.signal(signal.SIGINT, self._previous)
         return False
 
 
@@ -330,9 +332,11 @@ class Model:
 
     def _optimizer_state(self) -> _contract.OptimizerState:
         optimizer = self.optimizer
-        lanes = self.profile.update_lanes(self.layout, self.dtype)
-        return _contract.OptimizerState(optimizer.hyperparameters(self.dtype), optimizer.slots, optimizer.iterations,
-                                        lanes)
+        key = (self.profile, self.params.size)
+        if getattr(self, "_lanes_key", None) != key:  # a property of the layout and the profile: computed once
+            self._lanes, self._lanes_key = self.profile.update_lanes(self.layout, self.dtype), key
+        hyper = optimizer._cached(self.dtype, lambda: optimizer.hyperparameters(self.dtype))
+        return _contract.OptimizerState(hyper, optimizer.slots, optimizer.iterations, self._lanes)
 
     def _prepare_x(self, x, name="x") -> np.ndarray:
         expected = self.input_shape[0] if self.input_shape is not None else None
@@ -407,15 +411,15 @@ class Model:
         everything = [*callbacks, history] + ([ProgbarLogger()] if verbose else [])
         callback_list = CallbackList(everything, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
         progbar = everything[-1] if verbose else None
-        per_batch = callback_list.listens(BATCH_HOOKS) and any(overrides(c, BATCH_HOOKS) for c in callbacks)
-        test_hooks = any(overrides(c, TEST_HOOKS) for c in callbacks)
+        per_batch = bool(callbacks) and any(overrides(c, BATCH_HOOKS) for c in callbacks)
+        test_hooks = bool(callbacks) and any(overrides(c, TEST_HOOKS) for c in callbacks)
         per_epoch = bool(callbacks) or verbose > 0 or on_step is not None
         self.history = history
         self.stop_training = False
         self.optimizer.check(self.dtype)
         self.optimizer.build(self.params.size, self.dtype)
         engine = _numpy_engine if on_step is not None else self._engine()
-        window = _WindowState(self.params, self.optimizer.slots, self.dtype)
+        window = self._window_state()
         logs = None
         with _Interrupts() as interrupts:
             callback_list.on_train_begin()
@@ -450,17 +454,20 @@ class Model:
                             on_step(epoch + done + step.epoch, step)
                     self._report_batches(window, ran, start_batch, steps, completed, per_batch, callback_list,
                                          progbar)
-                    if completed:  # an epoch (or, unobserved, several) ended in this call
-                        for index in range(completed):
-                            logs = {"loss": float(loss_history[done + index])}
-                            if val_x.shape[0]:
-                                logs["val_loss"] = float(val_history[done + index]) if validate_inside else \
-                                    self._validate(val_x, val_y, batch_size, callback_list)
-                            if per_epoch:
-                                callback_list.on_epoch_end(epoch + done + index, logs)
-                            else:
-                                history.on_epoch_end(epoch + done + index, logs)
+                    if completed and not per_epoch:  # only the History listens: it gets the epochs at once
+                        history.epoch.extend(range(epoch + done, epoch + done + completed))
+                        history.history["loss"].extend(loss_history[done : done + completed].tolist())
+                        if val_x.shape[0]:
+                            history.history["val_loss"].extend(val_history[done : done + completed].tolist())
+                        logs = {key: values[-1] for key, values in history.history.items()}
                         done += completed
+                    elif completed:  # an epoch ended in this call
+                        logs = {"loss": float(loss_history[done])}
+                        if val_x.shape[0]:
+                            logs["val_loss"] = float(val_history[done]) if validate_inside else \
+                                self._validate(val_x, val_y, batch_size, callback_list)
+                        callback_list.on_epoch_end(epoch + done, logs)
+                        done += 1
                     if failed < 0:
                         start_batch = (start_batch + ran) % steps  # where the next call starts in its epoch
                     if failed >= 0 or interrupts.requested:
@@ -485,6 +492,14 @@ class Model:
                                         f"({len(history.epoch)} complete epoch(s) recorded in History)")
             callback_list.on_train_end(logs)
         return history
+
+    def _window_state(self):
+        """The engine's window buffers, reused across fits of this model (their sizes follow the model's)."""
+        state = getattr(self, "_window", None)
+        if state is None or state.matches(self.params, self.optimizer.slots) is False:
+            state = self._window = _WindowState(self.params, self.optimizer.slots, self.dtype)
+        state.failure[0] = 0
+        return state
 
     def _report_batches(self, window, ran, start_batch, steps, completed, per_batch, callback_list, progbar):
         """Batch callbacks and the progress bar, from the running losses the engine wrote for this call's steps."""
@@ -777,6 +792,11 @@ class _WindowState:
         self._running = np.zeros(2, dtype)
         self._per_step = None
         self.window = None
+
+    def matches(self, params, slots) -> bool:
+        saved_params, saved_slots, _ = self._saved
+        return saved_params.shape == params.shape and saved_params.dtype == params.dtype and \
+            saved_slots.shape == slots.shape
 
     def steps_for(self, someone_waits: bool) -> int:
         """Steps in the next call: about ``_SLICE_SECONDS`` of work (as measured), unbounded at first."""

@@ -379,6 +379,22 @@ class Optimizer:
     def id(self) -> int:
         return self.rule.id
 
+    def _cached(self, dtype, make):
+        """``make()`` for this configuration and dtype, remembered (a fit asks for it once per engine call)."""
+        key = (np.dtype(dtype), tuple(vars(self)[name] for name in self._config_names()))
+        try:
+            hash(key)
+        except TypeError:  # a configuration value that cannot be a key: nothing remembered
+            return make()
+        cache = vars(self).setdefault("_hyper_cache", {})
+        if key not in cache:
+            cache.clear()
+            cache[key] = make()
+        return cache[key]
+
+    def _config_names(self):
+        return tuple(name for name in vars(self) if not name.startswith("_") and name not in ("slots", "iterations"))
+
     def build(self, n_params: int, dtype) -> None:
         if self.slots is None or self.slots.shape[1] != n_params or self.slots.dtype != dtype:
             self.slots = np.zeros((len(self.rule.slots), n_params), dtype=dtype)
@@ -406,10 +422,15 @@ class Optimizer:
 
     def check(self, dtype) -> None:
         """Refuse constants that do not survive rounding to ``dtype`` (a learning rate that becomes 0 or inf)."""
+        config = self.get_config()
+        key = (np.dtype(dtype), tuple(config.items()))
+        if getattr(self, "_checked", None) == key:
+            return
         representable(self.learning_rate, dtype, "learning_rate")
-        for name, value in self.get_config().items():
+        for name, value in config.items():
             if name != "learning_rate" and isinstance(value, float):
                 representable(value, dtype, name, allow_zero=True)
+        self._checked = key
 
     def get_config(self) -> dict:
         raise NotImplementedError
