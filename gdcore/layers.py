@@ -209,5 +209,29 @@ class Dense(Layer):
         return {"name": self.name, "units": self.units, "activation": self.activation.name, "use_bias": True,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
 
+    def __getstate__(self) -> dict:
+        # pickle and deepcopy copy a view as an array of its own: in a built model, kernel and bias are kept as
+        # the model's flat parameter array (the same object the model holds, so restored once) and offsets, and
+        # made views of it again. The activation goes by name, so the table's entry comes back.
+        state = dict(self.__dict__)
+        state["activation"] = self.activation.name
+        params = getattr(self._model, "params", None)
+        if self.kernel is not None and params is not None and np.shares_memory(self.kernel, params):
+            offsets = [(array.__array_interface__["data"][0] - params.__array_interface__["data"][0]) //
+                       params.itemsize for array in (self.kernel, self.bias)]
+            state["kernel"] = state["bias"] = None
+            state["_views_of"] = (params, offsets[0], offsets[1])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state["activation"] = activations.get(state["activation"])
+        views = state.pop("_views_of", None)
+        self.__dict__.update(state)
+        if views is not None:
+            params, kernel, bias = views
+            self.kernel = params[kernel : kernel + self.input_dim * self.units].reshape(self.input_dim, self.units)
+            self.bias = params[bias : bias + self.units]
+
     def __repr__(self) -> str:
         return f"Dense({self.units}, activation={self.activation.name!r}, name={self.name!r})"
