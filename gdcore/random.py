@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import math
 import random as _python_random
+import sys
 from numbers import Integral
 
 import numpy as np
@@ -642,11 +643,33 @@ def set_tensorflow_seed(seed: int | None) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)):
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
     _STATE.tensorflow_seed = None if seed is None else int(seed)
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "random"):  # one global seed, as in Keras: TensorFlow's, when it is loaded
+        tf.random.set_seed(_STATE.tensorflow_seed)
 
 
 def tensorflow_seed() -> int | None:
-    """The global seed last given to :func:`set_tensorflow_seed` (or :func:`set_random_seed`), or None."""
-    return _STATE.tensorflow_seed
+    """The global seed that decides ``fit``'s shuffles, or None.
+
+    The one last given to :func:`set_tensorflow_seed` (or
+    :func:`set_random_seed`); when TensorFlow is loaded, its own global seed
+    takes precedence, so a notebook cell that calls ``tf.random.set_seed(123)``
+    before a gdcore ``fit`` shuffles as the Keras cell did.
+    """
+    tf_seed = _tensorflow_global_seed()
+    return tf_seed if tf_seed is not None else _STATE.tensorflow_seed
+
+
+def _tensorflow_global_seed() -> int | None:
+    """TensorFlow's global seed if TensorFlow is loaded (read without drawing from its op-seed counter)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.eager import context
+    except ImportError:  # pragma: no cover - a TensorFlow without the eager context module
+        return None
+    seed = context.global_seed()
+    return None if seed is None else int(seed)
 
 
 def get_random_seed() -> int | None:
@@ -742,7 +765,7 @@ def op_seeds(op_seed: int | None = None, global_seed: int | None = None) -> tupl
     since TensorFlow would then draw nondeterministic seeds.
     """
     if global_seed is None:
-        global_seed = _STATE.tensorflow_seed
+        global_seed = tensorflow_seed()
     if global_seed is not None:
         seeds = (global_seed % _INT32_MAX, (0 if op_seed is None else op_seed) % _INT32_MAX)
     elif op_seed is not None:

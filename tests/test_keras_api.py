@@ -359,3 +359,34 @@ def test_seeded_shuffled_keras_cells_give_keras_bits(train, case, dtype):
         for a, b in zip(ours, keras_weights):
             assert a.tobytes() == np.asarray(b, a.dtype).tobytes(), f"epoch {epoch}: weights {a.ravel()[:3]} vs {b.ravel()[:3]}"
     assert np.array_equal(np.asarray(mine[1]["loss"], dtype), np.asarray(theirs[1]["loss"], dtype))
+
+
+@pytest.mark.tensorflow
+def test_tensorflow_global_seed_decides_the_shuffle_as_in_keras(train):
+    """The seed cell calls ``tf.random.set_seed(123)``, not Keras's: gdcore's shuffle reads TensorFlow's seed too."""
+    import tensorflow as tf
+
+    from reference.keras_driver import import_keras
+
+    real = import_keras()
+    x, y = train[["X"]].to_numpy(), train["y"].to_numpy()
+    results = []
+    for library in (keras, real):
+        library.backend.clear_session()
+        tf.random.set_seed(123)
+        inputs = library.Input(shape=(1,), name="input")
+        outputs = library.layers.Dense(1, kernel_initializer=library.initializers.RandomNormal(0, 0.05, 123),
+                                       name="output")(inputs)
+        options = {"numerics": "tensorflow"} if library is keras else {}
+        model = library.Model(inputs, outputs, **options)
+        model.compile(optimizer=library.optimizers.SGD(learning_rate=0.01), loss="mean_squared_error")
+        history = model.fit(x=x, y=y, batch_size=20, epochs=25, shuffle=True, verbose=0)
+        results.append(([np.asarray(w) for w in model.get_weights()], history.history["loss"]))
+    (ours, our_loss), (theirs, their_loss) = results
+    assert [w.tobytes() for w in ours] == [np.asarray(w, np.float32).tobytes() for w in theirs]
+    assert np.array_equal(np.float32(our_loss), np.float32(their_loss))
+    assert [w.ravel().tolist() for w in ours] == [[np.float32("1.0373392")], [np.float32("1.7691401")]]
+    keras.utils.set_random_seed(5)  # and gdcore's own call sets TensorFlow's seed, as Keras's does
+    from tensorflow.python.eager import context
+
+    assert gdcore.random.tensorflow_seed() == 5 and context.global_seed() == 5
