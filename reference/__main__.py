@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="engines to compare gdcore with (default: both)")
     parser.add_argument("--output", default="reference-report", metavar="DIR", help="report folder (default: %(default)s)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--free", action="store_true",
+                        help="impose nothing: Keras and gdcore each run the seeded Keras cell, drawing their own initial "
+                             "weights and shuffles (gdcore from its copy of Keras's random streams); Keras only")
     parser.add_argument("--list", action="store_true", help="list the configuration names and exit")
     return parser
 
@@ -52,7 +55,27 @@ def _selected(arguments) -> list[configs_module.Config]:
 
 
 def _verify_profile() -> tuple[str, str]:
-    """``(one line for the terminal, full text for the report)`` of gdcore.numerics.verify_tensorflow_profile()."""
+    """``(lines for the terminal, full text for the report)``: gdcore.numerics.verify_tensorflow_profile(), then
+    gdcore.numerics.verify_random_streams()."""
+    line, text = _verify_operations()
+    streams = _verify_streams()
+    return f"{line}\n{streams}", f"{text}\n\n{streams}\n" if text else text
+
+
+def _verify_streams() -> str:
+    name = "gdcore.numerics.verify_random_streams()"
+    try:
+        from gdcore.numerics import verify_random_streams
+
+        outcome = verify_random_streams()
+    except Exception as error:  # reported, not raised: the comparisons still run
+        return f"{name}: not available ({type(error).__name__}: {str(error)[:150]})"
+    exact = int((outcome["bit_identical"] == outcome["cases"]).sum())
+    return (f"{name}: {exact} of {len(outcome)} streams bit-identical ({int(outcome['bit_identical'].sum())} of "
+            f"{int(outcome['cases'].sum())} draws; {outcome.attrs.get('versions', '')})")
+
+
+def _verify_operations() -> tuple[str, str]:
     name = "gdcore.numerics.verify_tensorflow_profile()"
     try:
         from gdcore import numerics
@@ -107,6 +130,8 @@ def main(argv=None) -> int:
     if arguments.list:
         print("\n".join(config.name for config in selected))
         return 0
+    if arguments.free:
+        arguments.engines = ["keras"]
     if "keras" in arguments.engines:
         from reference.keras_driver import import_keras
 
@@ -130,8 +155,10 @@ def main(argv=None) -> int:
     print(f"{len(selected)} configuration(s); gdcore numerics: {arguments.numerics}; tolerances: " +
           ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in DEFAULT_TOLERANCES.items()))
     results = []
+    if arguments.free:
+        from reference.free import run_free
     for index, config in enumerate(selected, start=1):
-        result = run_config(config, engines=tuple(arguments.engines))
+        result = run_free(config) if arguments.free else run_config(config, engines=tuple(arguments.engines))
         results.append(result)
         print(_progress_line(index, len(selected), result), flush=True)
     summary = summary_frame(results)
@@ -143,7 +170,7 @@ def main(argv=None) -> int:
         print(comparison.failure_message())
     elapsed = time.perf_counter() - start
     argv_line = ["python", "-m", "reference", *(sys.argv[1:] if argv is None else argv)]
-    preamble = [f"gdcore numerics: {arguments.numerics}", machine, verify, f"wall time: {elapsed:.1f} s"]
+    preamble = [f"gdcore numerics: {arguments.numerics}", machine, *verify.splitlines(), f"wall time: {elapsed:.1f} s"]
     output = write_report(results, arguments.output, argv=argv_line, preamble=preamble, plots=not arguments.no_plots)
     if verify_text:
         (output / "verify-tensorflow-profile.txt").write_text(verify_text + "\n")

@@ -411,3 +411,12 @@ def test_compiled_fit_trains_on_the_same_orders(keras, seed):
         imposed.fit(x[order], y[order], batch_size=5, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(shuffled.get_weights(), imposed.get_weights()):
         assert np.array_equal(a, b), _mismatch(b, a)
+
+
+@tensorflow
+def test_verify_random_streams_reports_every_stream_identical():
+    from gdcore.numerics import verify_random_streams
+
+    report = verify_random_streams(seeds=(7,), shapes=((3, 5),))
+    assert len(report) == 31 and (report["bit_identical"] == report["cases"]).all(), report.to_string()
+    assert report.attrs["versions"].startswith("TensorFlow ")

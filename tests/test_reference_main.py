@@ -67,3 +67,14 @@ def test_exit_status_is_one_when_a_comparison_is_beyond_tolerance(tmp_path, caps
     assert status == 1
     assert "FAIL" in printed and "first epoch beyond tolerance" in printed
     assert "## Failures" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.tensorflow
+def test_free_runs_compare_seeded_cells_with_nothing_imposed(tmp_path, capsys, quick):
+    status = command.main(["--free", "--grid", "--configs", "linear-sgd-mse-b30-lr0.01-float32", "sigmoid8-adam-mae-b20-lr0.1-float64",
+                           "--epochs", "3", "--no-plots", "--output", str(tmp_path / "report")])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert printed.count("keras (free): ok (rel 0.0e+00, 3/3 bit-identical)") == 2, printed
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert list(summary["engines"]) == ["gdcore vs keras (free)"] * 2

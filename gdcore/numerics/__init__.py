@@ -162,4 +162,12 @@ def verify_tensorflow_profile(*args, **kwargs):
     return verify(*args, **kwargs)
 
 
-__all__ = ["CPUInfo", "Caches", "Profile", "cpu_info", "get_profile", "verify_tensorflow_profile"]
+def verify_random_streams(*args, **kwargs):
+    """Check gdcore's copy of Keras's random streams: see :func:`gdcore.numerics.verify.verify_random_streams`."""
+    from gdcore.numerics.verify import verify_random_streams as verify
+
+    return verify(*args, **kwargs)
+
+
+__all__ = ["CPUInfo", "Caches", "Profile", "cpu_info", "get_profile", "verify_random_streams",
+           "verify_tensorflow_profile"]

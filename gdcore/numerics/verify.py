@@ -207,3 +207,95 @@ def format_report(df: pd.DataFrame) -> str:
     exact = int((df["bit_identical"] == df["cases"]).sum())
     lines.append(f"{exact} of {len(df)} groups bit-identical")
     return "\n".join(lines)
+
+
+# --- Keras's random streams --------------------------------------------------------------------------
+
+_STREAM_INITIALIZERS = [
+    ("RandomNormal", {"mean": 0.0, "stddev": 0.05}), ("RandomUniform", {"minval": -0.05, "maxval": 0.05}),
+    ("TruncatedNormal", {"mean": 0.0, "stddev": 0.05}), ("GlorotUniform", {}), ("GlorotNormal", {}),
+    ("HeNormal", {}), ("HeUniform", {}), ("LecunNormal", {}), ("LecunUniform", {}),
+    ("VarianceScaling", {"scale": 1.3, "mode": "fan_avg", "distribution": "uniform"}), ("Orthogonal", {}),
+]
+
+
+def verify_random_streams(seeds=(0, 123, 987654321), dtypes=("float32", "float64"),
+                          shapes=((1, 1), (1, 8), (8, 1), (3, 5), (100, 7))) -> pd.DataFrame:
+    """Compare :mod:`gdcore.random`'s copy of Keras's random streams with the installed Keras, draw by draw.
+
+    Streams: TensorFlow's stateless uniform, normal and truncated normal;
+    each seeded Keras initializer; Dense's unseeded default after
+    ``keras.utils.set_random_seed``; and the sample orders ``fit(shuffle=True)``
+    and ``fit(shuffle="batch")`` visit (recorded from a Keras model's
+    ``train_step``). Returns one row per (stream, dtype) with ``cases`` (values
+    compared) and ``bit_identical``; ``df.attrs["versions"]`` names the
+    TensorFlow and Keras whose streams were checked.
+    """
+    tf = _import_tensorflow()
+    import keras
+
+    from gdcore import initializers
+    from gdcore import random as keras_random
+
+    tally = {}
+
+    def count(stream, dtype, mine, theirs):
+        mine, theirs = np.asarray(mine), np.asarray(theirs)
+        row = tally.setdefault((stream, dtype), [0, 0])
+        row[0] += mine.size
+        if mine.shape == theirs.shape and mine.dtype == theirs.dtype:  # bits compared: -0.0 is not 0.0
+            bits = np.dtype(f"u{mine.itemsize}")
+            row[1] += int(np.count_nonzero(mine.reshape(-1).view(bits) == theirs.reshape(-1).view(bits)))
+
+    for dtype in dtypes:
+        for seed in seeds:
+            for name, tf_draw, draw in [("stateless_uniform", tf.random.stateless_uniform, keras_random.stateless_uniform),
+                                        ("stateless_normal", tf.random.stateless_normal, keras_random.stateless_normal),
+                                        ("stateless_truncated_normal", tf.random.stateless_truncated_normal,
+                                         keras_random.stateless_truncated_normal)]:
+                theirs = tf_draw((1000,), tf.constant((seed, 0), tf.int64), dtype=dtype).numpy()
+                count(name, dtype, draw((1000,), (seed, 0), dtype=dtype), theirs)
+            for name, kwargs in _STREAM_INITIALIZERS:
+                for shape in shapes:
+                    theirs = getattr(keras.initializers, name)(**kwargs, seed=seed)(shape, dtype=dtype)
+                    count(name, dtype, getattr(initializers, name)(**kwargs, seed=seed)(shape, dtype), theirs)
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        theirs = keras.initializers.GlorotUniform()((4, 8))
+        keras_random.set_random_seed(seed)
+        count("unseeded GlorotUniform", "float32", initializers.GlorotUniform()((4, 8)), theirs)
+        for shuffle, n, batch_size in [(True, 100, 20), (True, 37, 5), ("batch", 100, 30)]:
+            theirs = _keras_visits(keras, tf, seed, n, batch_size, 2, shuffle)
+            keras_random.set_random_seed(seed)
+            count(f"fit(shuffle={shuffle!r}) orders", "int64", keras_random.shuffle_orders(n, 2, shuffle, batch_size),
+                  theirs)
+    records = [{"stream": stream, "dtype": dtype, "cases": cases, "bit_identical": same}
+               for (stream, dtype), (cases, same) in tally.items()]
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs["versions"] = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    return frame
+
+
+def _keras_visits(keras, tf, seed, n, batch_size, epochs, shuffle) -> np.ndarray:
+    """The sample indices Keras's ``fit`` visits per epoch (x is arange(n), recorded in ``train_step``)."""
+    seen = []
+
+    class Recorder(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def train_step(self, data):
+            seen.append(np.asarray(data[0])[:, 0].astype(np.int64))
+            return {"loss": tf.constant(0.0)}
+
+    keras.utils.set_random_seed(seed)
+    model = Recorder()
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    x = np.arange(n, dtype="float32")[:, None]
+    model.fit(x, x, batch_size=batch_size, epochs=epochs, shuffle=shuffle, verbose=0)
+    steps = len(seen) // epochs
+    return np.stack([np.concatenate(seen[e * steps:(e + 1) * steps]) for e in range(epochs)])
