@@ -263,9 +263,14 @@ tf.linalg.matmul(np.ones((3, 2), np.float32), np.ones((2, 3), np.float32)).numpy
 
 
 @pytest.mark.tensorflow
-@pytest.mark.parametrize("environ", [{}, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, {"TF_ENABLE_ONEDNN_OPTS": "0"},
-                                     {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}],
-                         ids=["default", "avx2", "onednn-off", "avx512_core"])
+@pytest.mark.parametrize("environ", [
+    pytest.param({}, id="default"),
+    # the other code paths this CPU can be sent down (``-m slow`` selects them)
+    pytest.param({"ONEDNN_MAX_CPU_ISA": "AVX2"}, id="avx2", marks=pytest.mark.slow),
+    pytest.param({"TF_ENABLE_ONEDNN_OPTS": "0"}, id="onednn-off", marks=pytest.mark.slow),
+    pytest.param({"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, id="avx512_core",
+                 marks=pytest.mark.slow),
+])
 def test_tensorflow_and_onednn_agree_with_the_derivation(environ):
     pytest.importorskip("tensorflow")
     env = {**os.environ, **environ}
