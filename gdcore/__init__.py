@@ -4,7 +4,7 @@ Keras's module shape: ``import gdcore as keras`` runs Keras cells that use
 what gdcore supports (``keras.Input``, ``keras.layers.Dense``, ``keras.Model``,
 ``keras.Sequential``, ``keras.optimizers``, ``keras.losses``,
 ``keras.callbacks``, ``keras.initializers``, ``keras.backend.clear_session``,
-``keras.utils.set_random_seed``, ``keras.config.set_floatx``); anything else
+``keras.utils.set_random_seed``, ``keras.config.set_floatx``, ``keras.saving.load_model``); anything else
 is an error naming it.
 
 Quick start::
@@ -22,7 +22,7 @@ from gdcore._cache import ensure_writable_cache
 ensure_writable_cache()  # before any kernel is decorated
 
 from gdcore import (activations, backend, callbacks, config, datasets, explain, initializers, layers, linear, losses,
-                    metrics, models, numerics, optimizers, random, trace, utils)
+                    metrics, models, numerics, optimizers, random, saving, trace, utils)
 from gdcore.callbacks import History
 from gdcore.layers import Dense, Input, InputLayer
 from gdcore.models import Model, Sequential, TrainingDivergedWarning
@@ -31,5 +31,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Dense", "History", "Input", "InputLayer", "Model", "Sequential", "TrainingDivergedWarning", "activations",
     "backend", "callbacks", "config", "datasets", "explain", "initializers", "layers", "linear", "losses", "metrics",
-    "models", "numerics", "optimizers", "random", "trace", "utils",
+    "models", "numerics", "optimizers", "random", "saving", "trace", "utils",
 ]
