@@ -14,11 +14,15 @@ column by position.
     ``params`` (every weight, flat, in ``get_weights()`` order) and ``layout``.
 :class:`Batches`
     Data visited in order, in batches: ``x``, ``y`` (for ``predict`` an
-    empty (0, 0) array), ``batch_size``.
+    empty (0, 0) array), ``batch_size``, ``sample_weight`` (one weight per
+    row, model dtype; ones when none is given: a weight of 1 changes no bit).
 :class:`Epochs`
     What one training call visits: ``x``, ``y``, ``orders`` (one row of sample
-    indices per epoch), ``batch_size``, and the validation data ``val`` (a
-    :class:`Batches`; no rows for none).
+    indices per epoch), ``batch_size``, the validation data ``val`` (a
+    :class:`Batches`; no rows for none) and ``sample_weight`` (per row of ``x``).
+    The loss of a batch is Keras's ``sum_over_batch_size`` of the weighted
+    per-sample losses, :math:`\\sum_b w_b \\ell_b / B` (:mod:`gdcore.losses`);
+    the metrics are unweighted, as Keras's ``compile(metrics=...)`` are.
 :class:`OptimizerState`
     ``hyper`` (the rule's named tuple of constants, :mod:`gdcore.optimizers`:
     its type selects the rule), ``slots`` (state, shape (slots, parameters),
@@ -76,6 +80,7 @@ class Batches(NamedTuple):
     x: np.ndarray
     y: np.ndarray
     batch_size: int
+    sample_weight: np.ndarray
 
 
 class Epochs(NamedTuple):
@@ -84,6 +89,7 @@ class Epochs(NamedTuple):
     orders: np.ndarray
     batch_size: int
     val: Batches
+    sample_weight: np.ndarray
 
 
 class OptimizerState(NamedTuple):

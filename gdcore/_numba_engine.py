@@ -146,17 +146,18 @@ def _loss_pass_for(loss):
     """The compiled pass of ``loss`` over a batch: per-sample means and, optionally, dL/d(y_pred)."""
     value, grad = loss.value, loss.grad
 
-    def loss_pass(y_true, y_pred, per_sample, delta, with_gradient):
+    def loss_pass(y_true, y_pred, weights, per_sample, delta, with_gradient):
         rows, n_outputs = y_pred.shape
-        scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
+        inverse = cast(1, y_pred) / cast(rows, y_pred)
         for b in range(rows):
+            scale = inverse * weights[b] / cast(n_outputs, y_pred)
             acc = cast(0, y_pred)
             for j in range(n_outputs):
                 term = value(y_true[b, j], y_pred[b, j])
                 acc = term if j == 0 else acc + term
                 if with_gradient:
                     delta[b, j] = grad(y_true[b, j], y_pred[b, j], scale)
-            per_sample[b] = acc / cast(n_outputs, y_pred)
+            per_sample[b] = acc / cast(n_outputs, y_pred) * weights[b]
 
     loss_pass.__name__ = loss_pass.__qualname__ = f"{loss.name}_pass"
     return _inline(loss_pass)
@@ -165,13 +166,14 @@ def _loss_pass_for(loss):
 _LOSS_PASSES = [_loss_pass_for(loss) for loss in losses.LOSSES]
 
 
-def _loss_pass(loss, y_true, y_pred, per_sample, delta, with_gradient):
+def _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
     """Compiled code only: the pass of loss ``loss`` (an id)."""
 
 
 @overload(_loss_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
-def _loss_pass_numba(loss, y_true, y_pred, per_sample, delta, with_gradient):
-    return switch("loss_pass", _LOSS_PASSES, ["y_true", "y_pred", "per_sample", "delta", "with_gradient"], "loss")
+def _loss_pass_numba(loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
+    return switch("loss_pass", _LOSS_PASSES, ["y_true", "y_pred", "weights", "per_sample", "delta", "with_gradient"],
+                  "loss")
 
 
 def _metric_pass_for(rule):
@@ -243,7 +245,8 @@ def _workspace(rows, n_features, layout, dtype_like):
         outputs.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
         deltas.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
     per_sample = np.empty(rows, dtype=dtype_like.dtype)
-    return inputs, targets, outputs, deltas, per_sample
+    weights = np.empty(rows, dtype=dtype_like.dtype)
+    return inputs, targets, outputs, deltas, per_sample, weights
 
 
 # --- one batch ----------------------------------------------------------------------
@@ -260,13 +263,13 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs):
 
 
 @_inline
-def _batch_loss(profile, loss, y_true, y_pred, per_sample, delta, with_gradient):
-    """Keras's batch loss sum(per-sample mean over outputs) / B.
+def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
+    """Keras's batch loss sum(weight * per-sample mean over outputs) / B.
 
     With ``with_gradient`` (a constant), the same pass also fills
     ``delta`` = dL/d(y_pred); training uses it only if the loss is finite.
     """
-    _loss_pass(loss, y_true, y_pred, per_sample, delta, with_gradient)
+    _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient)
     return _sum_vector(profile, per_sample) / cast(y_pred.shape[0], y_pred)
 
 
@@ -326,10 +329,11 @@ def _splitmix64_output(z):
 
 
 @_inline
-def _gather(x, y, order, start, inputs, targets):
+def _gather(x, y, sample_weight, order, start, inputs, targets, weights):
     """The batch's rows, contiguous: inputs[b] <- x[order[start + b]], targets[b] <- y[order[start + b]]."""
     for b in range(inputs.shape[0]):
         row = order[start + b]
+        weights[b] = sample_weight[row]
         for j in range(x.shape[1]):
             inputs[b, j] = x[row, j]
         for j in range(y.shape[1]):
@@ -362,11 +366,13 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     metric_sums = sums[1:]
     for start in range(0, n, batch_size):
-        inputs, targets, outputs, deltas, per_sample = full if start + batch_size <= n else last
+        inputs, targets, outputs, deltas, per_sample, weights = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         _copy_rows(y, start, targets)
+        for b in range(weights.shape[0]):
+            weights[b] = batches.sample_weight[start + b]
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
-        batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[layout.shape[0] - 1], False)
+        batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
         _accumulate_metrics(profile, metrics, targets, y_pred, per_sample, metric_sums)
@@ -382,7 +388,7 @@ def _predict_loop(profile, caches, batches, network):
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     for start in range(0, n, batch_size):
-        inputs, _, outputs, _, _ = full if start + batch_size <= n else last
+        inputs, _, outputs, _, _, _ = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
         for b in range(y_pred.shape[0]):
@@ -431,11 +437,11 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
                 metric_sums[k, 1] = window.metric_running[k, 1]
         for batch_index in range(first, n_batches):
             # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
-            inputs, targets, outputs, deltas, per_sample = full if batch_index < n_full else last
+            inputs, targets, outputs, deltas, per_sample, weights = full if batch_index < n_full else last
             rows = cast(inputs.shape[0], x)
-            _gather(x, y, order, batch_index * batch_size, inputs, targets)
+            _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
-            batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[n_layers - 1], True)
+            batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
             _accumulate_metrics(profile, metrics, targets, y_pred, per_sample, metric_sums)  # pre-update predictions

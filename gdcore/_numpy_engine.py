@@ -55,13 +55,14 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
     return grads
 
 
-def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss):
+def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss, sample_weight=None):
     """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite."""
     outputs = forward(profile, inputs, network.params, network.layout)
-    batch = losses.batch_loss(loss, profile, targets, outputs[-1])
+    batch = losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight)
     if not np.isfinite(batch):
         return batch, None, outputs
-    grads = backward(profile, outputs, network.params, network.layout, losses.output_grad(loss, targets, outputs[-1]))
+    grads = backward(profile, outputs, network.params, network.layout,
+                     losses.output_grad(loss, targets, outputs[-1], sample_weight))
     return batch, grads, outputs
 
 
@@ -77,9 +78,9 @@ def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int, met
     """Keras's ``evaluate``: adds the loss metric (batch losses, batch-size weighted) and the metrics into ``sums``."""
     loss, x, y, batch_size = losses.BY_ID[loss_id], batches.x, batches.y, batches.batch_size
     for start in range(0, x.shape[0], batch_size):
-        y_batch = y[start : start + batch_size]
+        y_batch, weights = y[start : start + batch_size], batches.sample_weight[start : start + batch_size]
         y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
-        sums[0, 0] = sums[0, 0] + losses.batch_loss(loss, profile, y_batch, y_pred) * cast(len(y_batch), x)
+        sums[0, 0] = sums[0, 0] + losses.batch_loss(loss, profile, y_batch, y_pred, weights) * cast(len(y_batch), x)
         sums[0, 1] = sums[0, 1] + cast(len(y_batch), x)
         accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:])
 
@@ -115,7 +116,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
         for batch_index in range(first, n_batches):
             start = batch_index * epochs.batch_size
             rows = order[start : start + epochs.batch_size]
-            batch, grads, outputs = gradients(profile, x[rows], y[rows], network, loss)
+            batch, grads, outputs = gradients(profile, x[rows], y[rows], network, loss, epochs.sample_weight[rows])
             if grads is None:
                 return _restore(window, params, slots, FAILURE_LOSS), epoch, steps, batch_index
             accumulate_metrics(metrics, y[rows], outputs[-1], profile, metric_sums)  # the pre-update predictions

@@ -97,23 +97,29 @@ class Loss:
         return f"Loss({self.name!r})"
 
 
-def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Per-sample loss, the mean over the last axis, summed front to back (a plain division for one output)."""
+def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:
+    """Per-sample loss, the mean over the last axis, summed front to back (a plain division for one output).
+
+    With ``sample_weight`` (shape (B,)), each times its weight, :math:`\\mathrm{fl}(\\ell_b w_b)`, as Keras weighs it.
+    """
     values = loss.value(y_true, y_pred)
-    return np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
+    values = np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
+    return values if sample_weight is None else values * sample_weight
 
 
-def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray):
-    """:math:`L = \\mathrm{fl}(\\sum_b \\ell_b / B)` with the profile's summation order."""
-    values = per_sample(loss, profile, y_true, y_pred)
+def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None):
+    """:math:`L = \\mathrm{fl}(\\sum_b w_b \\ell_b / B)` with the profile's summation order (:math:`w_b = 1` by default)."""
+    values = per_sample(loss, profile, y_true, y_pred, sample_weight)
     return profile.sum_vector(values) / cast(values.shape[0], values)
 
 
-def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """:math:`\\partial L/\\partial \\hat y`, shape (B, N)."""
+def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:
+    """:math:`\\partial L/\\partial \\hat y`, shape (B, N); the scale is :math:`\\mathrm{fl}(\\mathrm{fl}(1/B) w_b) / N` (TensorFlow's order)."""
     batch, n_outputs = y_pred.shape
-    scale = cast(1, y_pred) / cast(batch, y_pred) / cast(n_outputs, y_pred)
-    return loss.grad(y_true, y_pred, scale)
+    scale = cast(1, y_pred) / cast(batch, y_pred)
+    if sample_weight is not None:
+        scale = (scale * sample_weight)[:, None]
+    return loss.grad(y_true, y_pred, scale / cast(n_outputs, y_pred))
 
 
 MEAN_SQUARED_ERROR = Loss("mean_squared_error", "MeanSquaredError", squared_error, squared_error_grad,

@@ -368,9 +368,34 @@ class Model:
         return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=self.dense_layers[-1].units,
                                         dtype=self.dtype))
 
+    def _prepare_weights(self, sample_weight, n_rows, name="sample_weight") -> np.ndarray:
+        """One finite weight per sample in the model's dtype (ones for None: a weight of 1 changes no bit)."""
+        if sample_weight is None:
+            return np.ones(n_rows, dtype=self.dtype)
+        return np.ascontiguousarray(as_targets(sample_weight, name, n_rows=n_rows, dtype=self.dtype)[:, 0])
+
+    def _class_weights(self, class_weight, y) -> np.ndarray:
+        """Keras's ``class_weight``: each sample weighs ``class_weight[round(y)]`` (``argmax`` for several outputs), else 1.
+
+        Keras does this for any target, a float one included: a regression
+        target is rounded half to even and looked up, exactly as here.
+        """
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+                raise TypeError(f"class_weight keys must be integer class indices, got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+                    not math.isfinite(value):
+                raise ValueError(f"class_weight[{key!r}] must be a finite number, got {value!r}")
+        labels = np.argmax(y, axis=-1) if y.shape[1] != 1 else y[:, 0]
+        labels = np.round(labels).astype(np.int32)
+        weights = np.array([class_weight.get(int(label), 1.0) for label in labels], dtype=config.floatx())
+        return np.ascontiguousarray(weights.astype(self.dtype))
+
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto", callbacks=None,
-            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0,
-            **kwargs) -> History:
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
+            sample_weight=None, initial_epoch: int = 0, **kwargs) -> History:
         """Train for ``epochs`` passes over the data, Keras's way.
 
         Each epoch visits the samples in consecutive batches of ``batch_size``
@@ -393,15 +418,22 @@ class Model:
         are given. Ctrl-C stops training at the end of the step it is in, with
         weights, optimizer state, ``optimizer.iterations`` and History
         consistent, then raises ``KeyboardInterrupt``.
+
+        ``sample_weight`` (one number per sample) weighs each sample's loss as
+        Keras does: the batch loss is :math:`\\sum_b w_b \\ell_b / B`, B the
+        batch's size whatever the weights (Keras's ``sum_over_batch_size``);
+        the metrics stay unweighted. ``class_weight`` (``{class: weight}``)
+        gives each sample the weight of its rounded target, as Keras 3 does.
+        ``validation_data`` may be ``(x, y, sample_weight)``.
         """
         for setting, value in kwargs.items():
             if value is not None:
                 raise NotImplementedError(f"fit({setting}=...) is not supported yet")
         return self._train(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-                           initial_epoch)
+                           initial_epoch, sample_weight=sample_weight, class_weight=class_weight)
 
     def _train(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-               initial_epoch, on_step=None) -> History:
+               initial_epoch, on_step=None, sample_weight=None, class_weight=None) -> History:
         """The epoch driver behind :meth:`fit` and :func:`gdcore.trace.fit_trace` (module docstring).
 
         ``on_step(epoch, step)``, if given, is called for every update of every
@@ -421,8 +453,13 @@ class Model:
             raise NotImplementedError("shuffle='batch' is Keras's stream: use random='keras'")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: give sample_weight or class_weight, not both (Keras would silently drop "
+                             "sample_weight)")
+        weights = self._class_weights(class_weight, y) if class_weight is not None else \
+            self._prepare_weights(sample_weight, x.shape[0])
         batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
-        x, y, val_x, val_y = self._validation(x, y, validation_split, validation_data)
+        x, y, weights, val_x, val_y, val_weights = self._validation(x, y, weights, validation_split, validation_data)
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)
         history = History()
@@ -456,7 +493,8 @@ class Model:
                 val_metric_history = np.zeros((count, len(self._metrics), 2), dtype=self.dtype)
                 validate_inside = val_x.shape[0] and not test_hooks
                 data = _contract.Epochs(x, y, orders, batch_size, _contract.Batches(
-                    val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], batch_size))
+                    val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], batch_size,
+                    val_weights if validate_inside else val_weights[:0]), weights)
                 failed = -1
                 while done < count:
                     max_steps = 1 if per_batch else window.steps_for(progbar is not None or interrupts is not None)
@@ -492,7 +530,8 @@ class Model:
                         logs = self._logs(loss_history[done], metric_history[done])
                         if val_x.shape[0]:
                             logs.update(self._logs(val_history[done], val_metric_history[done], "val_")
-                                        if validate_inside else self._validate(val_x, val_y, batch_size, callback_list))
+                                        if validate_inside else
+                                        self._validate(val_x, val_y, val_weights, batch_size, callback_list))
                         callback_list.on_epoch_end(epoch + done, dict(sorted(logs.items())))
                         done += 1
                     if failed < 0:
@@ -505,7 +544,7 @@ class Model:
                     # Keras ends an epoch a batch callback stopped: its logs are the running loss so far.
                     logs = self._logs(window.window.running[0] / window.window.running[1], window.window.metric_running)
                     if val_x.shape[0]:
-                        logs.update(self._validate(val_x, val_y, batch_size, callback_list))
+                        logs.update(self._validate(val_x, val_y, val_weights, batch_size, callback_list))
                     callback_list.on_epoch_end(epoch + done, dict(sorted(logs.items())))
                     done += 1
                 epoch += done
@@ -545,7 +584,7 @@ class Model:
             position = min(position, len(losses_so_far) - 1)
             progbar.on_train_batch_end(batch, self._logs(losses_so_far[position], metrics_so_far[position]))
 
-    def _validation(self, x, y, validation_split, validation_data):
+    def _validation(self, x, y, weights, validation_split, validation_data):
         if validation_split and validation_data is None:
             if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or \
                     not 0 < validation_split < 1:
@@ -554,37 +593,43 @@ class Model:
             if split_at == 0 or split_at == x.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
                                  f"out of {x.shape[0]}")
-            validation_data = (x[split_at:], y[split_at:])
-            x, y = x[:split_at], y[:split_at]
+            validation_data = (x[split_at:], y[split_at:], weights[split_at:])  # Keras splits the weights too
+            x, y, weights = x[:split_at], y[:split_at], np.ascontiguousarray(weights[:split_at])
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), "
+                                 f"got {type(validation_data).__name__} of length {len(validation_data)}"
+                                 if isinstance(validation_data, (tuple, list)) else
+                                 f"validation_data must be a tuple (x_val, y_val), got {type(validation_data).__name__}")
             val_x = self._prepare_x(validation_data[0], "validation_data[0]")
             val_y = self._prepare_y(validation_data[1], val_x.shape[0], "validation_data[1]")
-            return x, y, val_x, val_y
-        return x, y, np.empty((0, x.shape[1]), dtype=self.dtype), np.empty((0, y.shape[1]), dtype=self.dtype)
+            val_weights = self._prepare_weights(validation_data[2] if len(validation_data) == 3 else None,
+                                                val_x.shape[0], "validation_data[2]")
+            return x, y, weights, val_x, val_y, val_weights
+        return (x, y, weights, np.empty((0, x.shape[1]), dtype=self.dtype), np.empty((0, y.shape[1]), dtype=self.dtype),
+                np.empty(0, dtype=self.dtype))
 
-    def _validate(self, val_x, val_y, batch_size, callback_list) -> dict[str, float]:
+    def _validate(self, val_x, val_y, val_weights, batch_size, callback_list) -> dict[str, float]:
         """The ``val_`` logs by the evaluate path, calling the test hooks (as Keras's fit does)."""
         callback_list.on_test_begin()
-        logs = self._evaluate_batches(val_x, val_y, batch_size, callback_list)
+        logs = self._evaluate_batches(val_x, val_y, val_weights, batch_size, callback_list)
         callback_list.on_test_end(logs)
         return {"val_" + key: value for key, value in logs.items()}
 
-    def _evaluate_batches(self, x, y, batch_size, callback_list=None) -> dict[str, float]:
+    def _evaluate_batches(self, x, y, weights, batch_size, callback_list=None) -> dict[str, float]:
         """Keras's evaluate logs: the loss metric and the metrics over batches of ``batch_size``."""
         sums = np.zeros((1 + len(self._metrics), 2), dtype=self.dtype)
         if callback_list is None or not callback_list.listens(("on_test_batch_begin", "on_test_batch_end")):
-            self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size), self.network, self.loss.id,
-                                         self._metric_ids, sums)
+            self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size, weights), self.network,
+                                         self.loss.id, self._metric_ids, sums)
             return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
         # Per batch, with the running means Keras's metrics show: the engine adds each batch into the same sums.
         for index, start in enumerate(range(0, x.shape[0], batch_size)):
             callback_list.on_test_batch_begin(index)
             rows = slice(start, start + batch_size)
             n = x[rows].shape[0]
-            self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n), self.network,
-                                         self.loss.id, self._metric_ids, sums)
+            self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n, weights[rows]),
+                                         self.network, self.loss.id, self._metric_ids, sums)
             callback_list.on_test_batch_end(index, self._logs(sums[0, 0] / sums[0, 1], sums[1:]))
         return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
 
@@ -620,9 +665,12 @@ class Model:
             return np.ascontiguousarray(_random.shuffle_orders(n, epochs, shuffle, batch_size, seed=seed), np.int64)
         return _numba_engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", return_dict: bool = False,
-                 callbacks=None, **kwargs):
-        """The loss on (x, y), Keras's way: batch losses averaged with batch-size weights (batches of 32 by default)."""
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", sample_weight=None,
+                 return_dict: bool = False, callbacks=None, **kwargs):
+        """The loss and metrics on (x, y), Keras's way: batch losses averaged with batch-size weights (batches of 32).
+
+        ``sample_weight`` weighs each sample's loss as in :meth:`fit` (the metrics are unweighted).
+        """
         for setting, value in kwargs.items():
             if value is not None:
                 raise NotImplementedError(f"evaluate({setting}=...) is not supported yet")
@@ -632,12 +680,13 @@ class Model:
         verbose = _verbosity(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        weights = self._prepare_weights(sample_weight, x.shape[0])
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)
         callback_list = CallbackList([*callbacks] + ([ProgbarLogger()] if verbose else []), self,
                                      {"verbose": verbose, "epochs": 1, "steps": steps})
         callback_list.on_test_begin()
-        logs = self._evaluate_batches(x, y, batch_size, callback_list if callbacks else None)
+        logs = self._evaluate_batches(x, y, weights, batch_size, callback_list if callbacks else None)
         if verbose and not callbacks:
             callback_list.callbacks[-1].on_test_batch_end(steps - 1, logs)
         callback_list.on_test_end(logs)
@@ -667,12 +716,14 @@ class Model:
             for index, start in enumerate(range(0, x.shape[0], batch_size)):
                 callback_list.on_predict_batch_begin(index)
                 rows = x[start : start + batch_size]
-                parts.append(self._engine().predict_loop(self.profile, _contract.Batches(rows, empty, len(rows)),
+                parts.append(self._engine().predict_loop(self.profile, _contract.Batches(rows, empty, len(rows),
+                                                                                         empty.reshape(-1)),
                                                          self.network))
                 callback_list.on_predict_batch_end(index, {"outputs": parts[-1]})
             result = np.concatenate(parts)
         else:
-            result = self._engine().predict_loop(self.profile, _contract.Batches(x, empty, batch_size), self.network)
+            batches = _contract.Batches(x, empty, batch_size, empty.reshape(-1))
+            result = self._engine().predict_loop(self.profile, batches, self.network)
         callback_list.on_predict_end()
         return result
 
