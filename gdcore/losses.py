@@ -135,14 +135,27 @@ BY_NAME = {key: loss for loss in LOSSES for key in (loss.name, loss.keras.lower(
 BY_ID = dict(enumerate(LOSSES))
 
 
-def MeanSquaredError() -> Loss:
+#: Keras 3's loss reductions; gdcore trains with the first two (the same reduction in Keras 3).
+REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", "mean_with_sample_weight")
+
+
+def _check_reduction(reduction, loss: Loss) -> Loss:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}")
+    if reduction not in ("sum_over_batch_size", "mean"):
+        raise NotImplementedError(f"{loss.keras}(reduction={reduction!r}) is not supported yet: gdcore reduces a batch "
+                                  "as 'sum_over_batch_size' (Keras's default; 'mean' is the same in Keras 3)")
+    return loss
+
+
+def MeanSquaredError(reduction="sum_over_batch_size") -> Loss:
     """Keras-style constructor: ``gdcore.losses.MeanSquaredError()``."""
-    return MEAN_SQUARED_ERROR
+    return _check_reduction(reduction, MEAN_SQUARED_ERROR)
 
 
-def MeanAbsoluteError() -> Loss:
+def MeanAbsoluteError(reduction="sum_over_batch_size") -> Loss:
     """Keras-style constructor: ``gdcore.losses.MeanAbsoluteError()``."""
-    return MEAN_ABSOLUTE_ERROR
+    return _check_reduction(reduction, MEAN_ABSOLUTE_ERROR)
 
 
 def get(identifier) -> Loss:

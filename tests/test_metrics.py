@@ -173,10 +173,10 @@ def test_bit_identical_to_keras(case, dtype):
     with keras_dtype(dtype) as keras:
         twin = to_keras(model, compile=False)
         twin.compile(optimizer=_keras_optimizer(keras, optimizer), loss="mse", metrics=names, jit_compile=False)
-        theirs = twin.fit(x[:40], y[:40], batch_size=batch_size, epochs=4, verbose=0, shuffle=False,
+        theirs = twin.fit(x[:40], y[:40], batch_size=batch_size, epochs=3, verbose=0, shuffle=False,
                           validation_data=(x[40:], y[40:])).history
         their_eval = twin.evaluate(x, y, verbose=0, return_dict=True)
-    mine = model.fit(x[:40], y[:40], batch_size=batch_size, epochs=4, verbose=0, shuffle=False,
+    mine = model.fit(x[:40], y[:40], batch_size=batch_size, epochs=3, verbose=0, shuffle=False,
                      validation_data=(x[40:], y[40:])).history
     my_eval = model.evaluate(x, y, verbose=0, return_dict=True)
     assert list(mine) == list(theirs)
