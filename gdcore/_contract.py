@@ -14,20 +14,36 @@ column by position.
     ``params`` (every weight, flat, in ``get_weights()`` order) and ``layout``.
 :class:`Batches`
     Data visited in order, in batches: ``x``, ``y`` (for ``predict`` an
-    empty (0, 0) array), ``batch_size``.
+    empty (0, 0) array), ``batch_size``, ``sample_weight`` (one weight per
+    row, model dtype; ones when none is given: a weight of 1 changes no bit).
 :class:`Epochs`
     What one training call visits: ``x``, ``y``, ``orders`` (one row of sample
-    indices per epoch), ``batch_size``, and the validation data ``val`` (a
-    :class:`Batches`; no rows for none).
+    indices per epoch), ``batch_size``, the validation data ``val`` (a
+    :class:`Batches`; no rows for none) and ``sample_weight`` (per row of ``x``).
+    The loss of a batch is Keras's ``sum_over_batch_size`` of the weighted
+    per-sample losses, :math:`\\sum_b w_b \\ell_b / B` (:mod:`gdcore.losses`);
+    the metrics are unweighted, as Keras's ``compile(metrics=...)`` are.
 :class:`OptimizerState`
     ``hyper`` (the rule's named tuple of constants, :mod:`gdcore.optimizers`:
     its type selects the rule), ``slots`` (state, shape (slots, parameters),
     updated in place), ``iterations`` (updates so far) and ``lanes`` (the
     profile's :meth:`~gdcore.numerics.Profile.update_lanes`).
 :class:`Log`
-    Filled per epoch: ``loss`` (Keras's ``history["loss"]``) and ``val_loss``.
+    Filled per epoch: ``loss`` (Keras's ``history["loss"]``) and ``val_loss``;
+    ``metrics`` and ``val_metrics``, shape (epochs, metrics, 2), the
+    ``[total, count]`` of each compiled metric (its value is the rule's
+    ``result(total, count)``, :mod:`gdcore.metrics`).
 
-``fit_loop(profile, epochs, network, loss, optimizer, log, window, on_step=None)``
+``metrics`` (an int64 array) holds the ids of the compiled metrics' entries
+of :data:`gdcore.metrics.METRICS`, in ``compile`` order; each is accumulated
+over the epoch's batches from the pre-update predictions, in the model dtype.
+
+``evaluate_loop(profile, batches, network, loss, metrics, sums)`` adds one
+pass over ``batches`` into ``sums`` (shape (1 + metrics, 2), model dtype):
+row 0 the loss metric's ``[total, count]`` (Keras's ``evaluate`` loss is
+``total / count``), row 1 + k metric k's.
+
+``fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window, on_step=None)``
 returns ``(iterations, epochs_completed, steps, failed_batch)``: the updates
 done so far, the epochs of ``epochs.orders`` completed (an epoch cut by the
 :class:`Window` is not), the steps this call ran; a batch whose loss is not
@@ -64,6 +80,7 @@ class Batches(NamedTuple):
     x: np.ndarray
     y: np.ndarray
     batch_size: int
+    sample_weight: np.ndarray
 
 
 class Epochs(NamedTuple):
@@ -72,6 +89,7 @@ class Epochs(NamedTuple):
     orders: np.ndarray
     batch_size: int
     val: Batches
+    sample_weight: np.ndarray
 
 
 class OptimizerState(NamedTuple):
@@ -84,6 +102,8 @@ class OptimizerState(NamedTuple):
 class Log(NamedTuple):
     loss: np.ndarray
     val_loss: np.ndarray
+    metrics: np.ndarray  # (epochs, metrics, 2): [total, count] per metric
+    val_metrics: np.ndarray
 
 
 class Window(NamedTuple):
@@ -96,7 +116,9 @@ class Window(NamedTuple):
     snapshot of the epoch start (``saved_params``, ``saved_slots``,
     ``saved_iterations[0]``, restored if a batch diverges) live here.
     ``batch_loss[s]`` receives the running loss after step ``s`` of the call
-    (for progress bars and batch callbacks), for ``s < len(batch_loss)``;
+    (for progress bars and batch callbacks), for ``s < len(batch_loss)``, and
+    ``batch_metrics[s]`` the metrics' ``[total, count]`` (``metric_running``
+    carries them between calls, as ``running`` carries the loss's);
     ``failure[0]`` says why a call stopped on a non-finite value (``FAILURE_*``).
     """
 
@@ -108,6 +130,8 @@ class Window(NamedTuple):
     saved_slots: np.ndarray
     saved_iterations: np.ndarray
     failure: np.ndarray  # int64 (1,): why the call stopped early, FAILURE_* (0: it did not)
+    metric_running: np.ndarray  # (metrics, 2)
+    batch_metrics: np.ndarray  # (len(batch_loss), metrics, 2)
 
 
 FAILURE_LOSS = 1  # a batch loss was NaN or infinite (before its update)

@@ -20,7 +20,7 @@ from numba import literally, njit, types
 from numba.core import errors
 from numba.extending import overload
 
-from gdcore import activations, losses, optimizers
+from gdcore import activations, losses, metrics as metric_table, optimizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
                               OptimizerState, Window)
 from gdcore._dispatch import switch
@@ -146,17 +146,18 @@ def _loss_pass_for(loss):
     """The compiled pass of ``loss`` over a batch: per-sample means and, optionally, dL/d(y_pred)."""
     value, grad = loss.value, loss.grad
 
-    def loss_pass(y_true, y_pred, per_sample, delta, with_gradient):
+    def loss_pass(y_true, y_pred, weights, per_sample, delta, with_gradient):
         rows, n_outputs = y_pred.shape
-        scale = cast(1, y_pred) / cast(rows, y_pred) / cast(n_outputs, y_pred)
+        inverse = cast(1, y_pred) / cast(rows, y_pred)
         for b in range(rows):
+            scale = inverse * weights[b] / cast(n_outputs, y_pred)
             acc = cast(0, y_pred)
             for j in range(n_outputs):
                 term = value(y_true[b, j], y_pred[b, j])
                 acc = term if j == 0 else acc + term
                 if with_gradient:
                     delta[b, j] = grad(y_true[b, j], y_pred[b, j], scale)
-            per_sample[b] = acc / cast(n_outputs, y_pred)
+            per_sample[b] = acc / cast(n_outputs, y_pred) * weights[b]
 
     loss_pass.__name__ = loss_pass.__qualname__ = f"{loss.name}_pass"
     return _inline(loss_pass)
@@ -165,13 +166,52 @@ def _loss_pass_for(loss):
 _LOSS_PASSES = [_loss_pass_for(loss) for loss in losses.LOSSES]
 
 
-def _loss_pass(loss, y_true, y_pred, per_sample, delta, with_gradient):
+def _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
     """Compiled code only: the pass of loss ``loss`` (an id)."""
 
 
 @overload(_loss_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
-def _loss_pass_numba(loss, y_true, y_pred, per_sample, delta, with_gradient):
-    return switch("loss_pass", _LOSS_PASSES, ["y_true", "y_pred", "per_sample", "delta", "with_gradient"], "loss")
+def _loss_pass_numba(loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
+    return switch("loss_pass", _LOSS_PASSES, ["y_true", "y_pred", "weights", "per_sample", "delta", "with_gradient"],
+                  "loss")
+
+
+def _metric_pass_for(rule):
+    """The compiled per-sample pass of a metric rule (:func:`gdcore.metrics.per_sample`, compiled)."""
+    value, sample = rule.value, rule.sample
+
+    def metric_pass(y_true, y_pred, per_sample):
+        rows, n_outputs = y_pred.shape
+        for b in range(rows):
+            acc = cast(0, y_pred)
+            for j in range(n_outputs):
+                term = value(y_true[b, j], y_pred[b, j])
+                acc = term if j == 0 else acc + term
+            per_sample[b] = sample(acc / cast(n_outputs, y_pred))
+
+    metric_pass.__name__ = metric_pass.__qualname__ = f"{rule.name}_pass"
+    return _inline(metric_pass)
+
+
+_METRIC_PASSES = [_metric_pass_for(rule) for rule in metric_table.METRICS]
+
+
+def _metric_pass(metric, y_true, y_pred, per_sample):
+    """Compiled code only: the per-sample pass of metric ``metric`` (an id)."""
+
+
+@overload(_metric_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
+def _metric_pass_numba(metric, y_true, y_pred, per_sample):
+    return switch("metric_pass", _METRIC_PASSES, ["y_true", "y_pred", "per_sample"], "metric")
+
+
+@_inline
+def _accumulate_metrics(profile, metrics, y_true, y_pred, per_sample, sums):
+    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`)."""
+    for k in range(metrics.shape[0]):
+        _metric_pass(metrics[k], y_true, y_pred, per_sample)
+        sums[k, 0] = sums[k, 0] + _sum_vector(profile, per_sample)
+        sums[k, 1] = sums[k, 1] + cast(y_pred.shape[0], y_pred)
 
 
 # --- views, made once per call: creating a view costs ~25 ns of reference counting ---
@@ -205,7 +245,8 @@ def _workspace(rows, n_features, layout, dtype_like):
         outputs.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
         deltas.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
     per_sample = np.empty(rows, dtype=dtype_like.dtype)
-    return inputs, targets, outputs, deltas, per_sample
+    weights = np.empty(rows, dtype=dtype_like.dtype)
+    return inputs, targets, outputs, deltas, per_sample, weights
 
 
 # --- one batch ----------------------------------------------------------------------
@@ -222,13 +263,13 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs):
 
 
 @_inline
-def _batch_loss(profile, loss, y_true, y_pred, per_sample, delta, with_gradient):
-    """Keras's batch loss sum(per-sample mean over outputs) / B.
+def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
+    """Keras's batch loss sum(weight * per-sample mean over outputs) / B.
 
     With ``with_gradient`` (a constant), the same pass also fills
     ``delta`` = dL/d(y_pred); training uses it only if the loss is finite.
     """
-    _loss_pass(loss, y_true, y_pred, per_sample, delta, with_gradient)
+    _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient)
     return _sum_vector(profile, per_sample) / cast(y_pred.shape[0], y_pred)
 
 
@@ -288,10 +329,11 @@ def _splitmix64_output(z):
 
 
 @_inline
-def _gather(x, y, order, start, inputs, targets):
+def _gather(x, y, sample_weight, order, start, inputs, targets, weights):
     """The batch's rows, contiguous: inputs[b] <- x[order[start + b]], targets[b] <- y[order[start + b]]."""
     for b in range(inputs.shape[0]):
         row = order[start + b]
+        weights[b] = sample_weight[row]
         for j in range(x.shape[1]):
             inputs[b, j] = x[row, j]
         for j in range(y.shape[1]):
@@ -313,8 +355,8 @@ def _copy_rows(source, start, out):
 
 
 @_jit
-def _evaluate_loop(profile, caches, batches, network, loss):
-    """Keras's ``evaluate``: batch-size-weighted mean of batch losses, accumulated in the model dtype."""
+def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
+    """Keras's ``evaluate``: adds the loss metric (batch losses, batch-size weighted) and the metrics into ``sums``."""
     literally(profile)
     x, y, batch_size = batches.x, batches.y, batches.batch_size
     layout = network.layout
@@ -322,17 +364,18 @@ def _evaluate_loop(profile, caches, batches, network, loss):
     kernels, biases = _parameter_views(network.params, layout)
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
-    total = cast(0, x)
-    count = cast(0, x)
+    metric_sums = sums[1:]
     for start in range(0, n, batch_size):
-        inputs, targets, outputs, deltas, per_sample = full if start + batch_size <= n else last
+        inputs, targets, outputs, deltas, per_sample, weights = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         _copy_rows(y, start, targets)
+        for b in range(weights.shape[0]):
+            weights[b] = batches.sample_weight[start + b]
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
-        batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[layout.shape[0] - 1], False)
-        total = total + batch * cast(inputs.shape[0], x)
-        count = count + cast(inputs.shape[0], x)
-    return total / count
+        batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
+        sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
+        sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
+        _accumulate_metrics(profile, metrics, targets, y_pred, per_sample, metric_sums)
 
 
 @_jit
@@ -345,7 +388,7 @@ def _predict_loop(profile, caches, batches, network):
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     for start in range(0, n, batch_size):
-        inputs, _, outputs, _, _ = full if start + batch_size <= n else last
+        inputs, _, outputs, _, _, _ = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
         for b in range(y_pred.shape[0]):
@@ -355,7 +398,7 @@ def _predict_loop(profile, caches, batches, network):
 
 
 @_jit
-def _fit_loop(profile, caches, epochs, network, loss, optimizer, log, window):
+def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, window):
     """Train on ``epochs.orders`` within ``window`` (contract: :mod:`gdcore._contract`)."""
     literally(profile)
     x, y, orders, batch_size = epochs.x, epochs.y, epochs.orders, epochs.batch_size
@@ -370,6 +413,9 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log, window):
     n_full = n // batch_size
     n_batches = n_full + (1 if n % batch_size else 0)
     n_layers = layout.shape[0]
+    n_metrics = metrics.shape[0]
+    metric_sums = np.zeros((n_metrics, 2), dtype=x.dtype)
+    val_sums = np.zeros((1 + n_metrics, 2), dtype=x.dtype)
     steps = 0
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
@@ -380,18 +426,25 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log, window):
             window.saved_iterations[0] = iterations
             total = cast(0, x)
             count = cast(0, x)
+            for k in range(n_metrics):
+                metric_sums[k, 0] = cast(0, x)
+                metric_sums[k, 1] = cast(0, x)
         else:
             total = window.running[0]
             count = window.running[1]
+            for k in range(n_metrics):
+                metric_sums[k, 0] = window.metric_running[k, 0]
+                metric_sums[k, 1] = window.metric_running[k, 1]
         for batch_index in range(first, n_batches):
             # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
-            inputs, targets, outputs, deltas, per_sample = full if batch_index < n_full else last
+            inputs, targets, outputs, deltas, per_sample, weights = full if batch_index < n_full else last
             rows = cast(inputs.shape[0], x)
-            _gather(x, y, order, batch_index * batch_size, inputs, targets)
+            _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
-            batch = _batch_loss(profile, loss, targets, y_pred, per_sample, deltas[n_layers - 1], True)
+            batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
+            _accumulate_metrics(profile, metrics, targets, y_pred, per_sample, metric_sums)  # pre-update predictions
             _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
@@ -402,14 +455,30 @@ def _fit_loop(profile, caches, epochs, network, loss, optimizer, log, window):
             iterations += 1
             if steps < window.batch_loss.shape[0]:
                 window.batch_loss[steps] = total / count
+                for k in range(n_metrics):
+                    window.batch_metrics[steps, k, 0] = metric_sums[k, 0]
+                    window.batch_metrics[steps, k, 1] = metric_sums[k, 1]
             steps += 1
             if steps == window.max_steps and batch_index + 1 < n_batches:
                 window.running[0] = total
                 window.running[1] = count
+                for k in range(n_metrics):
+                    window.metric_running[k, 0] = metric_sums[k, 0]
+                    window.metric_running[k, 1] = metric_sums[k, 1]
                 return iterations, epoch, steps, -1
         log.loss[epoch] = total / count
+        for k in range(n_metrics):
+            log.metrics[epoch, k, 0] = metric_sums[k, 0]
+            log.metrics[epoch, k, 1] = metric_sums[k, 1]
         if epochs.val.x.shape[0] > 0:
-            log.val_loss[epoch] = _evaluate_loop(profile, caches, epochs.val, network, loss)
+            for k in range(n_metrics + 1):
+                val_sums[k, 0] = cast(0, x)
+                val_sums[k, 1] = cast(0, x)
+            _evaluate_loop(profile, caches, epochs.val, network, loss, metrics, val_sums)
+            log.val_loss[epoch] = val_sums[0, 0] / val_sums[0, 1]
+            for k in range(n_metrics):
+                log.val_metrics[epoch, k, 0] = val_sums[k + 1, 0]
+                log.val_metrics[epoch, k, 1] = val_sums[k + 1, 1]
             if not np.isfinite(log.val_loss[epoch]):
                 return _restore(window, params, slots, _FAILURE_VALIDATION), epoch, steps, n_batches
         if steps >= window.max_steps:
@@ -444,11 +513,11 @@ def _restore(window, params, slots, reason):
 
 
 def _entries(profile_id: int, tag: str):
-    def fit(caches, epochs, network, loss, optimizer, log, window):
-        return _fit_loop(profile_id, caches, epochs, network, loss, optimizer, log, window)
+    def fit(caches, epochs, network, loss, metrics, optimizer, log, window):
+        return _fit_loop(profile_id, caches, epochs, network, loss, metrics, optimizer, log, window)
 
-    def evaluate(caches, batches, network, loss):
-        return _evaluate_loop(profile_id, caches, batches, network, loss)
+    def evaluate(caches, batches, network, loss, metrics, sums):
+        return _evaluate_loop(profile_id, caches, batches, network, loss, metrics, sums)
 
     def predict(caches, batches, network):
         return _predict_loop(profile_id, caches, batches, network)
@@ -464,17 +533,17 @@ _ENTRIES = {profile_id: _entries(profile_id, name.replace("/", "_").replace("-",
             for name, profile_id in PROFILE_IDS.items()}
 
 
-def fit_loop(profile, epochs: Epochs, network: Network, loss: int, optimizer: OptimizerState, log: Log, window: Window,
-             on_step=None):
+def fit_loop(profile, epochs: Epochs, network: Network, loss: int, metrics: np.ndarray, optimizer: OptimizerState,
+             log: Log, window: Window, on_step=None):
     """Train on ``epochs.orders`` within ``window`` (:mod:`gdcore._contract`); ``profile``: a :class:`gdcore.numerics.Profile`."""
     if on_step is not None:
         raise ValueError("the compiled engine does not call on_step; use engine='numpy' to observe every step")
-    return _ENTRIES[profile.id][0](profile.caches, epochs, network, loss, optimizer, log, window)
+    return _ENTRIES[profile.id][0](profile.caches, epochs, network, loss, metrics, optimizer, log, window)
 
 
-def evaluate_loop(profile, batches: Batches, network: Network, loss: int):
-    """Keras's ``evaluate`` loss; see ``_evaluate_loop``."""
-    return _ENTRIES[profile.id][1](profile.caches, batches, network, loss)
+def evaluate_loop(profile, batches: Batches, network: Network, loss: int, metrics: np.ndarray, sums: np.ndarray):
+    """Keras's ``evaluate`` loss and metrics, added into ``sums``; see ``_evaluate_loop``."""
+    _ENTRIES[profile.id][1](profile.caches, batches, network, loss, metrics, sums)
 
 
 def predict_loop(profile, batches: Batches, network: Network):

@@ -11,7 +11,7 @@ explanations observe the real step instead of redoing it.
 
 import numpy as np
 
-from gdcore import activations, losses, optimizers
+from gdcore import activations, losses, metrics as metric_table, optimizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
                               OptimizerState, Step, Window)
 from gdcore._dtype import cast
@@ -55,26 +55,34 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
     return grads
 
 
-def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss):
+def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss, sample_weight=None):
     """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite."""
     outputs = forward(profile, inputs, network.params, network.layout)
-    batch = losses.batch_loss(loss, profile, targets, outputs[-1])
+    batch = losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight)
     if not np.isfinite(batch):
         return batch, None, outputs
-    grads = backward(profile, outputs, network.params, network.layout, losses.output_grad(loss, targets, outputs[-1]))
+    grads = backward(profile, outputs, network.params, network.layout,
+                     losses.output_grad(loss, targets, outputs[-1], sample_weight))
     return batch, grads, outputs
 
 
-def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int):
-    """Keras's ``evaluate``: batch-size-weighted mean of batch losses, accumulated in the model dtype."""
+def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile, sums: np.ndarray) -> None:
+    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`)."""
+    for k, metric_id in enumerate(metrics):
+        values = metric_table.per_sample(metric_table.BY_ID[int(metric_id)], y_true, y_pred)
+        sums[k, 0] = sums[k, 0] + profile.sum_vector(values)
+        sums[k, 1] = sums[k, 1] + cast(len(values), values)
+
+
+def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int, metrics: np.ndarray, sums: np.ndarray):
+    """Keras's ``evaluate``: adds the loss metric (batch losses, batch-size weighted) and the metrics into ``sums``."""
     loss, x, y, batch_size = losses.BY_ID[loss_id], batches.x, batches.y, batches.batch_size
-    total = count = cast(0, x)
     for start in range(0, x.shape[0], batch_size):
-        y_batch = y[start : start + batch_size]
+        y_batch, weights = y[start : start + batch_size], batches.sample_weight[start : start + batch_size]
         y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
-        total = total + losses.batch_loss(loss, profile, y_batch, y_pred) * cast(len(y_batch), x)
-        count = count + cast(len(y_batch), x)
-    return total / count
+        sums[0, 0] = sums[0, 0] + losses.batch_loss(loss, profile, y_batch, y_pred, weights) * cast(len(y_batch), x)
+        sums[0, 1] = sums[0, 1] + cast(len(y_batch), x)
+        accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:])
 
 
 def predict_loop(profile, batches: Batches, network: Network):
@@ -90,8 +98,8 @@ def _restore(window, params, slots, reason) -> int:
     return int(window.saved_iterations[0])
 
 
-def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer: OptimizerState, log: Log,
-             window: Window, on_step=None):
+def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: np.ndarray, optimizer: OptimizerState,
+             log: Log, window: Window, on_step=None):
     """Same contract as :func:`gdcore._numba_engine.fit_loop` (:mod:`gdcore._contract`), plus the ``on_step`` hook."""
     loss, x, y, params, slots = losses.BY_ID[loss_id], epochs.x, epochs.y, network.params, optimizer.slots
     iterations, steps = optimizer.iterations, 0
@@ -101,14 +109,17 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer:
         if first == 0:
             window.saved_params[:], window.saved_slots[:], window.saved_iterations[0] = params, slots, iterations
             total = count = cast(0, x)
+            metric_sums = np.zeros((len(metrics), 2), x.dtype)
         else:
             total, count = window.running[0], window.running[1]
+            metric_sums = window.metric_running.copy()
         for batch_index in range(first, n_batches):
             start = batch_index * epochs.batch_size
             rows = order[start : start + epochs.batch_size]
-            batch, grads, _ = gradients(profile, x[rows], y[rows], network, loss)
+            batch, grads, outputs = gradients(profile, x[rows], y[rows], network, loss, epochs.sample_weight[rows])
             if grads is None:
                 return _restore(window, params, slots, FAILURE_LOSS), epoch, steps, batch_index
+            accumulate_metrics(metrics, y[rows], outputs[-1], profile, metric_sums)  # the pre-update predictions
             total = total + batch * cast(len(rows), x)  # Keras's loss metric: a batch-size-weighted running mean
             count = count + cast(len(rows), x)
             before = params.copy() if on_step is not None else None
@@ -120,13 +131,18 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, optimizer:
                 on_step(Step(epoch, batch_index, rows, batch, before, grads, params.copy()))
             if steps < window.batch_loss.shape[0]:
                 window.batch_loss[steps] = total / count
+                window.batch_metrics[steps] = metric_sums
             steps += 1
             if steps == window.max_steps and batch_index + 1 < n_batches:
                 window.running[0], window.running[1] = total, count
+                window.metric_running[:] = metric_sums
                 return iterations, epoch, steps, -1
         log.loss[epoch] = total / count
+        log.metrics[epoch] = metric_sums
         if len(epochs.val.x):
-            log.val_loss[epoch] = evaluate_loop(profile, epochs.val, network, loss_id)
+            sums = np.zeros((1 + len(metrics), 2), x.dtype)
+            evaluate_loop(profile, epochs.val, network, loss_id, metrics, sums)
+            log.val_loss[epoch], log.val_metrics[epoch] = sums[0, 0] / sums[0, 1], sums[1:]
             if not np.isfinite(log.val_loss[epoch]):
                 return _restore(window, params, slots, FAILURE_VALIDATION), epoch, steps, n_batches
         if steps >= window.max_steps:

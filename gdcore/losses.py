@@ -35,6 +35,8 @@ from numba.extending import register_jitable
 
 from gdcore._dtype import cast
 from gdcore._validation import lookup
+# Keras exports the per-sample functions as losses and as metrics: one definition, in gdcore.metrics.
+from gdcore.metrics import mean_absolute_error, mean_squared_error  # noqa: F401
 
 
 @register_jitable
@@ -95,23 +97,29 @@ class Loss:
         return f"Loss({self.name!r})"
 
 
-def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Per-sample loss, the mean over the last axis, summed front to back (a plain division for one output)."""
+def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:
+    """Per-sample loss, the mean over the last axis, summed front to back (a plain division for one output).
+
+    With ``sample_weight`` (shape (B,)), each times its weight, :math:`\\mathrm{fl}(\\ell_b w_b)`, as Keras weighs it.
+    """
     values = loss.value(y_true, y_pred)
-    return np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
+    values = np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
+    return values if sample_weight is None else values * sample_weight
 
 
-def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray):
-    """:math:`L = \\mathrm{fl}(\\sum_b \\ell_b / B)` with the profile's summation order."""
-    values = per_sample(loss, profile, y_true, y_pred)
+def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None):
+    """:math:`L = \\mathrm{fl}(\\sum_b w_b \\ell_b / B)` with the profile's summation order (:math:`w_b = 1` by default)."""
+    values = per_sample(loss, profile, y_true, y_pred, sample_weight)
     return profile.sum_vector(values) / cast(values.shape[0], values)
 
 
-def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """:math:`\\partial L/\\partial \\hat y`, shape (B, N)."""
+def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:
+    """:math:`\\partial L/\\partial \\hat y`, shape (B, N); the scale is :math:`\\mathrm{fl}(\\mathrm{fl}(1/B) w_b) / N` (TensorFlow's order)."""
     batch, n_outputs = y_pred.shape
-    scale = cast(1, y_pred) / cast(batch, y_pred) / cast(n_outputs, y_pred)
-    return loss.grad(y_true, y_pred, scale)
+    scale = cast(1, y_pred) / cast(batch, y_pred)
+    if sample_weight is not None:
+        scale = (scale * sample_weight)[:, None]
+    return loss.grad(y_true, y_pred, scale / cast(n_outputs, y_pred))
 
 
 MEAN_SQUARED_ERROR = Loss("mean_squared_error", "MeanSquaredError", squared_error, squared_error_grad,
@@ -127,14 +135,27 @@ BY_NAME = {key: loss for loss in LOSSES for key in (loss.name, loss.keras.lower(
 BY_ID = dict(enumerate(LOSSES))
 
 
-def MeanSquaredError() -> Loss:
+#: Keras 3's loss reductions; gdcore trains with the first two (the same reduction in Keras 3).
+REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", "mean_with_sample_weight")
+
+
+def _check_reduction(reduction, loss: Loss) -> Loss:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}")
+    if reduction not in ("sum_over_batch_size", "mean"):
+        raise NotImplementedError(f"{loss.keras}(reduction={reduction!r}) is not supported yet: gdcore reduces a batch "
+                                  "as 'sum_over_batch_size' (Keras's default; 'mean' is the same in Keras 3)")
+    return loss
+
+
+def MeanSquaredError(reduction="sum_over_batch_size") -> Loss:
     """Keras-style constructor: ``gdcore.losses.MeanSquaredError()``."""
-    return MEAN_SQUARED_ERROR
+    return _check_reduction(reduction, MEAN_SQUARED_ERROR)
 
 
-def MeanAbsoluteError() -> Loss:
+def MeanAbsoluteError(reduction="sum_over_batch_size") -> Loss:
     """Keras-style constructor: ``gdcore.losses.MeanAbsoluteError()``."""
-    return MEAN_ABSOLUTE_ERROR
+    return _check_reduction(reduction, MEAN_ABSOLUTE_ERROR)
 
 
 def get(identifier) -> Loss:

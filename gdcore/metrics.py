@@ -1,8 +1,322 @@
-"""``keras.metrics``: not implemented yet in gdcore; every name is an error that says so (never a silent no-op)."""
+r"""Metrics, with Keras 3's names and accumulation: one table of per-sample functions and their accumulation rules.
+
+With :math:`e = y - \hat y` and :math:`N` outputs per sample, each metric is
+a per-sample value :math:`m_b` (the mean over the outputs of an elementwise
+term, summed front to back, as Keras's metric functions take ``ops.mean(...,
+axis=-1)``) accumulated over an epoch's batches as Keras's ``Mean`` metric
+accumulates it:
+
+.. math::
+
+    \text{total} \leftarrow \text{total} + \mathrm{fl}\Big(\sum_b m_b\Big), \qquad
+    \text{count} \leftarrow \text{count} + B, \qquad
+    \text{result} = r(\text{total} / \text{count})
+
+in the model's dtype, the batch sum in the profile's summation order (the
+order of the loss sum), :math:`\text{total}/\text{count}` a ``divide_no_nan``
+(0 when nothing was counted), :math:`r` the identity, or the square root for
+RMSE (``RootMeanSquaredError`` takes the root of the accumulated mean, not a
+mean of roots). The predictions are those of the forward pass of each batch,
+before its update; validation and ``evaluate`` use the weights they are given.
+
+=================================  ===============================================  ============
+name (``aliases``)                 per-sample value :math:`m_b`                     result
+=================================  ===============================================  ============
+mean_squared_error (mse)           :math:`\frac1N\sum_j e_{bj}^2`                   mean
+mean_absolute_error (mae)          :math:`\frac1N\sum_j |e_{bj}|`                   mean
+mean_absolute_percentage_error     :math:`100\cdot\frac1N\sum_j |e_{bj} / \max(|y_{bj}|, \epsilon)|`  mean
+(mape)
+mean_squared_logarithmic_error     :math:`\frac1N\sum_j (\log(\max(\hat y_{bj},\epsilon)+1) - \log(\max(y_{bj},\epsilon)+1))^2`  mean
+(msle)
+root_mean_squared_error            :math:`\frac1N\sum_j e_{bj}^2`                   :math:`\sqrt{\cdot}`
+=================================  ===============================================  ============
+
+:math:`\epsilon` is Keras's ``backend.epsilon()``, 1e-7, in the model's
+dtype. Metrics see no ``sample_weight``: Keras's ``compile(metrics=...)``
+metrics are unweighted (``weighted_metrics`` are the weighted ones).
+
+Each entry of :data:`METRICS` gives ``value(y_true, y_pred)`` (one element),
+``sample(mean)`` (the per-sample value from the mean over the outputs) and
+``result(total, count)``; the same functions run on NumPy arrays and,
+compiled, on scalars. An entry's id is its position in the table; a new metric
+(an accuracy) is one more entry. ``compile(metrics=[...])`` takes Keras's
+strings (``"mae"``, ``"mean_absolute_error"``, ``"MeanAbsoluteError"``), the
+classes below (``name=`` sets the history key) and the per-sample functions
+(``gdcore.losses.mean_absolute_error``); the history key is the string as
+given, or the object's name, as Keras 3 forms it.
+
+The MSLE's logarithm is the C library's ``log``/``logf`` in both engines
+(:func:`libm_log`), so that they agree to the bit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from numba import types
+from numba.extending import overload, register_jitable
+
+from gdcore._dtype import cast
+
+#: Keras's ``backend.epsilon()``.
+EPSILON = 1e-7
+
+
+@register_jitable
+def squared_error(y_true, y_pred):
+    error = y_true - y_pred
+    return error * error
+
+
+@register_jitable
+def absolute_error(y_true, y_pred):
+    return np.abs(y_true - y_pred)
+
+
+@register_jitable
+def absolute_percentage_error(y_true, y_pred):
+    return np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), cast(EPSILON, y_true)))
+
+
+_libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+_libm.logf.restype, _libm.logf.argtypes = ctypes.c_float, [ctypes.c_float]
+_libm.log.restype, _libm.log.argtypes = ctypes.c_double, [ctypes.c_double]
+
+
+def libm_log(x):
+    """The C library's ``logf``/``log`` elementwise: what the compiled engine calls (NumPy's SIMD log differs in the last bit)."""
+    x = np.asarray(x)
+    fn = _libm.logf if x.dtype == np.float32 else _libm.log
+    out = np.array([fn(float(v)) for v in x.ravel()], dtype=x.dtype).reshape(x.shape)
+    return out if out.ndim else out[()]
+
+
+@overload(libm_log, jit_options={"cache": True})
+def _libm_log_numba(x):
+    if isinstance(x, types.Float):
+        return lambda x: math.log(x)
+    return None
+
+
+@register_jitable
+def squared_logarithmic_error(y_true, y_pred):
+    one = cast(1, y_pred)
+    error = libm_log(np.maximum(y_pred, cast(EPSILON, y_pred)) + one) - \
+        libm_log(np.maximum(y_true, cast(EPSILON, y_true)) + one)
+    return error * error
+
+
+@register_jitable
+def identity(mean):
+    return mean
+
+
+@register_jitable
+def percent(mean):
+    return cast(100, mean) * mean
+
+
+def divide_no_nan(total, count):
+    """``total / count``, 0 where ``count`` is 0 (Keras's ``ops.divide_no_nan``)."""
+    total, count = np.asarray(total), np.asarray(count)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count == 0, np.zeros_like(total), total / count)
+
+
+def root_of_mean(total, count):
+    """:math:`\\sqrt{\\text{total}/\\text{count}}` (``RootMeanSquaredError.result``)."""
+    return np.sqrt(divide_no_nan(total, count))
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    """A table entry: elementwise ``value``, per-sample ``sample(mean)``, ``result(total, count)``.
+
+    ``name`` is Keras's default metric name (the snake case of ``keras``, the
+    class name), ``aliases`` the other strings Keras accepts, ``formula`` LaTeX
+    of the per-sample value; ``id`` is the position in :data:`METRICS`.
+    """
+
+    name: str
+    keras: str
+    value: Callable
+    formula: str
+    sample: Callable = identity
+    result: Callable = divide_no_nan
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> int:
+        return METRICS.index(self)
+
+    def __repr__(self) -> str:
+        return f"MetricRule({self.name!r})"
+
+
+def per_sample(rule: MetricRule, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """:math:`m_b`, shape (B,): the mean over the last axis summed front to back, then ``rule.sample``."""
+    values = rule.value(y_true, y_pred)
+    return rule.sample(np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values))
+
+
+MEAN_SQUARED_ERROR = MetricRule("mean_squared_error", "MeanSquaredError", squared_error, r"m_b = e_b^2",
+                                aliases=("mse",))
+MEAN_ABSOLUTE_ERROR = MetricRule("mean_absolute_error", "MeanAbsoluteError", absolute_error, r"m_b = |e_b|",
+                                 aliases=("mae",))
+MEAN_ABSOLUTE_PERCENTAGE_ERROR = MetricRule(
+    "mean_absolute_percentage_error", "MeanAbsolutePercentageError", absolute_percentage_error,
+    r"m_b = 100\,|e_b / \max(|y_b|, \epsilon)|", sample=percent, aliases=("mape",))
+MEAN_SQUARED_LOGARITHMIC_ERROR = MetricRule(
+    "mean_squared_logarithmic_error", "MeanSquaredLogarithmicError", squared_logarithmic_error,
+    r"m_b = (\log(\max(\hat y_b, \epsilon) + 1) - \log(\max(y_b, \epsilon) + 1))^2", aliases=("msle",))
+ROOT_MEAN_SQUARED_ERROR = MetricRule("root_mean_squared_error", "RootMeanSquaredError", squared_error,
+                                     r"m_b = e_b^2,\ \text{result} = \sqrt{\text{total}/\text{count}}",
+                                     result=root_of_mean)
+
+#: Every metric rule, in id order.
+METRICS: tuple[MetricRule, ...] = (MEAN_SQUARED_ERROR, MEAN_ABSOLUTE_ERROR, MEAN_ABSOLUTE_PERCENTAGE_ERROR,
+                                   MEAN_SQUARED_LOGARITHMIC_ERROR, ROOT_MEAN_SQUARED_ERROR)
+BY_ID = dict(enumerate(METRICS))
+# Keras 3's metric strings (keras.metrics.get): the class name, its snake case, and the upper/lower short aliases.
+BY_NAME = {key: rule for rule in METRICS
+           for key in (rule.name, rule.keras, *rule.aliases, *(alias.upper() for alias in rule.aliases))}
+
+
+class Metric:
+    """A compiled metric: a rule of :data:`METRICS` and the name its values carry in ``History`` and logs."""
+
+    rule: MetricRule
+
+    def __init__(self, name: str | None = None, dtype=None):
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}(name=...) must be a string, got {type(name).__name__}")
+        if dtype is not None:
+            raise NotImplementedError(f"{type(self).__name__}(dtype=...) is not supported: metrics are accumulated "
+                                      "in the model's dtype")
+        self.name = self.rule.name if name is None else name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _metric_class(rule: MetricRule) -> type:
+    cls = type(rule.keras, (Metric,), {"rule": rule, "__module__": __name__,
+                                       "__doc__": f"Keras's ``keras.metrics.{rule.keras}``: {rule.name}, "
+                                                  ":mod:`gdcore.metrics` (``name=`` sets its history key)."})
+    return cls
+
+
+MeanSquaredError = _metric_class(MEAN_SQUARED_ERROR)
+MeanAbsoluteError = _metric_class(MEAN_ABSOLUTE_ERROR)
+MeanAbsolutePercentageError = _metric_class(MEAN_ABSOLUTE_PERCENTAGE_ERROR)
+MeanSquaredLogarithmicError = _metric_class(MEAN_SQUARED_LOGARITHMIC_ERROR)
+RootMeanSquaredError = _metric_class(ROOT_MEAN_SQUARED_ERROR)
+_CLASSES = {cls.rule: cls for cls in (MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
+                                      MeanSquaredLogarithmicError, RootMeanSquaredError)}
+
+
+def _per_sample_function(rule: MetricRule) -> Callable:
+    def function(y_true, y_pred):
+        y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
+        y_true = np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
+        if y_pred.ndim == 1:
+            y_true, y_pred = y_true[:, None], y_pred[:, None]
+        return per_sample(rule, y_true, y_pred)
+
+    function.__name__ = function.__qualname__ = rule.name
+    function.__doc__ = f"Keras's ``keras.metrics.{rule.name}``: the per-sample value, ${rule.formula}$ (mean over the last axis)."
+    function.rule = rule
+    return function
+
+
+mean_squared_error = _per_sample_function(MEAN_SQUARED_ERROR)
+mean_absolute_error = _per_sample_function(MEAN_ABSOLUTE_ERROR)
+mean_absolute_percentage_error = _per_sample_function(MEAN_ABSOLUTE_PERCENTAGE_ERROR)
+mean_squared_logarithmic_error = _per_sample_function(MEAN_SQUARED_LOGARITHMIC_ERROR)
+
+
+def get(identifier) -> Metric:
+    """A :class:`Metric` from a Keras identifier: a string, a :class:`Metric`, its class, or a per-sample function.
+
+    The metric's name is the string as given (``"mae"`` stays ``"mae"``), else
+    the object's name, as Keras 3's ``compile`` names it.
+    """
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric) and identifier is not Metric:
+        return identifier()
+    if isinstance(identifier, str):
+        if identifier not in BY_NAME:
+            hint = " (Keras 3 has no 'rmse' string: use 'root_mean_squared_error' or RootMeanSquaredError())" \
+                if identifier.lower() == "rmse" else ""
+            raise ValueError(f"unknown metric {identifier!r}{hint}; known: {', '.join(sorted(BY_NAME))}")
+        return _CLASSES[BY_NAME[identifier]](name=identifier)
+    rule = getattr(identifier, "rule", None)
+    if callable(identifier) and isinstance(rule, MetricRule):
+        return _CLASSES[rule](name=identifier.__name__)
+    from gdcore import losses
+
+    if isinstance(identifier, losses.Loss):
+        raise TypeError(f"metrics: {identifier!r} is a loss object; Keras would average its batch values per batch, "
+                        f"not per sample. Pass the metric {identifier.name!r} (a string), "
+                        f"gdcore.metrics.{identifier.keras}() or gdcore.losses.{identifier.name}")
+    raise TypeError(f"metrics: cannot interpret {identifier!r} as a metric; give a name "
+                    f"({', '.join(sorted(BY_NAME))}), a gdcore.metrics class or object, or a per-sample function "
+                    "such as gdcore.losses.mean_absolute_error")
+
+
+def compile_metrics(metrics) -> list[tuple[str, Metric]]:
+    """``(key, metric)`` per metric of ``compile(metrics=...)``, in Keras 3's order, keys made unique as Keras makes them.
+
+    ``metrics`` is a list or tuple, or a dict; for a single-output model Keras
+    flattens either (nested lists in order, dicts by sorted key, whatever the
+    keys). A repeated name gets the key ``name_1``, ``name_2``, ... (the
+    metric keeps its name, which is what ``evaluate``'s list follows).
+    """
+    if metrics is None:
+        return []
+    if not isinstance(metrics, (list, tuple, dict)):
+        raise ValueError(f"metrics must be a list, tuple or dict, got {metrics!r} of type {type(metrics).__name__}: "
+                         f"pass e.g. metrics=[{metrics!r}]")
+
+    def flatten(items):
+        if isinstance(items, dict):
+            items = [items[key] for key in sorted(items)]
+        for item in items:
+            if isinstance(item, (list, tuple, dict)):
+                yield from flatten(item)
+            else:
+                yield item
+
+    result, seen = [], {}
+    for item in flatten(metrics):
+        metric = get(item)
+        if metric.name == "loss" or metric.name.startswith("val_"):
+            raise ValueError(f"metrics: a metric named {metric.name!r} would overwrite the loss or a validation "
+                             "value in the logs (Keras overwrites it silently); give it another name=")
+        key = metric.name
+        if key in seen:
+            seen[key] += 1
+            key = f"{key}_{seen[metric.name] - 1}"
+        else:
+            seen[key] = 1
+        result.append((key, metric))
+    return result
+
+
+def results(pairs, sums: np.ndarray) -> dict[str, list | float]:
+    """``{key: value}`` from ``sums[..., k, :]`` = metric k's ``[total, count]`` (the rule's ``result``)."""
+    return {key: metric.rule.result(sums[..., k, 0], sums[..., k, 1]) for k, (key, metric) in enumerate(pairs)}
 
 
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
-    raise NotImplementedError(f"keras.metrics.{name} is not supported yet by gdcore: compile(metrics=...) is refused; "
-                              "the loss is always tracked")
+    raise NotImplementedError(f"keras.metrics.{name} is not supported yet by gdcore; supported: "
+                              f"{', '.join(sorted(cls.__name__ for cls in _CLASSES.values()))} and the strings "
+                              f"{', '.join(sorted(BY_NAME))}")

@@ -28,6 +28,7 @@ import warnings
 import numpy as np
 
 from gdcore import _contract, _numba_engine, _numpy_engine, config, losses, optimizers
+from gdcore import metrics as metrics_module
 from gdcore import random as _random
 from gdcore._naming import unique_name
 from gdcore._validation import as_features, as_targets, positive_int
@@ -192,6 +193,8 @@ class Model:
         self.params: np.ndarray | None = None
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: losses.Loss | None = None
+        self._metrics: list = []  # (key, Metric) per compiled metric, gdcore.metrics.compile_metrics
+        self._metric_ids = np.zeros(0, np.int64)
         self.history: History | None = None
         self.stop_training = False
         self.compiled = False
@@ -305,16 +308,17 @@ class Model:
     # --- training -----------------------------------------------------------------------
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile=None, **kwargs) -> None:
-        """Choose the optimizer (name or object; Keras's default ``"rmsprop"``) and the loss (name, alias or object).
+        """Choose the optimizer (name or object; Keras's default ``"rmsprop"``), the loss and the metrics.
 
-        ``jit_compile`` is accepted for Keras compatibility (gdcore always runs
+        ``metrics`` is a list (or dict) of Keras metric identifiers, see
+        :mod:`gdcore.metrics`: their values join ``History``, the logs and
+        ``evaluate``'s result under Keras 3's keys. ``jit_compile`` is accepted for Keras compatibility (gdcore always runs
         its own compiled loop); other Keras options are refused by name.
         """
         for setting, value in kwargs.items():
             if value not in (None, False, 1, "auto"):
                 raise NotImplementedError(f"compile({setting}={value!r}) is not supported")
-        if metrics:
-            raise NotImplementedError(f"metrics are not supported yet (got {metrics!r}); the loss is always tracked")
+        compiled_metrics = metrics_module.compile_metrics(metrics)
         optimizer = optimizers.get(optimizer)
         owner = getattr(optimizer, "_model", None)
         if owner is not None and owner is not self:
@@ -325,7 +329,22 @@ class Model:
         optimizer._model = self
         self.optimizer = optimizer
         self.loss = losses.get(loss)
+        self._metrics = compiled_metrics
+        self._metric_ids = np.array([metric.rule.id for _, metric in compiled_metrics], dtype=np.int64)
+        self._metric_directions = {key: "down" for key, _ in compiled_metrics}  # every regression metric: lower is better
         self.compiled = True
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``"loss"`` and the compiled metrics' keys, as the logs name them."""
+        return ["loss", *(key for key, _ in self._metrics)] if self.compiled else []
+
+    def _logs(self, loss, metric_sums, prefix: str = "") -> dict[str, float]:
+        """Keras's logs: ``loss`` and each metric's result, keys sorted as Keras 3 sorts them."""
+        values = {"loss": loss, **metrics_module.results(self._metrics, metric_sums)}
+        if np.ndim(loss) == 0:  # one epoch's or batch's logs: Python floats, as Keras gives them
+            values = {key: float(value) for key, value in values.items()}
+        return {prefix + key: values[key] for key in sorted(values)}
 
     def _engine(self):
         return ENGINES[self.engine]
@@ -349,9 +368,34 @@ class Model:
         return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=self.dense_layers[-1].units,
                                         dtype=self.dtype))
 
+    def _prepare_weights(self, sample_weight, n_rows, name="sample_weight") -> np.ndarray:
+        """One finite weight per sample in the model's dtype (ones for None: a weight of 1 changes no bit)."""
+        if sample_weight is None:
+            return np.ones(n_rows, dtype=self.dtype)
+        return np.ascontiguousarray(as_targets(sample_weight, name, n_rows=n_rows, dtype=self.dtype)[:, 0])
+
+    def _class_weights(self, class_weight, y) -> np.ndarray:
+        """Keras's ``class_weight``: each sample weighs ``class_weight[round(y)]`` (``argmax`` for several outputs), else 1.
+
+        Keras does this for any target, a float one included: a regression
+        target is rounded half to even and looked up, exactly as here.
+        """
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}")
+        for key, value in class_weight.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+                raise TypeError(f"class_weight keys must be integer class indices, got {key!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+                    not math.isfinite(value):
+                raise ValueError(f"class_weight[{key!r}] must be a finite number, got {value!r}")
+        labels = np.argmax(y, axis=-1) if y.shape[1] != 1 else y[:, 0]
+        labels = np.round(labels).astype(np.int32)
+        weights = np.array([class_weight.get(int(label), 1.0) for label in labels], dtype=config.floatx())
+        return np.ascontiguousarray(weights.astype(self.dtype))
+
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto", callbacks=None,
-            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0,
-            **kwargs) -> History:
+            validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
+            sample_weight=None, initial_epoch: int = 0, **kwargs) -> History:
         """Train for ``epochs`` passes over the data, Keras's way.
 
         Each epoch visits the samples in consecutive batches of ``batch_size``
@@ -374,15 +418,22 @@ class Model:
         are given. Ctrl-C stops training at the end of the step it is in, with
         weights, optimizer state, ``optimizer.iterations`` and History
         consistent, then raises ``KeyboardInterrupt``.
+
+        ``sample_weight`` (one number per sample) weighs each sample's loss as
+        Keras does: the batch loss is :math:`\\sum_b w_b \\ell_b / B`, B the
+        batch's size whatever the weights (Keras's ``sum_over_batch_size``);
+        the metrics stay unweighted. ``class_weight`` (``{class: weight}``)
+        gives each sample the weight of its rounded target, as Keras 3 does.
+        ``validation_data`` may be ``(x, y, sample_weight)``.
         """
         for setting, value in kwargs.items():
             if value is not None:
                 raise NotImplementedError(f"fit({setting}=...) is not supported yet")
         return self._train(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-                           initial_epoch)
+                           initial_epoch, sample_weight=sample_weight, class_weight=class_weight)
 
     def _train(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-               initial_epoch, on_step=None) -> History:
+               initial_epoch, on_step=None, sample_weight=None, class_weight=None) -> History:
         """The epoch driver behind :meth:`fit` and :func:`gdcore.trace.fit_trace` (module docstring).
 
         ``on_step(epoch, step)``, if given, is called for every update of every
@@ -402,12 +453,18 @@ class Model:
             raise NotImplementedError("shuffle='batch' is Keras's stream: use random='keras'")
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("fit: give sample_weight or class_weight, not both (Keras would silently drop "
+                             "sample_weight)")
+        weights = self._class_weights(class_weight, y) if class_weight is not None else \
+            self._prepare_weights(sample_weight, x.shape[0])
         batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
-        x, y, val_x, val_y = self._validation(x, y, validation_split, validation_data)
+        x, y, weights, val_x, val_y, val_weights = self._validation(x, y, weights, validation_split, validation_data)
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)
         history = History()
-        history.history = {"loss": [], **({"val_loss": []} if val_x.shape[0] else {})}
+        keys = self.metrics_names
+        history.history = {key: [] for key in sorted(keys + (["val_" + key for key in keys] if val_x.shape[0] else []))}
         everything = [*callbacks, history] + ([ProgbarLogger()] if verbose else [])
         callback_list = CallbackList(everything, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
         progbar = everything[-1] if verbose else None
@@ -432,9 +489,12 @@ class Model:
                 start_batch, done = 0, 0
                 loss_history = np.zeros(count, dtype=self.dtype)
                 val_history = np.zeros(count, dtype=self.dtype)
+                metric_history = np.zeros((count, len(self._metrics), 2), dtype=self.dtype)
+                val_metric_history = np.zeros((count, len(self._metrics), 2), dtype=self.dtype)
                 validate_inside = val_x.shape[0] and not test_hooks
                 data = _contract.Epochs(x, y, orders, batch_size, _contract.Batches(
-                    val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], batch_size))
+                    val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], batch_size,
+                    val_weights if validate_inside else val_weights[:0]), weights)
                 failed = -1
                 while done < count:
                     max_steps = 1 if per_batch else window.steps_for(progbar is not None or interrupts is not None)
@@ -444,8 +504,10 @@ class Model:
                     window.prepare(start_batch, max_steps, steps if progbar or per_batch else 0)
                     started = time.perf_counter()
                     iterations, completed, ran, failed = engine.fit_loop(
-                        self.profile, data._replace(orders=orders[done:]), self.network, self.loss.id,
-                        self._optimizer_state(), _contract.Log(loss_history[done:], val_history[done:]), window.window,
+                        self.profile, data._replace(orders=orders[done:]), self.network, self.loss.id, self._metric_ids,
+                        self._optimizer_state(), _contract.Log(loss_history[done:], val_history[done:],
+                                                               metric_history[done:], val_metric_history[done:]),
+                        window.window,
                         **({"on_step": recorded.append} if on_step is not None else {}))
                     window.timed(ran, time.perf_counter() - started)
                     self.optimizer.iterations = int(iterations)
@@ -456,17 +518,21 @@ class Model:
                                          progbar)
                     if completed and not per_epoch:  # only the History listens: it gets the epochs at once
                         history.epoch.extend(range(epoch + done, epoch + done + completed))
-                        history.history["loss"].extend(loss_history[done : done + completed].tolist())
+                        span = slice(done, done + completed)
+                        columns = self._logs(loss_history[span], metric_history[span])
                         if val_x.shape[0]:
-                            history.history["val_loss"].extend(val_history[done : done + completed].tolist())
+                            columns.update(self._logs(val_history[span], val_metric_history[span], "val_"))
+                        for key, values in columns.items():
+                            history.history[key].extend(np.asarray(values).tolist())
                         logs = {key: values[-1] for key, values in history.history.items()}
                         done += completed
                     elif completed:  # an epoch ended in this call
-                        logs = {"loss": float(loss_history[done])}
+                        logs = self._logs(loss_history[done], metric_history[done])
                         if val_x.shape[0]:
-                            logs["val_loss"] = float(val_history[done]) if validate_inside else \
-                                self._validate(val_x, val_y, batch_size, callback_list)
-                        callback_list.on_epoch_end(epoch + done, logs)
+                            logs.update(self._logs(val_history[done], val_metric_history[done], "val_")
+                                        if validate_inside else
+                                        self._validate(val_x, val_y, val_weights, batch_size, callback_list))
+                        callback_list.on_epoch_end(epoch + done, dict(sorted(logs.items())))
                         done += 1
                     if failed < 0:
                         start_batch = (start_batch + ran) % steps  # where the next call starts in its epoch
@@ -476,10 +542,10 @@ class Model:
                         break
                 if per_batch and self.stop_training and done < count and failed < 0 and not interrupts.requested:
                     # Keras ends an epoch a batch callback stopped: its logs are the running loss so far.
-                    logs = {"loss": float(window.window.running[0] / window.window.running[1])}
+                    logs = self._logs(window.window.running[0] / window.window.running[1], window.window.metric_running)
                     if val_x.shape[0]:
-                        logs["val_loss"] = self._validate(val_x, val_y, batch_size, callback_list)
-                    callback_list.on_epoch_end(epoch + done, logs)
+                        logs.update(self._validate(val_x, val_y, val_weights, batch_size, callback_list))
+                    callback_list.on_epoch_end(epoch + done, dict(sorted(logs.items())))
                     done += 1
                 epoch += done
                 if failed >= 0:
@@ -496,8 +562,8 @@ class Model:
     def _window_state(self):
         """The engine's window buffers, reused across fits of this model (their sizes follow the model's)."""
         state = getattr(self, "_window", None)
-        if state is None or state.matches(self.params, self.optimizer.slots) is False:
-            state = self._window = _WindowState(self.params, self.optimizer.slots, self.dtype)
+        if state is None or state.matches(self.params, self.optimizer.slots, len(self._metrics)) is False:
+            state = self._window = _WindowState(self.params, self.optimizer.slots, self.dtype, len(self._metrics))
         state.failure[0] = 0
         return state
 
@@ -505,9 +571,9 @@ class Model:
         """Batch callbacks and the progress bar, from the running losses the engine wrote for this call's steps."""
         if not ran or (not per_batch and progbar is None):
             return
-        losses_so_far = window.window.batch_loss
+        losses_so_far, metrics_so_far = window.window.batch_loss, window.window.batch_metrics
         if per_batch:
-            callback_list.on_train_batch_end(start_batch, {"loss": float(losses_so_far[0])})
+            callback_list.on_train_batch_end(start_batch, self._logs(losses_so_far[0], metrics_so_far[0]))
             return
         # The bar only redraws every 0.05 s: its first step and the call's last step are what it can show.
         positions = sorted({0, ran - 1} if start_batch == 0 else {ran - 1})
@@ -515,9 +581,10 @@ class Model:
             batch = (start_batch + position) % steps if completed else start_batch + position
             if batch == steps - 1 and completed:
                 continue  # the epoch's end is drawn by on_epoch_end
-            progbar.on_train_batch_end(batch, {"loss": float(losses_so_far[min(position, len(losses_so_far) - 1)])})
+            position = min(position, len(losses_so_far) - 1)
+            progbar.on_train_batch_end(batch, self._logs(losses_so_far[position], metrics_so_far[position]))
 
-    def _validation(self, x, y, validation_split, validation_data):
+    def _validation(self, x, y, weights, validation_split, validation_data):
         if validation_split and validation_data is None:
             if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or \
                     not 0 < validation_split < 1:
@@ -526,38 +593,45 @@ class Model:
             if split_at == 0 or split_at == x.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
                                  f"out of {x.shape[0]}")
-            validation_data = (x[split_at:], y[split_at:])
-            x, y = x[:split_at], y[:split_at]
+            validation_data = (x[split_at:], y[split_at:], weights[split_at:])  # Keras splits the weights too
+            x, y, weights = x[:split_at], y[:split_at], np.ascontiguousarray(weights[:split_at])
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), "
+                                 f"got {type(validation_data).__name__} of length {len(validation_data)}"
+                                 if isinstance(validation_data, (tuple, list)) else
+                                 f"validation_data must be a tuple (x_val, y_val), got {type(validation_data).__name__}")
             val_x = self._prepare_x(validation_data[0], "validation_data[0]")
             val_y = self._prepare_y(validation_data[1], val_x.shape[0], "validation_data[1]")
-            return x, y, val_x, val_y
-        return x, y, np.empty((0, x.shape[1]), dtype=self.dtype), np.empty((0, y.shape[1]), dtype=self.dtype)
+            val_weights = self._prepare_weights(validation_data[2] if len(validation_data) == 3 else None,
+                                                val_x.shape[0], "validation_data[2]")
+            return x, y, weights, val_x, val_y, val_weights
+        return (x, y, weights, np.empty((0, x.shape[1]), dtype=self.dtype), np.empty((0, y.shape[1]), dtype=self.dtype),
+                np.empty(0, dtype=self.dtype))
 
-    def _validate(self, val_x, val_y, batch_size, callback_list) -> float:
-        """``val_loss`` by the evaluate path, calling the test hooks (as Keras's fit does)."""
+    def _validate(self, val_x, val_y, val_weights, batch_size, callback_list) -> dict[str, float]:
+        """The ``val_`` logs by the evaluate path, calling the test hooks (as Keras's fit does)."""
         callback_list.on_test_begin()
-        value = self._evaluate_batches(val_x, val_y, batch_size, callback_list)
-        callback_list.on_test_end({"loss": value})
-        return value
+        logs = self._evaluate_batches(val_x, val_y, val_weights, batch_size, callback_list)
+        callback_list.on_test_end(logs)
+        return {"val_" + key: value for key, value in logs.items()}
 
-    def _evaluate_batches(self, x, y, batch_size, callback_list=None) -> float:
+    def _evaluate_batches(self, x, y, weights, batch_size, callback_list=None) -> dict[str, float]:
+        """Keras's evaluate logs: the loss metric and the metrics over batches of ``batch_size``."""
+        sums = np.zeros((1 + len(self._metrics), 2), dtype=self.dtype)
         if callback_list is None or not callback_list.listens(("on_test_batch_begin", "on_test_batch_end")):
-            return float(self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size), self.network,
-                                                      self.loss.id))
-        # Per batch, with the running mean Keras's loss metric shows (same arithmetic as evaluate_loop).
-        total = count = self.dtype.type(0)
+            self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size, weights), self.network,
+                                         self.loss.id, self._metric_ids, sums)
+            return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
+        # Per batch, with the running means Keras's metrics show: the engine adds each batch into the same sums.
         for index, start in enumerate(range(0, x.shape[0], batch_size)):
             callback_list.on_test_batch_begin(index)
             rows = slice(start, start + batch_size)
             n = x[rows].shape[0]
-            batch = self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n), self.network,
-                                                 self.loss.id)
-            total, count = total + batch * self.dtype.type(n), count + self.dtype.type(n)
-            callback_list.on_test_batch_end(index, {"loss": float(total / count)})
-        return float(total / count)
+            self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n, weights[rows]),
+                                         self.network, self.loss.id, self._metric_ids, sums)
+            callback_list.on_test_batch_end(index, self._logs(sums[0, 0] / sums[0, 1], sums[1:]))
+        return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
 
     def _diverged(self, history, epoch, batch, reason, x, y):
         what = {_contract.FAILURE_LOSS: f"the loss of batch {batch} in epoch {epoch + 1} is NaN or infinite",
@@ -591,9 +665,12 @@ class Model:
             return np.ascontiguousarray(_random.shuffle_orders(n, epochs, shuffle, batch_size, seed=seed), np.int64)
         return _numba_engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", return_dict: bool = False,
-                 callbacks=None, **kwargs):
-        """The loss on (x, y), Keras's way: batch losses averaged with batch-size weights (batches of 32 by default)."""
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", sample_weight=None,
+                 return_dict: bool = False, callbacks=None, **kwargs):
+        """The loss and metrics on (x, y), Keras's way: batch losses averaged with batch-size weights (batches of 32).
+
+        ``sample_weight`` weighs each sample's loss as in :meth:`fit` (the metrics are unweighted).
+        """
         for setting, value in kwargs.items():
             if value is not None:
                 raise NotImplementedError(f"evaluate({setting}=...) is not supported yet")
@@ -603,16 +680,22 @@ class Model:
         verbose = _verbosity(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        weights = self._prepare_weights(sample_weight, x.shape[0])
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)
         callback_list = CallbackList([*callbacks] + ([ProgbarLogger()] if verbose else []), self,
                                      {"verbose": verbose, "epochs": 1, "steps": steps})
         callback_list.on_test_begin()
-        loss = self._evaluate_batches(x, y, batch_size, callback_list if callbacks else None)
+        logs = self._evaluate_batches(x, y, weights, batch_size, callback_list if callbacks else None)
         if verbose and not callbacks:
-            callback_list.callbacks[-1].on_test_batch_end(steps - 1, {"loss": loss})
-        callback_list.on_test_end({"loss": loss})
-        return {"loss": loss} if return_dict else loss
+            callback_list.callbacks[-1].on_test_batch_end(steps - 1, logs)
+        callback_list.on_test_end(logs)
+        if return_dict:
+            return logs
+        # Keras's order: the loss, each metric by its own name (a repeated name twice), then the other keys, sorted.
+        names = ["loss", *(metric.name for _, metric in self._metrics)]
+        values = [logs[name] for name in names if name in logs] + [logs[key] for key in sorted(logs) if key not in names]
+        return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size: int | None = None, verbose="auto", callbacks=None, **kwargs) -> np.ndarray:
         """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` (32) as Keras does."""
@@ -633,12 +716,14 @@ class Model:
             for index, start in enumerate(range(0, x.shape[0], batch_size)):
                 callback_list.on_predict_batch_begin(index)
                 rows = x[start : start + batch_size]
-                parts.append(self._engine().predict_loop(self.profile, _contract.Batches(rows, empty, len(rows)),
+                parts.append(self._engine().predict_loop(self.profile, _contract.Batches(rows, empty, len(rows),
+                                                                                         empty.reshape(-1)),
                                                          self.network))
                 callback_list.on_predict_batch_end(index, {"outputs": parts[-1]})
             result = np.concatenate(parts)
         else:
-            result = self._engine().predict_loop(self.profile, _contract.Batches(x, empty, batch_size), self.network)
+            batches = _contract.Batches(x, empty, batch_size, empty.reshape(-1))
+            result = self._engine().predict_loop(self.profile, batches, self.network)
         callback_list.on_predict_end()
         return result
 
@@ -786,17 +871,18 @@ def _verbosity(verbose) -> int:
 class _WindowState:
     """The engine's :class:`~gdcore._contract.Window` for one fit, and how many steps a call should run."""
 
-    def __init__(self, params, slots, dtype):
+    def __init__(self, params, slots, dtype, n_metrics=0):
         self._saved = (params.copy(), slots.copy(), np.zeros(1, np.int64))
         self.failure = np.zeros(1, np.int64)
         self._running = np.zeros(2, dtype)
+        self._metric_running = np.zeros((n_metrics, 2), dtype)
         self._per_step = None
         self.window = None
 
-    def matches(self, params, slots) -> bool:
+    def matches(self, params, slots, n_metrics=0) -> bool:
         saved_params, saved_slots, _ = self._saved
         return saved_params.shape == params.shape and saved_params.dtype == params.dtype and \
-            saved_slots.shape == slots.shape
+            saved_slots.shape == slots.shape and self._metric_running.shape[0] == n_metrics
 
     def steps_for(self, someone_waits: bool) -> int:
         """Steps in the next call: about ``_SLICE_SECONDS`` of work (as measured), unbounded at first."""
@@ -810,7 +896,9 @@ class _WindowState:
 
     def prepare(self, start_batch: int, max_steps: int, record: int) -> None:
         batch_loss = np.zeros(min(record, max_steps), self._running.dtype) if record else self._running[:0]
-        self.window = _contract.Window(start_batch, max_steps, self._running, batch_loss, *self._saved, self.failure)
+        batch_metrics = np.zeros((len(batch_loss), *self._metric_running.shape), self._running.dtype)
+        self.window = _contract.Window(start_batch, max_steps, self._running, batch_loss, *self._saved, self.failure,
+                                       self._metric_running, batch_metrics)
 
 
 # --- summary -----------------------------------------------------------------------------------
