@@ -413,7 +413,7 @@ def prepare_targets(loss: Loss, y: np.ndarray, n_outputs: int, dtype, name: str 
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ValueError(f"{name} rows must be one-hot (or probabilities summing to 1) for {loss.keras}; row "
-                             f"{row} is {array[row].tolist()} (sum {sums[row]!r})")
+                             f"{row} is {array[row].tolist()} (sum {sums[row].item()!r})")
     if loss.targets == "binary":
         bad = (array != 0) & (array != 1)
         if bad.any():
