@@ -14,7 +14,13 @@ linear     :math:`z`                           :math:`dy`
 sigmoid    :math:`1 / (1 + e^{-z})`            :math:`dy \cdot (y (1 - y))`
 tanh       :math:`\tanh z`                     :math:`dy \cdot (1 - y^2)`
 relu       :math:`\max(z, 0)`                  :math:`dy \cdot [y > 0]`
+softmax    :math:`e^{z_j - m} / \sum_k e^{z_k - m}`  :math:`(dy_j - \sum_k dy_k y_k)\, y_j`
 =========  ==================================  ===================================
+
+The softmax is the one entry over the last axis (``row_wise``, :math:`m` the
+row's maximum, sums front to back, the C library's ``exp``); it brings its own
+in-place loops. Trained with a cross-entropy, Keras never evaluates its
+gradient: the loss reads its logits (:func:`gdcore.losses.training_loss`).
 
 The sigmoid and the tanh are evaluated as Eigen's vectorised kernels (what
 TensorFlow runs on CPU on whole packets, :mod:`gdcore.numerics.eigen`): the

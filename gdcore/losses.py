@@ -1,4 +1,4 @@
-r"""Losses, with Keras's names, reduction and gradient: one table of elementwise functions.
+r"""Losses, with Keras's names, reduction and gradient: one table of elementwise and row functions.
 
 With :math:`e = y - \hat y` (``y_true - y_pred``), a batch of :math:`B`
 samples (the last batch of an epoch may be partial, and :math:`B` is then its
@@ -10,6 +10,22 @@ name                   batch loss :math:`L`                :math:`\partial L / \
 mean_squared_error     :math:`\frac1B\sum_b \frac1N\sum_j e_{bj}^2`   :math:`-\big(\mathrm{fl}(\tfrac1B / N)\cdot 2e_{bj}\big)`
 mean_absolute_error    :math:`\frac1B\sum_b \frac1N\sum_j |e_{bj}|`   :math:`-\big(\mathrm{fl}(\tfrac1B / N)\cdot \operatorname{sign} e_{bj}\big)`
 =====================  ==================================  ===========================================================
+
+The cross-entropies (Keras 3, TensorFlow backend; :math:`\bar p = \mathrm{clip}(\hat y, \epsilon, 1 - \epsilon)`,
+:math:`\epsilon = 10^{-7}`, and the gradient is 0 where the clip is active):
+
+==================================  ============================================================  ===========================================
+name                                per-sample loss :math:`\ell_b`                                :math:`\partial L/\partial` output
+==================================  ============================================================  ===========================================
+binary_crossentropy                 :math:`\frac1N\sum_j -(y\log\bar p + (1-y)\log(1-\bar p))`    :math:`\frac{1}{BN}(\frac{1-y}{1-\bar p} - \frac{y}{\bar p})`
+binary_crossentropy (logits z)      :math:`\frac1N\sum_j \max(z,0) - zy + \log(1+e^{-|z|})`       :math:`\frac{1}{BN}(\sigma(z) - y)`
+categorical_crossentropy            :math:`-\sum_j y_j \log \mathrm{clip}(\hat y_j / \sum_k \hat y_k)`   through the normalisation (``categorical_crossentropy``)
+categorical_crossentropy (logits)   :math:`\log\sum_k e^{z_k} - \sum_j y_j z_j`                     :math:`\frac1B(\mathrm{softmax}(z) - y)`
+sparse_categorical_crossentropy     the logits formula on :math:`\log \bar p` (labels one-hot)      through the log and the clip
+==================================  ============================================================  ===========================================
+
+A sigmoid (softmax) output feeding binary (categorical or sparse) cross-entropy
+is trained on its logits: :func:`training_loss`.
 
 Each entry of :data:`LOSSES` gives ``value(y_true, y_pred)`` (one element)
 and ``grad(y_true, y_pred, scale)`` with ``scale = fl(1/B) / N``; the same
