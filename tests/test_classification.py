@@ -228,3 +228,64 @@ def test_classification_data_is_the_regression_data_thresholded():
         make_three_class_dataset(2)
     with pytest.raises(ValueError, match="threshold must be a finite number"):
         make_classification_dataset(threshold=float("nan"))
+
+
+# --- scikit-learn ---------------------------------------------------------------------------
+
+
+@pytest.mark.sklearn
+def test_batch_size_one_is_sgdclassifier_per_epoch():
+    # SGDClassifier's log loss with labels in {-1, 1}: dloss/dz = -y / (exp(y z) + 1) = sigmoid(z) - [y = 1], the
+    # logistic neuron's gradient at B = 1; its update w -= eta0 * dloss * x is SGD's.
+    from sklearn.linear_model import SGDClassifier
+
+    data = make_classification_dataset(40, random_state=7)
+    x, y = data[["X"]].to_numpy() / 4, data["y"].to_numpy()
+    model = _model([], None, 1, "sigmoid", "sgd", 0.1, "binary_crossentropy", numerics="plain", features=1)
+    model.set_weights([np.array([[0.2]]), np.array([-0.1])])
+    theirs = SGDClassifier(loss="log_loss", penalty=None, learning_rate="constant", eta0=0.1, shuffle=False,
+                           average=False, tol=None, max_iter=1)
+    theirs.partial_fit(x[:1], y[:1], classes=[0, 1])  # creates the attributes; then started from our weights
+    theirs.coef_[:], theirs.intercept_[:], theirs.t_ = 0.2, -0.1, 1.0
+    for epoch in range(5):
+        model.fit(x, y, batch_size=1, epochs=1, shuffle=False, verbose=0)
+        theirs.partial_fit(x, y)
+        kernel, bias = model.get_weights()
+        np.testing.assert_allclose([kernel[0, 0], bias[0]], [theirs.coef_[0, 0], theirs.intercept_[0]], rtol=1e-13,
+                                   err_msg=f"epoch {epoch + 1}")
+
+
+@pytest.mark.sklearn
+def test_a_long_run_reaches_logisticregressions_optimum():
+    from sklearn.linear_model import LogisticRegression
+
+    data = make_classification_dataset()
+    x, y = data[["X"]].to_numpy() / 4, data["y"].to_numpy()
+    # LogisticRegression(penalty=None), the "Gauss's answer" of classification (C=inf is its current spelling).
+    optimum = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000).fit(x, y)
+    target = np.array([optimum.coef_[0, 0], optimum.intercept_[0]])
+    model = _model([], None, 1, "sigmoid", "sgd", 2.0, "binary_crossentropy", numerics="plain", features=1)
+    model.set_weights([np.zeros((1, 1)), np.zeros(1)])
+    distances = []
+    for _ in range(4):  # measured: 1.3e-2, 9.9e-5, 7.8e-7, 7.9e-9 (then the optimiser's own tolerance, ~7e-9)
+        model.fit(x, y, batch_size=len(x), epochs=100, shuffle=False, verbose=0)
+        kernel, bias = model.get_weights()
+        distances.append(float(np.linalg.norm([kernel[0, 0] - target[0], bias[0] - target[1]])))
+    assert all(later < earlier for earlier, later in zip(distances, distances[1:])), distances
+    assert distances[-1] < 5e-8, distances
+
+
+def test_explain_step_shows_the_logistic_step_as_it_runs():
+    model = _model([], None, 1, "sigmoid", "sgd", 0.1, "binary_crossentropy", engine="numpy", numerics="plain",
+                   features=1)
+    model.set_weights([np.array([[0.5]]), np.array([0.0])])
+    x, y = np.array([[1.0], [-2.0]]), np.array([1, 0])
+    explained = gdcore.explain.explain_step(model, x, y)
+    # The loss reads the logits z = [0.5, -1]; dL/dz = (sigmoid(z) - y) / B, the output layer's delta.
+    assert explained.loss_name == "binary_crossentropy_from_logits"
+    np.testing.assert_allclose(explained.samples["y_pred"], [0.5, -1.0])
+    np.testing.assert_allclose(explained.activations["delta"], (1 / (1 + np.exp(-np.array([0.5, -1.0]))) - [1, 0]) / 2,
+                               rtol=1e-15)
+    assert r"\sigma(z_i) - y_i" in explained.to_markdown()
+    model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_array_equal(explained.parameters["after"], np.concatenate([w.ravel() for w in model.get_weights()]))
