@@ -289,3 +289,21 @@ def test_explain_step_shows_the_logistic_step_as_it_runs():
     assert r"\sigma(z_i) - y_i" in explained.to_markdown()
     model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
     np.testing.assert_array_equal(explained.parameters["after"], np.concatenate([w.ravel() for w in model.get_weights()]))
+
+
+@pytest.mark.tensorflow
+def test_a_classifier_saves_and_loads_both_ways(tmp_path):
+    keras = pytest.importorskip("keras")
+    model = _model([], None, 3, "softmax", "adam", 0.05, losses.CategoricalCrossentropy(label_smoothing=0.1),
+                   dtype="float32")
+    model.fit(np.zeros((4, 2)), np.eye(3)[[0, 1, 2, 1]], verbose=0)  # optimizer state to save
+    path = str(tmp_path / "classifier.keras")
+    model.save(path)
+    theirs = keras.saving.load_model(path)
+    assert isinstance(theirs.loss, keras.losses.CategoricalCrossentropy) and theirs.loss.label_smoothing == 0.1
+    x = np.linspace(-1, 1, 10, dtype=np.float32).reshape(5, 2)
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    theirs.save(str(tmp_path / "back.keras"))
+    back = gdcore.models.load_model(str(tmp_path / "back.keras"))
+    assert back.loss.name == "categorical_crossentropy" and back.loss.label_smoothing == 0.1
+    assert back.dense_layers[-1].activation is activations.SOFTMAX
