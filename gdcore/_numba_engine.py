@@ -152,7 +152,9 @@ def _loss_pass_for(loss):
                 per_sample[b] = row(y_true[b], y_pred[b], delta[b], scale, with_gradient)
 
         row_pass.__name__ = row_pass.__qualname__ = f"{loss.name}_pass"
-        return _inline(row_pass)
+        # Compiled once and called (not inlined): inlining every row loss into every entry point's IR
+        # multiplied the cold compile time; one call per batch costs nothing next to the row loops.
+        return _jit(row_pass)
 
     def loss_pass(y_true, y_pred, per_sample, delta, with_gradient):
         rows, n_outputs = y_pred.shape
@@ -167,7 +169,7 @@ def _loss_pass_for(loss):
             per_sample[b] = acc / cast(n_outputs, y_pred)
 
     loss_pass.__name__ = loss_pass.__qualname__ = f"{loss.name}_pass"
-    return _inline(loss_pass)
+    return _inline(loss_pass) if loss.targets == "values" else _jit(loss_pass)  # label losses: called, as row losses
 
 
 _LOSS_PASSES = [_loss_pass_for(loss) for loss in losses.LOSSES]

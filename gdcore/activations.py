@@ -50,7 +50,6 @@ from gdcore.numerics import eigen
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
-_inline_jit = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
 logistic = register_jitable(eigen.logistic)
 _eigen_tanh = register_jitable(eigen.tanh)
@@ -172,7 +171,8 @@ class Activation:
     def loops(self) -> tuple[Callable, Callable]:
         """Compiled in-place loops over a (batch, units) buffer: ``forward_loop(z)``, ``grad_loop(y, delta)``."""
         if not self._loops and self.row_wise:
-            self._loops["forward"], self._loops["grad"] = _inline_jit(self.forward_loop), _inline_jit(self.grad_loop)
+            # Called, not inlined (as the row losses): a row loop gains nothing from inlining and costs compile time.
+            self._loops["forward"], self._loops["grad"] = _jit(self.forward_loop), _jit(self.grad_loop)
         if not self._loops:
             self._loops["forward"] = activation_loop(_jit(self.forward), f"{self.name}_loop", inline=True)
             self._loops["grad"] = gradient_loop(_jit(self.grad), f"{self.name}_grad_loop", inline=True)
