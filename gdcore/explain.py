@@ -286,18 +286,20 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     hyper = optimizer.hyperparameters(dtype)
 
     # The step itself, by the NumPy engine's own functions (the ones fit's NumPy engine runs).
-    loss, grads, outputs = _numpy_engine.gradients(profile, x, y, model.network._replace(params=params), model.loss)
+    network, training_loss = model._training()
+    loss, grads, outputs = _numpy_engine.gradients(profile, x, y, network._replace(params=params), training_loss)
     if grads is None:
         raise ValueError(f"explain_step: the batch loss is {loss}; there is no step to explain")
     y_pred = outputs[-1]
-    sample_loss = losses.per_sample(model.loss, profile, y, y_pred)
-    output_grad = losses.output_grad(model.loss, y, y_pred)
+    sample_loss = losses.per_sample(training_loss, profile, y, y_pred)
+    output_grad = losses.output_grad(training_loss, y, y_pred)
     after = params.copy()
     slots = optimizer.slots.copy()
     optimizers.apply_update(hyper, after, grads, slots, iterations, profile.update_lanes(layout, dtype))
 
     # Per-layer intermediates, recomputed with the calls forward() and backward() make.
-    views = list(_numpy_engine._layers(params, layout))
+    # With Keras's logits recovery the output layer is shown as the step runs it: linear, the loss on its logits.
+    views = list(_numpy_engine._layers(params, network.layout))
     pre_activations = [profile.dense(outputs[l], kernel, bias) for l, (kernel, bias, _) in enumerate(views)]
     grad_a, activation_grads, deltas = [None] * len(views), [None] * len(views), [None] * len(views)
     upstream = output_grad
@@ -323,7 +325,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     layer_rows, layer_meta = [], []
     for l, layer in enumerate(model.dense_layers):
         units = layer.units
-        layer_meta.append((layer.name, layer.activation.name, int(layout[l].n_in), units))
+        layer_meta.append((layer.name, views[l][2].name, int(layout[l].n_in), units))
         layer_rows.append(pd.DataFrame({
             "layer": layer.name,
             "sample": np.repeat(np.arange(batch), units),
@@ -370,7 +372,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
 
     return StepExplanation(
         model_name=model.name, optimizer_name=type(optimizer).__name__, optimizer_config=optimizer.get_config(),
-        loss_name=model.loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
+        loss_name=training_loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
         loss=float(loss), hyperparameters=hyperparameters, samples=samples, activations=activation_frame,
         parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(grads),
         weights_after=keras_layout(after), layers=layer_meta, slots=list(active),

@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from gdcore import _contract, _numba_engine, _numpy_engine, config, losses, optimizers
+from gdcore import _contract, _numba_engine, _numpy_engine, activations, config, losses, optimizers
 from gdcore import metrics as metrics_module
 from gdcore import random as _random
 from gdcore._naming import unique_name
@@ -329,6 +329,9 @@ class Model:
         optimizer._model = self
         self.optimizer = optimizer
         self.loss = losses.get(loss)
+        if compiled_metrics and self.loss is not None and self.loss.targets != "values":
+            raise NotImplementedError(f"metrics with {self.loss.name} are not supported yet (got {metrics!r}): the "
+                                      "accuracy family is still to come; the loss is always tracked")
         self._metrics = compiled_metrics
         self._metric_ids = np.array([metric.rule.id for _, metric in compiled_metrics], dtype=np.int64)
         self._metric_directions = {key: "down" for key, _ in compiled_metrics}  # every regression metric: lower is better
@@ -365,8 +368,42 @@ class Model:
         return _engine_array(features)
 
     def _prepare_y(self, y, n_rows, name="y") -> np.ndarray:
-        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=self.dense_layers[-1].units,
-                                        dtype=self.dtype))
+        n_outputs = self.dense_layers[-1].units
+        if self.loss is not None and self.loss.targets != "values":
+            # Labels: checked against the loss (0/1, one-hot, class indices), sparse ones expanded to one-hot.
+            raw = np.asarray(y) if self.loss.targets == "sparse" else as_targets(y, name, n_rows=n_rows,
+                                                                                  n_outputs=n_outputs, dtype=self.dtype)
+            if raw.shape[0] != n_rows:
+                raise ValueError(f"x and {name} must have the same number of samples, got {n_rows} and {raw.shape[0]}")
+            return _engine_array(losses.prepare_targets(self.loss, raw, n_outputs, self.dtype, name))
+        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=n_outputs, dtype=self.dtype))
+
+    def _training_ids(self) -> tuple[_contract.Network, int]:
+        network, loss = self._training()
+        return network, loss.id
+
+    def _training(self) -> tuple[_contract.Network, losses.Loss]:
+        """The network and loss ``fit``/``evaluate`` run: Keras's logits recovery (:func:`gdcore.losses.training_loss`).
+
+        When the loss reads the logits of a sigmoid/softmax output, the output
+        layer runs linear in training and evaluation; ``predict`` applies the activation.
+        """
+        network = self.network
+        loss = losses.training_loss(self.loss, self.dense_layers[-1].activation.name)
+        if loss is self.loss:
+            return network, loss
+        key = (id(self.layout), self.layout.tobytes())
+        if getattr(self, "_logits_layout_key", None) != key:
+            layout = self.layout.copy()
+            layout.activation[-1] = activations.LINEAR.id
+            self._logits_layout, self._logits_layout_key = layout, key
+        return network._replace(layout=self._logits_layout), loss
+
+    def _refuse_label_weights(self, sample_weight=None, class_weight=None, validation_data=None) -> None:
+        weighted = sample_weight is not None or class_weight is not None or (
+            isinstance(validation_data, (tuple, list)) and len(validation_data) == 3 and validation_data[2] is not None)
+        if weighted and self.loss is not None and self.loss.targets != "values":
+            raise NotImplementedError(f"sample_weight and class_weight with {self.loss.name} are not supported yet")
 
     def _prepare_weights(self, sample_weight, n_rows, name="sample_weight") -> np.ndarray:
         """One finite weight per sample in the model's dtype (ones for None: a weight of 1 changes no bit)."""
@@ -456,6 +493,7 @@ class Model:
         if class_weight is not None and sample_weight is not None:
             raise ValueError("fit: give sample_weight or class_weight, not both (Keras would silently drop "
                              "sample_weight)")
+        self._refuse_label_weights(sample_weight, class_weight, validation_data)
         weights = self._class_weights(class_weight, y) if class_weight is not None else \
             self._prepare_weights(sample_weight, x.shape[0])
         batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
@@ -504,7 +542,7 @@ class Model:
                     window.prepare(start_batch, max_steps, steps if progbar or per_batch else 0)
                     started = time.perf_counter()
                     iterations, completed, ran, failed = engine.fit_loop(
-                        self.profile, data._replace(orders=orders[done:]), self.network, self.loss.id, self._metric_ids,
+                        self.profile, data._replace(orders=orders[done:]), *self._training_ids(), self._metric_ids,
                         self._optimizer_state(), _contract.Log(loss_history[done:], val_history[done:],
                                                                metric_history[done:], val_metric_history[done:]),
                         window.window,
@@ -620,8 +658,8 @@ class Model:
         """Keras's evaluate logs: the loss metric and the metrics over batches of ``batch_size``."""
         sums = np.zeros((1 + len(self._metrics), 2), dtype=self.dtype)
         if callback_list is None or not callback_list.listens(("on_test_batch_begin", "on_test_batch_end")):
-            self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size, weights), self.network,
-                                         self.loss.id, self._metric_ids, sums)
+            self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size, weights),
+                                         *self._training_ids(), self._metric_ids, sums)
             return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
         # Per batch, with the running means Keras's metrics show: the engine adds each batch into the same sums.
         for index, start in enumerate(range(0, x.shape[0], batch_size)):
@@ -629,7 +667,7 @@ class Model:
             rows = slice(start, start + batch_size)
             n = x[rows].shape[0]
             self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n, weights[rows]),
-                                         self.network, self.loss.id, self._metric_ids, sums)
+                                         *self._training_ids(), self._metric_ids, sums)
             callback_list.on_test_batch_end(index, self._logs(sums[0, 0] / sums[0, 1], sums[1:]))
         return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
 
@@ -680,6 +718,7 @@ class Model:
         verbose = _verbosity(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        self._refuse_label_weights(sample_weight)
         weights = self._prepare_weights(sample_weight, x.shape[0])
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)

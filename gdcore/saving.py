@@ -279,7 +279,19 @@ def _optimizer_config(model) -> dict:
 def _compile_config(model) -> dict:
     if not model.compiled or model.optimizer is None or model.loss is None:
         return {}
-    return {"optimizer": _optimizer_config(model), "loss": model.loss.name, **_COMPILE_DEFAULTS, "jit_compile": False}
+    return {"optimizer": _optimizer_config(model), "loss": _loss_config(model.loss), **_COMPILE_DEFAULTS,
+            "jit_compile": False}
+
+
+def _loss_config(loss):
+    """A loss as Keras's ``compile_config`` holds it: the name, or the serialized object when it has options."""
+    if not (loss.from_logits or loss.label_smoothing):
+        return loss.name
+    config = {"name": losses.BY_NAME[loss.keras.lower()].name, "reduction": "sum_over_batch_size", "dtype": None,
+              "from_logits": loss.from_logits}
+    if loss.targets != "sparse":
+        config.update({"label_smoothing": loss.label_smoothing, "axis": -1})
+    return {"module": "keras.losses", "class_name": loss.keras, "config": config, "registered_name": None}
 
 
 def _serialized_model(model) -> dict:
@@ -934,13 +946,26 @@ def _loss_from_config(entry, where: str):
         if class_name == "function" and isinstance(config, str):
             name = config
         elif isinstance(config, dict) and entry.get("module") in ("keras.losses", None):
-            _unknown_keys(config, ("name", "reduction", "dtype"), where, f"loss {class_name}")
+            _unknown_keys(config, ("name", "reduction", "dtype", "from_logits", "label_smoothing", "axis",
+                                   "ignore_class"), where, f"loss {class_name}")
+            _require(config.get("axis", -1) == -1 and config.get("ignore_class") is None, where,
+                     f"loss {class_name} has axis={config.get('axis')!r}, ignore_class={config.get('ignore_class')!r}; "
+                     "gdcore reduces over the last axis and ignores no class")
             _require(config.get("reduction", "sum_over_batch_size") == "sum_over_batch_size", where,
                      f"loss {class_name} has reduction={config.get('reduction')!r}; gdcore averages over the batch "
                      "('sum_over_batch_size')")
             _require(config.get("dtype") is None, where, f"loss {class_name} has dtype={config.get('dtype')!r}; "
                      "gdcore computes the loss in the model's dtype")
             name = class_name
+            options = {key: config[key] for key in ("from_logits", "label_smoothing") if config.get(key)}
+            if options:
+                constructor = getattr(losses, class_name, None)
+                _require(constructor is not None and class_name.endswith("Crossentropy"), where,
+                         f"loss {class_name} with options {options} is not supported")
+                try:
+                    return constructor(**options)
+                except (TypeError, ValueError) as error:
+                    raise ValueError(f"{where}: loss {class_name}: {error}") from None
         else:
             raise ValueError(f"{where}: loss {entry!r} is not supported; supported: "
                              f"{', '.join(sorted(losses.BY_NAME))}")
