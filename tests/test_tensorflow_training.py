@@ -63,6 +63,16 @@ CASES = {
     "sigmoid8-rmsprop-centered-momentum-mse-b20": ([8], "sigmoid", 1, ("rmsprop", {"centered": True, "momentum": 0.5,
                                                                                      "rho": 0.8}), 0.01, "mse", 20, 10,
                                                    False),
+    # Keras 3's BaseOptimizer options and learning-rate schedules
+    "sigmoid8-adamw-mse-b20": ([8], "sigmoid", 1, ("adamw", {"weight_decay": 0.05}), 0.05, "mse", 20, 25, False),
+    "tanh8-3features-adam-amsgrad-clipnorm-mse-b20": ([8], "tanh", 3, ("adam", {"amsgrad": True, "clipnorm": 0.5}),
+                                                      0.05, "mse", 20, 25, False),
+    "sigmoid8-3features-sgd-global-clipnorm-exponential-mae-b30": (
+        [8], "sigmoid", 3, ("sgd", {"momentum": 0.9, "global_clipnorm": 1.0}),
+        gdcore.schedules.ExponentialDecay(0.05, 10, 0.9), "mae", 30, 25, False),
+    "relu8-rmsprop-clipvalue-weight-decay-cosine-warmup-mse-b20": (
+        [8], "relu", 1, ("rmsprop", {"clipvalue": 0.1, "weight_decay": 0.01}),
+        gdcore.schedules.CosineDecay(0.001, 100, warmup_target=0.01, warmup_steps=20), "mse", 20, 25, True),
 }
 
 
