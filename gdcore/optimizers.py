@@ -611,6 +611,7 @@ class Optimizer:
         self._checked = key
 
     def get_config(self) -> dict:
+        """The constructor's arguments (Keras's ``get_config``), the shared options (``weight_decay``, clipping) included."""
         raise NotImplementedError
 
     def keras_config(self) -> dict:
@@ -619,10 +620,10 @@ class Optimizer:
         if not isinstance(config["learning_rate"], (float, schedules.LearningRateSchedule)):
             raise ValueError(f"learning_rate={config['learning_rate']!r}: Keras calls a callable learning rate once, "
                              "when it traces the training step; pass a float or a schedule")
-        return {**config, **{key: value for key, value in self._base_config().items() if value is not None}}
+        return config
 
     def __repr__(self) -> str:
-        config = {**self.get_config(), **{k: v for k, v in self._base_config().items() if v is not None}}
+        config = {k: v for k, v in self.get_config().items() if k not in self._base_config() or v is not None}
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
@@ -656,10 +657,10 @@ class SGD(Optimizer):
 
     def get_config(self) -> dict:
         return {"learning_rate": self._learning_rate, "momentum": self.momentum, "nesterov": self.nesterov,
-                "float32_momentum": self.float32_momentum}
+                "float32_momentum": self.float32_momentum, **self._base_config()}
 
     def keras_config(self) -> dict:
-        config = self.get_config()
+        config = super().keras_config()
         if not config.pop("float32_momentum"):
             raise ValueError("SGD(float32_momentum=False) is scikit-learn's convention; Keras has no such option")
         return config
@@ -691,10 +692,11 @@ class Adam(Optimizer):
 
     def get_config(self) -> dict:
         return {"learning_rate": self._learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "amsgrad": self.amsgrad, "float32_betas": self.float32_betas}
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad, "float32_betas": self.float32_betas,
+                **self._base_config()}
 
     def keras_config(self) -> dict:
-        config = self.get_config()
+        config = super().keras_config()
         if not config.pop("float32_betas"):
             raise ValueError("Adam(float32_betas=False) is scikit-learn's convention; Keras has no such option")
         return config
@@ -723,7 +725,7 @@ class RMSprop(Optimizer):
 
     def get_config(self) -> dict:
         return {"learning_rate": self._learning_rate, "rho": self.rho, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+                "epsilon": self.epsilon, "centered": self.centered, **self._base_config()}
 
 
 class Adagrad(Optimizer):
@@ -752,7 +754,7 @@ class Adagrad(Optimizer):
 
     def get_config(self) -> dict:
         return {"learning_rate": self._learning_rate, "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
+                "epsilon": self.epsilon, **self._base_config()}
 
 
 class AdamW(Adam):

@@ -5,9 +5,12 @@ first) to that update's learning rate. Keras evaluates it in the dtype of
 ``initial_learning_rate`` as a tensor, float32 for a Python float, whatever the
 model's dtype; the optimizer then casts the float32 result to the weights'
 dtype. gdcore evaluates each formula in NumPy float32 scalars in Keras's operation
-order; ``+ - * /``, ``floor``, ``ceil`` and ``minimum`` are exact in IEEE
-arithmetic, and ``pow`` and ``cos`` call the C library's ``powf`` and ``cosf``,
-as TensorFlow's scalar kernels do. Before a ``fit`` call the optimizer tabulates
+order, with TensorFlow's graph rewrite of a division by a constant (the step
+count ``decay_steps``, ``warmup_steps``) into a multiplication by its float32
+reciprocal; ``+ - * /``, ``floor``, ``ceil`` and ``minimum`` are exact in IEEE
+arithmetic, and ``pow`` calls the C library's ``powf``, as TensorFlow's scalar
+kernel does. ``cos`` calls ``cosf``, which TensorFlow's ``Cos`` is not:
+:class:`CosineDecay` is the one schedule within a few ulp rather than exact. Before a ``fit`` call the optimizer tabulates
 the rates of the updates it may run (:meth:`LearningRateSchedule.rates`), so
 the compiled loop reads a rate per update and stays one compiled call.
 
@@ -39,6 +42,12 @@ _f32 = np.float32
 
 def _cosf(x) -> np.float32:
     return _f32(_libm.cosf(float(x)))
+
+
+def _over(x, constant) -> np.float32:
+    """``x / constant`` as TensorFlow runs it: its graph optimizer turns a division by a constant into a
+    multiplication by the constant's float32 reciprocal (``21 / 7`` is then 3.0000002)."""
+    return x * (_f32(1) / _f32(constant))
 
 
 def _real(value, name: str, positive: bool = False) -> float:
@@ -82,7 +91,7 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = bool(staircase)
 
     def __call__(self, step) -> np.float32:
-        p = _f32(step) / _f32(self.decay_steps)
+        p = _over(_f32(step), self.decay_steps)
         if self.staircase:
             p = np.floor(p)
         return _f32(self.initial_learning_rate) * libm_pow(_f32(self.decay_rate), p)
@@ -98,9 +107,10 @@ class InverseTimeDecay(LearningRateSchedule):
         self.staircase = bool(staircase)
 
     def __call__(self, step) -> np.float32:
-        p = _f32(step) / _f32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
+        if not self.staircase:  # the graph optimizer also folds decay_rate * (step * (1 / decay_steps)) into one constant
+            return _f32(self.initial_learning_rate) / (_f32(1) + _f32(step) * (_f32(self.decay_rate) *
+                                                                              (_f32(1) / _f32(self.decay_steps))))
+        p = np.floor(_over(_f32(step), self.decay_steps))
         return _f32(self.initial_learning_rate) / (_f32(1) + _f32(self.decay_rate) * p)
 
 
@@ -140,17 +150,22 @@ class PolynomialDecay(LearningRateSchedule):
     def __call__(self, step) -> np.float32:
         initial, end, power = _f32(self.initial_learning_rate), _f32(self.end_learning_rate), _f32(self.power)
         s, decay_steps = _f32(step), _f32(self.decay_steps)
-        if self.cycle:
-            # Keras divides by the Python int decay_steps, converted to float32.
-            decay_steps = decay_steps * (_f32(1) if s == 0 else np.ceil(s / _f32(self.decay_steps)))
+        if self.cycle:  # the decay steps vary: a true division
+            decay_steps = decay_steps * (_f32(1) if s == 0 else np.ceil(_over(s, self.decay_steps)))
+            p = s / decay_steps
         else:
-            s = min(s, decay_steps)
-        p = s / decay_steps
+            p = _over(min(s, decay_steps), self.decay_steps)
         return (initial - end) * libm_pow(_f32(1) - p, power) + end
 
 
 class CosineDecay(LearningRateSchedule):
     """Cosine decay with optional linear warm-up (``keras.optimizers.schedules.CosineDecay``).
+
+    Not bit-identical to Keras: TensorFlow's CPU ``Cos`` is not the C
+    library's ``cosf`` (nor NumPy's); the rates differ from Keras's by at most
+    a few ulp at some steps (measured in ``tests/test_optimizers.py``). The
+    divisions here stay divisions (TensorFlow keeps them inside the warm-up's
+    ``cond``, and so, measured, in the decay).
 
     With ``warmup_target``: from :math:`\\eta_0` to the target over
     ``warmup_steps`` (:math:`(\\eta_w-\\eta_0)s/W+\\eta_0`), then cosine decay

@@ -70,9 +70,9 @@ CASES = {
     "sigmoid8-3features-sgd-global-clipnorm-exponential-mae-b30": (
         [8], "sigmoid", 3, ("sgd", {"momentum": 0.9, "global_clipnorm": 1.0}),
         gdcore.schedules.ExponentialDecay(0.05, 10, 0.9), "mae", 30, 25, False),
-    "relu8-rmsprop-clipvalue-weight-decay-cosine-warmup-mse-b20": (
+    "relu8-rmsprop-clipvalue-weight-decay-polynomial-cycle-mse-b20": (
         [8], "relu", 1, ("rmsprop", {"clipvalue": 0.1, "weight_decay": 0.01}),
-        gdcore.schedules.CosineDecay(0.001, 100, warmup_target=0.01, warmup_steps=20), "mse", 20, 25, True),
+        gdcore.schedules.PolynomialDecay(0.01, 7, 0.001, power=0.5, cycle=True), "mse", 20, 25, True),
 }
 
 
