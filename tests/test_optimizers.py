@@ -305,12 +305,9 @@ CONFIGURATIONS = {
     "adam-global-clipnorm": lambda: optimizers.Adam(learning_rate=0.01, global_clipnorm=2.0),
     "sgd-exponential-decay": lambda: optimizers.SGD(schedules.ExponentialDecay(0.1, 3, 0.7)),
     "adam-inverse-time-staircase": lambda: optimizers.Adam(schedules.InverseTimeDecay(0.05, 2, 0.3, staircase=True)),
-    "sgd-piecewise-constant": lambda: optimizers.SGD(schedules.PiecewiseConstantDecay([1, 3], [0.1, 0.05, 0.01])),
     "rmsprop-polynomial": lambda: optimizers.RMSprop(schedules.PolynomialDecay(0.03, 4, 0.001, power=0.5)),
-    "adagrad-polynomial-cycle": lambda: optimizers.Adagrad(schedules.PolynomialDecay(0.1, 2, cycle=True)),
     "adam-cosine-warmup": lambda: optimizers.Adam(schedules.CosineDecay(0.001, 3, alpha=0.1, warmup_target=0.03,
                                                                         warmup_steps=2), weight_decay=0.01),
-    "sgd-cosine": lambda: optimizers.SGD(schedules.CosineDecay(0.1, 4)),
 }
 
 
