@@ -26,8 +26,10 @@ column by position.
 :class:`OptimizerState`
     ``hyper`` (the rule's named tuple of constants, :mod:`gdcore.optimizers`:
     its type selects the rule), ``slots`` (state, shape (slots, parameters),
-    updated in place), ``iterations`` (updates so far) and ``lanes`` (the
-    profile's :meth:`~gdcore.numerics.Profile.update_lanes`).
+    updated in place), ``iterations`` (updates so far), ``lanes`` (the
+    profile's :meth:`~gdcore.numerics.Profile.update_lanes`) and ``options``
+    (:class:`gdcore.optimizers.Options`: Keras's clipping, weight decay and
+    the learning rate of each update; None: none).
 :class:`Log`
     Filled per epoch: ``loss`` (Keras's ``history["loss"]``) and ``val_loss``;
     ``metrics`` and ``val_metrics``, shape (epochs, metrics, 2), the
@@ -97,6 +99,7 @@ class OptimizerState(NamedTuple):
     slots: np.ndarray
     iterations: int
     lanes: np.ndarray  # int8 per parameter: how position-dependent operations are evaluated (Profile.update_lanes)
+    options: tuple | None = None  # gdcore.optimizers.Options: clipping, weight decay, the learning rate per update
 
 
 class Log(NamedTuple):

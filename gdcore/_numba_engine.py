@@ -456,7 +456,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
             _accumulate_metrics(profile, metrics, targets, y_pred, per_sample, metric_sums)  # pre-update predictions
             _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
-            optimizers.apply_update(hyper, params, grads, slots, iterations, lanes)
+            optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
                 return _restore(window, params, slots, _FAILURE_UPDATE), epoch, steps, batch_index
             # Keras's loss metric: a batch-size-weighted running mean of the pre-update batch losses.

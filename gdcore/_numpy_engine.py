@@ -123,7 +123,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
             total = total + batch * cast(len(rows), x)  # Keras's loss metric: a batch-size-weighted running mean
             count = count + cast(len(rows), x)
             before = params.copy() if on_step is not None else None
-            optimizers.apply_update(optimizer.hyper, params, grads, slots, iterations, optimizer.lanes)
+            optimizers.apply_update(optimizer.hyper, params, grads, slots, iterations, optimizer.lanes, optimizer.options)
             if not (np.isfinite(params).all() and np.isfinite(slots).all()):
                 return _restore(window, params, slots, FAILURE_UPDATE), epoch, steps, batch_index
             iterations += 1

@@ -352,13 +352,17 @@ class Model:
     def _engine(self):
         return ENGINES[self.engine]
 
-    def _optimizer_state(self) -> _contract.OptimizerState:
+    def _optimizer_state(self, steps: int = 0) -> _contract.OptimizerState:
+        """The optimizer's state for an engine call of at most ``steps`` updates (the schedule's rates)."""
         optimizer = self.optimizer
         key = (self.profile, self.params.size)
         if getattr(self, "_lanes_key", None) != key:  # a property of the layout and the profile: computed once
             self._lanes, self._lanes_key = self.profile.update_lanes(self.layout, self.dtype), key
         hyper = optimizer._cached(self.dtype, lambda: optimizer.hyperparameters(self.dtype))
-        return _contract.OptimizerState(hyper, optimizer.slots, optimizer.iterations, self._lanes)
+        tensors = [(start, start + size) for row in self.layout
+                   for start, size in ((int(row.kernel), int(row.n_in * row.n_out)), (int(row.bias), int(row.n_out)))]
+        options = optimizer.options(self.dtype, steps, tensors, self.profile.name != "plain")
+        return _contract.OptimizerState(hyper, optimizer.slots, optimizer.iterations, self._lanes, options)
 
     def _prepare_x(self, x, name="x") -> np.ndarray:
         expected = self.input_shape[0] if self.input_shape is not None else None
@@ -543,8 +547,9 @@ class Model:
                     started = time.perf_counter()
                     iterations, completed, ran, failed = engine.fit_loop(
                         self.profile, data._replace(orders=orders[done:]), *self._training_ids(), self._metric_ids,
-                        self._optimizer_state(), _contract.Log(loss_history[done:], val_history[done:],
-                                                               metric_history[done:], val_metric_history[done:]),
+                        self._optimizer_state(min(max_steps, (count - done) * steps)),
+                        _contract.Log(loss_history[done:], val_history[done:], metric_history[done:],
+                                      val_metric_history[done:]),
                         window.window,
                         **({"on_step": recorded.append} if on_step is not None else {}))
                     window.timed(ran, time.perf_counter() - started)

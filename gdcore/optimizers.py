@@ -69,6 +69,7 @@ optimizer makes of Keras's code (:func:`divide_by_sqrt`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -77,7 +78,8 @@ from numba.extending import overload, register_jitable
 
 from gdcore._dtype import cast, libm_pow
 from gdcore._validation import lookup, positive_float, representable, unit_interval
-from gdcore.numerics import eigen
+from gdcore import schedules
+from gdcore.numerics import _plain, eigen, eigen_reductions
 
 
 def divide_by_sqrt(x, y, lane):
@@ -183,6 +185,7 @@ class AdamHyperparameters(NamedTuple):
     one_minus_beta_1: float
     one_minus_beta_2: float
     epsilon: float
+    amsgrad: bool
 
 
 @register_jitable
@@ -198,13 +201,20 @@ def adam_step(hyper, t):
 def adam_update(w, g, state, hyper, constants, lane):
     m = state[0] + (g - state[0]) * hyper.one_minus_beta_1
     v = state[1] + (g * g - state[1]) * hyper.one_minus_beta_2
-    w = w - (m * constants[0]) / (np.sqrt(v) + hyper.epsilon)
-    return w, (m, v)
+    v_hat = state[2]
+    if hyper.amsgrad:
+        v_hat = np.maximum(v_hat, v)
+        w = w - (m * constants[0]) / (np.sqrt(v_hat) + hyper.epsilon)
+    else:
+        w = w - (m * constants[0]) / (np.sqrt(v) + hyper.epsilon)
+    return w, (m, v, v_hat)
 
 
-ADAM_RULE = Rule("adam", "Adam", AdamHyperparameters, ("m", "v"), ("momentums", "velocities"), adam_step, adam_update,
+ADAM_RULE = Rule("adam", "Adam", AdamHyperparameters, ("m", "v", "v_hat"), ("momentums", "velocities", "velocity_hats"),
+                 adam_step, adam_update,
                  r"\alpha_t = \eta\sqrt{1-\beta_2^t}/(1-\beta_1^t);\ m \leftarrow m + (g - m)(1-\beta_1),\ "
-                 r"v \leftarrow v + (g^2 - v)(1-\beta_2),\ w \leftarrow w - m\alpha_t/(\sqrt{v} + \hat\epsilon)",
+                 r"v \leftarrow v + (g^2 - v)(1-\beta_2),\ w \leftarrow w - m\alpha_t/(\sqrt{v} + \hat\epsilon)"
+                 r"\ (\text{AMSGrad: } \hat v \leftarrow \max(\hat v, v) \text{ in place of } v)",
                  ("alpha_t",))
 
 
@@ -290,21 +300,122 @@ def rule_of(hyper) -> Rule:
     return rule
 
 
+class Options(NamedTuple):
+    """What Keras 3's ``BaseOptimizer`` does around every rule's update (module docstring), in the model's dtype.
+
+    ``learning_rates`` holds the rate of each update of a training call,
+    update ``first_iteration + 1`` first (a schedule, tabulated); empty: the
+    rule's constant ``learning_rate``. ``clip`` is ``CLIP_*``, with its
+    threshold ``clip_value``; ``tensors`` (int64, (n, 2)) the start and stop of
+    each weight tensor in the flat arrays (clipnorm clips each on its own);
+    ``eigen_sum`` sums squares in Eigen's order (TensorFlow's ``reduce_sum``),
+    else front to back. ``weight_decay`` 0 is none.
+    """
+
+    weight_decay: float
+    clip: int
+    clip_value: float
+    learning_rates: np.ndarray
+    first_iteration: int
+    tensors: np.ndarray
+    eigen_sum: bool
+
+
+CLIP_NONE, CLIP_VALUE, CLIP_NORM, CLIP_GLOBAL_NORM = 0, 1, 2, 3
+
+
+def with_learning_rate(hyper, learning_rate):
+    """``hyper`` with its first field, the learning rate, replaced."""
+    return hyper._replace(learning_rate=learning_rate)
+
+
+@overload(with_learning_rate, jit_options={"cache": True})
+def _with_learning_rate_numba(hyper, learning_rate):
+    cls = hyper.instance_class
+    return lambda hyper, learning_rate: cls(learning_rate, *hyper[1:])
+
+
+def sum_of_squares(values, eigen_sum):
+    r""":math:`\sum_i v_i^2` of a 1-D array: the squares rounded, then summed in Eigen's order or front to back."""
+    squares = values * values
+    # The compiled loops return a Python float to Python: back to the values' dtype (exact).
+    return cast(eigen_reductions.sum_vector_loop(squares) if eigen_sum else _plain.sum_vector_loop(squares), values)
+
+
+@overload(sum_of_squares, jit_options={"cache": True, "error_model": "numpy"})
+def _sum_of_squares_numba(values, eigen_sum):
+    def impl(values, eigen_sum):
+        squares = values * values
+        return eigen_reductions.sum_vector_loop(squares) if eigen_sum else _plain.sum_vector_loop(squares)
+    return impl
+
+
+@register_jitable
+def clip_by_norm(g, clipnorm, eigen_sum):
+    r"""Keras's ``_clip_by_norm`` of one tensor, in place: :math:`g \leftarrow (g\,c) / \max(\lVert g\rVert, c)`.
+
+    :math:`\lVert g\rVert` is :math:`\sqrt{\sum g^2}` if the sum is positive, else the (zero) sum.
+    """
+    total = sum_of_squares(g, eigen_sum)
+    norm = np.sqrt(total) if total > cast(0, total) else total
+    g[:] = (g * clipnorm) / max(norm, clipnorm)
+
+
+@register_jitable
+def clip_by_global_norm(grads, tensors, clipnorm, eigen_sum):
+    r"""Keras's ``clip_by_global_norm``, in place: :math:`g \leftarrow g \cdot c\min(1/N, 1/c) + (N - N)`.
+
+    :math:`N = \sqrt{\sum_k s_k}`, :math:`s_k` each tensor's sum of squares,
+    summed over the stacked :math:`s_k` as over any vector.
+    """
+    sums = np.empty(tensors.shape[0], dtype=grads.dtype)
+    for k in range(tensors.shape[0]):
+        sums[k] = sum_of_squares(grads[tensors[k, 0]:tensors[k, 1]], eigen_sum)
+    norm = np.sqrt(cast(eigen_reductions.sum_vector_loop(sums) if eigen_sum else _plain.sum_vector_loop(sums), sums))
+    one = cast(1, norm)
+    scale = clipnorm * min(one / norm, one / clipnorm) + (norm - norm)
+    grads[:] = grads * scale
+
+
 def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray, iterations: int,
-                 lanes: np.ndarray) -> None:
+                 lanes: np.ndarray, options=None) -> None:
     """One optimizer step on the flat arrays, in place (NumPy, vectorised): update ``iterations + 1``.
 
-    ``lanes`` (int8, one per parameter) is the profile's :meth:`~gdcore.numerics.Profile.update_lanes`.
+    ``lanes`` (int8, one per parameter) is the profile's :meth:`~gdcore.numerics.Profile.update_lanes`;
+    ``options`` (:class:`Options`, or None for none) Keras's clipping, weight
+    decay and learning-rate schedule, applied as Keras 3 applies them: the
+    gradients clipped, then every weight decayed, then the rule's update.
+    ``grads`` is clipped in place.
 
     In compiled code the same call resolves, while typing, to a loop over the
     parameters calling the rule's ``update`` on scalars.
     """
     rule = rule_of(hyper)
+    if options is not None:
+        hyper = _prepare(hyper, params, grads, iterations, options)
     constants = rule.step(hyper, cast(iterations + 1, hyper.learning_rate))
     state = tuple(slots[index] for index in range(len(rule.slots)))
     params[:], state = rule.update(params, grads, state, hyper, constants, lanes)
     for index, value in enumerate(state):
         slots[index] = value
+
+
+@register_jitable
+def _prepare(hyper, params, grads, iterations, options):
+    """Keras's steps before the rule's update: the learning rate of this update, clipping, weight decay."""
+    if options.learning_rates.shape[0] > 0:
+        hyper = with_learning_rate(hyper, options.learning_rates[iterations - options.first_iteration])
+    if options.clip == CLIP_VALUE:  # tf.clip_by_value: minimum with the upper bound, then maximum with the lower
+        grads[:] = np.maximum(np.minimum(grads, options.clip_value), -options.clip_value)
+    elif options.clip == CLIP_NORM:
+        for k in range(options.tensors.shape[0]):
+            clip_by_norm(grads[options.tensors[k, 0]:options.tensors[k, 1]], options.clip_value, options.eigen_sum)
+    elif options.clip == CLIP_GLOBAL_NORM:
+        clip_by_global_norm(grads, options.tensors, options.clip_value, options.eigen_sum)
+    if options.weight_decay != 0:
+        # Keras writes w - w * wd * lr; TensorFlow's graph optimizer multiplies the two scalars first.
+        params[:] = params - params * (options.weight_decay * hyper.learning_rate)
+    return hyper
 
 
 _LOOPS: dict[str, Callable] = {}
@@ -317,19 +428,25 @@ def _compiled_loop(rule: Rule):
     step, update, n_slots = rule.step, rule.update, len(rule.slots)
     # The state tuple of element i, written out for the rule's number of slots.
     if n_slots == 1:
-        def loop(hyper, params, grads, slots, iterations, lanes):
+        def loop(hyper, params, grads, slots, iterations, lanes, options):
+            if options is not None:
+                hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
                 params[i], state = update(params[i], grads[i], (slots[0, i],), hyper, constants, lanes[i])
                 slots[0, i] = state[0]
     elif n_slots == 2:
-        def loop(hyper, params, grads, slots, iterations, lanes):
+        def loop(hyper, params, grads, slots, iterations, lanes, options):
+            if options is not None:
+                hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
                 params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i]), hyper, constants, lanes[i])
                 slots[0, i], slots[1, i] = state
     elif n_slots == 3:
-        def loop(hyper, params, grads, slots, iterations, lanes):
+        def loop(hyper, params, grads, slots, iterations, lanes, options):
+            if options is not None:
+                hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
                 params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i], slots[2, i]), hyper,
@@ -343,13 +460,14 @@ def _compiled_loop(rule: Rule):
 
 
 @overload(apply_update, jit_options={"cache": True, "error_model": "numpy"}, inline="always")
-def _apply_update_numba(hyper, params, grads, slots, iterations, lanes):
+def _apply_update_numba(hyper, params, grads, slots, iterations, lanes, options=None):
     rule = _RULE_BY_HYPERPARAMETERS.get(getattr(hyper, "instance_class", None)) if isinstance(
         hyper, (types.NamedTuple, types.NamedUniTuple)) else None
     if rule is None:
         raise TypeError(f"no optimizer rule has hyperparameters of type {hyper}")
     loop = _compiled_loop(rule)
-    return lambda hyper, params, grads, slots, iterations, lanes: loop(hyper, params, grads, slots, iterations, lanes)
+    return lambda hyper, params, grads, slots, iterations, lanes, options=None: loop(hyper, params, grads, slots,
+                                                                                      iterations, lanes, options)
 
 
 # --- Keras-shaped objects -------------------------------------------------------
@@ -370,18 +488,77 @@ class Optimizer:
 
     rule: Rule
 
-    def __init__(self, learning_rate: float):
-        self.learning_rate = positive_float(learning_rate, "learning_rate")
+    def __init__(self, learning_rate, weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None):
+        self.learning_rate = learning_rate
         self.iterations = 0
         self.slots: np.ndarray | None = None  # shape (len(rule.slots), n_params)
+        self.weight_decay = None if weight_decay is None else positive_float(weight_decay, "weight_decay",
+                                                                             allow_zero=True)
+        given = {name: value for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                                                 ("global_clipnorm", global_clipnorm)) if value is not None}
+        if len(given) > 1:
+            raise ValueError(f"only one of clipnorm, clipvalue and global_clipnorm can be set, got "
+                             f"{', '.join(f'{name}={value!r}' for name, value in given.items())}")
+        for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+            setattr(self, name, None if name not in given else positive_float(given[name], name))
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of the next update: the constant, or the schedule (or callable) evaluated now.
+
+        As in Keras, a learning rate given as a schedule cannot be replaced by a float.
+        """
+        rate = self._learning_rate
+        if isinstance(rate, schedules.LearningRateSchedule):
+            return float(rate(self.iterations))
+        if callable(rate):
+            return positive_float(rate(), "learning_rate() (the callable's value)")
+        return rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if isinstance(getattr(self, "_learning_rate", None), schedules.LearningRateSchedule) and \
+                not isinstance(value, schedules.LearningRateSchedule):
+            raise TypeError("this optimizer's learning_rate is a LearningRateSchedule and cannot be set to a float; "
+                            "create the optimizer with a float learning_rate to set it later")
+        if isinstance(value, schedules.LearningRateSchedule) or (callable(value) and not isinstance(value, Real)):
+            self._learning_rate = value
+        else:
+            self._learning_rate = positive_float(value, "learning_rate")
 
     @property
     def id(self) -> int:
         return self.rule.id
 
+    def options(self, dtype, steps: int, tensors: np.ndarray, eigen_sum: bool) -> Options:
+        """Keras's per-update options for the next ``steps`` updates (:class:`Options`), in ``dtype``.
+
+        ``tensors``: the start and stop of each weight tensor in the flat
+        parameters; ``eigen_sum``: the profile sums as TensorFlow does.
+        """
+        kind = np.dtype(dtype).type
+        clip, clip_value = CLIP_NONE, 0.0
+        for code, name in ((CLIP_NORM, "clipnorm"), (CLIP_GLOBAL_NORM, "global_clipnorm"), (CLIP_VALUE, "clipvalue")):
+            if getattr(self, name) is not None:
+                clip, clip_value = code, getattr(self, name)
+        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+            rates = self._learning_rate.rates(self.iterations, steps, dtype)
+        else:
+            rates = np.zeros(0, dtype=dtype)
+        # Keras: ops.cast(self.weight_decay, dtype) goes through float32; the clip thresholds meet the gradients as
+        # Python floats, converted straight to their dtype.
+        weight_decay = _float32_first(self.weight_decay, dtype) if self.weight_decay else kind(0)
+        return Options(weight_decay, clip, kind(clip_value), rates, self.iterations,
+                       np.asarray(tensors, dtype=np.int64).reshape(-1, 2), bool(eigen_sum))
+
+    def _base_config(self) -> dict:
+        return {"weight_decay": self.weight_decay, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
+                "global_clipnorm": self.global_clipnorm}
+
     def _cached(self, dtype, make):
         """``make()`` for this configuration and dtype, remembered (a fit asks for it once per engine call)."""
-        key = (np.dtype(dtype), tuple(vars(self)[name] for name in self._config_names()))
+        key = (np.dtype(dtype), tuple(getattr(self, name) for name in self._config_names()))
         try:
             hash(key)
         except TypeError:  # a configuration value that cannot be a key: nothing remembered
@@ -393,7 +570,8 @@ class Optimizer:
         return cache[key]
 
     def _config_names(self):
-        return tuple(name for name in vars(self) if not name.startswith("_") and name not in ("slots", "iterations"))
+        return ("learning_rate",) + tuple(name for name in vars(self) if not name.startswith("_") and
+                                          name not in ("slots", "iterations"))
 
     def build(self, n_params: int, dtype) -> None:
         if self.slots is None or self.slots.shape[1] != n_params or self.slots.dtype != dtype:
@@ -427,20 +605,26 @@ class Optimizer:
         if getattr(self, "_checked", None) == key:
             return
         representable(self.learning_rate, dtype, "learning_rate")
-        for name, value in config.items():
+        for name, value in {**config, **self._base_config()}.items():
             if name != "learning_rate" and isinstance(value, float):
                 representable(value, dtype, name, allow_zero=True)
         self._checked = key
 
     def get_config(self) -> dict:
+        """The constructor's arguments (Keras's ``get_config``), the shared options (``weight_decay``, clipping) included."""
         raise NotImplementedError
 
     def keras_config(self) -> dict:
-        """The keyword arguments of the Keras optimizer that trains the same way."""
-        return self.get_config()
+        """The keyword arguments of the Keras optimizer that trains the same way (a schedule as gdcore's object)."""
+        config = self.get_config()
+        if not isinstance(config["learning_rate"], (float, schedules.LearningRateSchedule)):
+            raise ValueError(f"learning_rate={config['learning_rate']!r}: Keras calls a callable learning rate once, "
+                             "when it traces the training step; pass a float or a schedule")
+        return config
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        config = {k: v for k, v in self.get_config().items() if k not in self._base_config() or v is not None}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
 
@@ -456,8 +640,8 @@ class SGD(Optimizer):
     rule = SGD_RULE
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 float32_momentum: bool = True):
-        super().__init__(learning_rate)
+                 float32_momentum: bool = True, **options):
+        super().__init__(learning_rate, **options)
         self.momentum = unit_interval(momentum, "momentum", closed_right=True)
         self.nesterov = _flag(nesterov, "nesterov")
         # Keras casts the momentum through float32 (ops.cast); scikit-learn's MLP uses it exactly.
@@ -472,11 +656,11 @@ class SGD(Optimizer):
         return SGDHyperparameters(kind(self.learning_rate), momentum, self.nesterov)
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "momentum": self.momentum, "nesterov": self.nesterov,
-                "float32_momentum": self.float32_momentum}
+        return {"learning_rate": self._learning_rate, "momentum": self.momentum, "nesterov": self.nesterov,
+                "float32_momentum": self.float32_momentum, **self._base_config()}
 
     def keras_config(self) -> dict:
-        config = self.get_config()
+        config = super().keras_config()
         if not config.pop("float32_momentum"):
             raise ValueError("SGD(float32_momentum=False) is scikit-learn's convention; Keras has no such option")
         return config
@@ -488,8 +672,9 @@ class Adam(Optimizer):
     rule = ADAM_RULE
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-                 float32_betas: bool = True):
-        super().__init__(learning_rate)
+                 amsgrad: bool = False, float32_betas: bool = True, **options):
+        super().__init__(learning_rate, **options)
+        self.amsgrad = _flag(amsgrad, "amsgrad")
         self.beta_1 = unit_interval(beta_1, "beta_1")
         self.beta_2 = unit_interval(beta_2, "beta_2")
         self.epsilon = positive_float(epsilon, "epsilon", allow_zero=True)
@@ -500,14 +685,18 @@ class Adam(Optimizer):
         kind = np.dtype(dtype).type
         power_base = (lambda beta: _float32_first(beta, dtype)) if self.float32_betas else kind
         return AdamHyperparameters(kind(self.learning_rate), power_base(self.beta_1), power_base(self.beta_2),
-                                   kind(1 - self.beta_1), kind(1 - self.beta_2), kind(self.epsilon))
+                                   kind(1 - self.beta_1), kind(1 - self.beta_2), kind(self.epsilon), self.amsgrad)
+
+    def active_slots(self) -> tuple[str, ...]:
+        return self.rule.slots if self.amsgrad else self.rule.slots[:2]
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
-                "float32_betas": self.float32_betas}
+        return {"learning_rate": self._learning_rate, "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad, "float32_betas": self.float32_betas,
+                **self._base_config()}
 
     def keras_config(self) -> dict:
-        config = self.get_config()
+        config = super().keras_config()
         if not config.pop("float32_betas"):
             raise ValueError("Adam(float32_betas=False) is scikit-learn's convention; Keras has no such option")
         return config
@@ -519,8 +708,8 @@ class RMSprop(Optimizer):
     rule = RMSPROP_RULE
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,
-                 centered: bool = False):
-        super().__init__(learning_rate)
+                 centered: bool = False, **options):
+        super().__init__(learning_rate, **options)
         self.rho = unit_interval(rho, "rho")
         self.momentum = unit_interval(momentum, "momentum")
         self.epsilon = positive_float(epsilon, "epsilon", allow_zero=True)
@@ -535,8 +724,8 @@ class RMSprop(Optimizer):
                                       kind(self.epsilon), self.centered)
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "rho": self.rho, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+        return {"learning_rate": self._learning_rate, "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered, **self._base_config()}
 
 
 class Adagrad(Optimizer):
@@ -549,8 +738,9 @@ class Adagrad(Optimizer):
 
     rule = ADAGRAD_RULE
 
-    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
+                 **options):
+        super().__init__(learning_rate, **options)
         self.initial_accumulator_value = positive_float(initial_accumulator_value, "initial_accumulator_value",
                                                         allow_zero=True)
         self.epsilon = positive_float(epsilon, "epsilon", allow_zero=True)
@@ -563,11 +753,27 @@ class Adagrad(Optimizer):
         return AdagradHyperparameters(kind(self.learning_rate), kind(self.epsilon))
 
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
+        return {"learning_rate": self._learning_rate, "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon, **self._base_config()}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``keras.optimizers.AdamW``): Keras 3's Adam with ``weight_decay=0.004``.
+
+    The decay is the one every optimizer applies (:class:`Options`): before
+    the update, :math:`w \\leftarrow w - (w\\lambda)\\eta`, :math:`\\lambda`
+    rounded through float32.
+    """
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, **options):
+        if weight_decay is None:
+            raise ValueError("AdamW needs a weight_decay (a float >= 0), got None; use Adam for none")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **options)
 
 
 OPTIMIZERS = {cls.rule.name: cls for cls in (SGD, Adam, RMSprop, Adagrad)}
+OPTIMIZERS["adamw"] = AdamW
 
 
 def get(identifier) -> Optimizer:

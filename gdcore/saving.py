@@ -104,7 +104,7 @@ WEIGHTS_MEMBER = "model.weights.h5"
 #: configuration does not use is not created.
 KERAS_SLOT_GROUPS = {
     "SGD": (("momentums",),),
-    "Adam": (("momentums", "velocities"),),
+    "Adam": (("momentums", "velocities"), ("velocity_hats",)),
     "RMSprop": (("velocities",), ("momentums",), ("average_gradients",)),
     "Adagrad": (("accumulators",),),
 }
@@ -113,7 +113,7 @@ _OPTIMIZER_BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clip
                             "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
                             "loss_scale_factor": None, "gradient_accumulation_steps": None}
 # Settings Keras has beyond gdcore's keras_config(), with the value gdcore implements.
-_OPTIMIZER_EXTRAS = {"Adam": {"amsgrad": False}}
+_OPTIMIZER_EXTRAS: dict = {}
 _DENSE_UNSUPPORTED = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
                       "bias_constraint", "quantization_config", "lora_rank", "lora_alpha")
 _COMPILE_DEFAULTS = {"loss_weights": None, "metrics": None, "weighted_metrics": None, "run_eagerly": False,
@@ -268,11 +268,14 @@ def _optimizer_config(model) -> dict:
         own = optimizer.keras_config()
     except ValueError as error:
         raise ValueError(f"model {model.name!r} cannot be written in Keras's format: {error}") from None
+    if not isinstance(own["learning_rate"], float):
+        raise ValueError(f"model {model.name!r} cannot be written in Keras's format: its learning rate is a "
+                         f"{type(own['learning_rate']).__name__}; gdcore writes only a constant learning rate")
     own = {key: (float(value) if isinstance(value, np.floating) else value) for key, value in own.items()}
     learning_rate = _keras_float(own.pop("learning_rate"), model.dtype)
-    config = {"name": _snake_case(optimizer.rule.keras), "learning_rate": learning_rate, **_OPTIMIZER_BASE_DEFAULTS,
+    config = {"name": _snake_case(type(optimizer).__name__), "learning_rate": learning_rate, **_OPTIMIZER_BASE_DEFAULTS,
               **own, **_OPTIMIZER_EXTRAS.get(optimizer.rule.keras, {})}
-    return {"module": "keras.optimizers", "class_name": optimizer.rule.keras, "config": config,
+    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__, "config": config,
             "registered_name": None}
 
 
@@ -913,15 +916,18 @@ def _optimizer_from_config(entry, dtype: str, where: str):
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
     class_name, config = _entry(entry, where, "the optimizer")
-    classes = {rule.keras: optimizers.OPTIMIZERS[rule.name] for rule in optimizers.RULES}
+    classes = {rule.keras: optimizers.OPTIMIZERS[rule.name] for rule in optimizers.RULES} | {"AdamW": optimizers.AdamW}
     _require(class_name in classes and entry.get("module", "keras.optimizers") in ("keras.optimizers", None), where,
              f"optimizer {entry.get('module')}.{class_name} is not supported; gdcore has {', '.join(classes)}")
     cls = classes[class_name]
     own = [key for key in cls(learning_rate=1.0).keras_config() if key != "learning_rate"]
+    own += [key for key in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm") if key not in own]
     extras = _OPTIMIZER_EXTRAS.get(class_name, {})
     _unknown_keys(config, ("name", "learning_rate", *_OPTIMIZER_BASE_DEFAULTS, *own, *extras), where,
                   f"optimizer {class_name}")
     for setting, default in {**_OPTIMIZER_BASE_DEFAULTS, **extras}.items():
+        if setting in own:
+            continue  # gdcore has it: passed on below
         if setting == "ema_momentum" and not config.get("use_ema"):
             continue  # only read by the EMA, which is off
         _require(config.get(setting, default) == default, where,

@@ -160,7 +160,10 @@ def _keras_optimizer(keras, optimizer):
     except ValueError as error:
         raise Unsupported(f"optimizer {type(optimizer).__name__}: {error}") from None
     config = {key: (float(value) if isinstance(value, (float, np.floating)) else value) for key, value in config.items()}
-    return getattr(keras.optimizers, optimizer.rule.keras)(**config)
+    rate = config["learning_rate"]
+    if isinstance(rate, gdcore.schedules.LearningRateSchedule):
+        config["learning_rate"] = getattr(keras.optimizers.schedules, type(rate).__name__)(**rate.get_config())
+    return getattr(keras.optimizers, type(optimizer).__name__)(**config)
 
 
 # --- Keras -> gdcore ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from gdcore import optimizers
+from gdcore import optimizers, schedules
 from gdcore.numerics import get_profile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,10 +27,11 @@ def _steps(optimizer, weights, gradients, dtype=np.float64, lanes=None):
     optimizer.build(params.size, params.dtype)
     lanes = np.zeros(params.size, np.int8) if lanes is None else lanes
     hyper = optimizer.hyperparameters(params.dtype)
+    options = optimizer.options(params.dtype, len(gradients), [(0, params.size)], eigen_sum=False)
     after = []
     for gradient in gradients:
         optimizers.apply_update(hyper, params, np.asarray(gradient, dtype=dtype), optimizer.slots,
-                                optimizer.iterations, lanes)
+                                optimizer.iterations, lanes, options)
         optimizer.iterations += 1
         after.append(params.copy())
     return after
@@ -100,7 +101,8 @@ def test_state_is_named_after_the_rule():
     optimizer = optimizers.RMSprop(momentum=0.5)
     optimizer.build(3, np.float32)
     assert list(optimizer.state) == ["v", "m", "average"] and optimizer.active_slots() == ("v", "m")
-    assert optimizers.Adam().rule.slots == ("m", "v") and optimizers.SGD().active_slots() == ()
+    assert optimizers.Adam().rule.slots == ("m", "v", "v_hat") and optimizers.Adam().active_slots() == ("m", "v")
+    assert optimizers.Adam(amsgrad=True).active_slots() == ("m", "v", "v_hat") and optimizers.SGD().active_slots() == ()
 
 
 def test_an_unknown_hyperparameter_type_is_refused():
@@ -154,6 +156,133 @@ def test_keras_golden_tables():
         np.testing.assert_allclose(got, expected, rtol=5e-4, atol=5e-4)
 
 
+def test_keras_adamw_tests():
+    # adamw_test.py::test_single_step
+    np.testing.assert_allclose(_steps(optimizers.AdamW(learning_rate=0.5), [1.0, 2.0, 3.0, 4.0],
+                                      [[1.0, 6.0, 7.0, 2.0]], np.float32)[0],
+                               [0.4980, 1.4960, 2.494, 3.492], rtol=1e-4, atol=1e-4)
+    # adamw_test.py::test_weight_decay: three AdamW(learning_rate=1.0, weight_decay=0.004) steps on 2.0, zero gradient
+    weight = [2.0]
+    for _ in range(3):
+        (weight,) = _steps(optimizers.AdamW(learning_rate=1.0, weight_decay=0.004), weight, [[0.0]], np.float32)
+    np.testing.assert_almost_equal(weight[0], 1.9760959, decimal=6)
+    # adamw_test.py::test_weight_decay_is_none
+    with pytest.raises(ValueError, match="weight_decay"):
+        optimizers.AdamW(learning_rate=1.0, weight_decay=None)
+    # adamw_test.py::test_correctness_with_golden
+    golden = np.array(
+        [[0.4998] * 10,
+         [0.2486, 0.2475, 0.2463, 0.2451, 0.244, 0.2428, 0.2417, 0.2405, 0.2394, 0.2382],
+         [0.1223, 0.1198, 0.1174, 0.1149, 0.1124, 0.11, 0.1075, 0.1051, 0.1027, 0.1003],
+         [0.0586, 0.0549, 0.0512, 0.0475, 0.0439, 0.0402, 0.0366, 0.033, 0.0294, 0.0258],
+         [0.0263, 0.0215, 0.0167, 0.012, 0.0073, 0.0026, -0.0021, -0.0067, -0.0113, -0.0159]])
+    grads = np.arange(0.1, 1.1, 0.1)[:10]
+    steps = _steps(optimizers.AdamW(learning_rate=1.0, weight_decay=0.5, epsilon=2), np.ones(10),
+                   [np.full(10, 0.01)] + [grads] * 4, np.float32)
+    for got, expected in zip(steps, golden):
+        np.testing.assert_allclose(got, expected, rtol=5e-4, atol=5e-4)
+
+
+def test_keras_clipping_tests():
+    # optimizer_test.py::test_clip_args
+    assert optimizers.SGD(learning_rate=1.0, clipnorm=0.1).clipnorm == 0.1
+    assert optimizers.SGD(learning_rate=1.0, clipvalue=0.1).clipvalue == 0.1
+    assert optimizers.SGD(learning_rate=1.0, global_clipnorm=0.1).global_clipnorm == 0.1
+    with pytest.raises(ValueError, match="only one of clipnorm, clipvalue and global_clipnorm"):
+        optimizers.SGD(learning_rate=1.0, clipnorm=0.1, clipvalue=0.1)
+    # test_clip_norm, test_clip_value, test_global_clip_norm: SGD(learning_rate=1) from 0 moves by -clipped gradient
+    (after,) = _steps(optimizers.SGD(learning_rate=1.0, clipnorm=1), [0.0, 0.0], [[100.0, 100.0]], np.float32)
+    np.testing.assert_allclose(-after, [2**0.5 / 2, 2**0.5 / 2])
+    (after,) = _steps(optimizers.SGD(learning_rate=1.0, clipvalue=1), [0.0, 0.0], [[100.0, 100.0]], np.float32)
+    np.testing.assert_allclose(-after, [1.0, 1.0])
+    grad = np.array([50.0, 100.0], dtype="float32")
+    (after,) = _steps(optimizers.SGD(learning_rate=1.0, global_clipnorm=1), [0.0, 0.0], [grad], np.float32)
+    np.testing.assert_allclose(-after, grad / np.linalg.norm(grad), rtol=1e-6)
+
+
+def test_weight_decay_and_clipping_by_hand():
+    # SGD(0.1, weight_decay=0.5): w = 2 - 2 * (0.5 * 0.1) = 1.9, then 1.9 - 0.1 * g with g = 1: 1.8.
+    (after,) = _steps(optimizers.SGD(learning_rate=0.1, weight_decay=0.5), [2.0], [[1.0]])
+    assert after[0] == 1.9 - 0.1
+    # clipnorm clips each tensor by its own norm: [3, 4] has norm 5, clipped to norm 1: [0.6, 0.8].
+    optimizer = optimizers.SGD(learning_rate=1.0, clipnorm=1.0)
+    optimizer.build(4, np.float64)
+    params, grads = np.zeros(4), np.array([3.0, 4.0, 0.1, 0.0])
+    options = optimizer.options(np.float64, 1, [(0, 2), (2, 4)], eigen_sum=False)
+    optimizers.apply_update(optimizer.hyperparameters(np.float64), params, grads, optimizer.slots, 0,
+                            np.zeros(4, np.int8), options)
+    np.testing.assert_allclose(-params, [0.6, 0.8, 0.1, 0.0], rtol=1e-15)
+    # global_clipnorm: the norm of all tensors together, sqrt(9 + 16 + 0.01 + 0); a zero norm leaves zeros.
+    optimizer = optimizers.SGD(learning_rate=1.0, global_clipnorm=1.0)
+    optimizer.build(4, np.float64)
+    params, grads = np.zeros(4), np.array([3.0, 4.0, 0.1, 0.0])
+    options = optimizer.options(np.float64, 1, [(0, 2), (2, 4)], eigen_sum=False)
+    optimizers.apply_update(optimizer.hyperparameters(np.float64), params, grads, optimizer.slots, 0,
+                            np.zeros(4, np.int8), options)
+    np.testing.assert_allclose(-params, np.array([3.0, 4.0, 0.1, 0.0]) / np.sqrt(25.01), rtol=1e-15)
+
+
+def test_schedules_by_hand():
+    # Keras's schedule tests (schedules/learning_rate_schedule_test.py) in closed form, float32:
+    assert schedules.ExponentialDecay(0.1, 10, 0.5)(10) == np.float32(0.05)
+    assert schedules.ExponentialDecay(0.1, 10, 0.5, staircase=True)(19) == np.float32(0.05)
+    assert schedules.InverseTimeDecay(0.1, 1, 0.5)(2) == np.float32(0.1) / np.float32(2)
+    piecewise = schedules.PiecewiseConstantDecay([100, 110, 120], [1.0, 0.1, 0.01, 0.001])
+    assert [piecewise(s) for s in (0, 100, 105, 110, 120, 999)] == [np.float32(v) for v in
+                                                                    (1.0, 1.0, 0.1, 0.1, 0.01, 0.001)]
+    assert schedules.PolynomialDecay(0.1, 10, 0.01)(5) == np.float32(0.09) * np.float32(0.5) + np.float32(0.01)
+    assert schedules.PolynomialDecay(0.1, 10, 0.01)(50) == np.float32(0.01)
+    assert schedules.CosineDecay(0.1, 10)(10) == 0 and schedules.CosineDecay(0.1, 10)(0) == np.float32(0.1)
+    warm = schedules.CosineDecay(0.0, 10, warmup_target=0.2, warmup_steps=4)
+    assert warm(2) == np.float32(0.1) and warm(4) == np.float32(0.2)
+    with pytest.raises(ValueError, match="decay_steps must be a positive whole number of steps, got 0"):
+        schedules.ExponentialDecay(0.1, 0, 0.5)
+
+
+def test_learning_rate_and_iterations_read_as_in_keras():
+    optimizer = optimizers.SGD(schedules.ExponentialDecay(0.1, 1, 0.5))
+    assert optimizer.learning_rate == np.float32(0.1)
+    optimizer.iterations = 2
+    assert optimizer.learning_rate == np.float32(0.025)
+    with pytest.raises(TypeError, match="LearningRateSchedule"):
+        optimizer.learning_rate = 0.1
+    assert optimizers.SGD(lambda: 0.25).learning_rate == 0.25
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0, got -1"):
+        optimizers.Adam(learning_rate=-1)
+    assert isinstance(optimizers.get("adamw"), optimizers.AdamW) and optimizers.get("adamw").weight_decay == 0.004
+
+
+@pytest.mark.tensorflow
+def test_schedules_are_keras_bit_for_bit():
+    """Each schedule's rate at steps 0..299, against Keras's schedule in a ``tf.function`` (as ``fit`` runs it)."""
+    pytest.importorskip("keras")
+    import keras
+    import tensorflow as tf
+
+    exact = [schedules.ExponentialDecay(0.05, 10, 0.9), schedules.ExponentialDecay(0.1, 3, 0.7, staircase=True),
+             schedules.InverseTimeDecay(0.05, 7, 0.3), schedules.InverseTimeDecay(0.05, 3, 0.3, staircase=True),
+             schedules.PolynomialDecay(0.03, 40, 0.001, power=0.5), schedules.PolynomialDecay(0.1, 7, cycle=True),
+             schedules.PiecewiseConstantDecay([10, 50], [0.1, 0.05, 0.01]),
+             schedules.CosineDecay(0.001, 100, alpha=0.1, warmup_target=0.01, warmup_steps=20)]
+    # TensorFlow's Cos is not cosf: measured, CosineDecay(0.1, 77) differs at 17 of these 300 steps, by at most 1.1e-8
+    # (1.5 float32 ulp of the initial rate 0.1; 26 ulp of the rate itself near 0, at the end of the decay).
+    within_one_ulp = [schedules.CosineDecay(0.1, 77)]
+    step = tf.Variable(0, dtype=tf.int64)
+    for mine in exact + within_one_ulp:
+        theirs = getattr(keras.optimizers.schedules, type(mine).__name__)(**mine.get_config())
+        rate = tf.function(lambda: theirs(step))
+        keras_rates = []
+        for s in range(300):
+            step.assign(s)
+            keras_rates.append(rate().numpy())
+        keras_rates = np.array(keras_rates, dtype=np.float32)
+        ours = mine.rates(0, 300, np.float32)
+        if mine in exact:
+            assert ours.tobytes() == keras_rates.tobytes(), (mine, np.flatnonzero(ours != keras_rates)[:5])
+        else:
+            assert np.abs(ours - keras_rates).max() <= 2 * np.spacing(np.float32(mine.initial_learning_rate)), mine
+
+
 # --- live Keras, bit for bit -------------------------------------------------------------------------
 
 CONFIGURATIONS = {
@@ -167,7 +296,29 @@ CONFIGURATIONS = {
     "rmsprop-centered-momentum": lambda: optimizers.RMSprop(learning_rate=0.01, centered=True, momentum=0.3),
     "adagrad": lambda: optimizers.Adagrad(learning_rate=0.05),
     "adagrad-from-zero": lambda: optimizers.Adagrad(learning_rate=0.05, initial_accumulator_value=0.0, epsilon=1e-3),
+    # Keras 3's BaseOptimizer options and schedules
+    "adam-amsgrad": lambda: optimizers.Adam(learning_rate=0.01, amsgrad=True),
+    "adamw": lambda: optimizers.AdamW(learning_rate=0.01, weight_decay=0.1),
+    "sgd-momentum-weight-decay": lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9, weight_decay=0.3),
+    "rmsprop-clipvalue": lambda: optimizers.RMSprop(learning_rate=0.01, clipvalue=0.5),
+    "sgd-clipnorm": lambda: optimizers.SGD(learning_rate=0.05, clipnorm=1.5),
+    "adam-global-clipnorm": lambda: optimizers.Adam(learning_rate=0.01, global_clipnorm=2.0),
+    "sgd-exponential-decay": lambda: optimizers.SGD(schedules.ExponentialDecay(0.1, 3, 0.7)),
+    "adam-inverse-time-staircase": lambda: optimizers.Adam(schedules.InverseTimeDecay(0.05, 2, 0.3, staircase=True)),
+    "rmsprop-polynomial": lambda: optimizers.RMSprop(schedules.PolynomialDecay(0.03, 4, 0.001, power=0.5)),
+    "adam-cosine-warmup": lambda: optimizers.Adam(schedules.CosineDecay(0.001, 3, alpha=0.1, warmup_target=0.03,
+                                                                        warmup_steps=2), weight_decay=0.01),
 }
+
+
+def _keras_optimizer(keras, mine):
+    """Keras's twin of ``mine``: the same class and arguments, a schedule rebuilt as Keras's own."""
+    config = mine.get_config()
+    config.pop("float32_momentum", None), config.pop("float32_betas", None)
+    rate = config["learning_rate"]
+    if isinstance(rate, schedules.LearningRateSchedule):
+        config["learning_rate"] = getattr(keras.optimizers.schedules, type(rate).__name__)(**rate.get_config())
+    return getattr(keras.optimizers, type(mine).__name__)(**config)
 
 
 @pytest.mark.tensorflow
@@ -186,7 +337,7 @@ def test_update_is_bit_identical_to_keras_in_a_compiled_step(name, dtype):
                  for _ in range(5)]
     mine = CONFIGURATIONS[name]()
     with keras_dtype(dtype) as keras:  # the learning-rate variable takes the floatx of its creation
-        theirs = getattr(keras.optimizers, mine.rule.keras)(**mine.keras_config())
+        theirs = _keras_optimizer(keras, mine)
         variables = [keras.Variable(w.copy(), dtype=dtype) for w in weights]
         theirs.build(variables)
     step = tf.function(lambda grads: theirs.apply_gradients(zip(grads, variables)))
@@ -195,9 +346,11 @@ def test_update_is_bit_identical_to_keras_in_a_compiled_step(name, dtype):
     params = np.concatenate(weights)
     mine.build(params.size, params.dtype)
     hyper = mine.hyperparameters(params.dtype)
+    bounds = np.cumsum((0,) + sizes)
+    options = mine.options(dtype, len(gradients), np.column_stack([bounds[:-1], bounds[1:]]), eigen_sum=True)
     for t, grads in enumerate(gradients):
         step([tf.constant(g) for g in grads])
-        optimizers.apply_update(hyper, params, np.concatenate(grads), mine.slots, t, lanes)
+        optimizers.apply_update(hyper, params, np.concatenate(grads), mine.slots, t, lanes, options)
         keras_params = np.concatenate([v.numpy() for v in variables])
         assert keras_params.tobytes() == params.tobytes(), (
             f"step {t + 1}: {np.count_nonzero(keras_params != params)} weights differ; "
