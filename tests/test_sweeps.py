@@ -1,0 +1,87 @@
+"""gdcore.sweeps: the same rows sequentially and on a 2-worker Dask cluster; failures reported; resumable output."""
+
+import sys
+
+import pandas as pd
+import pytest
+
+from gdcore.sweeps import sweep, train
+
+CONFIGS = [dict(optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size, hidden_layer_sizes=hidden,
+                epochs=8)
+           for optimizer in ("sgd", "adam") for learning_rate in (0.1, 0.01) for batch_size in (1, 30)
+           for hidden in ((), (8,))]
+
+
+def _tensorflow_loaded() -> bool:
+    return "tensorflow" in sys.modules
+
+
+@pytest.mark.slow
+def test_dask_sweep_equals_the_sequential_sweep_bit_for_bit(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    configs = [*CONFIGS, dict(optimizer="nadam")]  # one failing configuration: a row, not a gap
+    sequential = sweep(configs, seeds=(0, 1))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        # chunk_size=1: 34 futures finishing in whatever order the two workers reach them
+        on_dask = sweep(configs, seeds=(0, 1), scheduler=cluster.scheduler_address, output=tmp_path / "rows.csv",
+                        chunk_size=1)
+        with distributed.Client(cluster) as client:
+            imported = client.run(_tensorflow_loaded)
+    assert len(imported) == 2 and not any(imported.values())  # the default task never imports TensorFlow
+    pd.testing.assert_frame_equal(on_dask, sequential, check_exact=True)
+    assert on_dask["weights_sha256"].nunique() == 32  # every run different, so equality means something
+    failed = on_dask[on_dask["status"] == "failed"]
+    assert failed["task"].tolist() == [32, 33] and (failed["optimizer"] == "nadam").all()
+    assert failed["error"].str.contains("unknown optimizer 'nadam'").all()
+
+
+def test_rows_follow_configs_times_seeds_and_match_a_direct_training():
+    frame = sweep(CONFIGS[:2], seeds=(3, 4))
+    assert frame["task"].tolist() == [0, 1, 2, 3] and frame["seed"].tolist() == [3, 4, 3, 4]
+    direct = train(CONFIGS[1], 3)
+    assert frame.loc[2, "loss"] == direct["loss"] and frame.loc[2, "weights_sha256"] == direct["weights_sha256"]
+    assert frame.loc[0, "weights_sha256"] != frame.loc[1, "weights_sha256"]  # the seed changes the run
+
+
+CALLS = []
+
+
+def _flaky(config, seed):
+    CALLS.append((config["learning_rate"], seed))
+    if seed == 1 and not config.get("fixed"):
+        raise RuntimeError("worker lost its GPU")
+    return train({key: value for key, value in config.items() if key != "fixed"}, seed)
+
+
+def test_interrupted_or_failed_sweep_resumes_where_it_stopped(tmp_path):
+    output = tmp_path / "sweep.csv"
+    configs = CONFIGS[:3]
+    first = sweep(configs, seeds=(0, 1), task=_flaky, output=output)
+    assert first["status"].tolist() == ["ok", "failed"] * 3
+    assert first.loc[1, "error"] == "RuntimeError: worker lost its GPU"
+    CALLS.clear()
+
+    second = sweep(configs, seeds=(0, 1), task=lambda config, seed: _flaky({**config, "fixed": True}, seed),
+                   output=output)
+    assert [seed for _, seed in CALLS] == [1, 1, 1]  # only the failed tasks ran again
+    assert (second["status"] == "ok").all()
+    pd.testing.assert_frame_equal(second, sweep(configs, seeds=(0, 1)), check_exact=True)
+    with pytest.raises(ValueError, match="holds rows of a different sweep"):
+        sweep(CONFIGS[5:6], output=output)
+
+
+@pytest.mark.parametrize("arguments, error, match", [
+    ({"jobs": 0}, ValueError, "jobs must be a positive integer"),
+    ({"scheduler": 8786}, TypeError, "scheduler must be an address string"),
+    ({"output": "rows.parquet"}, ValueError, r"output must be a \.csv file"),
+    ({"retries": -1}, ValueError, "retries must be an integer >= 0"),
+])
+def test_bad_arguments_are_named(arguments, error, match):
+    with pytest.raises(error, match=match):
+        sweep(CONFIGS[:1], **arguments)
+
+
+def test_unknown_configuration_key_fails_that_row_with_the_known_keys():
+    frame = sweep([{"learning_rte": 0.1}])
+    assert frame.loc[0, "status"] == "failed" and "unknown configuration key(s) ['learning_rte']" in frame.loc[0, "error"]
