@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--free", action="store_true",
                         help="impose nothing: Keras and gdcore each run the seeded Keras cell, drawing their own initial "
                              "weights and shuffles (gdcore from its copy of Keras's random streams); Keras only")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="train the configurations in parallel on a local Dask cluster of N worker processes "
+                             "(the results are those of the sequential run)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="train them on an existing Dask cluster instead, e.g. tcp://host:8786 (started with "
+                             "'dask scheduler' and 'dask worker ADDRESS'; every worker needs gdcore and reference)")
     parser.add_argument("--list", action="store_true", help="list the configuration names and exit")
     return parser
 
@@ -127,6 +133,9 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if arguments.jobs is not None and arguments.jobs < 1:
+        print(f"error: --jobs must be a positive number of worker processes, got {arguments.jobs}", file=sys.stderr)
+        return 2
     if arguments.list:
         print("\n".join(config.name for config in selected))
         return 0
@@ -141,7 +150,7 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     from reference.report import format_table, versions, write_report
-    from reference.runner import run_config, summary_frame
+    from reference.runner import ConfigResult, run_task, summary_frame
 
     start = time.perf_counter()
     found = versions()
@@ -154,13 +163,28 @@ def main(argv=None) -> int:
     print(verify)
     print(f"{len(selected)} configuration(s); gdcore numerics: {arguments.numerics}; tolerances: " +
           ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in DEFAULT_TOLERANCES.items()))
-    results = []
-    if arguments.free:
-        from reference.free import run_free
-    for index, config in enumerate(selected, start=1):
-        result = run_free(config) if arguments.free else run_config(config, engines=tuple(arguments.engines))
-        results.append(result)
-        print(_progress_line(index, len(selected), result), flush=True)
+    tasks = [(config, tuple(arguments.engines), arguments.free) for config in selected]
+    crashed = []
+    if arguments.jobs is None and arguments.scheduler is None:
+        results = []
+        for index, task in enumerate(tasks, start=1):
+            results.append(run_task(*task))
+            print(_progress_line(index, len(selected), results[-1]), flush=True)
+    else:
+        from gdcore.sweeps import run_tasks
+
+        def progress(index, outcome):  # in completion order; the table below is in configuration order
+            if isinstance(outcome, ConfigResult):
+                print(_progress_line(index + 1, len(selected), outcome), flush=True)
+            else:
+                print(f"[{index + 1}/{len(selected)}] {selected[index].name}  FAILED: {outcome.message}", flush=True)
+
+        where = arguments.scheduler or f"a local Dask cluster of {arguments.jobs} worker process(es)"
+        print(f"running on {where}")
+        outcomes = run_tasks(run_task, tasks, jobs=arguments.jobs, scheduler=arguments.scheduler, chunk_size=1,
+                             on_result=progress)
+        results = [outcome for outcome in outcomes if isinstance(outcome, ConfigResult)]
+        crashed = [(config, outcome) for config, outcome in zip(selected, outcomes) if not isinstance(outcome, ConfigResult)]
     summary = summary_frame(results)
     print()
     print(format_table(summary))
@@ -168,6 +192,9 @@ def main(argv=None) -> int:
     for comparison in failures:
         print()
         print(comparison.failure_message())
+    for config, failure in crashed:  # a task that raised is reported with its configuration, never dropped
+        print()
+        print(f"{config.name} ({config!r}) raised:\n{failure.traceback}")
     elapsed = time.perf_counter() - start
     argv_line = ["python", "-m", "reference", *(sys.argv[1:] if argv is None else argv)]
     preamble = [f"gdcore numerics: {arguments.numerics}", machine, *verify.splitlines(), f"wall time: {elapsed:.1f} s"]
@@ -178,8 +205,10 @@ def main(argv=None) -> int:
     print()
     print(f"{len(failures)} of {checked} checked comparison(s) beyond tolerance; "
           f"{int((summary['status'] == 'known gap').sum())} known gap(s); "
-          f"{int((summary['status'] == 'skipped').sum())} skipped. Report: {output}/ ({time.perf_counter() - start:.1f} s)")
-    return 1 if failures else 0
+          f"{int((summary['status'] == 'skipped').sum())} skipped" + (f"; {len(crashed)} configuration(s) raised"
+                                                                         if crashed else "") +
+          f". Report: {output}/ ({time.perf_counter() - start:.1f} s)")
+    return 1 if failures or crashed else 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import pickle
 import warnings
 
+import joblib
 import numpy as np
 import pytest
 
@@ -185,6 +186,8 @@ def test_pipeline_grid_search_and_cross_validation():
         warnings.simplefilter("ignore", ConvergenceWarning)
         scores = cross_val_score(pipeline, X, y, cv=3)
         assert scores.shape == (3,) and np.all(scores > 0.5)
-        search = GridSearchCV(pipeline, {"gdregressor__learning_rate": [0.001, 0.05]}, cv=2, n_jobs=2).fit(X, y)
+        # Two threads: the parallel path without starting processes (pickling is tested above).
+        with joblib.parallel_backend("threading"):
+            search = GridSearchCV(pipeline, {"gdregressor__learning_rate": [0.001, 0.05]}, cv=2, n_jobs=2).fit(X, y)
     assert search.best_params_ == {"gdregressor__learning_rate": 0.05}
     assert search.best_estimator_.score(X, y) > 0.5

@@ -17,17 +17,25 @@ def _tensorflow_loaded() -> bool:
     return "tensorflow" in sys.modules
 
 
-@pytest.mark.slow
-def test_dask_sweep_equals_the_sequential_sweep_bit_for_bit(tmp_path):
+@pytest.fixture(scope="module")
+def cluster():
+    """One 2-process LocalCluster for this module's Dask tests (starting one costs most of their time)."""
     distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster
+
+
+@pytest.mark.slow
+def test_dask_sweep_equals_the_sequential_sweep_bit_for_bit(tmp_path, cluster):
+    from dask.distributed import Client
+
     configs = [*CONFIGS, dict(optimizer="nadam")]  # one failing configuration: a row, not a gap
     sequential = sweep(configs, seeds=(0, 1))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        # chunk_size=1: 34 futures finishing in whatever order the two workers reach them
-        on_dask = sweep(configs, seeds=(0, 1), scheduler=cluster.scheduler_address, output=tmp_path / "rows.csv",
-                        chunk_size=1)
-        with distributed.Client(cluster) as client:
-            imported = client.run(_tensorflow_loaded)
+    # chunk_size=1: 34 futures finishing in whatever order the two workers reach them
+    on_dask = sweep(configs, seeds=(0, 1), scheduler=cluster.scheduler_address, output=tmp_path / "rows.csv",
+                    chunk_size=1)
+    with Client(cluster) as client:
+        imported = client.run(_tensorflow_loaded)
     assert len(imported) == 2 and not any(imported.values())  # the default task never imports TensorFlow
     pd.testing.assert_frame_equal(on_dask, sequential, check_exact=True)
     assert on_dask["weights_sha256"].nunique() == 32  # every run different, so equality means something
@@ -85,3 +93,29 @@ def test_bad_arguments_are_named(arguments, error, match):
 def test_unknown_configuration_key_fails_that_row_with_the_known_keys():
     frame = sweep([{"learning_rte": 0.1}])
     assert frame.loc[0, "status"] == "failed" and "unknown configuration key(s) ['learning_rte']" in frame.loc[0, "error"]
+
+
+@pytest.mark.slow
+@pytest.mark.sklearn
+def test_reference_configurations_on_dask_give_the_sequential_comparisons(cluster):
+    """``python -m reference --scheduler``'s path: run_task on the workers, every comparison row as in one process."""
+    from gdcore.sweeps import run_tasks
+    from reference.configs import SEED_LINEAR, SEED_SIGMOID8
+    from reference.runner import rows_frame, run_task, summary_frame
+
+    tasks = [(config.replace(epochs=3, dtype="float64"), ("sklearn",), False)
+             for config in (SEED_LINEAR.replace(batch_size=1), SEED_SIGMOID8)]
+    sequential = [run_task(*task) for task in tasks]
+    on_dask = run_tasks(run_task, tasks, scheduler=cluster.scheduler_address, chunk_size=1)
+    timing = ["mine_seconds", "theirs_seconds", "speedup"]
+    pd.testing.assert_frame_equal(summary_frame(on_dask).drop(columns=timing),
+                                  summary_frame(sequential).drop(columns=timing), check_exact=True)
+    pd.testing.assert_frame_equal(rows_frame(on_dask), rows_frame(sequential), check_exact=True)
+    assert len(rows_frame(sequential)) > 20
+
+
+def test_reference_refuses_zero_jobs(capsys):
+    from reference.__main__ import main
+
+    assert main(["--jobs", "0"]) == 2
+    assert "--jobs must be a positive number of worker processes, got 0" in capsys.readouterr().err
