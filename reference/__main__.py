@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="train them on an existing Dask cluster instead, e.g. tcp://host:8786 (started with "
                              "'dask scheduler' and 'dask worker ADDRESS'; every worker needs gdcore and reference)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the configurations an earlier run with the same --output finished (each is "
+                             "stored in OUTPUT/results/ as soon as it finishes) and run only the others")
     parser.add_argument("--list", action="store_true", help="list the configuration names and exit")
     return parser
 
@@ -125,6 +128,37 @@ def _progress_line(index: int, total: int, result) -> str:
     return f"[{index:>{len(str(total))}}/{total}] {result.config.name}  {result.seconds:5.1f} s  " + "; ".join(parts)
 
 
+class _ResultStore:
+    """Finished configurations, one pickle each in ``OUTPUT/results/``, written as each finishes (``--resume``)."""
+
+    def __init__(self, output):
+        from pathlib import Path
+
+        self.folder = Path(output) / "results"
+
+    def _path(self, task):
+        config, engines, free = task
+        return self.folder / f"{config.name}{'-free' if free else ''}-{'+'.join(engines)}.pickle"
+
+    def save(self, task, result) -> None:
+        import pickle
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self._path(task).with_suffix(".partial")
+        partial.write_bytes(pickle.dumps((task, result)))
+        partial.replace(self._path(task))  # complete or absent, even if the run is interrupted here
+
+    def load(self, task):
+        """The stored result of exactly this task (configuration, engines, --free), or None."""
+        import pickle
+
+        path = self._path(task)
+        if not path.exists():
+            return None
+        stored, result = pickle.loads(path.read_bytes())
+        return result if stored == task else None
+
+
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     arguments = _parser().parse_args(argv)
@@ -164,27 +198,29 @@ def main(argv=None) -> int:
     print(f"{len(selected)} configuration(s); gdcore numerics: {arguments.numerics}; tolerances: " +
           ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in DEFAULT_TOLERANCES.items()))
     tasks = [(config, tuple(arguments.engines), arguments.free) for config in selected]
-    crashed = []
-    if arguments.jobs is None and arguments.scheduler is None:
-        results = []
-        for index, task in enumerate(tasks, start=1):
-            results.append(run_task(*task))
-            print(_progress_line(index, len(selected), results[-1]), flush=True)
-    else:
-        from gdcore.sweeps import run_tasks
+    store = _ResultStore(arguments.output)
+    outcomes = [store.load(task) if arguments.resume else None for task in tasks]
+    todo = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    if len(todo) < len(tasks):
+        print(f"resuming: {len(tasks) - len(todo)} configuration(s) already finished in {store.folder}/")
 
-        def progress(index, outcome):  # in completion order; the table below is in configuration order
-            if isinstance(outcome, ConfigResult):
-                print(_progress_line(index + 1, len(selected), outcome), flush=True)
-            else:
-                print(f"[{index + 1}/{len(selected)}] {selected[index].name}  FAILED: {outcome.message}", flush=True)
+    def progress(position, outcome):  # in completion order; the table below is in configuration order
+        index = todo[position]
+        outcomes[index] = outcome
+        if isinstance(outcome, ConfigResult):
+            store.save(tasks[index], outcome)
+            print(_progress_line(index + 1, len(selected), outcome), flush=True)
+        else:
+            print(f"[{index + 1}/{len(selected)}] {selected[index].name}  FAILED: {outcome.message}", flush=True)
 
-        where = arguments.scheduler or f"a local Dask cluster of {arguments.jobs} worker process(es)"
-        print(f"running on {where}")
-        outcomes = run_tasks(run_task, tasks, jobs=arguments.jobs, scheduler=arguments.scheduler, chunk_size=1,
-                             on_result=progress)
-        results = [outcome for outcome in outcomes if isinstance(outcome, ConfigResult)]
-        crashed = [(config, outcome) for config, outcome in zip(selected, outcomes) if not isinstance(outcome, ConfigResult)]
+    from gdcore.sweeps import run_tasks
+
+    if arguments.jobs is not None or arguments.scheduler is not None:
+        print(f"running on {arguments.scheduler or f'a local Dask cluster of {arguments.jobs} worker process(es)'}")
+    run_tasks(run_task, [tasks[index] for index in todo], jobs=arguments.jobs, scheduler=arguments.scheduler,
+              chunk_size=1, on_result=progress)
+    results = [outcome for outcome in outcomes if isinstance(outcome, ConfigResult)]
+    crashed = [(config, outcome) for config, outcome in zip(selected, outcomes) if not isinstance(outcome, ConfigResult)]
     summary = summary_frame(results)
     print()
     print(format_table(summary))

@@ -119,3 +119,32 @@ def test_reference_refuses_zero_jobs(capsys):
 
     assert main(["--jobs", "0"]) == 2
     assert "--jobs must be a positive number of worker processes, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.sklearn
+def test_reference_stores_each_configuration_and_resumes(tmp_path, capsys, monkeypatch):
+    import reference.__main__ as command
+    import reference.report
+    import reference.runner
+
+    monkeypatch.setattr(command, "_verify_profile", lambda: ("verify_tensorflow_profile: skipped in tests", ""))
+    monkeypatch.setattr(reference.report, "versions", lambda: {"gdcore": "test"})  # keeps TensorFlow out
+    arguments = ["--grid", "--configs", "linear-sgd-mse-b1-lr0.01-float64", "sigmoid8-sgd-mse-b20-lr0.1-float64", "--epochs",
+                 "2", "--engines", "sklearn", "--no-plots", "--output", str(tmp_path)]
+    assert command.main(arguments) == 0
+    first = pd.read_csv(tmp_path / "rows.csv")
+    assert len(list((tmp_path / "results").glob("*.pickle"))) == 2
+
+    def must_not_run(*task):
+        raise AssertionError(f"{task[0].name} was finished already")
+
+    monkeypatch.setattr(command, "run_task", must_not_run, raising=False)
+    monkeypatch.setattr(reference.runner, "run_task", must_not_run)
+    assert command.main([*arguments, "--resume"]) == 0
+    assert "resuming: 2 configuration(s) already finished" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "rows.csv"), first, check_exact=True)
+    # Nothing stored there: both run, and a configuration that raises is reported with its name, not dropped.
+    assert command.main([*arguments[:-2], "--output", str(tmp_path / "other"), "--resume"]) == 1
+    printed = capsys.readouterr().out
+    assert "[1/2] linear-sgd-mse-b1-lr0.01-e2-float64-tensorflow  FAILED: AssertionError" in printed
+    assert "2 configuration(s) raised" in printed
