@@ -191,3 +191,37 @@ def test_pipeline_grid_search_and_cross_validation():
             search = GridSearchCV(pipeline, {"gdregressor__learning_rate": [0.001, 0.05]}, cv=2, n_jobs=2).fit(X, y)
     assert search.best_params_ == {"gdregressor__learning_rate": 0.05}
     assert search.best_estimator_.score(X, y) > 0.5
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_keras_conventions_reproduce_keras_bit_for_bit(dtype):
+    """loss="mse", conventions="keras", numerics="tensorflow": what Keras trains from the same weights on the same
+    (shuffled) batches, to the bit: every epoch's loss and the final weights (reference.keras_driver drives Keras)."""
+    pytest.importorskip("tensorflow")
+    from sklearn.utils import check_random_state, shuffle
+
+    from reference.keras_driver import run_keras
+
+    X, y = _data(n_samples=50)
+    X, y = X.astype(dtype), y.astype(dtype)
+    settings = dict(hidden_layer_sizes=(8,), activation="logistic", solver="adam", learning_rate=0.05, loss="mse",
+                    conventions="keras", numerics="tensorflow", batch_size=16, random_state=5, dtype=dtype)
+    epochs = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = GDRegressor(max_iter=epochs, **settings).fit(X, y)
+    # The same initial weights and per-epoch orders, drawn as GDRegressor draws them (MLPRegressor's way).
+    twin = GDRegressor(**settings)
+    twin.n_outputs_ = 1
+    random_state = check_random_state(5)
+    start = twin._build(X.shape[1], twin._settings(), np.dtype(dtype), random_state)
+    start.compile(optimizer=ours.model_.optimizer.__class__(**ours.model_.optimizer.get_config()), loss="mse")
+    orders, order = [], np.arange(len(X))
+    for _ in range(epochs):
+        order = shuffle(order, random_state=random_state)
+        orders.append(order)
+    keras = run_keras(start, X, y.reshape(-1, 1), np.array(orders), batch_size=16)
+    assert ours.loss_curve_ == keras.loss  # every epoch, exactly
+    for mine, theirs in zip(_weights(ours), [*keras.weights[-1][0::2], *keras.weights[-1][1::2]]):
+        np.testing.assert_array_equal(mine, theirs)
