@@ -49,6 +49,8 @@ MLP_CASES = [
     dict(solver="sgd", learning_rate=0.1, momentum=0.9, nesterovs_momentum=True, batch_size=16, shuffle=True),
     dict(solver="sgd", learning_rate=0.1, momentum=0.0, batch_size=7, shuffle=False),
     dict(solver="adam", learning_rate=0.01, batch_size=16, early_stopping=True, validation_fraction=0.2),
+    dict(solver="adam", learning_rate=0.01, batch_size=16, activation="tanh", hidden_layer_sizes=(5, 3)),
+    dict(solver="sgd", learning_rate=0.05, batch_size=50, activation="relu"),
 ]
 
 
@@ -60,7 +62,8 @@ def test_reproduces_mlp_regressor_every_epoch(settings):
     float64 tolerance (measured: worst 3e-15 absolute over these cases), not bit for bit.
     """
     X, y = _data(n_samples=50)
-    common = dict(hidden_layer_sizes=(8,), activation="logistic", random_state=3, tol=1e-4, n_iter_no_change=4, **settings)
+    common = {**dict(hidden_layer_sizes=(8,), activation="logistic", random_state=3, tol=1e-4, n_iter_no_change=4),
+              **settings}
     ours_kw = {**common}
     theirs_kw = {**common, "learning_rate_init": common.pop("learning_rate")}
     theirs_kw.pop("learning_rate", None)
@@ -173,7 +176,10 @@ def test_sklearn_error_conventions():
                                     ("batch_size", 0, "batch_size must be 'auto' or an integer"),
                                     ("max_iter", 0, "max_iter must be an integer >= 1"),
                                     ("validation_fraction", 1.0, r"validation_fraction must be in \(0.0, 1.0\)"),
-                                    ("conventions", "torch", "conventions must be one of")]:
+                                    ("conventions", "torch", "conventions must be one of"),
+                                    ("dtype", "float16", "dtype must be None, 'float32' or 'float64'"),
+                                    ("numerics", "fast", "numerics"),
+                                    ("engine", "cuda", "engine")]:
         with pytest.raises(ValueError, match=match):
             GDRegressor(**{parameter: value}).fit(X, y)
 
