@@ -138,3 +138,45 @@ def ulp_distance(a, b) -> np.ndarray:
     larger, smaller = np.maximum(magnitude_a, magnitude_b), np.minimum(magnitude_a, magnitude_b)
     distance = np.where(same_sign, larger - smaller, magnitude_a + magnitude_b)
     return np.where(np.isnan(a) | np.isnan(b), ULP_NAN, distance).astype(np.uint64)
+
+
+def _libm_unary(name: str):
+    """The C library's ``name``/``namef`` elementwise, in the input's dtype (arrays or scalars).
+
+    TensorFlow's scalar kernels call the C library; NumPy's SIMD ``exp``/``log``
+    differ from it in the last bit for some arguments, so the NumPy engine calls
+    the same functions the compiled engine does (Numba's ``math.*`` is the C
+    library's).
+    """
+    single, double = getattr(_libm, name + "f"), getattr(_libm, name)
+    single.restype, single.argtypes = ctypes.c_float, [ctypes.c_float]
+    double.restype, double.argtypes = ctypes.c_double, [ctypes.c_double]
+
+    def function(x):
+        x = np.asarray(x)
+        c_function = single if x.dtype == np.float32 else double
+        out = np.array([c_function(float(v)) for v in x.ravel()], dtype=x.dtype).reshape(x.shape)
+        return out if out.ndim else out[()]
+
+    function.__name__ = function.__qualname__ = f"libm_{name}"
+    return function
+
+
+libm_exp = _libm_unary("exp")
+libm_log = _libm_unary("log")
+libm_log1p = _libm_unary("log1p")
+
+
+@overload(libm_exp, jit_options={"cache": True})
+def _libm_exp_numba(x):
+    return lambda x: math.exp(x)
+
+
+@overload(libm_log, jit_options={"cache": True})
+def _libm_log_numba(x):
+    return lambda x: math.log(x)
+
+
+@overload(libm_log1p, jit_options={"cache": True})
+def _libm_log1p_numba(x):
+    return lambda x: math.log1p(x)

@@ -143,8 +143,16 @@ def _activation_grad_numba(profile, activation, y, delta):
 
 
 def _loss_pass_for(loss):
-    """The compiled pass of ``loss`` over a batch: per-sample means and, optionally, dL/d(y_pred)."""
-    value, grad = loss.value, loss.grad
+    """The compiled pass of ``loss`` over a batch: per-sample means (a row loss's values) and, optionally, dL/d(y_pred)."""
+    value, grad, row = loss.value, loss.grad, loss.row
+    if row is not None:
+        def row_pass(y_true, y_pred, per_sample, delta, with_gradient):
+            scale = cast(1, y_pred) / cast(y_pred.shape[0], y_pred)
+            for b in range(y_pred.shape[0]):
+                per_sample[b] = row(y_true[b], y_pred[b], delta[b], scale, with_gradient)
+
+        row_pass.__name__ = row_pass.__qualname__ = f"{loss.name}_pass"
+        return _inline(row_pass)
 
     def loss_pass(y_true, y_pred, per_sample, delta, with_gradient):
         rows, n_outputs = y_pred.shape

@@ -34,15 +34,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from gdcore._dtype import cast, where
+from gdcore._dtype import cast, libm_exp, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
+_inline_jit = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
 logistic = register_jitable(eigen.logistic)
 _eigen_tanh = register_jitable(eigen.tanh)
@@ -88,6 +90,49 @@ def relu_grad(y, dy):
     return dy * where(y > cast(0, y), cast(1, dy), cast(0, dy))  # TensorFlow's ReluGrad multiplies by the mask
 
 
+@register_jitable
+def _softmax_in_place(z):
+    for b in range(z.shape[0]):
+        row = z[b]
+        largest = row[0]
+        for j in range(1, row.shape[0]):
+            largest = max(largest, row[j])
+        total = cast(0, largest)
+        for j in range(row.shape[0]):
+            row[j] = libm_exp(row[j] - largest)
+            total = total + row[j]
+        for j in range(row.shape[0]):
+            row[j] = row[j] / total
+
+
+@register_jitable
+def _softmax_grad_in_place(y, delta):
+    for b in range(y.shape[0]):
+        weighted = cast(0, y[b, 0])
+        for j in range(y.shape[1]):
+            weighted = weighted + delta[b, j] * y[b, j]
+        for j in range(y.shape[1]):
+            delta[b, j] = (delta[b, j] - weighted) * y[b, j]
+
+
+def softmax(z):
+    r"""Over the last axis of a (batch, units) array: :math:`a_j = e^{z_j - m} / \sum_k e^{z_k - m}`, :math:`m = \max_k z_k`.
+
+    Subtracting the row's maximum first keeps every exponential in (0, 1], as
+    TensorFlow's ``Softmax`` kernel does; the sums run front to back.
+    """
+    out = np.array(z, copy=True, order="C")
+    _softmax_in_place(out)
+    return out
+
+
+def softmax_grad(y, dy):
+    r"""TensorFlow's ``SoftmaxGrad``: :math:`\partial L/\partial z_j = (dy_j - \sum_k dy_k a_k)\, a_j`."""
+    out = np.array(dy, copy=True, order="C")
+    _softmax_grad_in_place(np.ascontiguousarray(y), out)
+    return out
+
+
 @dataclass(frozen=True)
 class Activation:
     """A named activation: ``forward(z)`` and ``grad(y, dy)`` (module docstring), with its formulas.
@@ -105,6 +150,9 @@ class Activation:
     grad_formula: str
     sklearn: str | None = None
     aliases: tuple[str, ...] = ()
+    row_wise: bool = False  # over the last axis (softmax): its own in-place loops, ``forward_loop``/``grad_loop``
+    forward_loop: Callable | None = field(default=None, compare=False, repr=False)
+    grad_loop: Callable | None = field(default=None, compare=False, repr=False)
     _loops: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -117,6 +165,8 @@ class Activation:
     @property
     def loops(self) -> tuple[Callable, Callable]:
         """Compiled in-place loops over a (batch, units) buffer: ``forward_loop(z)``, ``grad_loop(y, delta)``."""
+        if not self._loops and self.row_wise:
+            self._loops["forward"], self._loops["grad"] = _inline_jit(self.forward_loop), _inline_jit(self.grad_loop)
         if not self._loops:
             self._loops["forward"] = activation_loop(_jit(self.forward), f"{self.name}_loop", inline=True)
             self._loops["grad"] = gradient_loop(_jit(self.grad), f"{self.name}_grad_loop", inline=True)
@@ -131,8 +181,12 @@ SIGMOID = Activation("sigmoid", sigmoid, sigmoid_grad, r"a = \sigma(z) = 1/(1+e^
 TANH = Activation("tanh", tanh, tanh_grad, r"a = \tanh z", r"f'(z) = 1-a^2", "tanh")
 RELU = Activation("relu", relu, relu_grad, r"a = \max(z, 0)", r"f'(z) = [a > 0]", "relu")
 
+SOFTMAX = Activation("softmax", softmax, softmax_grad, r"a_j = e^{z_j} / \textstyle\sum_k e^{z_k}",
+                     r"\partial L/\partial z_j = (dy_j - \textstyle\sum_k dy_k a_k)\,a_j", "softmax", row_wise=True,
+                     forward_loop=_softmax_in_place, grad_loop=_softmax_grad_in_place)
+
 #: Every activation, in id order.
-ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU)
+ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX)
 BY_NAME = {name: activation for activation in ACTIVATIONS for name in (activation.name, *activation.aliases)}
 BY_ID = dict(enumerate(ACTIVATIONS))
 

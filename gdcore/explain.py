@@ -286,12 +286,13 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     hyper = optimizer.hyperparameters(dtype)
 
     # The step itself, by the NumPy engine's own functions (the ones fit's NumPy engine runs).
-    loss, grads, outputs = _numpy_engine.gradients(profile, x, y, model.network._replace(params=params), model.loss)
+    network, training_loss = model._training()
+    loss, grads, outputs = _numpy_engine.gradients(profile, x, y, network._replace(params=params), training_loss)
     if grads is None:
         raise ValueError(f"explain_step: the batch loss is {loss}; there is no step to explain")
     y_pred = outputs[-1]
-    sample_loss = losses.per_sample(model.loss, profile, y, y_pred)
-    output_grad = losses.output_grad(model.loss, y, y_pred)
+    sample_loss = losses.per_sample(training_loss, profile, y, y_pred)
+    output_grad = losses.output_grad(training_loss, y, y_pred)
     after = params.copy()
     slots = optimizer.slots.copy()
     optimizers.apply_update(hyper, after, grads, slots, iterations, profile.update_lanes(layout, dtype))

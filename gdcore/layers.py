@@ -144,6 +144,9 @@ class Dense(Layer):
             input_shape = (input_dim,) if input_shape is None else input_shape
         self.input_shape = None if input_shape is None else _shape(input_shape, "input_shape")
         self.activation = activations.get(activation)
+        if self.activation.row_wise and units == 1:
+            raise ValueError(f"activation={self.activation.name!r} on a Dense layer of units=1 always outputs 1 (it "
+                             "normalises over the units); use units >= 2, or activation='sigmoid' for one output")
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.use_bias = True

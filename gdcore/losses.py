@@ -27,13 +27,13 @@ sign(0) = 0). scikit-learn's ``squared_error`` is half of this MSE; see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 from numba.extending import register_jitable
 
-from gdcore._dtype import cast
+from gdcore._dtype import cast, libm_exp, libm_log, libm_log1p, where
 from gdcore._validation import lookup
 
 
@@ -60,24 +60,166 @@ def absolute_error_grad(y_true, y_pred, scale):
     return -(scale * np.sign(y_true - y_pred))
 
 
+# --- cross-entropies (Keras 3, TensorFlow backend) ---------------------------------
+#
+# Probabilities are clipped to [epsilon, 1 - epsilon] (epsilon = 1e-7, Keras's
+# backend.epsilon()) as tf.clip_by_value does, Minimum then Maximum; the
+# gradient passes where epsilon <= p <= 1 - epsilon (both bounds included, the
+# masks of MinimumGrad and MaximumGrad) and is 0 outside. The gradients are
+# TensorFlow's autodiff of the same graph, in its order: LogGrad multiplies by
+# reciprocal(x), MulGrad forms grad * y, NegGrad and SubGrad negate.
+
+EPSILON = 1e-7
+
+
+@register_jitable
+def _clip(p):
+    return np.maximum(np.minimum(p, cast(1.0 - EPSILON, p)), cast(EPSILON, p))
+
+
+@register_jitable
+def _inside_clip(p):
+    return (p >= cast(EPSILON, p)) & (p <= cast(1.0 - EPSILON, p))
+
+
+@register_jitable
+def binary_crossentropy(y_true, y_pred):
+    p = _clip(y_pred)
+    one = cast(1, p)
+    return -(y_true * libm_log(p) + (one - y_true) * libm_log(one - p))
+
+
+@register_jitable
+def binary_crossentropy_grad(y_true, y_pred, scale):
+    p = _clip(y_pred)
+    one = cast(1, p)
+    upstream = -scale
+    grad = (y_true * upstream) * (one / p) - ((one - y_true) * upstream) * (one / (one - p))
+    return where(_inside_clip(y_pred), grad, cast(0, p))
+
+
+@register_jitable
+def sigmoid_cross_entropy_with_logits(y_true, y_pred):
+    """TensorFlow's ``sigmoid_cross_entropy_with_logits`` (``y_pred`` are logits z)."""
+    z = y_pred
+    zero = cast(0, z)
+    relu = where(z >= zero, z, zero)
+    neg_abs = where(z >= zero, -z, z)
+    return (relu - z * y_true) + libm_log1p(libm_exp(neg_abs))
+
+
+@register_jitable
+def sigmoid_cross_entropy_with_logits_grad(y_true, y_pred, scale):
+    z = y_pred
+    zero, one = cast(0, z), cast(1, z)
+    neg_abs = where(z >= zero, -z, z)
+    exp_neg_abs = libm_exp(neg_abs)
+    through_exp = (scale * (one / (one + exp_neg_abs))) * exp_neg_abs  # Log1pGrad, then ExpGrad
+    # TensorFlow's AddN adds the three paths into z as (product + exponential) + relu.
+    return where(z >= zero, (-scale * y_true + -through_exp) + scale, -scale * y_true + through_exp)
+
+
+@register_jitable
+def _softmax_cross_entropy_row(labels, logits, delta, scale, with_gradient):
+    """TensorFlow's ``SoftmaxCrossEntropyWithLogits`` kernel on one row: the loss, and ``scale * (softmax - labels)``."""
+    n = logits.shape[0]
+    largest = logits[0]
+    for j in range(1, n):
+        largest = max(largest, logits[j])
+    total = cast(0, largest)
+    for j in range(n):
+        total = total + libm_exp(logits[j] - largest)
+    log_total = libm_log(total)
+    loss = cast(0, largest)
+    for j in range(n):
+        loss = loss + labels[j] * (log_total - (logits[j] - largest))
+    if with_gradient:
+        for j in range(n):
+            delta[j] = scale * (libm_exp(logits[j] - largest) / total - labels[j])
+    return loss
+
+
+@register_jitable
+def softmax_cross_entropy_with_logits(y_true, y_pred, delta, scale, with_gradient):
+    """One row: :math:`\\ell = \\sum_j t_j(\\log\\sum_k e^{z_k - m} - (z_j - m))`, :math:`m = \\max_k z_k`."""
+    return _softmax_cross_entropy_row(y_true, y_pred, delta, scale, with_gradient)
+
+
+@register_jitable
+def categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient):
+    """One row of probabilities: normalised by their sum, clipped, :math:`\\ell = -\\sum_j t_j \\log p_j`."""
+    n = y_pred.shape[0]
+    total = cast(0, y_pred[0])
+    for j in range(n):
+        total = total + y_pred[j]
+    loss = cast(0, total)
+    for j in range(n):
+        loss = loss + y_true[j] * libm_log(_clip(y_pred[j] / total))
+    if with_gradient:
+        # RealDivGrad: d/dp_j = q_j / s + sum_k q_k * ((-p_k / s) / s), q = dL/d(p / s) through the clip and log.
+        one = cast(1, total)
+        through_total = cast(0, total)
+        for j in range(n):
+            normalised = y_pred[j] / total
+            q = (y_true[j] * -scale) * (one / _clip(normalised)) if _inside_clip(normalised) else cast(0, total)
+            delta[j] = q
+            through_total = through_total + q * ((-y_pred[j] / total) / total)
+        for j in range(n):
+            delta[j] = delta[j] / total + through_total
+    return -loss
+
+
+@register_jitable
+def sparse_categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient):
+    """One row of probabilities, labels one-hot: clipped, logged, then :func:`softmax_cross_entropy_with_logits`."""
+    n = y_pred.shape[0]
+    logits = np.empty_like(y_pred)
+    for j in range(n):
+        logits[j] = libm_log(_clip(y_pred[j]))
+    loss = _softmax_cross_entropy_row(y_true, logits, delta, scale, with_gradient)
+    if with_gradient:
+        one = cast(1, loss)
+        for j in range(n):
+            delta[j] = delta[j] * (one / _clip(y_pred[j])) if _inside_clip(y_pred[j]) else cast(0, loss)
+    return loss
+
+
 @dataclass(frozen=True)
 class Loss:
-    """A named loss: elementwise ``value(y_true, y_pred)`` and ``grad(y_true, y_pred, scale)``.
+    r"""A named loss: elementwise ``value(y_true, y_pred)`` and ``grad(y_true, y_pred, scale)``, or a ``row`` function.
 
     ``formula``/``grad_formula`` are LaTeX for one sample's term and the
     gradient (rendered by :mod:`gdcore.explain`), ``keras`` the Keras class
     name, ``aliases`` the other names Keras accepts, ``sklearn`` scikit-learn's
     name of the same loss where one exists; ``id`` is its position in :data:`LOSSES`.
+
+    A loss over a whole row of outputs (the categorical cross-entropies) has
+    ``row(y_true_row, y_pred_row, delta_row, scale, with_gradient) -> value``
+    instead: one sample's loss (summed over the classes, not averaged) and,
+    with ``with_gradient``, ``delta_row`` = :math:`\partial L/\partial \hat y`
+    with ``scale = fl(1/B)``. ``targets`` says what ``y`` holds: ``"values"``,
+    ``"binary"`` (0/1), ``"one_hot"`` or ``"sparse"`` (class indices, given to
+    the engines one-hot). ``logits`` names the entry Keras uses instead when
+    the output layer's activation is ``recovers`` (Keras 3 reads the logits
+    back from a sigmoid or softmax output, :func:`training_loss`).
+    ``from_logits`` and ``label_smoothing`` are the Keras options of the
+    configured object (they do not change the entry's identity).
     """
 
     name: str
     keras: str
-    value: Callable
-    grad: Callable
+    value: Callable | None
+    grad: Callable | None
     formula: str
     grad_formula: str
     aliases: tuple[str, ...] = ()
     sklearn: str | None = None
+    row: Callable | None = None
+    targets: str = "values"
+    logits: str | None = None
+    recovers: str | None = None
+    from_logits: bool = field(default=False, compare=False)
+    label_smoothing: float = field(default=0.0, compare=False)
 
     @property
     def id(self) -> int:
@@ -88,15 +230,24 @@ class Loss:
         from gdcore.numerics import get_profile
 
         y_pred = np.asarray(y_pred)
-        y_true = np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
-        return batch_loss(self, get_profile("plain"), y_true, y_pred)
+        if y_pred.ndim == 1:
+            y_pred = y_pred[:, None]
+        loss = self
+        y_true = prepare_targets(loss, y_true, y_pred.shape[1], y_pred.dtype, "y_true")
+        return batch_loss(loss, get_profile("plain"), y_true, y_pred)
 
     def __repr__(self) -> str:
-        return f"Loss({self.name!r})"
+        options = (f", from_logits=True" if self.from_logits else "") + \
+                  (f", label_smoothing={self.label_smoothing!r}" if self.label_smoothing else "")
+        return f"Loss({self.name!r}{options})"
 
 
 def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    """Per-sample loss, the mean over the last axis, summed front to back (a plain division for one output)."""
+    """Per-sample loss: the mean over the last axis, summed front to back (a plain division for one output); a row loss's value."""
+    if loss.row is not None:
+        delta = np.empty_like(y_pred[0])
+        return np.array([loss.row(t, p, delta, cast(1, y_pred), False) for t, p in zip(y_true, y_pred)],
+                        dtype=y_pred.dtype)
     values = loss.value(y_true, y_pred)
     return np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
 
@@ -110,6 +261,12 @@ def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray):
 def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """:math:`\\partial L/\\partial \\hat y`, shape (B, N)."""
     batch, n_outputs = y_pred.shape
+    if loss.row is not None:
+        delta = np.empty_like(y_pred)
+        scale = cast(1, y_pred) / cast(batch, y_pred)
+        for t, p, d in zip(y_true, y_pred, delta):
+            loss.row(t, p, d, scale, True)
+        return delta
     scale = cast(1, y_pred) / cast(batch, y_pred) / cast(n_outputs, y_pred)
     return loss.grad(y_true, y_pred, scale)
 
@@ -120,10 +277,49 @@ MEAN_SQUARED_ERROR = Loss("mean_squared_error", "MeanSquaredError", squared_erro
 MEAN_ABSOLUTE_ERROR = Loss("mean_absolute_error", "MeanAbsoluteError", absolute_error, absolute_error_grad,
                            r"\ell_i = |e_i|", r"\frac{\partial L}{\partial \hat y_i} = -\frac{1}{B}\operatorname{sign}(e_i)",
                            ("mae",), "absolute_error")
+BINARY_CROSSENTROPY = Loss(
+    "binary_crossentropy", "BinaryCrossentropy", binary_crossentropy, binary_crossentropy_grad,
+    r"\ell_i = -\big(y_i \log \bar p_i + (1 - y_i)\log(1 - \bar p_i)\big),\ \bar p = \mathrm{clip}(\hat y, \epsilon, 1-\epsilon)",
+    r"\frac{\partial L}{\partial \hat y_i} = \frac{1}{B}\Big(\frac{1-y_i}{1-\bar p_i} - \frac{y_i}{\bar p_i}\Big)"
+    r"\ [\epsilon \le \hat y_i \le 1-\epsilon]",
+    ("bce",), "log_loss", targets="binary", logits="binary_crossentropy_from_logits", recovers="sigmoid")
+BINARY_CROSSENTROPY_FROM_LOGITS = Loss(
+    "binary_crossentropy_from_logits", "BinaryCrossentropy", sigmoid_cross_entropy_with_logits,
+    sigmoid_cross_entropy_with_logits_grad,
+    r"\ell_i = \max(z_i, 0) - z_i y_i + \log(1 + e^{-|z_i|})",
+    r"\frac{\partial L}{\partial z_i} = \frac{1}{B}(\sigma(z_i) - y_i)", (), "log_loss", targets="binary",
+    logits="binary_crossentropy_from_logits", recovers="sigmoid", from_logits=True)
+CATEGORICAL_CROSSENTROPY = Loss(
+    "categorical_crossentropy", "CategoricalCrossentropy", None, None,
+    r"\ell_b = -\sum_j y_{bj} \log \mathrm{clip}(\hat y_{bj} / \textstyle\sum_k \hat y_{bk}, \epsilon, 1-\epsilon)",
+    r"\frac{\partial L}{\partial \hat y_{bj}} = \frac{1}{B}\Big(\frac{q_{bj}}{s_b} - \sum_k \frac{q_{bk}\hat y_{bk}}{s_b^2}\Big),"
+    r"\ q_{bj} = -\frac{y_{bj}}{\bar p_{bj}}", ("cce",), "log_loss", row=categorical_crossentropy,
+    targets="one_hot", logits="categorical_crossentropy_from_logits", recovers="softmax")
+CATEGORICAL_CROSSENTROPY_FROM_LOGITS = Loss(
+    "categorical_crossentropy_from_logits", "CategoricalCrossentropy", None, None,
+    r"\ell_b = \log \textstyle\sum_k e^{z_{bk}} - \sum_j y_{bj} z_{bj}",
+    r"\frac{\partial L}{\partial z_{bj}} = \frac{1}{B}(\mathrm{softmax}(z_b)_j - y_{bj})", (), "log_loss",
+    row=softmax_cross_entropy_with_logits, targets="one_hot", logits="categorical_crossentropy_from_logits",
+    recovers="softmax", from_logits=True)
+SPARSE_CATEGORICAL_CROSSENTROPY = Loss(
+    "sparse_categorical_crossentropy", "SparseCategoricalCrossentropy", None, None,
+    r"\ell_b = -\log \mathrm{softmax}(\log \mathrm{clip}(\hat y_b, \epsilon, 1-\epsilon))_{y_b}",
+    r"\frac{\partial L}{\partial \hat y_{bj}} = \frac{1}{B}\,\frac{\mathrm{softmax}(\log \bar p_b)_j - [j = y_b]}{\bar p_{bj}}",
+    ("scce",), "log_loss", row=sparse_categorical_crossentropy, targets="sparse",
+    logits="sparse_categorical_crossentropy_from_logits", recovers="softmax")
+SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS = Loss(
+    "sparse_categorical_crossentropy_from_logits", "SparseCategoricalCrossentropy", None, None,
+    r"\ell_b = \log \textstyle\sum_k e^{z_{bk}} - z_{b y_b}",
+    r"\frac{\partial L}{\partial z_{bj}} = \frac{1}{B}(\mathrm{softmax}(z_b)_j - [j = y_b])", (), "log_loss",
+    row=softmax_cross_entropy_with_logits, targets="sparse", logits="sparse_categorical_crossentropy_from_logits",
+    recovers="softmax", from_logits=True)
 
 #: Every loss, in id order.
-LOSSES: tuple[Loss, ...] = (MEAN_SQUARED_ERROR, MEAN_ABSOLUTE_ERROR)
-BY_NAME = {key: loss for loss in LOSSES for key in (loss.name, loss.keras.lower(), *loss.aliases)}
+LOSSES: tuple[Loss, ...] = (MEAN_SQUARED_ERROR, MEAN_ABSOLUTE_ERROR, BINARY_CROSSENTROPY,
+                            BINARY_CROSSENTROPY_FROM_LOGITS, CATEGORICAL_CROSSENTROPY,
+                            CATEGORICAL_CROSSENTROPY_FROM_LOGITS, SPARSE_CATEGORICAL_CROSSENTROPY,
+                            SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS)
+BY_NAME = {key: loss for loss in reversed(LOSSES) for key in (loss.name, loss.keras.lower(), *loss.aliases)}
 BY_ID = dict(enumerate(LOSSES))
 
 
@@ -135,6 +331,101 @@ def MeanSquaredError() -> Loss:
 def MeanAbsoluteError() -> Loss:
     """Keras-style constructor: ``gdcore.losses.MeanAbsoluteError()``."""
     return MEAN_ABSOLUTE_ERROR
+
+
+def _smoothing(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def BinaryCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0) -> Loss:
+    r"""Keras's ``BinaryCrossentropy``: targets 0/1, outputs probabilities (or logits with ``from_logits``).
+
+    ``label_smoothing`` :math:`s` replaces the targets by :math:`y(1 - s) + s/2`.
+    """
+    entry = BINARY_CROSSENTROPY_FROM_LOGITS if from_logits else BINARY_CROSSENTROPY
+    return replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing"))
+
+
+def CategoricalCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0) -> Loss:
+    r"""Keras's ``CategoricalCrossentropy``: one-hot targets; ``label_smoothing`` :math:`s` gives :math:`y(1-s) + s/K`."""
+    entry = CATEGORICAL_CROSSENTROPY_FROM_LOGITS if from_logits else CATEGORICAL_CROSSENTROPY
+    return replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing"))
+
+
+def SparseCategoricalCrossentropy(from_logits: bool = False) -> Loss:
+    """Keras's ``SparseCategoricalCrossentropy``: targets are class indices 0..K-1."""
+    return SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS if from_logits else SPARSE_CATEGORICAL_CROSSENTROPY
+
+
+def training_loss(loss: Loss, output_activation: str) -> Loss:
+    """The entry Keras 3 evaluates in ``fit``/``evaluate`` for ``loss`` after an output layer with ``output_activation``.
+
+    Keras's TensorFlow backend tags the tensors its ``sigmoid`` and ``softmax``
+    return with their input (``_keras_logits``) and its cross-entropies use
+    that input with the logits formula (``_get_logits`` in
+    ``keras/src/backend/tensorflow/nn.py``), whatever ``from_logits`` says
+    (with ``from_logits=True`` it warns). So ``Dense(1, "sigmoid")`` with
+    ``binary_crossentropy`` trains on ``sigmoid_cross_entropy_with_logits`` of
+    the pre-activation: no clipping, loss and gradient exact for any logit.
+    The engines then run the output layer as linear and this entry as the loss;
+    ``predict`` still applies the activation.
+    """
+    if loss.recovers is not None and loss.recovers == output_activation:
+        return replace(BY_NAME[loss.logits], label_smoothing=loss.label_smoothing)
+    return loss
+
+
+def prepare_targets(loss: Loss, y: np.ndarray, n_outputs: int, dtype, name: str = "y") -> np.ndarray:
+    """``y`` as the engines take it for ``loss``, shape (n, n_outputs), checked; label smoothing applied as Keras does.
+
+    Binary targets must be 0 or 1, one-hot rows must sum to 1 (within 1e-6),
+    sparse targets must be integers in ``[0, n_outputs)`` and are expanded to
+    one-hot rows. Keras itself accepts any of these and returns a number; a
+    classifier's labels outside those sets are a mistake, refused here.
+    """
+    dtype = np.dtype(dtype)
+    raw = np.asarray(y)
+    if loss.targets == "sparse":
+        if raw.ndim == 2 and raw.shape[1] == 1:
+            raw = raw[:, 0]
+        if raw.ndim != 1:
+            raise ValueError(f"{name} must hold class indices, shape (n_samples,) or (n_samples, 1), for "
+                             f"{loss.keras}; got shape {raw.shape}")
+        if raw.dtype.kind not in "iuf" or (raw.dtype.kind == "f" and not np.all(np.isfinite(raw))):
+            raise ValueError(f"{name} must hold integer class indices for {loss.keras}, got dtype {raw.dtype}")
+        bad = (raw != np.round(raw)) | (raw < 0) | (raw >= n_outputs)
+        if bad.any():
+            raise ValueError(f"{name} must hold integer class indices in [0, {n_outputs}) for {loss.keras} (the "
+                             f"output layer has {n_outputs} units); got {raw[bad][0].item()!r} at index {np.flatnonzero(bad)[0]}")
+        return np.eye(n_outputs, dtype=dtype)[raw.astype(np.int64)]
+    array = np.asarray(raw, dtype=dtype)
+    if array.ndim == 1 and n_outputs == 1:
+        array = array[:, None]
+    if loss.targets == "one_hot":
+        if array.ndim != 2 or array.shape[1] != n_outputs:
+            raise ValueError(f"{name} must be one-hot, shape (n_samples, {n_outputs}), for {loss.keras}; got shape "
+                             f"{array.shape} (for class indices use sparse_categorical_crossentropy)")
+        sums = array.sum(axis=1)
+        bad = ~(np.abs(sums - 1) <= 1e-6) | (array < 0).any(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name} rows must be one-hot (or probabilities summing to 1) for {loss.keras}; row "
+                             f"{row} is {array[row].tolist()} (sum {sums[row]!r})")
+    if loss.targets == "binary":
+        bad = (array != 0) & (array != 1)
+        if bad.any():
+            raise ValueError(f"{name} must hold 0/1 labels for {loss.keras}; got {array[bad][0].item()!r} (at index "
+                             f"{np.flatnonzero(bad.ravel())[0]}); for several classes use a softmax output with "
+                             "(sparse_)categorical_crossentropy")
+    if loss.label_smoothing and loss.targets in ("binary", "one_hot"):
+        # Keras: y * (1.0 - s) + 0.5 * s (binary) or + s / K (categorical), each Python float cast to the dtype.
+        s = loss.label_smoothing
+        offset = dtype.type(0.5 * s) if loss.targets == "binary" else dtype.type(s) / dtype.type(n_outputs)
+        array = array * dtype.type(1.0 - s) + offset
+    return array
 
 
 def get(identifier) -> Loss:

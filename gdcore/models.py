@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from gdcore import _contract, _numba_engine, _numpy_engine, config, losses, optimizers
+from gdcore import _contract, _numba_engine, _numpy_engine, activations, config, losses, optimizers
 from gdcore import random as _random
 from gdcore._naming import unique_name
 from gdcore._validation import as_features, as_targets, positive_int
@@ -346,8 +346,36 @@ class Model:
         return _engine_array(features)
 
     def _prepare_y(self, y, n_rows, name="y") -> np.ndarray:
-        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=self.dense_layers[-1].units,
-                                        dtype=self.dtype))
+        n_outputs = self.dense_layers[-1].units
+        if self.loss is not None and self.loss.targets != "values":
+            # Labels: checked against the loss (0/1, one-hot, class indices), sparse ones expanded to one-hot.
+            raw = np.asarray(y) if self.loss.targets == "sparse" else as_targets(y, name, n_rows=n_rows,
+                                                                                  n_outputs=n_outputs, dtype=self.dtype)
+            if raw.shape[0] != n_rows:
+                raise ValueError(f"x and {name} must have the same number of samples, got {n_rows} and {raw.shape[0]}")
+            return _engine_array(losses.prepare_targets(self.loss, raw, n_outputs, self.dtype, name))
+        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=n_outputs, dtype=self.dtype))
+
+    def _training_ids(self) -> tuple[_contract.Network, int]:
+        network, loss = self._training()
+        return network, loss.id
+
+    def _training(self) -> tuple[_contract.Network, losses.Loss]:
+        """The network and loss ``fit``/``evaluate`` run: Keras's logits recovery (:func:`gdcore.losses.training_loss`).
+
+        When the loss reads the logits of a sigmoid/softmax output, the output
+        layer runs linear in training and evaluation; ``predict`` applies the activation.
+        """
+        network = self.network
+        loss = losses.training_loss(self.loss, self.dense_layers[-1].activation.name)
+        if loss is self.loss:
+            return network, loss
+        key = (id(self.layout), self.layout.tobytes())
+        if getattr(self, "_logits_layout_key", None) != key:
+            layout = self.layout.copy()
+            layout.activation[-1] = activations.LINEAR.id
+            self._logits_layout, self._logits_layout_key = layout, key
+        return network._replace(layout=self._logits_layout), loss
 
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto", callbacks=None,
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True, initial_epoch: int = 0,
@@ -444,7 +472,7 @@ class Model:
                     window.prepare(start_batch, max_steps, steps if progbar or per_batch else 0)
                     started = time.perf_counter()
                     iterations, completed, ran, failed = engine.fit_loop(
-                        self.profile, data._replace(orders=orders[done:]), self.network, self.loss.id,
+                        self.profile, data._replace(orders=orders[done:]), *self._training_ids(),
                         self._optimizer_state(), _contract.Log(loss_history[done:], val_history[done:]), window.window,
                         **({"on_step": recorded.append} if on_step is not None else {}))
                     window.timed(ran, time.perf_counter() - started)
@@ -545,16 +573,16 @@ class Model:
 
     def _evaluate_batches(self, x, y, batch_size, callback_list=None) -> float:
         if callback_list is None or not callback_list.listens(("on_test_batch_begin", "on_test_batch_end")):
-            return float(self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size), self.network,
-                                                      self.loss.id))
+            return float(self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size),
+                                                      *self._training_ids()))
         # Per batch, with the running mean Keras's loss metric shows (same arithmetic as evaluate_loop).
         total = count = self.dtype.type(0)
         for index, start in enumerate(range(0, x.shape[0], batch_size)):
             callback_list.on_test_batch_begin(index)
             rows = slice(start, start + batch_size)
             n = x[rows].shape[0]
-            batch = self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n), self.network,
-                                                 self.loss.id)
+            batch = self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n),
+                                                 *self._training_ids())
             total, count = total + batch * self.dtype.type(n), count + self.dtype.type(n)
             callback_list.on_test_batch_end(index, {"loss": float(total / count)})
         return float(total / count)

@@ -138,8 +138,19 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
-            twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss=model.loss.name, jit_compile=False)
+            twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss=_keras_loss(keras, model.loss),
+                         jit_compile=False)
     return twin
+
+
+def _keras_loss(keras, loss):
+    """Keras's loss for a gdcore entry: its name, or the configured object when it has options."""
+    if not (loss.from_logits or loss.label_smoothing):
+        return loss.name
+    options = {"from_logits": loss.from_logits}
+    if loss.label_smoothing:
+        options["label_smoothing"] = loss.label_smoothing
+    return getattr(keras.losses, loss.keras)(**options)
 
 
 def _keras_optimizer(keras, optimizer):

@@ -18,16 +18,30 @@ ENTRIES = [pytest.param(loss, id=loss.name) for loss in losses.LOSSES]
 def test_ids_are_positions_and_names_are_unique():
     assert [loss.id for loss in losses.LOSSES] == list(range(len(losses.LOSSES)))
     for loss in losses.LOSSES:
-        for name in (loss.name, loss.keras, *loss.aliases):
+        # A from_logits entry is Keras's class with from_logits=True: found by its own name only.
+        for name in (loss.name,) if loss.from_logits else (loss.name, loss.keras, *loss.aliases):
             assert losses.get(name) is loss
     with pytest.raises(ValueError, match="unknown loss 'huberish'; known: .*mse"):
         losses.get("huberish")
 
 
+def _sample(loss, rng, rows=6):
+    """(y_true as the engines take it, y_pred) in the loss's domain: any reals, 0/1 labels, one-hot rows, probabilities."""
+    columns = 1 if loss.targets == "binary" else 3 if loss.targets in ("one_hot", "sparse") else 2
+    y_pred = rng.normal(size=(rows, columns))
+    if loss.targets == "values":
+        return rng.normal(size=(rows, columns)), y_pred
+    if loss.targets == "binary":
+        y_true = (rng.random((rows, 1)) > 0.5).astype(float)
+        return y_true, y_pred if loss.from_logits else 1 / (1 + np.exp(-y_pred))
+    y_true = np.eye(columns)[rng.integers(0, columns, rows)]
+    return y_true, y_pred if loss.from_logits else np.exp(y_pred) / np.exp(y_pred).sum(axis=1, keepdims=True)
+
+
 @pytest.mark.parametrize("loss", ENTRIES)
 def test_output_gradient_is_the_derivative_of_the_batch_loss(loss):
     rng = np.random.default_rng(loss.id)
-    y_true, y_pred = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    y_true, y_pred = _sample(loss, rng)
     profile = get_profile("plain")
     analytic = losses.output_grad(loss, y_true, y_pred)
     step = 1e-6
@@ -42,6 +56,8 @@ def test_output_gradient_is_the_derivative_of_the_batch_loss(loss):
 
 @pytest.mark.parametrize("loss", ENTRIES)
 def test_batch_loss_is_the_mean_over_outputs_then_samples(loss):
+    if loss.targets != "values":
+        pytest.skip("labels, not values: tests/test_classification.py")
     y_true, y_pred = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.0]]), np.array([[0.0, 2.5], [1.0, 1.0], [0.0, 0.0]])
     per_element = loss.value(y_true, y_pred)
     assert losses.batch_loss(loss, get_profile("plain"), y_true, y_pred) == pytest.approx(per_element.mean(), rel=1e-15)
@@ -53,6 +69,8 @@ def test_batch_loss_is_the_mean_over_outputs_then_samples(loss):
 def test_values_follow_keras(loss):
     keras = pytest.importorskip("keras")
     rng = np.random.default_rng(3)
-    y_true, y_pred = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
-    theirs = float(keras.ops.convert_to_numpy(getattr(keras.losses, loss.keras)()(y_true, y_pred)))
-    assert float(loss(y_true, y_pred)) == pytest.approx(theirs, rel=1e-6)
+    y_true, y_pred = _sample(loss, rng, rows=20)
+    labels = y_true.argmax(axis=1) if loss.targets == "sparse" else y_true
+    options = {"from_logits": True} if loss.from_logits else {}
+    theirs = float(keras.ops.convert_to_numpy(getattr(keras.losses, loss.keras)(**options)(labels, y_pred)))
+    assert float(loss(labels, y_pred)) == pytest.approx(theirs, rel=1e-6)
