@@ -223,9 +223,8 @@ class _BaseGD(BaseEstimator):
                 self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
             else:
                 self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
-        if not incremental or not getattr(self, "_compiled", False):
+        if first_pass or not incremental:  # partial_fit keeps the optimizer's state, fit starts a fresh one
             self.model_.compile(optimizer=gdcore_optimizer(**settings["optimizer"]), loss=settings["loss"](self.n_outputs_))
-            self._compiled = True
         self._fit_epochs(X, y, settings, random_state, incremental)
         weights = self.model_.get_weights()
         self.coefs_ = [weight.copy() for weight in weights[0::2]]
