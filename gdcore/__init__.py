@@ -22,14 +22,15 @@ from gdcore._cache import ensure_writable_cache
 ensure_writable_cache()  # before any kernel is decorated
 
 from gdcore import (activations, backend, callbacks, config, datasets, explain, initializers, layers, linear, losses,
-                    metrics, models, numerics, optimizers, random, saving, trace, utils)
+                    metrics, models, numerics, optimizers, random, saving, sweeps, trace, utils)
 from gdcore.callbacks import History
 from gdcore.layers import Dense, Input, InputLayer
 from gdcore.models import Model, Sequential, TrainingDivergedWarning
+from gdcore.sweeps import sweep
 
 __version__ = "0.1.0"
 __all__ = [
     "Dense", "History", "Input", "InputLayer", "Model", "Sequential", "TrainingDivergedWarning", "activations",
     "backend", "callbacks", "config", "datasets", "explain", "initializers", "layers", "linear", "losses", "metrics",
-    "models", "numerics", "optimizers", "random", "saving", "trace", "utils",
+    "models", "numerics", "optimizers", "random", "saving", "sweep", "sweeps", "trace", "utils",
 ]

@@ -37,6 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--free", action="store_true",
                         help="impose nothing: Keras and gdcore each run the seeded Keras cell, drawing their own initial "
                              "weights and shuffles (gdcore from its copy of Keras's random streams); Keras only")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="train the configurations in parallel on a local Dask cluster of N worker processes "
+                             "(the results are those of the sequential run)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="train them on an existing Dask cluster instead, e.g. tcp://host:8786 (started with "
+                             "'dask scheduler' and 'dask worker ADDRESS'; every worker needs gdcore and reference)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the configurations an earlier run with the same --output finished (each is "
+                             "stored in OUTPUT/results/ as soon as it finishes) and run only the others")
     parser.add_argument("--list", action="store_true", help="list the configuration names and exit")
     return parser
 
@@ -119,6 +128,37 @@ def _progress_line(index: int, total: int, result) -> str:
     return f"[{index:>{len(str(total))}}/{total}] {result.config.name}  {result.seconds:5.1f} s  " + "; ".join(parts)
 
 
+class _ResultStore:
+    """Finished configurations, one pickle each in ``OUTPUT/results/``, written as each finishes (``--resume``)."""
+
+    def __init__(self, output):
+        from pathlib import Path
+
+        self.folder = Path(output) / "results"
+
+    def _path(self, task):
+        config, engines, free = task
+        return self.folder / f"{config.name}{'-free' if free else ''}-{'+'.join(engines)}.pickle"
+
+    def save(self, task, result) -> None:
+        import pickle
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self._path(task).with_suffix(".partial")
+        partial.write_bytes(pickle.dumps((task, result)))
+        partial.replace(self._path(task))  # complete or absent, even if the run is interrupted here
+
+    def load(self, task):
+        """The stored result of exactly this task (configuration, engines, --free), or None."""
+        import pickle
+
+        path = self._path(task)
+        if not path.exists():
+            return None
+        stored, result = pickle.loads(path.read_bytes())
+        return result if stored == task else None
+
+
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     arguments = _parser().parse_args(argv)
@@ -126,6 +166,9 @@ def main(argv=None) -> int:
         selected = _selected(arguments)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    if arguments.jobs is not None and arguments.jobs < 1:
+        print(f"error: --jobs must be a positive number of worker processes, got {arguments.jobs}", file=sys.stderr)
         return 2
     if arguments.list:
         print("\n".join(config.name for config in selected))
@@ -141,7 +184,7 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
     from reference.report import format_table, versions, write_report
-    from reference.runner import run_config, summary_frame
+    from reference.runner import ConfigResult, run_task, summary_frame
 
     start = time.perf_counter()
     found = versions()
@@ -154,13 +197,30 @@ def main(argv=None) -> int:
     print(verify)
     print(f"{len(selected)} configuration(s); gdcore numerics: {arguments.numerics}; tolerances: " +
           ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in DEFAULT_TOLERANCES.items()))
-    results = []
-    if arguments.free:
-        from reference.free import run_free
-    for index, config in enumerate(selected, start=1):
-        result = run_free(config) if arguments.free else run_config(config, engines=tuple(arguments.engines))
-        results.append(result)
-        print(_progress_line(index, len(selected), result), flush=True)
+    tasks = [(config, tuple(arguments.engines), arguments.free) for config in selected]
+    store = _ResultStore(arguments.output)
+    outcomes = [store.load(task) if arguments.resume else None for task in tasks]
+    todo = [index for index, outcome in enumerate(outcomes) if outcome is None]
+    if len(todo) < len(tasks):
+        print(f"resuming: {len(tasks) - len(todo)} configuration(s) already finished in {store.folder}/")
+
+    def progress(position, outcome):  # in completion order; the table below is in configuration order
+        index = todo[position]
+        outcomes[index] = outcome
+        if isinstance(outcome, ConfigResult):
+            store.save(tasks[index], outcome)
+            print(_progress_line(index + 1, len(selected), outcome), flush=True)
+        else:
+            print(f"[{index + 1}/{len(selected)}] {selected[index].name}  FAILED: {outcome.message}", flush=True)
+
+    from gdcore.sweeps import run_tasks
+
+    if arguments.jobs is not None or arguments.scheduler is not None:
+        print(f"running on {arguments.scheduler or f'a local Dask cluster of {arguments.jobs} worker process(es)'}")
+    run_tasks(run_task, [tasks[index] for index in todo], jobs=arguments.jobs, scheduler=arguments.scheduler,
+              chunk_size=1, on_result=progress)
+    results = [outcome for outcome in outcomes if isinstance(outcome, ConfigResult)]
+    crashed = [(config, outcome) for config, outcome in zip(selected, outcomes) if not isinstance(outcome, ConfigResult)]
     summary = summary_frame(results)
     print()
     print(format_table(summary))
@@ -168,6 +228,9 @@ def main(argv=None) -> int:
     for comparison in failures:
         print()
         print(comparison.failure_message())
+    for config, failure in crashed:  # a task that raised is reported with its configuration, never dropped
+        print()
+        print(f"{config.name} ({config!r}) raised:\n{failure.traceback}")
     elapsed = time.perf_counter() - start
     argv_line = ["python", "-m", "reference", *(sys.argv[1:] if argv is None else argv)]
     preamble = [f"gdcore numerics: {arguments.numerics}", machine, *verify.splitlines(), f"wall time: {elapsed:.1f} s"]
@@ -178,8 +241,10 @@ def main(argv=None) -> int:
     print()
     print(f"{len(failures)} of {checked} checked comparison(s) beyond tolerance; "
           f"{int((summary['status'] == 'known gap').sum())} known gap(s); "
-          f"{int((summary['status'] == 'skipped').sum())} skipped. Report: {output}/ ({time.perf_counter() - start:.1f} s)")
-    return 1 if failures else 0
+          f"{int((summary['status'] == 'skipped').sum())} skipped" + (f"; {len(crashed)} configuration(s) raised"
+                                                                         if crashed else "") +
+          f". Report: {output}/ ({time.perf_counter() - start:.1f} s)")
+    return 1 if failures or crashed else 0
 
 
 if __name__ == "__main__":

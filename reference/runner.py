@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+import gdcore
+
 from reference import sklearn_driver
 from reference.compare import Comparison, Tolerance, compare, default_tolerance, rows_table, skipped, summary_table
 from reference.configs import Config
@@ -198,6 +200,19 @@ def _optimum(name, model, mine: Trajectory, x, y, result: ConfigResult) -> Compa
         if mine.diverged_at is not None:
             comparison.reason += f"; gdcore diverged at epoch {mine.diverged_at}"
     return comparison
+
+
+def run_task(config: Config, engines=ENGINES, free: bool = False) -> ConfigResult:
+    """One configuration of ``python -m reference``: :func:`run_config`, or :func:`reference.free.run_free` when
+    ``free``. A module-level function, so that Dask workers can run it (``--jobs``, ``--scheduler``); it imports
+    TensorFlow only when ``engines`` holds ``"keras"``. Starts a fresh gdcore session, so that layer names (and
+    hence every row) do not depend on what the process ran before."""
+    gdcore.backend.clear_session()
+    if free:
+        from reference.free import run_free
+
+        return run_free(config)
+    return run_config(config, engines=engines)
 
 
 def run_configs(configs, engines=ENGINES, progress=None) -> list[ConfigResult]:

@@ -189,23 +189,19 @@ def run_mlp_regressor(model: gdcore.Sequential, x, y, orders, batch_size: int, x
     ``alpha=0``, ``shuffle=False``, constant learning rate; SGD as
     ``learning_rate_init = 2 * learning_rate`` with the same momentum and
     Nesterov flag; Adam as ``learning_rate_init = learning_rate``, the same
-    betas and ``epsilon = epsilon / 2`` (module docstring). Computes in
+    betas and ``epsilon = epsilon / 2`` (module docstring; :func:`gdcore.sklearn.mlp_settings`). Computes in
     ``model``'s dtype. ``loss`` holds ``2 * loss_curve_``, Keras's scale.
     """
     _import_sklearn()
     from sklearn.neural_network import MLPRegressor
 
+    from gdcore.sklearn import mlp_settings
+
     check_mlp_regressor(model)
     dtype = model.dtype
     x, y = np.asarray(x, dtype=dtype), np.asarray(y, dtype=dtype).reshape(-1)
     x_predict = x if x_predict is None else np.asarray(x_predict, dtype=dtype)
-    optimizer = model.optimizer
-    if isinstance(optimizer, gdcore.optimizers.SGD):
-        settings = {"solver": "sgd", "learning_rate_init": 2 * optimizer.learning_rate, "momentum": optimizer.momentum,
-                    "nesterovs_momentum": optimizer.nesterov}
-    else:
-        settings = {"solver": "adam", "learning_rate_init": optimizer.learning_rate, "beta_1": optimizer.beta_1,
-                    "beta_2": optimizer.beta_2, "epsilon": optimizer.epsilon / 2}
+    settings = mlp_settings(model.optimizer)  # half-squared-error, the one definition in gdcore.sklearn
     estimator = MLPRegressor(hidden_layer_sizes=tuple(layer.units for layer in model.dense_layers[:-1]),
                              activation=model.dense_layers[0].activation.sklearn, alpha=0.0,
                              batch_size=batch_size, learning_rate="constant", shuffle=False, early_stopping=False,
