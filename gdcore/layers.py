@@ -238,3 +238,11 @@ class Dense(Layer):
 
     def __repr__(self) -> str:
         return f"Dense({self.units}, activation={self.activation.name!r}, name={self.name!r})"
+
+
+def __getattr__(name):
+    # ``keras.layers.Dropout`` and the other Keras layers: an error naming the layer and what gdcore has.
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise AttributeError(f"keras.layers.{name} is not supported by gdcore: its layers are Input, InputLayer and Dense "
+                         "(chains of Dense layers)")

@@ -81,14 +81,18 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """:math:`\\eta_0 r^{s/S}`; ``staircase=True`` floors the exponent (``keras.optimizers.schedules.ExponentialDecay``)."""
+class _RateDecay(LearningRateSchedule):
+    """The arguments Keras's exponential and inverse-time decays share."""
 
     def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False):
         self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate")
         self.decay_steps = _steps(decay_steps, "decay_steps")
         self.decay_rate = _real(decay_rate, "decay_rate")
         self.staircase = bool(staircase)
+
+
+class ExponentialDecay(_RateDecay):
+    """:math:`\\eta_0 r^{s/S}`; ``staircase=True`` floors the exponent (``keras.optimizers.schedules.ExponentialDecay``)."""
 
     def __call__(self, step) -> np.float32:
         p = _over(_f32(step), self.decay_steps)
@@ -97,14 +101,8 @@ class ExponentialDecay(LearningRateSchedule):
         return _f32(self.initial_learning_rate) * libm_pow(_f32(self.decay_rate), p)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """:math:`\\eta_0 / (1 + r s/S)` (``keras.optimizers.schedules.InverseTimeDecay``)."""
-
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False):
-        self.initial_learning_rate = _real(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _steps(decay_steps, "decay_steps")
-        self.decay_rate = _real(decay_rate, "decay_rate")
-        self.staircase = bool(staircase)
 
     def __call__(self, step) -> np.float32:
         if not self.staircase:  # the graph optimizer also folds decay_rate * (step * (1 / decay_steps)) into one constant

@@ -258,7 +258,7 @@ def _check_compile_config(keras_model) -> None:
     for setting in ("metrics", "weighted_metrics", "loss_weights"):
         if config.get(setting):
             raise Unsupported(f"model {keras_model.name!r} was compiled with {setting}={config[setting]!r}; "
-                              "gdcore tracks the loss only")
+                              "from_keras does not translate compiled metrics yet")
     if config.get("steps_per_execution", 1) not in (1, None):
         raise Unsupported(f"steps_per_execution={config['steps_per_execution']}: gdcore has no such setting")
 
@@ -271,16 +271,17 @@ def _gdcore_optimizer(keras, optimizer, dtype: str):
     config = optimizer.get_config()
     learning_rate = config["learning_rate"]
     if not isinstance(learning_rate, (int, float)):
-        raise Unsupported(f"optimizer {kind}: learning_rate={learning_rate!r} is a schedule; gdcore needs a constant float")
+        raise Unsupported(f"optimizer {kind}: learning_rate={learning_rate!r} is a schedule; from_keras translates "
+                          "constant learning rates only")
     if dtype == "float32":
         # Keras reports a float32 model's learning rate from its float32 variable (0.05 -> 0.05000000074505806);
         # the shortest decimal that rounds to the same float32 gives gdcore the same value, as the user wrote it.
         learning_rate = float(str(np.float32(learning_rate)))
     for setting, default in _UNSUPPORTED_OPTIMIZER_DEFAULTS.items():
         if config.get(setting, default) != default:
-            raise Unsupported(f"optimizer {kind}: {setting}={config[setting]!r} is not supported (gdcore has no {setting})")
+            raise Unsupported(f"optimizer {kind}: {setting}={config[setting]!r} is not translated by from_keras yet")
     if config.get("amsgrad"):
-        raise Unsupported(f"optimizer {kind}: amsgrad=True is not supported")
+        raise Unsupported(f"optimizer {kind}: amsgrad=True is not translated by from_keras yet")
     cls = classes[kind]
     names = set(cls(learning_rate=1.0).keras_config())
     arguments = {name: value for name, value in config.items() if name in names}

@@ -81,7 +81,7 @@ def test_bad_hyperparameters(factory, message):
     ("activation", lambda: gdcore.layers.Dense(1, activation="softplus"), "linear, relu, sigmoid, softmax, tanh"),
     ("initializer", lambda: gdcore.layers.Dense(1, kernel_initializer="he_normalish"), "glorot_uniform"),
     ("loss", lambda: build_model().compile(optimizer="sgd", loss="huber"), "mae, mean_absolute_error"),
-    ("optimizer", lambda: build_model().compile(optimizer="adadelta", loss="mse"), "adagrad, adam, rmsprop, sgd"),
+    ("optimizer", lambda: build_model().compile(optimizer="adadelta", loss="mse"), "adagrad, adam, adamw, rmsprop, sgd"),
 ])
 def test_unknown_names_list_the_known_ones(kind, factory, known):
     with pytest.raises(ValueError, match=f"unknown {kind}.*known: .*{known}"):

@@ -58,9 +58,14 @@ _DENSE = {}
 
 
 def _dense_in_graph(activation):
-    """A Dense layer as Keras's compiled step runs it: ``activation(bias_add(x @ w, b))`` in a ``tf.function``."""
+    """A Dense layer as Keras's compiled step runs it: ``activation(x @ w + b)`` in a ``tf.function``.
+
+    Keras's Dense adds the bias with AddV2 (``ops.add``), not BiasAdd: without
+    oneDNN, TensorFlow fuses MatMul + BiasAdd of one unit into a contraction,
+    and MatMul + AddV2 of one unit stays a matrix-vector product plus a sum.
+    """
     if activation not in _DENSE:
-        _DENSE[activation] = tf.function(lambda x, w, b: activation(tf.nn.bias_add(tf.linalg.matmul(x, w), b)))
+        _DENSE[activation] = tf.function(lambda x, w, b: activation(tf.linalg.matmul(x, w) + b))
     return _DENSE[activation]
 
 

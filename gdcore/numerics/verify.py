@@ -110,7 +110,8 @@ def _cases(tf, rng, dtype, batch_size, n_in, n_out):
         yield f"{name}_grad", grad(y, delta), reference
         yield f"{name}_grad_loop", out, reference
 
-    # A Dense layer's activation inside a tf.function: MatMul + BiasAdd + activation, fused in float32.
+    # A Dense layer's activation inside a tf.function, as Keras's Dense writes it (matmul, then ops.add: AddV2):
+    # fused into one op in float32 with two or more units; with one unit (no oneDNN) three ops.
     bias = _spread(rng, (n_out,), dtype)
     pre = np.ascontiguousarray(profile.matmul(inputs, kernel) + bias)
     for name, tf_activation, mine, loop in (("sigmoid", tf.math.sigmoid, profile.sigmoid, profile.sigmoid_loop),
@@ -126,9 +127,14 @@ _GRAPHS = {}
 
 
 def _dense_in_graph(tf, activation):
-    """``activation(bias_add(x @ w, b))`` as a ``tf.function`` (one per activation, retraced per shape)."""
+    """``activation(x @ w + b)`` as a ``tf.function`` (one per activation, retraced per shape), Keras's Dense ops.
+
+    Keras's Dense adds its bias with ``ops.add`` (AddV2), not ``bias_add``: on
+    Eigen's float32 path TensorFlow fuses MatMul + BiasAdd into one contraction
+    even for one unit, but leaves MatMul + AddV2 of one unit as two ops.
+    """
     if activation not in _GRAPHS:
-        _GRAPHS[activation] = tf.function(lambda x, w, b: activation(tf.nn.bias_add(tf.linalg.matmul(x, w), b)))
+        _GRAPHS[activation] = tf.function(lambda x, w, b: activation(tf.linalg.matmul(x, w) + b))
     return _GRAPHS[activation]
 
 
