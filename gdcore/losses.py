@@ -51,14 +51,9 @@ from numba.extending import register_jitable
 
 from gdcore._dtype import cast, libm_exp, libm_log, libm_log1p, where
 from gdcore._validation import lookup
-# Keras exports the per-sample functions as losses and as metrics: one definition, in gdcore.metrics.
-from gdcore.metrics import mean_absolute_error, mean_squared_error  # noqa: F401
-
-
-@register_jitable
-def squared_error(y_true, y_pred):
-    error = y_true - y_pred
-    return error * error
+# Keras exports the per-sample functions as losses and as metrics: one definition, in gdcore.metrics,
+# and so are the elementwise errors both tables use.
+from gdcore.metrics import absolute_error, mean_absolute_error, mean_squared_error, squared_error  # noqa: F401
 
 
 @register_jitable
@@ -66,11 +61,6 @@ def squared_error_grad(y_true, y_pred, scale):
     """:math:`\\partial L/\\partial \\hat y` for one element, ``scale = fl(1/B)/N``."""
     error = y_true - y_pred
     return -(scale * (cast(2, error) * error))
-
-
-@register_jitable
-def absolute_error(y_true, y_pred):
-    return np.abs(y_true - y_pred)
 
 
 @register_jitable

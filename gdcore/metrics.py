@@ -51,17 +51,13 @@ The MSLE's logarithm is the C library's ``log``/``logf`` in both engines
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import math
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from numba import types
-from numba.extending import overload, register_jitable
+from numba.extending import register_jitable
 
-from gdcore._dtype import cast
+from gdcore._dtype import cast, libm_log
 
 #: Keras's ``backend.epsilon()``.
 EPSILON = 1e-7
@@ -81,26 +77,6 @@ def absolute_error(y_true, y_pred):
 @register_jitable
 def absolute_percentage_error(y_true, y_pred):
     return np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), cast(EPSILON, y_true)))
-
-
-_libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-_libm.logf.restype, _libm.logf.argtypes = ctypes.c_float, [ctypes.c_float]
-_libm.log.restype, _libm.log.argtypes = ctypes.c_double, [ctypes.c_double]
-
-
-def libm_log(x):
-    """The C library's ``logf``/``log`` elementwise: what the compiled engine calls (NumPy's SIMD log differs in the last bit)."""
-    x = np.asarray(x)
-    fn = _libm.logf if x.dtype == np.float32 else _libm.log
-    out = np.array([fn(float(v)) for v in x.ravel()], dtype=x.dtype).reshape(x.shape)
-    return out if out.ndim else out[()]
-
-
-@overload(libm_log, jit_options={"cache": True})
-def _libm_log_numba(x):
-    if isinstance(x, types.Float):
-        return lambda x: math.log(x)
-    return None
 
 
 @register_jitable

@@ -356,12 +356,12 @@ class Model:
         """The optimizer's state for an engine call of at most ``steps`` updates (the schedule's rates)."""
         optimizer = self.optimizer
         key = (self.profile, self.params.size)
-        if getattr(self, "_lanes_key", None) != key:  # a property of the layout and the profile: computed once
+        if getattr(self, "_lanes_key", None) != key:  # properties of the layout and the profile: computed once
             self._lanes, self._lanes_key = self.profile.update_lanes(self.layout, self.dtype), key
+            self._tensors = [(start, start + size) for row in self.layout for start, size in
+                             ((int(row.kernel), int(row.n_in * row.n_out)), (int(row.bias), int(row.n_out)))]
         hyper = optimizer._cached(self.dtype, lambda: optimizer.hyperparameters(self.dtype))
-        tensors = [(start, start + size) for row in self.layout
-                   for start, size in ((int(row.kernel), int(row.n_in * row.n_out)), (int(row.bias), int(row.n_out)))]
-        options = optimizer.options(self.dtype, steps, tensors, self.profile.name != "plain")
+        options = optimizer.options(self.dtype, steps, self._tensors, self.profile.name != "plain")
         return _contract.OptimizerState(hyper, optimizer.slots, optimizer.iterations, self._lanes, options)
 
     def _prepare_x(self, x, name="x") -> np.ndarray:
