@@ -18,7 +18,7 @@ and a notebook's second start loads them.
 import numpy as np
 from numba import literally, njit, types
 from numba.core import errors
-from numba.extending import overload
+from numba.extending import overload, register_jitable
 
 from gdcore import activations, losses, metrics as metric_table, optimizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
@@ -305,34 +305,58 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_
 def permutations(seeds, n):
     """One permutation of ``range(n)`` per entry of ``seeds`` (uint64), as an array (len(seeds), n).
 
-    Fisher-Yates: position i swaps with ``i + floor(u_i * (n - i))``, where
-    u_i in [0, 1) is the top 53 bits of the i-th output of a SplitMix64 stream
-    started at the row's seed. The model draws one seed per epoch from its
-    NumPy generator, so a seed fixes every epoch's order, and drawing epochs
-    one at a time or many at once gives the same orders.
+    Fisher-Yates: position i swaps with :func:`fisher_yates_partner`, whose
+    draw is the top 53 bits of the i-th output of a SplitMix64 stream started
+    at the row's seed. The model draws one seed per epoch from its NumPy
+    generator, so a seed fixes every epoch's order, and drawing epochs one at
+    a time or many at once gives the same orders. (:func:`permutations_python`
+    runs the same functions without compiling.)
     """
     orders = np.empty((seeds.shape[0], n), dtype=np.int64)
-    partner = np.empty(n, dtype=np.int64)
+    partner = np.empty(max(n - 1, 0), dtype=np.int64)
     for epoch in range(seeds.shape[0]):
-        # SplitMix64's i-th output depends only on seed + (i + 1) * gamma: all draws in one vectorised pass.
         for i in range(n - 1):
-            bits = _splitmix64_output(seeds[epoch] + np.uint64(i + 1) * np.uint64(0x9E3779B97F4A7C15))
-            partner[i] = i + int(np.float64(bits >> np.uint64(11)) * _TWO_TO_MINUS_53 * (n - i))
-        order = orders[epoch]
-        for i in range(n):
-            order[i] = i
-        for i in range(n - 1):
-            j = partner[i]
-            order[i], order[j] = order[j], order[i]
+            partner[i] = fisher_yates_partner(seeds[epoch], np.uint64(i), n)
+        swap_in_turn(orders[epoch], partner)
     return orders
+
+
+def permutations_python(seeds, n):
+    """:func:`permutations` in Python, the partners drawn as one array per epoch: the same orders, nothing compiled."""
+    orders = np.empty((len(seeds), n), dtype=np.int64)
+    positions = np.arange(max(n - 1, 0), dtype=np.uint64)
+    for epoch, seed in enumerate(np.asarray(seeds, dtype=np.uint64)):
+        swap_in_turn(orders[epoch], fisher_yates_partner(seed, positions, n).tolist())
+    return orders
+
+
+@register_jitable
+def fisher_yates_partner(seed, i, n):
+    """The position that position ``i`` (uint64, a scalar or an array) swaps with: ``i + floor(u_i * (n - i))``.
+
+    u_i in [0, 1) is the top 53 bits of SplitMix64's i-th output from ``seed``;
+    the i-th output depends only on ``seed + (i + 1) * gamma``.
+    """
+    bits = _splitmix64_output(seed + (i + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15))
+    return np.int64(i) + np.int64(np.float64(bits >> np.uint64(11)) * _TWO_TO_MINUS_53 * (n - i))
+
+
+@register_jitable
+def swap_in_turn(order, partner):
+    """order <- range(len(order)), then swap position i with partner[i] for i = 0, 1, ..."""
+    for i in range(len(order)):
+        order[i] = i
+    for i in range(len(partner)):
+        j = partner[i]
+        order[i], order[j] = order[j], order[i]
 
 
 _TWO_TO_MINUS_53 = 2.0 ** -53
 
 
-@_inline
+@register_jitable
 def _splitmix64_output(z):
-    """SplitMix64's output function (Steele, Lea and Flood 2014) of the state ``z`` (uint64)."""
+    """SplitMix64's output function (Steele, Lea and Flood 2014) of the state ``z`` (uint64, a scalar or an array)."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))

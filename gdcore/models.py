@@ -27,7 +27,7 @@ import warnings
 
 import numpy as np
 
-from gdcore import _contract, _numba_engine, _numpy_engine, activations, config, losses, optimizers
+from gdcore import _auto_engine, _contract, _numba_engine, _numpy_engine, activations, config, losses, optimizers
 from gdcore import metrics as metrics_module
 from gdcore import random as _random
 from gdcore._naming import unique_name
@@ -37,7 +37,7 @@ from gdcore.callbacks import (BATCH_HOOKS, TEST_HOOKS, Callback, CallbackList, H
 from gdcore.layers import Dense, InputLayer, KerasTensor
 from gdcore.numerics import get_profile
 
-ENGINES = {"numba": _numba_engine, "numpy": _numpy_engine}
+ENGINES = {"auto": _auto_engine, "numba": _numba_engine, "numpy": _numpy_engine}
 DTYPES = ("float32", "float64")
 # Permutations are drawn for this many samples x epochs at a time, so memory stays bounded.
 _ORDER_CHUNK = 1 << 22
@@ -131,8 +131,12 @@ class Model:
     numerics : {"plain", "tensorflow"}, optional
         Summation order of every reduction, see :mod:`gdcore.numerics`;
         default :func:`gdcore.config.numerics` (``"plain"``).
-    engine : {"numba", "numpy"}
-        The compiled fused loop (fast) or the readable NumPy step (same bits).
+    engine : {"auto", "numba", "numpy"}
+        ``"numba"``: the compiled fused loop (fast); ``"numpy"``: the readable
+        NumPy step (same bits); ``"auto"`` (the default): the compiled loop once
+        it is compiled, and while it is compiled for the first time (in the
+        background, about a minute after an install) small runs on the NumPy
+        engine (:mod:`gdcore._auto_engine`).
     seed : int or None
         Seeds gdcore's own generator for unseeded initializers and for
         ``fit(shuffle=True)`` (and selects ``random="gdcore"``).
@@ -151,7 +155,7 @@ class Model:
     _default_name = "functional"
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None, *, dtype: str | None = None,
-                 numerics: str | None = None, engine: str = "numba", seed: int | None = None, random: str | None = None,
+                 numerics: str | None = None, engine: str = "auto", seed: int | None = None, random: str | None = None,
                  **kwargs):
         if kwargs:
             raise TypeError(f"Model got unsupported arguments {sorted(kwargs)}")
@@ -360,7 +364,7 @@ class Model:
             self._lanes, self._lanes_key = self.profile.update_lanes(self.layout, self.dtype), key
             self._tensors = [(start, start + size) for row in self.layout for start, size in
                              ((int(row.kernel), int(row.n_in * row.n_out)), (int(row.bias), int(row.n_out)))]
-        hyper = optimizer._cached(self.dtype, lambda: optimizer.hyperparameters(self.dtype))
+        hyper = optimizer._cached(self.dtype, lambda: optimizers.packed(optimizer.hyperparameters(self.dtype)))
         options = optimizer.options(self.dtype, steps, self._tensors, self.profile.name != "plain")
         return _contract.OptimizerState(hyper, optimizer.slots, optimizer.iterations, self._lanes, options)
 
@@ -706,7 +710,8 @@ class Model:
             seed = _random.tensorflow_seed()
             seed = pyrandom.getrandbits(31) if seed is None else None
             return np.ascontiguousarray(_random.shuffle_orders(n, epochs, shuffle, batch_size, seed=seed), np.int64)
-        return _numba_engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
+        engine = _auto_engine if self.engine == "auto" else _numba_engine
+        return engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
 
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", sample_weight=None,
                  return_dict: bool = False, callbacks=None, **kwargs):
@@ -818,7 +823,7 @@ class Sequential(Model):
 
     _default_name = "sequential"
 
-    def __init__(self, layers=None, dtype: str | None = None, numerics: str | None = None, engine: str = "numba",
+    def __init__(self, layers=None, dtype: str | None = None, numerics: str | None = None, engine: str = "auto",
                  seed: int | None = None, name: str | None = None, trainable: bool = True, random: str | None = None):
         if trainable is not True:
             raise NotImplementedError("Sequential(trainable=False) is not supported")

@@ -70,12 +70,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Real
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, get_type_hints
 
 import numpy as np
 from numba import njit, types
 from numba.extending import overload, register_jitable
 
+from gdcore._dispatch import switch
 from gdcore._dtype import cast, libm_pow
 from gdcore._validation import lookup, positive_float, representable, unit_interval
 from gdcore import schedules
@@ -289,11 +290,51 @@ RULES: tuple[Rule, ...] = (SGD_RULE, ADAM_RULE, RMSPROP_RULE, ADAGRAD_RULE)
 _RULE_BY_HYPERPARAMETERS = {rule.hyperparameters: rule for rule in RULES}
 
 
+class Hyperparameters(NamedTuple):
+    """Every rule's constants in one type, and the rule's id: what the engines take (:func:`packed`).
+
+    Numba compiles the fused loop once per type of its arguments; with one
+    type for all rules it compiles once per dtype and profile, not once per
+    optimizer, and the loop picks the rule's update by ``rule`` at run time
+    (one branch per step). A rule's update reads only its own fields.
+    """
+
+    learning_rate: float
+    momentum: float
+    nesterov: bool
+    beta_1: float
+    beta_2: float
+    one_minus_beta_1: float
+    one_minus_beta_2: float
+    epsilon: float
+    amsgrad: bool
+    rho: float
+    one_minus_rho: float
+    centered: bool
+    rule: int
+
+
+_PACKED_TYPES = get_type_hints(Hyperparameters)
+
+
+def packed(hyper) -> Hyperparameters:
+    """A rule's own hyperparameter tuple as :class:`Hyperparameters` (the other rules' fields zero or False)."""
+    if isinstance(hyper, Hyperparameters):
+        return hyper
+    rule = rule_of(hyper)
+    zero = type(hyper.learning_rate)(0)
+    fields = {name: False if kind is bool else zero for name, kind in _PACKED_TYPES.items() if name != "rule"}
+    fields.update(hyper._asdict())
+    return Hyperparameters(**fields, rule=rule.id)
+
+
 # --- one update over flat arrays, both engines -------------------------------------------
 
 
 def rule_of(hyper) -> Rule:
-    """The rule whose hyperparameter tuple ``hyper`` is; an unknown type is an error."""
+    """The rule whose hyperparameter tuple ``hyper`` is (its own type, or :class:`Hyperparameters`); else an error."""
+    if isinstance(hyper, Hyperparameters):
+        return RULES[hyper.rule]
     rule = _RULE_BY_HYPERPARAMETERS.get(type(hyper))
     if rule is None:
         raise TypeError(f"no optimizer rule has hyperparameters of type {type(hyper).__name__}")
@@ -459,10 +500,28 @@ def _compiled_loop(rule: Rule):
     return _LOOPS[rule.name]
 
 
+_ANY_RULE_LOOP = None
+
+
+def _any_rule_loop():
+    """The branch chain over ``hyper.rule`` calling each rule's compiled loop (:class:`Hyperparameters`)."""
+    global _ANY_RULE_LOOP
+    if _ANY_RULE_LOOP is None:
+        chain = switch("apply_rule_loop", [_compiled_loop(rule) for rule in RULES],
+                       ["hyper", "params", "grads", "slots", "iterations", "lanes", "options"], "rule")
+        _ANY_RULE_LOOP = njit(cache=True, error_model="numpy", nogil=True, inline="always")(chain)
+    return _ANY_RULE_LOOP
+
+
 @overload(apply_update, jit_options={"cache": True, "error_model": "numpy"}, inline="always")
 def _apply_update_numba(hyper, params, grads, slots, iterations, lanes, options=None):
-    rule = _RULE_BY_HYPERPARAMETERS.get(getattr(hyper, "instance_class", None)) if isinstance(
+    instance_class = getattr(hyper, "instance_class", None) if isinstance(
         hyper, (types.NamedTuple, types.NamedUniTuple)) else None
+    if instance_class is Hyperparameters:
+        loop = _any_rule_loop()
+        return lambda hyper, params, grads, slots, iterations, lanes, options=None: loop(
+            hyper.rule, hyper, params, grads, slots, iterations, lanes, options)
+    rule = _RULE_BY_HYPERPARAMETERS.get(instance_class)
     if rule is None:
         raise TypeError(f"no optimizer rule has hyperparameters of type {hyper}")
     loop = _compiled_loop(rule)

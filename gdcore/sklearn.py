@@ -126,7 +126,7 @@ class _BaseGD(BaseEstimator):
                  learning_rate=0.001, momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  batch_size="auto", max_iter=200, shuffle=True, random_state=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False, dtype=None,
-                 numerics="plain", conventions="sklearn", engine="numba", verbose=False):
+                 numerics="plain", conventions="sklearn", engine="auto", verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
@@ -352,7 +352,8 @@ class GDRegressor(RegressorMixin, _BaseGD):
         gdcore's summation order (:mod:`gdcore.numerics`).
     conventions : {"sklearn", "keras"}, default="sklearn"
         Exact betas and momentum (scikit-learn) or rounded to float32 first (Keras).
-    engine : {"numba", "numpy"}, default="numba"
+    engine : {"auto", "numba", "numpy"}, default="auto"
+        As :class:`gdcore.Sequential`'s: the compiled loop, the NumPy engine (same bits) while it compiles.
     verbose : bool, default=False
         Print the loss after every epoch, as ``MLPRegressor``.
 
@@ -444,7 +445,7 @@ class GDClassifier(ClassifierMixin, _BaseGD):
                  learning_rate=0.001, momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  batch_size="auto", max_iter=200, shuffle=True, random_state=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False, dtype=None,
-                 numerics="plain", conventions="sklearn", engine="numba", verbose=False):
+                 numerics="plain", conventions="sklearn", engine="auto", verbose=False):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, loss=loss, solver=solver,
                          learning_rate=learning_rate, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, batch_size=batch_size, max_iter=max_iter,

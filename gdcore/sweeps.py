@@ -46,7 +46,7 @@ __all__ = ["TRAIN_DEFAULTS", "run_tasks", "sweep", "train"]
 #: (the seed notebook's linear neuron on its 100-sample dataset).
 TRAIN_DEFAULTS = {
     "hidden_layer_sizes": (), "activation": "sigmoid", "optimizer": "sgd", "learning_rate": 0.01, "loss": "mse",
-    "batch_size": 20, "epochs": 25, "dtype": "float32", "numerics": "plain", "engine": "numba",
+    "batch_size": 20, "epochs": 25, "dtype": "float32", "numerics": "plain", "engine": "auto",
     "n_samples": 100, "noise": 1.25, "data_seed": 42,
 }
 _STATUS_COLUMNS = ("task", "seed", "key", "status", "error")

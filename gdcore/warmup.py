@@ -1,12 +1,14 @@
 """Compile and cache the training loop before the first fit: ``python -m gdcore.warmup``.
 
-Numba compiles gdcore's fused loop once per optimizer, dtype and numerics
-profile (about a minute each on two cores) and caches it on disk next to the
+Numba compiles gdcore's fused loop once per dtype and numerics profile (about
+two minutes each on two cores; every optimizer shares it,
+:class:`gdcore.optimizers.Hyperparameters`) and caches it on disk next to the
 sources; later processes load it in about a second. :func:`warm_up` trains a
 tiny model through every compiled entry point (``fit`` with validation data
-and a metric, ``evaluate``, ``predict``) with the seed's optimizers (SGD,
-Adam) for each dtype and profile, in parallel processes, so that a notebook's
-first ``fit`` (or a test run) only loads.
+and a metric, ``evaluate``, ``predict``) for each dtype and profile, in
+parallel processes, so that no first ``fit`` waits: not even the NumPy-engine
+runs of ``engine="auto"`` while the loop builds in the background
+(:mod:`gdcore._auto_engine`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 DTYPES = ("float32", "float64")
 PROFILES = ("plain", "tensorflow")
-OPTIMIZERS = ("sgd", "adam")  # the seed notebook's
+OPTIMIZERS = ("adam",)  # one is enough: all optimizers share the compiled loop
 
 
 def compile_kernels(dtype: str, numerics: str) -> None:
@@ -28,9 +30,9 @@ def compile_kernels(dtype: str, numerics: str) -> None:
     import gdcore
 
     x = np.linspace(-1.0, 1.0, 40)[:, None]
-    for optimizer in OPTIMIZERS:  # the loop is compiled once per optimizer: its hyperparameters are its own type
+    for optimizer in OPTIMIZERS:
         model = gdcore.Sequential([gdcore.Input(shape=(1,)), gdcore.layers.Dense(4, activation="sigmoid"),
-                                   gdcore.layers.Dense(1)], dtype=dtype, numerics=numerics)
+                                   gdcore.layers.Dense(1)], dtype=dtype, numerics=numerics, engine="numba")
         model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
         model.fit(x, 2 * x + 1, epochs=2, batch_size=16, verbose=0, validation_data=(x, 2 * x + 1))
         model.evaluate(x, 2 * x + 1, verbose=0)

@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pytest
 
+import gdcore
 from gdcore import optimizers, schedules
 from gdcore.numerics import get_profile
 
@@ -355,3 +356,19 @@ def test_update_is_bit_identical_to_keras_in_a_compiled_step(name, dtype):
         assert keras_params.tobytes() == params.tobytes(), (
             f"step {t + 1}: {np.count_nonzero(keras_params != params)} weights differ; "
             f"first mine {params[keras_params != params][:3]} vs keras {keras_params[keras_params != params][:3]}")
+
+
+def test_every_optimizer_shares_one_compiled_loop():
+    """One hyperparameter type for all rules: the fused loop is compiled once per dtype and profile."""
+    from gdcore import _numba_engine
+
+    x = np.linspace(-1.0, 1.0, 24)[:, None]
+    fit = _numba_engine._ENTRIES[gdcore.Sequential().profile.id][0]
+    counts = []
+    for optimizer in ("sgd", "adam", "rmsprop", "adagrad", "adamw"):
+        model = gdcore.Sequential([gdcore.Input(shape=(1,)), gdcore.layers.Dense(3, activation="tanh"),
+                                   gdcore.layers.Dense(1)], engine="numba", seed=0)
+        model.compile(optimizer=optimizer, loss="mse")
+        model.fit(x, 2 * x, epochs=1, batch_size=8, verbose=0)
+        counts.append(len(fit.overloads))
+    assert len(set(counts)) == 1, counts
