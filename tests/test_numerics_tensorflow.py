@@ -316,10 +316,18 @@ def test_tanh_numba_scalars_match_numpy(dtype):
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh"])
 def test_fused_float32_activations_match_a_compiled_dense_layer(name):
-    """oneDNN's logistic and tanh over eight decades of pre-activations, through a real fused MatMul."""
+    """This machine's logistic and tanh over eight decades of pre-activations, through a real compiled Dense.
+
+    With oneDNN, TensorFlow fuses the activation into the MatMul (oneDNN's
+    kernels); on Eigen's float32 path it runs Eigen's packet kernels.
+    """
     rng = np.random.default_rng(7)
-    mine, loop, activation = {"sigmoid": (onednn.logistic, onednn.logistic_loop, tf.math.sigmoid),
-                              "tanh": (onednn.tanh, onednn.tanh_loop, tf.math.tanh)}[name]
+    if _EIGEN_FLOAT32:
+        mine, loop = {"sigmoid": (eigen.logistic_tensorflow, eigen.logistic_tensorflow_loop),
+                      "tanh": (eigen.tanh, eigen.tanh_tensorflow_loop)}[name]
+    else:
+        mine, loop = {"sigmoid": (onednn.logistic, onednn.logistic_loop), "tanh": (onednn.tanh, onednn.tanh_loop)}[name]
+    activation = {"sigmoid": tf.math.sigmoid, "tanh": tf.math.tanh}[name]
     kernel = np.ones((1, 16), np.float32)
     for scale in (1e-6, 1e-4, 1e-3, 0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0):
         x = (rng.standard_normal((512, 1)) * scale).astype(np.float32)
@@ -328,8 +336,8 @@ def test_fused_float32_activations_match_a_compiled_dense_layer(name):
         pre = x * kernel + bias
         out = pre.copy()
         loop(out)
-        _assert_same_bits(mine(pre), reference, f"onednn.{name} at scale {scale}")
-        _assert_same_bits(out, reference, f"onednn.{name} loop at scale {scale}")
+        _assert_same_bits(mine(pre), reference, f"{mine.__module__}.{mine.__name__} at scale {scale}")
+        _assert_same_bits(out, reference, f"{loop.__name__} at scale {scale}")
 
 
 def test_eager_dense_layer_is_not_fused():
