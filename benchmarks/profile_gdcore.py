@@ -200,9 +200,9 @@ def loop_split(workload, call: FitLoopCall, budget: float = 1.0) -> list:
         linear = layout.copy()
         linear.activation[:-1] = gdcore.activations.LINEAR.id
         variants["linear"] = (call.run, lambda: call.prepare(layout=linear))
-    if isinstance(call.optimizer.hyper, gdcore.optimizers.AdamHyperparameters):
+    if gdcore.optimizers.rule_of(call.optimizer.hyper) is gdcore.optimizers.ADAM_RULE:
         sgd = gdcore.optimizers.SGD(learning_rate=workload.learning_rate)
-        state = call.optimizer._replace(hyper=sgd.hyperparameters(params.dtype),
+        state = call.optimizer._replace(hyper=gdcore.optimizers.packed(sgd.hyperparameters(params.dtype)),
                                         slots=np.zeros((1, params.size), dtype=params.dtype))
         variants["sgd"] = (call.run, lambda: call.prepare(optimizer=state))
     batch_size = call.epochs.batch_size

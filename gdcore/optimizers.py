@@ -459,13 +459,8 @@ def _prepare(hyper, params, grads, iterations, options):
     return hyper
 
 
-_LOOPS: dict[str, Callable] = {}
-
-
 def _compiled_loop(rule: Rule):
     """The compiled parameter loop of ``rule`` (one per rule, kept apart in the on-disk cache by its name)."""
-    if rule.name in _LOOPS:
-        return _LOOPS[rule.name]
     step, update, n_slots = rule.step, rule.update, len(rule.slots)
     # The state tuple of element i, written out for the rule's number of slots.
     if n_slots == 1:
@@ -496,37 +491,22 @@ def _compiled_loop(rule: Rule):
     else:
         raise NotImplementedError(f"optimizer rule {rule.name!r} has {n_slots} slots; the compiled loop handles 1 to 3")
     loop.__name__ = loop.__qualname__ = f"apply_{rule.name}_loop"
-    _LOOPS[rule.name] = njit(cache=True, error_model="numpy", nogil=True, inline="always")(loop)
-    return _LOOPS[rule.name]
+    return njit(cache=True, error_model="numpy", nogil=True, inline="always")(loop)
 
 
-_ANY_RULE_LOOP = None
-
-
-def _any_rule_loop():
-    """The branch chain over ``hyper.rule`` calling each rule's compiled loop (:class:`Hyperparameters`)."""
-    global _ANY_RULE_LOOP
-    if _ANY_RULE_LOOP is None:
-        chain = switch("apply_rule_loop", [_compiled_loop(rule) for rule in RULES],
-                       ["hyper", "params", "grads", "slots", "iterations", "lanes", "options"], "rule")
-        _ANY_RULE_LOOP = njit(cache=True, error_model="numpy", nogil=True, inline="always")(chain)
-    return _ANY_RULE_LOOP
+# The branch chain over ``hyper.rule`` calling each rule's compiled loop (:class:`Hyperparameters`).
+_APPLY_RULE_LOOP = njit(cache=True, error_model="numpy", nogil=True, inline="always")(
+    switch("apply_rule_loop", [_compiled_loop(rule) for rule in RULES],
+           ["hyper", "params", "grads", "slots", "iterations", "lanes", "options"], "rule"))
 
 
 @overload(apply_update, jit_options={"cache": True, "error_model": "numpy"}, inline="always")
 def _apply_update_numba(hyper, params, grads, slots, iterations, lanes, options=None):
-    instance_class = getattr(hyper, "instance_class", None) if isinstance(
-        hyper, (types.NamedTuple, types.NamedUniTuple)) else None
-    if instance_class is Hyperparameters:
-        loop = _any_rule_loop()
-        return lambda hyper, params, grads, slots, iterations, lanes, options=None: loop(
-            hyper.rule, hyper, params, grads, slots, iterations, lanes, options)
-    rule = _RULE_BY_HYPERPARAMETERS.get(instance_class)
-    if rule is None:
-        raise TypeError(f"no optimizer rule has hyperparameters of type {hyper}")
-    loop = _compiled_loop(rule)
-    return lambda hyper, params, grads, slots, iterations, lanes, options=None: loop(hyper, params, grads, slots,
-                                                                                      iterations, lanes, options)
+    if getattr(hyper, "instance_class", None) is not Hyperparameters:
+        raise TypeError(f"the compiled update takes gdcore.optimizers.Hyperparameters (packed()), got {hyper}")
+    loop = _APPLY_RULE_LOOP
+    return lambda hyper, params, grads, slots, iterations, lanes, options=None: loop(
+        hyper.rule, hyper, params, grads, slots, iterations, lanes, options)
 
 
 # --- Keras-shaped objects -------------------------------------------------------
