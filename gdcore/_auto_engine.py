@@ -289,7 +289,7 @@ def fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window, on
     fit, evaluate, predict = _numba_engine._ENTRIES[profile.id]
 
     def more_jobs():  # what the model's evaluate and predict will call, and the shuffle
-        sums = np.zeros((1 + metrics.shape[0], 2), epochs.x.dtype)
+        sums = np.zeros((1 + metrics.ids.shape[0], 2), epochs.x.dtype)
         return [(evaluate.py_func.__name__, _signature(evaluate, (profile.caches, epochs.val, network, loss, metrics,
                                                                   sums))),
                 (predict.py_func.__name__, _signature(predict, (profile.caches, epochs.val, network))),

@@ -36,9 +36,10 @@ column by position.
     ``[total, count]`` of each compiled metric (its value is the rule's
     ``result(total, count)``, :mod:`gdcore.metrics`).
 
-``metrics`` (an int64 array) holds the ids of the compiled metrics' entries
-of :data:`gdcore.metrics.METRICS`, in ``compile`` order; each is accumulated
-over the epoch's batches from the pre-update predictions, in the model dtype.
+``metrics`` (:class:`Metrics`) holds the ids of the compiled metrics' entries
+of :data:`gdcore.metrics.METRICS`, in ``compile`` order, with their
+thresholds; each is accumulated over the epoch's batches from the pre-update
+predictions (after ``metrics.activation``), in the model dtype.
 
 ``evaluate_loop(profile, batches, network, loss, metrics, sums)`` adds one
 pass over ``batches`` into ``sums`` (shape (1 + metrics, 2), model dtype):
@@ -92,6 +93,16 @@ class Epochs(NamedTuple):
     batch_size: int
     val: Batches
     sample_weight: np.ndarray
+
+
+class Metrics(NamedTuple):
+    """The compiled metrics of a run: rule ids (int64), each rule's threshold (model dtype; read by thresholded
+    rules only), and the activation id applied to the predictions before the metrics read them (linear, unless the
+    loss reads the logits of the output layer: :func:`gdcore.losses.training_loss`)."""
+
+    ids: np.ndarray
+    thresholds: np.ndarray
+    activation: int
 
 
 class OptimizerState(NamedTuple):

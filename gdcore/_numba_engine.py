@@ -188,38 +188,62 @@ def _loss_pass_numba(loss, y_true, y_pred, weights, per_sample, delta, with_grad
 
 def _metric_pass_for(rule):
     """The compiled per-sample pass of a metric rule (:func:`gdcore.metrics.per_sample`, compiled)."""
-    value, sample = rule.value, rule.sample
+    value, sample, row = rule.value, rule.sample, rule.row
 
-    def metric_pass(y_true, y_pred, per_sample):
-        rows, n_outputs = y_pred.shape
-        for b in range(rows):
-            acc = cast(0, y_pred)
-            for j in range(n_outputs):
-                term = value(y_true[b, j], y_pred[b, j])
-                acc = term if j == 0 else acc + term
-            per_sample[b] = sample(acc / cast(n_outputs, y_pred))
+    if row is not None:
+        def metric_pass(y_true, y_pred, threshold, per_sample):
+            for b in range(y_pred.shape[0]):
+                per_sample[b] = row(y_true[b], y_pred[b])
+    elif rule.thresholded:
+        def metric_pass(y_true, y_pred, threshold, per_sample):
+            rows, n_outputs = y_pred.shape
+            for b in range(rows):
+                acc = cast(0, y_pred)
+                for j in range(n_outputs):
+                    term = value(y_true[b, j], y_pred[b, j], threshold)
+                    acc = term if j == 0 else acc + term
+                per_sample[b] = sample(acc / cast(n_outputs, y_pred))
+    else:
+        def metric_pass(y_true, y_pred, threshold, per_sample):
+            rows, n_outputs = y_pred.shape
+            for b in range(rows):
+                acc = cast(0, y_pred)
+                for j in range(n_outputs):
+                    term = value(y_true[b, j], y_pred[b, j])
+                    acc = term if j == 0 else acc + term
+                per_sample[b] = sample(acc / cast(n_outputs, y_pred))
 
     metric_pass.__name__ = metric_pass.__qualname__ = f"{rule.name}_pass"
     return _inline(metric_pass)
 
 
 _METRIC_PASSES = [_metric_pass_for(rule) for rule in metric_table.METRICS]
+_LINEAR = activations.LINEAR.id
 
 
-def _metric_pass(metric, y_true, y_pred, per_sample):
+def _metric_pass(metric, y_true, y_pred, threshold, per_sample):
     """Compiled code only: the per-sample pass of metric ``metric`` (an id)."""
 
 
 @overload(_metric_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
-def _metric_pass_numba(metric, y_true, y_pred, per_sample):
-    return switch("metric_pass", _METRIC_PASSES, ["y_true", "y_pred", "per_sample"], "metric")
+def _metric_pass_numba(metric, y_true, y_pred, threshold, per_sample):
+    return switch("metric_pass", _METRIC_PASSES, ["y_true", "y_pred", "threshold", "per_sample"], "metric")
 
 
 @_inline
-def _accumulate_metrics(profile, metrics, y_true, y_pred, per_sample, sums):
-    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`)."""
-    for k in range(metrics.shape[0]):
-        _metric_pass(metrics[k], y_true, y_pred, per_sample)
+def _accumulate_metrics(profile, metrics, y_true, y_pred, predictions, per_sample, sums):
+    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`).
+
+    The metrics read ``metrics.activation`` of ``y_pred``, evaluated into ``predictions`` when it is not linear.
+    """
+    if metrics.ids.shape[0] > 0 and metrics.activation != _LINEAR:
+        for b in range(y_pred.shape[0]):
+            for j in range(y_pred.shape[1]):
+                predictions[b, j] = y_pred[b, j]
+        _activate(profile, metrics.activation, predictions)
+        y_pred = predictions
+    for k in range(metrics.ids.shape[0]):
+        _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample)
         sums[k, 0] = sums[k, 0] + _sum_vector(profile, per_sample)
         sums[k, 1] = sums[k, 1] + cast(y_pred.shape[0], y_pred)
 
@@ -243,7 +267,7 @@ def _parameter_views(params, layout):
 
 @_jit
 def _workspace(rows, n_features, layout, dtype_like):
-    """Buffers for one batch of ``rows`` samples: inputs, targets, and per layer its output and dL/d(output)."""
+    """Buffers for one batch of ``rows`` samples: inputs, targets, per layer its output and dL/d(output), and the rest."""
     n_layers = layout.shape[0]
     inputs = np.empty((rows, n_features), dtype=dtype_like.dtype)
     targets = np.empty((rows, layout[n_layers - 1].n_out), dtype=dtype_like.dtype)
@@ -256,7 +280,8 @@ def _workspace(rows, n_features, layout, dtype_like):
         deltas.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
     per_sample = np.empty(rows, dtype=dtype_like.dtype)
     weights = np.empty(rows, dtype=dtype_like.dtype)
-    return inputs, targets, outputs, deltas, per_sample, weights
+    predictions = np.empty_like(targets)  # the metrics' view of the output, when the loss reads logits
+    return inputs, targets, outputs, deltas, per_sample, weights, predictions
 
 
 # --- one batch ----------------------------------------------------------------------
@@ -400,7 +425,7 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     metric_sums = sums[1:]
     for start in range(0, n, batch_size):
-        inputs, targets, outputs, deltas, per_sample, weights = full if start + batch_size <= n else last
+        inputs, targets, outputs, deltas, per_sample, weights, predictions = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         _copy_rows(y, start, targets)
         for b in range(weights.shape[0]):
@@ -409,7 +434,7 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
         batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
-        _accumulate_metrics(profile, metrics, targets, y_pred, per_sample, metric_sums)
+        _accumulate_metrics(profile, metrics, targets, y_pred, predictions, per_sample, metric_sums)
 
 
 @_jit
@@ -422,7 +447,7 @@ def _predict_loop(profile, caches, batches, network):
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     for start in range(0, n, batch_size):
-        inputs, _, outputs, _, _, _ = full if start + batch_size <= n else last
+        inputs, _, outputs, _, _, _, _ = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
         for b in range(y_pred.shape[0]):
@@ -447,7 +472,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
     n_full = n // batch_size
     n_batches = n_full + (1 if n % batch_size else 0)
     n_layers = layout.shape[0]
-    n_metrics = metrics.shape[0]
+    n_metrics = metrics.ids.shape[0]
     metric_sums = np.zeros((n_metrics, 2), dtype=x.dtype)
     val_sums = np.zeros((1 + n_metrics, 2), dtype=x.dtype)
     steps = 0
@@ -471,14 +496,14 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
                 metric_sums[k, 1] = window.metric_running[k, 1]
         for batch_index in range(first, n_batches):
             # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
-            inputs, targets, outputs, deltas, per_sample, weights = full if batch_index < n_full else last
+            inputs, targets, outputs, deltas, per_sample, weights, predictions = full if batch_index < n_full else last
             rows = cast(inputs.shape[0], x)
             _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
-            _accumulate_metrics(profile, metrics, targets, y_pred, per_sample, metric_sums)  # pre-update predictions
+            _accumulate_metrics(profile, metrics, targets, y_pred, predictions, per_sample, metric_sums)  # pre-update predictions
             _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):

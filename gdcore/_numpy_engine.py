@@ -67,9 +67,14 @@ def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network
 
 
 def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile, sums: np.ndarray) -> None:
-    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`)."""
-    for k, metric_id in enumerate(metrics):
-        values = metric_table.per_sample(metric_table.BY_ID[int(metric_id)], y_true, y_pred)
+    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`).
+
+    The metrics read ``metrics.activation`` of ``y_pred`` (the probabilities, when ``y_pred`` holds logits).
+    """
+    if len(metrics.ids) and metrics.activation != activations.LINEAR.id:
+        y_pred = profile.activate(activations.BY_ID[int(metrics.activation)], y_pred)
+    for k, metric_id in enumerate(metrics.ids):
+        values = metric_table.per_sample(metric_table.BY_ID[int(metric_id)], y_true, y_pred, metrics.thresholds[k])
         sums[k, 0] = sums[k, 0] + profile.sum_vector(values)
         sums[k, 1] = sums[k, 1] + cast(len(values), values)
 
@@ -109,7 +114,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
         if first == 0:
             window.saved_params[:], window.saved_slots[:], window.saved_iterations[0] = params, slots, iterations
             total = count = cast(0, x)
-            metric_sums = np.zeros((len(metrics), 2), x.dtype)
+            metric_sums = np.zeros((len(metrics.ids), 2), x.dtype)
         else:
             total, count = window.running[0], window.running[1]
             metric_sums = window.metric_running.copy()
@@ -140,7 +145,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
         log.loss[epoch] = total / count
         log.metrics[epoch] = metric_sums
         if len(epochs.val.x):
-            sums = np.zeros((1 + len(metrics), 2), x.dtype)
+            sums = np.zeros((1 + len(metrics.ids), 2), x.dtype)
             evaluate_loop(profile, epochs.val, network, loss_id, metrics, sums)
             log.val_loss[epoch], log.val_metrics[epoch] = sums[0, 0] / sums[0, 1], sums[1:]
             if not np.isfinite(log.val_loss[epoch]):

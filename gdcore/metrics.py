@@ -29,7 +29,24 @@ mean_absolute_percentage_error     :math:`100\cdot\frac1N\sum_j |e_{bj} / \max(|
 mean_squared_logarithmic_error     :math:`\frac1N\sum_j (\log(\max(\hat y_{bj},\epsilon)+1) - \log(\max(y_{bj},\epsilon)+1))^2`  mean
 (msle)
 root_mean_squared_error            :math:`\frac1N\sum_j e_{bj}^2`                   :math:`\sqrt{\cdot}`
+accuracy (the ``Accuracy`` class)  :math:`\frac1N\sum_j [y_{bj} = \hat y_{bj}]`        mean
+binary_accuracy                    :math:`\frac1N\sum_j [\,[\hat y_{bj} > t] = y_{bj}\,]`  mean
+categorical_accuracy               :math:`[\arg\max_j y_{bj} = \arg\max_j \hat y_{bj}]`  mean
+sparse_categorical_accuracy        :math:`[y_b = \arg\max_j \hat y_{bj}]`             mean
 =================================  ===============================================  ============
+
+The accuracies follow Keras 3's functions (``keras/src/metrics/accuracy_metrics.py``):
+the threshold :math:`t` (``BinaryAccuracy(threshold=0.5)``) is a float32
+number whatever the model's dtype, as Keras converts it; ``argmax`` takes the
+first maximum, as TensorFlow's ``ArgMax`` does on ties. The string
+``"accuracy"`` (or ``"acc"``) is not ``Accuracy``: ``compile`` picks the
+binary accuracy for a one-unit output, the sparse categorical one for class
+indices and the categorical one otherwise (Keras's ``get_metric``), and the
+history key is the string as given. When the loss reads the logits of a
+sigmoid/softmax output (:func:`gdcore.losses.training_loss`), the metrics
+read the probabilities, as Keras's metrics read the layer's output. Labels a
+metric cannot read as Keras means them (a categorical accuracy, or an MSE,
+against class indices; smoothed labels) are refused.
 
 :math:`\epsilon` is Keras's ``backend.epsilon()``, 1e-7, in the model's
 dtype. Metrics see no ``sample_weight``: Keras's ``compile(metrics=...)``
@@ -39,7 +56,7 @@ Each entry of :data:`METRICS` gives ``value(y_true, y_pred)`` (one element),
 ``sample(mean)`` (the per-sample value from the mean over the outputs) and
 ``result(total, count)``; the same functions run on NumPy arrays and,
 compiled, on scalars. An entry's id is its position in the table; a new metric
-(an accuracy) is one more entry. ``compile(metrics=[...])`` takes Keras's
+is one more entry. ``compile(metrics=[...])`` takes Keras's
 strings (``"mae"``, ``"mean_absolute_error"``, ``"MeanAbsoluteError"``), the
 classes below (``name=`` sets the history key) and the per-sample functions
 (``gdcore.losses.mean_absolute_error``); the history key is the string as
@@ -88,6 +105,36 @@ def squared_logarithmic_error(y_true, y_pred):
 
 
 @register_jitable
+def equal(y_true, y_pred):
+    return cast(y_true == y_pred, y_pred)
+
+
+@register_jitable
+def above_threshold_matches(y_true, y_pred, threshold):
+    return cast(cast(y_pred > threshold, y_true) == y_true, y_pred)
+
+
+@register_jitable
+def first_argmax(row):
+    """The index of the row's first maximum (NumPy's ``argmax``, and TensorFlow's ``ArgMax`` on ties)."""
+    best = 0
+    for j in range(1, row.shape[0]):
+        if row[j] > row[best]:
+            best = j
+    return best
+
+
+@register_jitable
+def argmax_matches_row(y_true_row, y_pred_row):
+    return cast(first_argmax(y_true_row) == first_argmax(y_pred_row), y_pred_row)
+
+
+def argmax_matches(y_true, y_pred):
+    """Per sample, 1 where the rows' first maxima agree (:func:`argmax_matches_row` over a batch, in NumPy)."""
+    return (np.argmax(y_true, axis=1) == np.argmax(y_pred, axis=1)).astype(y_pred.dtype)
+
+
+@register_jitable
 def identity(mean):
     return mean
 
@@ -116,6 +163,12 @@ class MetricRule:
     ``name`` is Keras's default metric name (the snake case of ``keras``, the
     class name), ``aliases`` the other strings Keras accepts, ``formula`` LaTeX
     of the per-sample value; ``id`` is the position in :data:`METRICS`.
+    ``thresholded`` entries take a third argument, ``value(y_true, y_pred,
+    threshold)``. A ``row`` entry compares whole rows: ``row(y_true_row,
+    y_pred_row)`` is the per-sample value (compiled), ``value`` the same over a
+    batch in NumPy. ``targets`` are the loss target kinds
+    (:class:`gdcore.losses.Loss`) whose labels the metric reads as Keras does;
+    ``direction`` is whether larger is better (``"up"``, Keras's ``_direction``).
     """
 
     name: str
@@ -125,6 +178,10 @@ class MetricRule:
     sample: Callable = identity
     result: Callable = divide_no_nan
     aliases: tuple[str, ...] = ()
+    thresholded: bool = False
+    row: Callable | None = None
+    targets: tuple[str, ...] = ("values", "binary", "one_hot")
+    direction: str = "down"
 
     @property
     def id(self) -> int:
@@ -134,9 +191,11 @@ class MetricRule:
         return f"MetricRule({self.name!r})"
 
 
-def per_sample(rule: MetricRule, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+def per_sample(rule: MetricRule, y_true: np.ndarray, y_pred: np.ndarray, threshold=0.5) -> np.ndarray:
     """:math:`m_b`, shape (B,): the mean over the last axis summed front to back, then ``rule.sample``."""
-    values = rule.value(y_true, y_pred)
+    if rule.row is not None:
+        return rule.value(y_true, y_pred)
+    values = rule.value(y_true, y_pred, cast(threshold, y_pred)) if rule.thresholded else rule.value(y_true, y_pred)
     return rule.sample(np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values))
 
 
@@ -154,19 +213,36 @@ ROOT_MEAN_SQUARED_ERROR = MetricRule("root_mean_squared_error", "RootMeanSquared
                                      r"m_b = e_b^2,\ \text{result} = \sqrt{\text{total}/\text{count}}",
                                      result=root_of_mean)
 
+ACCURACY = MetricRule("accuracy", "Accuracy", equal, r"m_b = [y_b = \hat y_b]", direction="up")
+BINARY_ACCURACY = MetricRule("binary_accuracy", "BinaryAccuracy", above_threshold_matches,
+                             r"m_b = [\,[\hat y_b > t] = y_b\,]", thresholded=True, direction="up")
+CATEGORICAL_ACCURACY = MetricRule("categorical_accuracy", "CategoricalAccuracy", argmax_matches,
+                                  r"m_b = [\arg\max_j y_{bj} = \arg\max_j \hat y_{bj}]", row=argmax_matches_row,
+                                  direction="up")
+# Sparse labels reach the engines as one-hot rows (gdcore.losses.prepare_targets): the same row comparison.
+SPARSE_CATEGORICAL_ACCURACY = MetricRule("sparse_categorical_accuracy", "SparseCategoricalAccuracy", argmax_matches,
+                                         r"m_b = [y_b = \arg\max_j \hat y_{bj}]", row=argmax_matches_row,
+                                         targets=("sparse",), direction="up")
+
 #: Every metric rule, in id order.
 METRICS: tuple[MetricRule, ...] = (MEAN_SQUARED_ERROR, MEAN_ABSOLUTE_ERROR, MEAN_ABSOLUTE_PERCENTAGE_ERROR,
-                                   MEAN_SQUARED_LOGARITHMIC_ERROR, ROOT_MEAN_SQUARED_ERROR)
+                                   MEAN_SQUARED_LOGARITHMIC_ERROR, ROOT_MEAN_SQUARED_ERROR, ACCURACY, BINARY_ACCURACY,
+                                   CATEGORICAL_ACCURACY, SPARSE_CATEGORICAL_ACCURACY)
 BY_ID = dict(enumerate(METRICS))
 # Keras 3's metric strings (keras.metrics.get): the class name, its snake case, and the upper/lower short aliases.
-BY_NAME = {key: rule for rule in METRICS
+# "accuracy"/"acc" are not Accuracy's: compile picks an accuracy from the loss and the shapes (ACCURACY_STRINGS).
+BY_NAME = {key: rule for rule in METRICS if rule is not ACCURACY
            for key in (rule.name, rule.keras, *rule.aliases, *(alias.upper() for alias in rule.aliases))}
+BY_NAME["Accuracy"] = ACCURACY
+#: The strings Keras's ``compile`` resolves by the targets and outputs (``get_metric`` in ``trainers/compile_utils.py``).
+ACCURACY_STRINGS = ("accuracy", "acc")
 
 
 class Metric:
     """A compiled metric: a rule of :data:`METRICS` and the name its values carry in ``History`` and logs."""
 
-    rule: MetricRule
+    rule: MetricRule | None
+    threshold: float = 0.5
 
     def __init__(self, name: str | None = None, dtype=None):
         if name is not None and not isinstance(name, str):
@@ -176,8 +252,42 @@ class Metric:
                                       "in the model's dtype")
         self.name = self.rule.name if name is None else name
 
+    def resolve(self, targets: str, n_outputs: int) -> MetricRule:
+        """The rule this metric runs for a loss with ``targets`` labels and ``n_outputs`` outputs (checked)."""
+        if targets not in self.rule.targets:
+            reads = "class indices (sparse_categorical_crossentropy)" if self.rule.targets == ("sparse",) else \
+                "labels of the output's shape"
+            raise ValueError(f"metrics: {self.name!r} reads {reads}, but the loss takes {targets} labels: "
+                             f"Keras would broadcast them into a meaningless number. Use 'accuracy', which picks "
+                             "the accuracy for the loss and the output")
+        return self.rule
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": None}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class _PickedAccuracy(Metric):
+    """``"accuracy"``/``"acc"`` in ``compile``: Keras's choice, made once the targets and outputs are known.
+
+    Keras's ``is_binary_or_sparse_categorical``: one output unit → binary
+    accuracy; labels of lower rank than the output, or of width 1 against a
+    wider output → sparse categorical; otherwise categorical. Class-index
+    labels are what the sparse cross-entropy takes, so the choice follows the
+    loss's target kind.
+    """
+
+    rule = None
+
+    def __init__(self, name: str):
+        super().__init__(name=name)
+
+    def resolve(self, targets: str, n_outputs: int) -> MetricRule:
+        if n_outputs == 1:
+            return BINARY_ACCURACY
+        return SPARSE_CATEGORICAL_ACCURACY if targets == "sparse" else CATEGORICAL_ACCURACY
 
 
 def _metric_class(rule: MetricRule) -> type:
@@ -187,22 +297,57 @@ def _metric_class(rule: MetricRule) -> type:
     return cls
 
 
+class BinaryAccuracy(Metric):
+    """Keras's ``keras.metrics.BinaryAccuracy``: how often :math:`[\\hat y > t]` equals the 0/1 label.
+
+    ``threshold`` is converted as Keras converts it, to a float32 tensor that
+    meets a float64 prediction as float32's nearest value (0.7 compares as
+    0.699999988079071); any finite number is accepted (0 for logits).
+    """
+
+    rule = None  # set below, once the table exists
+
+    def __init__(self, name: str = "binary_accuracy", dtype=None, threshold: float = 0.5):
+        super().__init__(name=name, dtype=dtype)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)) or \
+                not np.isfinite(threshold):
+            raise ValueError(f"BinaryAccuracy(threshold=...) must be a finite number, got {threshold!r}")
+        self.threshold = float(threshold)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "dtype": None, "threshold": self.threshold}
+
+    def __repr__(self) -> str:
+        return f"BinaryAccuracy(name={self.name!r}, threshold={self.threshold!r})"
+
+
+BinaryAccuracy.rule = BINARY_ACCURACY
 MeanSquaredError = _metric_class(MEAN_SQUARED_ERROR)
 MeanAbsoluteError = _metric_class(MEAN_ABSOLUTE_ERROR)
 MeanAbsolutePercentageError = _metric_class(MEAN_ABSOLUTE_PERCENTAGE_ERROR)
 MeanSquaredLogarithmicError = _metric_class(MEAN_SQUARED_LOGARITHMIC_ERROR)
 RootMeanSquaredError = _metric_class(ROOT_MEAN_SQUARED_ERROR)
+Accuracy = _metric_class(ACCURACY)
+CategoricalAccuracy = _metric_class(CATEGORICAL_ACCURACY)
+SparseCategoricalAccuracy = _metric_class(SPARSE_CATEGORICAL_ACCURACY)
 _CLASSES = {cls.rule: cls for cls in (MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError,
-                                      MeanSquaredLogarithmicError, RootMeanSquaredError)}
+                                      MeanSquaredLogarithmicError, RootMeanSquaredError, Accuracy, BinaryAccuracy,
+                                      CategoricalAccuracy, SparseCategoricalAccuracy)}
 
 
 def _per_sample_function(rule: MetricRule) -> Callable:
-    def function(y_true, y_pred):
+    def function(y_true, y_pred, **options):
         y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
-        y_true = np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
         if y_pred.ndim == 1:
-            y_true, y_pred = y_true[:, None], y_pred[:, None]
-        return per_sample(rule, y_true, y_pred)
+            y_pred = y_pred[:, None]
+        if rule.targets == ("sparse",):
+            labels = np.asarray(y_true).reshape(len(y_pred))
+            y_true = np.eye(y_pred.shape[1], dtype=y_pred.dtype)[labels.astype(np.int64)]
+        y_true = np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
+        threshold = BinaryAccuracy(threshold=options.pop("threshold", 0.5)).threshold if rule.thresholded else 0.5
+        if options:
+            raise TypeError(f"{rule.name}() got unexpected keyword arguments {sorted(options)}")
+        return per_sample(rule, y_true, y_pred, np.float32(threshold))
 
     function.__name__ = function.__qualname__ = rule.name
     function.__doc__ = f"Keras's ``keras.metrics.{rule.name}``: the per-sample value, ${rule.formula}$ (mean over the last axis)."
@@ -214,6 +359,9 @@ mean_squared_error = _per_sample_function(MEAN_SQUARED_ERROR)
 mean_absolute_error = _per_sample_function(MEAN_ABSOLUTE_ERROR)
 mean_absolute_percentage_error = _per_sample_function(MEAN_ABSOLUTE_PERCENTAGE_ERROR)
 mean_squared_logarithmic_error = _per_sample_function(MEAN_SQUARED_LOGARITHMIC_ERROR)
+binary_accuracy = _per_sample_function(BINARY_ACCURACY)
+categorical_accuracy = _per_sample_function(CATEGORICAL_ACCURACY)
+sparse_categorical_accuracy = _per_sample_function(SPARSE_CATEGORICAL_ACCURACY)
 
 
 def get(identifier) -> Metric:
@@ -227,6 +375,8 @@ def get(identifier) -> Metric:
     if isinstance(identifier, type) and issubclass(identifier, Metric) and identifier is not Metric:
         return identifier()
     if isinstance(identifier, str):
+        if identifier.lower() in ACCURACY_STRINGS:
+            return _PickedAccuracy(name=identifier)
         if identifier not in BY_NAME:
             hint = " (Keras 3 has no 'rmse' string: use 'root_mean_squared_error' or RootMeanSquaredError())" \
                 if identifier.lower() == "rmse" else ""
@@ -285,9 +435,30 @@ def compile_metrics(metrics) -> list[tuple[str, Metric]]:
     return result
 
 
+def for_run(pairs, loss, n_outputs: int, dtype, output_activation: int, logits_recovered: bool):
+    """The :class:`gdcore._contract.Metrics` the engines run for ``pairs`` (``compile_metrics``) with ``loss``.
+
+    Each metric's rule is chosen for the loss's target kind and the output's
+    width (``"accuracy"``) and checked against them; with the logits recovered
+    the metrics read ``output_activation`` of them, the predictions Keras's
+    metrics see.
+    """
+    from gdcore import activations
+    from gdcore._contract import Metrics
+
+    if pairs and loss.label_smoothing:
+        raise NotImplementedError(f"metrics with label_smoothing={loss.label_smoothing} are not supported: Keras's "
+                                  "metrics read the unsmoothed labels, which the engines do not keep")
+    rules = [metric.resolve(loss.targets, n_outputs) for _, metric in pairs]
+    dtype = np.dtype(dtype)
+    thresholds = np.array([np.float32(metric.threshold) for _, metric in pairs], dtype=dtype)
+    return Metrics(np.array([rule.id for rule in rules], dtype=np.int64), thresholds,
+                   output_activation if logits_recovered else activations.LINEAR.id)
+
+
 def results(pairs, sums: np.ndarray) -> dict[str, list | float]:
     """``{key: value}`` from ``sums[..., k, :]`` = metric k's ``[total, count]`` (the rule's ``result``)."""
-    return {key: metric.rule.result(sums[..., k, 0], sums[..., k, 1]) for k, (key, metric) in enumerate(pairs)}
+    return {key: (metric.rule or ACCURACY).result(sums[..., k, 0], sums[..., k, 1]) for k, (key, metric) in enumerate(pairs)}
 
 
 def __getattr__(name):

@@ -198,7 +198,7 @@ class Model:
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: losses.Loss | None = None
         self._metrics: list = []  # (key, Metric) per compiled metric, gdcore.metrics.compile_metrics
-        self._metric_ids = np.zeros(0, np.int64)
+        self._run_metrics_memo = None
         self.history: History | None = None
         self.stop_training = False
         self.compiled = False
@@ -333,12 +333,11 @@ class Model:
         optimizer._model = self
         self.optimizer = optimizer
         self.loss = losses.get(loss)
-        if compiled_metrics and self.loss is not None and self.loss.targets != "values":
-            raise NotImplementedError(f"metrics with {self.loss.name} are not supported yet (got {metrics!r}): the "
-                                      "accuracy family is still to come; the loss is always tracked")
-        self._metrics = compiled_metrics
-        self._metric_ids = np.array([metric.rule.id for _, metric in compiled_metrics], dtype=np.int64)
-        self._metric_directions = {key: "down" for key, _ in compiled_metrics}  # every regression metric: lower is better
+        self._metrics, self._run_metrics_memo = compiled_metrics, None
+        if getattr(self, "built", False) and self.loss is not None:
+            self._run_metrics()  # an unusable metric for this loss and output is refused now
+        self._metric_directions = {key: "up" if metric.rule is None else metric.rule.direction
+                                   for key, metric in compiled_metrics}  # "accuracy" is an accuracy whatever it picks
         self.compiled = True
 
     @property
@@ -385,6 +384,16 @@ class Model:
                 raise ValueError(f"x and {name} must have the same number of samples, got {n_rows} and {raw.shape[0]}")
             return _engine_array(losses.prepare_targets(self.loss, raw, n_outputs, self.dtype, name))
         return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=n_outputs, dtype=self.dtype))
+
+    def _run_metrics(self) -> _contract.Metrics:
+        """The compiled metrics as the engines take them, for this loss and output (:func:`gdcore.metrics.for_run`)."""
+        output = self.layout[-1]
+        key = (id(self._metrics), id(self.loss), self.dtype, int(output.n_out), int(output.activation))
+        if self._run_metrics_memo is None or self._run_metrics_memo[0] != key:
+            recovered = losses.training_loss(self.loss, activations.BY_ID[int(output.activation)].name) is not self.loss
+            self._run_metrics_memo = key, metrics_module.for_run(self._metrics, self.loss, int(output.n_out), self.dtype,
+                                                                 int(output.activation), recovered)
+        return self._run_metrics_memo[1]
 
     def _training_ids(self) -> tuple[_contract.Network, int]:
         network, loss = self._training()
@@ -550,7 +559,7 @@ class Model:
                     window.prepare(start_batch, max_steps, steps if progbar or per_batch else 0)
                     started = time.perf_counter()
                     iterations, completed, ran, failed = engine.fit_loop(
-                        self.profile, data._replace(orders=orders[done:]), *self._training_ids(), self._metric_ids,
+                        self.profile, data._replace(orders=orders[done:]), *self._training_ids(), self._run_metrics(),
                         self._optimizer_state(min(max_steps, (count - done) * steps)),
                         _contract.Log(loss_history[done:], val_history[done:], metric_history[done:],
                                       val_metric_history[done:]),
@@ -668,7 +677,7 @@ class Model:
         sums = np.zeros((1 + len(self._metrics), 2), dtype=self.dtype)
         if callback_list is None or not callback_list.listens(("on_test_batch_begin", "on_test_batch_end")):
             self._engine().evaluate_loop(self.profile, _contract.Batches(x, y, batch_size, weights),
-                                         *self._training_ids(), self._metric_ids, sums)
+                                         *self._training_ids(), self._run_metrics(), sums)
             return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
         # Per batch, with the running means Keras's metrics show: the engine adds each batch into the same sums.
         for index, start in enumerate(range(0, x.shape[0], batch_size)):
@@ -676,7 +685,7 @@ class Model:
             rows = slice(start, start + batch_size)
             n = x[rows].shape[0]
             self._engine().evaluate_loop(self.profile, _contract.Batches(x[rows], y[rows], n, weights[rows]),
-                                         *self._training_ids(), self._metric_ids, sums)
+                                         *self._training_ids(), self._run_metrics(), sums)
             callback_list.on_test_batch_end(index, self._logs(sums[0, 0] / sums[0, 1], sums[1:]))
         return self._logs(sums[0, 0] / sums[0, 1], sums[1:])
 
