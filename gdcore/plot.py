@@ -52,7 +52,7 @@ from matplotlib import animation as mpl_animation
 from matplotlib import ticker
 from matplotlib.colors import LogNorm
 
-from gdcore._validation import positive_int
+from gdcore._validation import positive_int, unit_interval
 
 __all__ = ["animate_decision_boundary", "animate_predictions", "loss_surface", "plot_confusion_matrix",
            "plot_decision_boundary", "plot_fit", "plot_loss_surface", "plot_losses", "plot_residuals", "plot_weights"]
@@ -674,6 +674,7 @@ def plot_decision_boundary(model, x, y, *, threshold: float = 0.5, resolution: i
     if len(labels) != len(xs):
         raise ValueError(f"x and y must have the same number of samples, got {len(xs)} and {len(labels)}")
     resolution = positive_int(resolution, "resolution", minimum=2)
+    unit_interval(threshold, "threshold", closed_right=True)
     accuracy = _draw_decision(ax, _predictor(model), xs, labels, threshold, resolution,
                               _feature_labels(x, xs.shape[1]), class_names)
     ax.set_title(title or f"Decision boundary (accuracy {accuracy:.1%} on these samples)")
@@ -700,6 +701,7 @@ def animate_decision_boundary(trace, *, frames=None, max_frames: int = 10, inter
     params = dict(zip(epochs, trace._params))
     labels = class_labels(trace.y, "trace.y")
     resolution = positive_int(resolution, "resolution", minimum=2)
+    unit_interval(threshold, "threshold", closed_right=True)
     losses = trace.losses
     end_loss = dict(losses.loc[losses["metric"] == "loss_end_of_epoch", ["epoch", "value"]].itertuples(index=False))
     two_features = trace.x.shape[1] == 2

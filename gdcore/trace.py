@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from gdcore import losses
-from gdcore._validation import as_features, as_targets, positive_int
+from gdcore._validation import as_features, as_targets, positive_int, unit_interval
 from gdcore.callbacks import Callback, History
 
 __all__ = ["Trace", "TraceCallback", "confusion_matrix", "fit_trace", "parameter_table"]
@@ -405,6 +405,7 @@ def confusion_matrix(y_true, y_pred, x=None, labels=None, threshold: float = 0.5
     the diagonal holds the correct predictions, so the accuracy is
     ``np.trace(matrix) / matrix.to_numpy().sum()`` when every class is listed.
     """
+    unit_interval(threshold, "threshold", closed_right=True)
     if hasattr(y_pred, "predict"):
         if x is None:
             raise ValueError("confusion_matrix: x is required when y_pred is a model (its predictions on x are used)")

@@ -265,6 +265,12 @@ def test_decision_boundary_two_features_three_classes(three_class):
         plot.plot_decision_boundary(lambda points: np.full((len(points), 1), 0.5), np.zeros((4, 3)), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="same number of samples"):
         plot.plot_decision_boundary(model, three_class[["X1", "X2"]], three_class["y"][:10])
+    with pytest.raises(ValueError, match="threshold must be a number in"):
+        plot.plot_decision_boundary(model, three_class[["X1", "X2"]], three_class["y"], threshold=1.5)
+    with pytest.raises(ValueError, match="resolution must be an integer >= 2"):
+        plot.plot_decision_boundary(model, three_class[["X1", "X2"]], three_class["y"], resolution=1)
+    with pytest.raises(TypeError, match="model must be a gdcore model"):
+        plot.plot_decision_boundary("model", three_class[["X1", "X2"]], three_class["y"])
 
 
 def test_animate_decision_boundary_advances(tmp_path, three_class):

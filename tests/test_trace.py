@@ -258,5 +258,7 @@ def test_confusion_matrix_refuses_bad_input_by_name():
         confusion_matrix([0, 1, 1], [0, 1])
     with pytest.raises(ValueError, match="labels must be a non-empty list of distinct classes"):
         confusion_matrix([0, 1], [0, 1], labels=[0, 0])
+    with pytest.raises(ValueError, match="threshold must be a number in"):
+        confusion_matrix([0, 1], [[0.2], [0.9]], threshold=float("nan"))
     with pytest.raises(ValueError, match="x is only used with a model"):
         confusion_matrix([0, 1], [0, 1], x=[[0.0], [1.0]])
