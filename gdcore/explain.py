@@ -20,6 +20,21 @@ Notation (layer :math:`l = 1 \dots L`, sample :math:`i` of a batch of :math:`B`;
     \frac{\partial L}{\partial W^{(l)}_{kj}} = \sum_i a^{(l-1)}_{ik}\,\delta^{(l)}_{ij}, \qquad
     \frac{\partial L}{\partial b^{(l)}_j} = \sum_i \delta^{(l)}_{ij}
 
+A sigmoid (softmax) output trained with binary (categorical or sparse)
+cross-entropy is shown as Keras runs it (:func:`gdcore.losses.training_loss`):
+the forward pass gives the probabilities :math:`p = \sigma(z)` (what
+``predict`` returns), the loss is evaluated on the logits :math:`z`, and the
+output layer's :math:`\delta` is the gradient of that logits formula,
+
+.. math::
+
+    \frac{\partial \ell_i}{\partial p_i}\,\frac{\partial p_i}{\partial z_i}
+    = \frac{p_i - y_i}{p_i(1 - p_i)}\; p_i(1 - p_i) = p_i - y_i, \qquad
+    \delta_{ij} = \frac{\partial L}{\partial z_{ij}} = \frac1B (p_{ij} - y_{ij}),
+
+computed from :math:`z` directly: :math:`\partial L/\partial p` is never
+formed, which is why this gradient does not vanish where the sigmoid saturates.
+
 The intermediate :math:`z` and :math:`\delta` shown are recomputed with the
 same profile functions the engine calls; the gradients and updated weights
 shown are the engine's own outputs. With the ``"tensorflow"`` numerics
@@ -49,13 +64,21 @@ class StepExplanation:
     Attributes
     ----------
     samples : DataFrame
-        One row per (sample, output): ``sample, output``, the inputs, ``y_true,
-        y_pred, error`` (:math:`e = y - \\hat y`), ``sample_loss``
-        (:math:`\\ell_i`) and ``output_grad`` (:math:`\\partial L/\\partial \\hat y`).
+        One row per (sample, output): ``sample, output``, the inputs, ``y_true``
+        (the target the engine trains on: one-hot rows for class indices),
+        ``label`` (the class index, for the categorical cross-entropies),
+        ``logit`` and ``probability`` (:math:`z` and :math:`p`, when the loss
+        reads logits), ``y_pred`` (what ``predict`` returns), ``error``
+        (:math:`e = y - \\hat y`; :math:`y - p` when the loss reads logits),
+        ``sample_loss`` (:math:`\\ell_i`) and ``output_grad``
+        (:math:`\\partial L/\\partial \\hat y`, or :math:`\\partial L/\\partial z`
+        when the loss reads logits).
     activations : DataFrame
         One row per (layer, sample, unit): ``z``, ``a``, ``grad_a``
         (:math:`\\partial L/\\partial a`), ``activation_grad`` (:math:`f'(z)`)
-        and ``delta`` (:math:`\\delta = \\partial L/\\partial z`).
+        and ``delta`` (:math:`\\delta = \\partial L/\\partial z`). For an output
+        layer whose logits the loss reads, ``grad_a`` and ``activation_grad``
+        are NaN: the step never forms them (``delta`` is :math:`(p - y)/B`).
     parameters : DataFrame
         One row per parameter: ``layer, tensor, index, parameter, before,
         gradient``, the optimizer's slots before and after (``m_before, m,
@@ -70,6 +93,11 @@ class StepExplanation:
         The optimizer's constants in the model's dtype; for Adam also ``t`` and ``alpha_t``.
     weights_before, gradients, weights_after : list of ndarray
         In ``get_weights()`` layout and the model's dtype.
+    loss_name, training_loss_name : str
+        The compiled loss and the entry the step evaluates (its logits form
+        for a sigmoid/softmax output, :func:`gdcore.losses.training_loss`).
+    logits_recovered : bool
+        Whether the output layer's activation is folded into the loss, as Keras does.
     """
 
     model_name: str
@@ -92,6 +120,8 @@ class StepExplanation:
     layers: list = field(default_factory=list)
     slots: list = field(default_factory=list)
     digits: int = 6
+    training_loss_name: str = ""
+    logits_recovered: bool = False
 
     # --- rendering --------------------------------------------------------------------
 
@@ -104,10 +134,13 @@ class StepExplanation:
         digits = self.digits if digits is None else digits
         fmt = lambda value: _fmt(value, digits)  # noqa: E731
         config = ", ".join(f"{k}={v!r}" for k, v in self.optimizer_config.items())
+        on_logits = "probability" in self.samples.columns
+        loss_text = f"loss `{self.loss_name}`" + (f" (evaluated as `{self.training_loss_name}`)"
+                                                   if self.training_loss_name not in ("", self.loss_name) else "")
         lines = [
             "### One training step, explained",
             "",
-            f"`{self.optimizer_name}({config})`, loss `{self.loss_name}`, batch of $B = {self.batch_size}$ "
+            f"`{self.optimizer_name}({config})`, {loss_text}, batch of $B = {self.batch_size}$ "
             f"sample{'s' if self.batch_size != 1 else ''}, {self.dtype}, optimizer step $t = {self.iterations + 1}$ "
             f"({self.iterations} update{'s' if self.iterations != 1 else ''} so far).",
             "",
@@ -133,32 +166,75 @@ class StepExplanation:
                 for column in [c for c in self.samples.columns if c.startswith("x[")]:
                     table = table.merge(inputs[["sample", column]], on="sample")
                     columns[column] = "$x_{i" + column[2:-1] + "}$"
-            columns.update({"z": "$z$", "a": "$a$"})
+            columns.update({"z": "$z$", "a": "$a = p$" if number == n_layers and self.logits_recovered else "$a$"})
             lines += _markdown_table(table, columns, fmt) + [""]
-        loss_value, loss_grad = losses.get(self.loss_name).formula, losses.get(self.loss_name).grad_formula
-        lines += [
-            "#### 2. Loss",
-            "",
-            f"$e_i = y_i - \\hat y_i$, ${loss_value}$, $L = \\frac{{1}}{{B}}\\sum_i \\ell_i$, ${loss_grad}$",
-            "",
-        ]
-        lines += _markdown_table(self.samples, {"sample": "i", "y_true": "$y$", "y_pred": r"$\hat y$", "error": "$e$",
-                                                "sample_loss": r"$\ell$", "output_grad": r"$\partial L/\partial \hat y$"}, fmt)
+        training = losses.get(self.training_loss_name or self.loss_name)
+        several = self.samples["output"].max() > 0
+        lines += ["#### 2. Loss", ""]
+        if on_logits:
+            link = training.recovers
+            output = (f"the {link} output $p = \\hat y$" if self.logits_recovered
+                      else f"the probabilities $p = {_LINK_SYMBOLS[link]}(z)$ of the logits $z = \\hat y$")
+            lines += [
+                f"`{self.loss_name}` on {output}: ${_PROBABILITY_FORMS[training.name]}$"
+                + (r" (with $y_{ij} = [j = y_i]$ for the class index $y_i$)" if training.targets == "sparse" else "") + ".",
+                "",
+                (f"Keras does not evaluate it on $p$: the {link}'s output carries its input, the logits $z$, and the "
+                 "loss reads those" if self.logits_recovered else "The loss reads the logits")
+                + f" (`{training.name}`): ${training.formula}$. The same number, without rounding $p$ "
+                "or clipping it, finite for any $z$; $L = \\frac{1}{B}\\sum_i \\ell_i$ and "
+                f"${training.grad_formula}$.",
+                "",
+            ]
+            table = self.samples.assign(p_minus_y=self.samples["probability"] - self.samples["y_true"])
+            columns = {"sample": "i", **({"output": "j"} if several else {}), "y_true": "$y$",
+                       **({"label": "class"} if "label" in table.columns else {}), "logit": "$z$", "probability": "$p$",
+                       "sample_loss": r"$\ell$", "p_minus_y": "$p - y$", "output_grad": r"$\partial L/\partial z$"}
+            lines += _markdown_table(table, columns, fmt)
+        else:
+            lines += [f"$e_i = y_i - \\hat y_i$, ${training.formula}$, $L = \\frac{{1}}{{B}}\\sum_i \\ell_i$, "
+                      f"${training.grad_formula}$", ""]
+            columns = {"sample": "i", **({"output": "j"} if several else {}), "y_true": "$y$",
+                       **({"label": "class"} if "label" in self.samples.columns else {}), "y_pred": r"$\hat y$",
+                       "error": "$e$", "sample_loss": r"$\ell$", "output_grad": r"$\partial L/\partial \hat y$"}
+            lines += _markdown_table(self.samples, columns, fmt)
         per_sample = self.samples.drop_duplicates("sample")["sample_loss"]
         written = " + ".join(_paren(fmt(v)) for v in per_sample) if len(per_sample) <= max_terms else r"\dots"
         lines += ["", f"$L = ({written}) / {self.batch_size} = {fmt(self.loss)}$", "", "#### 3. Backward pass (chain rule, last layer first)", ""]
         for number in range(n_layers, 0, -1):
             name, activation, n_in, units = self.layers[number - 1]
-            derivative = activations.get(activation).grad_formula
-            upstream = r"\partial L/\partial \hat y" if number == n_layers else f"\\sum_m \\delta^{{({number + 1})}}_{{im}} W^{{({number + 1})}}_{{jm}}"
-            lines += [
-                f"Layer {number} `{name}`: $\\partial L/\\partial a_{{ij}} = {upstream}$, ${derivative}$, "
-                f"$\\delta^{{({number})}}_{{ij}} = \\partial L/\\partial a_{{ij}} \\cdot f'(z_{{ij}})$",
-                "",
-            ]
             table = self.activations[self.activations["layer"] == name]
-            lines += _markdown_table(table, {"sample": "i", "unit": "j", "grad_a": r"$\partial L/\partial a$",
-                                             "activation_grad": "$f'(z)$", "delta": r"$\delta$"}, fmt) + [""]
+            if number == n_layers and self.logits_recovered:
+                through_p, through_z = _MEETS[activation]
+                lines += [
+                    f"Layer {number} `{name}`, where the cross-entropy meets the {activation}: ${through_p}$ and "
+                    f"${through_z}$, and their product is $p - y$:",
+                    "",
+                    f"$$\\delta^{{({number})}}_{{ij}} = \\frac{{\\partial L}}{{\\partial z_{{ij}}}} = "
+                    r"\frac{1}{B}(p_{ij} - y_{ij})$$",
+                    "",
+                    "Keras computes it from $z$ directly (the gradient of the logits formula): "
+                    r"$\partial L/\partial p$ is never formed, so the gradient stays $p - y$ even where the "
+                    f"{activation} saturates. (With MSE it would be multiplied by the {activation}'s derivative, "
+                    "which vanishes there.)",
+                    "",
+                ]
+                outputs = self.samples[["sample", "output", "y_true", "probability"]].rename(columns={"output": "unit"})
+                table = table.merge(outputs, on=["sample", "unit"])
+                table = table.assign(p_minus_y=table["probability"] - table["y_true"])
+                lines += _markdown_table(table, {"sample": "i", "unit": "j", "probability": "$p$", "y_true": "$y$",
+                                                 "p_minus_y": "$p - y$", "delta": r"$\delta$"}, fmt) + [""]
+            else:
+                derivative = activations.get(activation).grad_formula
+                upstream = (r"\partial L/\partial z" if on_logits else r"\partial L/\partial \hat y") if number == n_layers \
+                    else f"\\sum_m \\delta^{{({number + 1})}}_{{im}} W^{{({number + 1})}}_{{jm}}"
+                lines += [
+                    f"Layer {number} `{name}`: $\\partial L/\\partial a_{{ij}} = {upstream}$, ${derivative}$, "
+                    f"$\\delta^{{({number})}}_{{ij}} = \\partial L/\\partial a_{{ij}} \\cdot f'(z_{{ij}})$",
+                    "",
+                ]
+                lines += _markdown_table(table, {"sample": "i", "unit": "j", "grad_a": r"$\partial L/\partial a$",
+                                                 "activation_grad": "$f'(z)$", "delta": r"$\delta$"}, fmt) + [""]
             source = "x" if number == 1 else f"a^{{({number - 1})}}"
             lines += [f"$\\partial L/\\partial W_{{kj}} = \\sum_i {source}_{{ik}}\\,\\delta_{{ij}}$, "
                       f"$\\partial L/\\partial b_j = \\sum_i \\delta_{{ij}}$", ""]
@@ -211,6 +287,19 @@ _HYPER_SYMBOLS = {"learning_rate": r"\eta", "momentum": r"\mu", "beta_1": r"\bet
                   "one_minus_beta_1": r"1-\beta_1", "one_minus_beta_2": r"1-\beta_2", "epsilon": r"\hat\epsilon",
                   "t": "t", "alpha_t": r"\alpha_t", "rho": r"\rho", "one_minus_rho": r"1-\rho"}
 _SLOT_SYMBOLS = {"momentum": "m", "average": r"\bar g", "accumulator": "G"}
+# A cross-entropy on the logits, written on the probabilities; and where it meets its activation, the two factors.
+_LINK_SYMBOLS = {"sigmoid": r"\sigma", "softmax": r"\mathrm{softmax}"}
+_PROBABILITY_FORMS = {
+    "binary_crossentropy_from_logits": r"\ell_i = -\big(y_i \log p_i + (1 - y_i)\log(1 - p_i)\big)",
+    "categorical_crossentropy_from_logits": r"\ell_i = -\sum_j y_{ij} \log p_{ij}",
+    "sparse_categorical_crossentropy_from_logits": r"\ell_i = -\log p_{i y_i} = -\sum_j y_{ij} \log p_{ij}",
+}
+_MEETS = {
+    "sigmoid": (r"\frac{\partial \ell_i}{\partial p_i} = \frac{p_i - y_i}{p_i(1 - p_i)}",
+                r"\frac{\partial p_i}{\partial z_i} = \sigma'(z_i) = p_i(1 - p_i)"),
+    "softmax": (r"\frac{\partial \ell_i}{\partial p_{ij}} = -\frac{y_{ij}}{p_{ij}}",
+                r"\frac{\partial p_{ij}}{\partial z_{im}} = p_{ij}([j = m] - p_{im})"),
+}
 
 
 def _fmt(value, digits: int) -> str:
@@ -293,6 +382,11 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     y_pred = outputs[-1]
     sample_loss = losses.per_sample(training_loss, profile, y, y_pred)
     output_grad = losses.output_grad(training_loss, y, y_pred)
+    # A loss on logits: the probabilities are the link of the engine's last output, as predict computes them.
+    output_activation = model.dense_layers[-1].activation
+    on_logits = training_loss.from_logits
+    recovered = on_logits and output_activation.name == training_loss.recovers
+    probabilities = profile.activate(activations.get(training_loss.recovers), y_pred) if on_logits else None
     after = params.copy()
     slots = optimizer.slots.copy()
     optimizers.apply_update(hyper, after, grads, slots, iterations, profile.update_lanes(layout, dtype))
@@ -317,23 +411,30 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     for k in range(x.shape[1]):
         samples[f"x[{k}]"] = np.repeat(x[:, k], y.shape[1]).astype(np.float64)
     samples["y_true"] = y.reshape(-1).astype(np.float64)
-    samples["y_pred"] = y_pred.reshape(-1).astype(np.float64)
-    samples["error"] = (y - y_pred).reshape(-1).astype(np.float64)
+    if training_loss.row is not None:
+        samples["label"] = np.repeat(np.argmax(y, axis=1), y.shape[1])
+    if on_logits:
+        samples["logit"] = y_pred.reshape(-1).astype(np.float64)
+        samples["probability"] = probabilities.reshape(-1).astype(np.float64)
+    shown = probabilities if recovered else y_pred
+    samples["y_pred"] = shown.reshape(-1).astype(np.float64)
+    samples["error"] = (y - (probabilities if on_logits else y_pred)).reshape(-1).astype(np.float64)
     samples["sample_loss"] = np.repeat(sample_loss, y.shape[1]).astype(np.float64)
     samples["output_grad"] = output_grad.reshape(-1).astype(np.float64)
 
     layer_rows, layer_meta = [], []
     for l, layer in enumerate(model.dense_layers):
         units = layer.units
-        layer_meta.append((layer.name, views[l][2].name, int(layout[l].n_in), units))
+        folded = recovered and l == len(views) - 1  # its activation is part of the loss: no dL/da, no f'(z)
+        layer_meta.append((layer.name, layer.activation.name, int(layout[l].n_in), units))
         layer_rows.append(pd.DataFrame({
             "layer": layer.name,
             "sample": np.repeat(np.arange(batch), units),
             "unit": np.tile(np.arange(units), batch),
             "z": pre_activations[l].reshape(-1).astype(np.float64),
-            "a": outputs[l + 1].reshape(-1).astype(np.float64),
-            "grad_a": grad_a[l].reshape(-1).astype(np.float64),
-            "activation_grad": activation_grads[l].reshape(-1).astype(np.float64),
+            "a": (probabilities if folded else outputs[l + 1]).reshape(-1).astype(np.float64),
+            "grad_a": np.nan if folded else grad_a[l].reshape(-1).astype(np.float64),
+            "activation_grad": np.nan if folded else activation_grads[l].reshape(-1).astype(np.float64),
             "delta": deltas[l].reshape(-1).astype(np.float64),
         }))
     activation_frame = pd.concat(layer_rows, ignore_index=True)
@@ -372,10 +473,11 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
 
     return StepExplanation(
         model_name=model.name, optimizer_name=type(optimizer).__name__, optimizer_config=optimizer.get_config(),
-        loss_name=training_loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
+        loss_name=model.loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
         loss=float(loss), hyperparameters=hyperparameters, samples=samples, activations=activation_frame,
         parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(grads),
         weights_after=keras_layout(after), layers=layer_meta, slots=list(active),
+        training_loss_name=training_loss.name, logits_recovered=recovered,
     )
 
 

@@ -34,10 +34,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gdcore._validation import as_features, as_targets, positive_int
+from gdcore import losses
+from gdcore._validation import as_features, as_targets, positive_int, unit_interval
 from gdcore.callbacks import Callback, History
 
-__all__ = ["Trace", "TraceCallback", "fit_trace", "parameter_table"]
+__all__ = ["Trace", "TraceCallback", "confusion_matrix", "fit_trace", "parameter_table"]
 
 
 def parameter_table(model) -> pd.DataFrame:
@@ -96,7 +97,8 @@ class Trace:
     history : History or None
         The ``History`` of the run (``fit``'s return value).
     x, y : ndarray
-        The training data as float64 arrays, shapes (n, d) and (n, outputs).
+        The training data as float64 arrays, shapes (n, d) and (n, outputs);
+        (n, 1), the class indices, for a sparse categorical cross-entropy.
     feature_names, parameter_names : list of str
     per_step : bool
         Whether :attr:`steps` was recorded.
@@ -110,7 +112,13 @@ class Trace:
         self.model = model
         features = as_features(x, "x")
         self.x = features
-        self.y = as_targets(y, "y", n_rows=features.shape[0], n_outputs=model.dense_layers[-1].units)
+        n_outputs = model.dense_layers[-1].units
+        if model.loss is not None and model.loss.targets == "sparse":
+            # Class indices, one column (what evaluate takes back), checked as fit checks them.
+            self.y = as_targets(y, "y", n_rows=features.shape[0])
+            losses.prepare_targets(model.loss, self.y, n_outputs, np.float64, "y")
+        else:
+            self.y = as_targets(y, "y", n_rows=features.shape[0], n_outputs=n_outputs)
         self.feature_names = _feature_names(x, features.shape[1])
         self.target_names = _output_names(self.y.shape[1], str(getattr(y, "name", None) or "y"))
         self.grid = None if grid is None else self._make_grid(grid)
@@ -340,3 +348,85 @@ def fit_trace(model, x, y, epochs: int = 1, batch_size: int = 32, shuffle: bool 
     return recorder.trace
 
 
+
+
+def class_labels(values, name: str, threshold: float = 0.5) -> np.ndarray:
+    """Class labels from labels (n,), one column (n, 1) or one row per sample (n, k), as :func:`confusion_matrix` reads them.
+
+    A 1-D array (or ``y_true`` with one column) holds the labels themselves:
+    integers, integer-valued floats or strings. For ``y_pred``, one column
+    holds the probabilities of class 1 (a sigmoid output), thresholded as
+    Keras's ``BinaryAccuracy`` does (:math:`p > 0.5` is class 1); several
+    columns are one-hot rows or class probabilities, and the label is the
+    column of the largest (``argmax``, as ``CategoricalAccuracy``).
+    """
+    array = np.asarray(values.to_numpy() if hasattr(values, "to_numpy") else values)
+    if array.ndim == 2 and array.shape[1] == 1 and name != "y_pred":
+        array = array[:, 0]
+    if array.ndim == 2:
+        if array.shape[0] == 0 or not np.isfinite(array.astype(np.float64)).all():
+            raise ValueError(f"{name} must be a non-empty array of finite numbers, got shape {array.shape}")
+        if array.shape[1] == 1:
+            return (array[:, 0] > threshold).astype(np.int64)
+        return np.argmax(array, axis=1).astype(np.int64)
+    if array.ndim != 1 or array.shape[0] == 0:
+        raise ValueError(f"{name} must hold class labels, shape (n_samples,), or one row per sample, shape "
+                         f"(n_samples, n_classes); got shape {array.shape}")
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or (array != np.round(array)).any():
+            raise ValueError(f"{name} holds values that are not class labels (first {array[array != np.round(array)][:1]}); "
+                             "probabilities of class 1 go in shape (n_samples, 1), as predict returns them")
+        return array.astype(np.int64)
+    if array.dtype.kind == "b":
+        return array.astype(np.int64)
+    return array
+
+
+def confusion_matrix(y_true, y_pred, x=None, labels=None, threshold: float = 0.5) -> pd.DataFrame:
+    """Counts of (true class, predicted class): rows true, columns predicted, as ``sklearn.metrics.confusion_matrix``.
+
+    Parameters
+    ----------
+    y_true : array-like
+        Class labels, shape (n,) or (n, 1), or one-hot rows (n, k).
+    y_pred : array-like or model
+        Class labels (n,); probabilities of class 1, shape (n, 1) (a sigmoid
+        output: class 1 when :math:`p > ` ``threshold``); class probabilities
+        (n, k) (a softmax output: the largest). Or a model with ``predict``
+        (gdcore or scikit-learn): then ``x`` is required and its predictions are used.
+    labels : list, optional
+        The classes, in the order of the rows and columns. Default: every
+        class in ``y_true`` or the predictions, sorted. A sample whose true or
+        predicted class is not listed is not counted (as in scikit-learn).
+
+    Returns
+    -------
+    DataFrame of int64 counts, index named ``"true"``, columns ``"predicted"``;
+    the diagonal holds the correct predictions, so the accuracy is
+    ``np.trace(matrix) / matrix.to_numpy().sum()`` when every class is listed.
+    """
+    unit_interval(threshold, "threshold", closed_right=True)
+    if hasattr(y_pred, "predict"):
+        if x is None:
+            raise ValueError("confusion_matrix: x is required when y_pred is a model (its predictions on x are used)")
+        from gdcore.models import Model
+
+        y_pred = y_pred.predict(x, verbose=0) if isinstance(y_pred, Model) else y_pred.predict(x)
+    elif x is not None:
+        raise ValueError("confusion_matrix: x is only used with a model as y_pred; got predictions and x")
+    truth, predicted = class_labels(y_true, "y_true"), class_labels(y_pred, "y_pred", threshold)
+    if truth.shape[0] != predicted.shape[0]:
+        raise ValueError(f"y_true and y_pred must have the same number of samples, got {truth.shape[0]} and "
+                         f"{predicted.shape[0]}")
+    if labels is None:
+        classes = np.unique(np.concatenate([truth, predicted]))
+    else:
+        classes = np.asarray(labels)
+        if classes.ndim != 1 or classes.size == 0 or np.unique(classes).size != classes.size:
+            raise ValueError(f"labels must be a non-empty list of distinct classes, got {labels!r}")
+    position = {label: index for index, label in enumerate(classes.tolist())}
+    counts = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for true_label, predicted_label in zip(truth.tolist(), predicted.tolist()):
+        if true_label in position and predicted_label in position:
+            counts[position[true_label], position[predicted_label]] += 1
+    return pd.DataFrame(counts, index=pd.Index(classes, name="true"), columns=pd.Index(classes, name="predicted"))

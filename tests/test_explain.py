@@ -99,6 +99,107 @@ def test_sigmoid_layer_chain_rule_by_hand():
     np.testing.assert_allclose(step.parameters["gradient"], grads, rtol=1e-12)
 
 
+def classifier(optimizer, loss="binary_crossentropy", classes=1, hidden=0, dtype="float64", engine="numpy",
+               numerics="plain", n_features=1):
+    """A logistic neuron (classes=1, sigmoid) or a softmax layer, optionally after a tanh hidden layer."""
+    layers = [gdcore.Input(shape=(n_features,))]
+    if hidden:
+        layers.append(gdcore.layers.Dense(hidden, activation="tanh", name="hidden"))
+    layers.append(gdcore.layers.Dense(classes, activation="sigmoid" if classes == 1 else "softmax", name="output"))
+    model = gdcore.Sequential(layers, dtype=dtype, engine=engine, numerics=numerics, seed=3)
+    model.compile(optimizer=optimizer, loss=loss)
+    return model
+
+
+# Four samples of the two-class data (the seed's points, y = [target > 2.5]) and five of the three-class data.
+TWO_CLASS = gdcore.datasets.make_classification_dataset()
+THREE_CLASS = gdcore.datasets.make_three_class_dataset()
+
+
+def test_logistic_neuron_step_by_hand():
+    """Dense(1, sigmoid) + binary cross-entropy: p = sigma(z), the loss on the logits, delta = (p - y) / B."""
+    model = classifier(gdcore.optimizers.SGD(learning_rate=0.5))
+    model.set_weights([np.array([[0.5]]), np.array([-0.25])])
+    x, y = TWO_CLASS[["X"]].to_numpy()[:4], TWO_CLASS["y"].to_numpy()[:4]
+    step = explain_step(model, x, y)
+    w, b, B, lr = 0.5, -0.25, 4, 0.5
+    z = w * x[:, 0] + b                                  # the logits
+    p = 1 / (1 + np.exp(-z))                             # the sigmoid's output, what predict returns
+    loss = np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    delta = (p - y) / B                                  # dL/dz: the cross-entropy meets the sigmoid
+    grad_w, grad_b = np.sum(delta * x[:, 0]), np.sum(delta)
+
+    assert step.loss_name == "binary_crossentropy" and step.training_loss_name == "binary_crossentropy_from_logits"
+    assert step.logits_recovered
+    np.testing.assert_allclose(step.samples["logit"], z, rtol=1e-14)
+    np.testing.assert_allclose(step.samples["probability"], p, rtol=1e-14)
+    np.testing.assert_allclose(step.samples["error"], y - p, rtol=1e-13)
+    np.testing.assert_allclose(step.samples["sample_loss"], -(y * np.log(p) + (1 - y) * np.log(1 - p)), rtol=1e-13)
+    assert step.loss == pytest.approx(loss, rel=1e-14)
+    np.testing.assert_allclose(step.samples["output_grad"], delta, rtol=1e-13)
+    output = step.activations[step.activations.layer == "output"]
+    np.testing.assert_allclose(output["a"], p, rtol=1e-14)
+    np.testing.assert_allclose(output["delta"], delta, rtol=1e-13)
+    assert output["grad_a"].isna().all() and output["activation_grad"].isna().all()  # never formed by the step
+    np.testing.assert_allclose(step.parameters["gradient"], [grad_w, grad_b], rtol=1e-13)
+    np.testing.assert_allclose(step.parameters["after"], [w - lr * grad_w, b - lr * grad_b], rtol=1e-13)
+    # The probabilities shown are predict's, bit for bit.
+    assert step.samples["probability"].to_numpy().tobytes() == model.predict(x, verbose=0)[:, 0].tobytes()
+
+    text = step.to_markdown()
+    assert "sigmoid" in text and "$p - y$" in text and "meets the sigmoid" in text
+    assert r"\max(z_i, 0) - z_i y_i" in text                       # the formula the loss is evaluated with
+    for value in p - y:
+        assert f"{value:.6g}" in text
+
+
+def test_softmax_layer_step_by_hand():
+    """Dense(3, softmax) + sparse categorical cross-entropy: delta = (softmax(z) - onehot(y)) / B."""
+    model = classifier(gdcore.optimizers.SGD(learning_rate=0.1), "sparse_categorical_crossentropy", classes=3,
+                       n_features=2)
+    x, y = THREE_CLASS[["X1", "X2"]].to_numpy()[:5], THREE_CLASS["y"].to_numpy()[:5]
+    kernel, bias = model.get_weights()
+    step = explain_step(model, x, y)
+    B = 5
+    z = x @ kernel + bias
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    one_hot = np.eye(3)[y]
+    delta = (p - one_hot) / B
+    np.testing.assert_allclose(step.samples["probability"], p.ravel(), rtol=1e-13)
+    np.testing.assert_array_equal(step.samples["label"], np.repeat(y, 3))
+    np.testing.assert_array_equal(step.samples["y_true"], one_hot.ravel())
+    assert step.loss == pytest.approx(np.mean(-np.log(p[np.arange(B), y])), rel=1e-14)
+    np.testing.assert_allclose(step.samples["output_grad"], delta.ravel(), rtol=1e-12, atol=1e-16)
+    grads = np.concatenate([(x.T @ delta).ravel(), delta.sum(0)])
+    np.testing.assert_allclose(step.parameters["gradient"], grads, rtol=1e-12, atol=1e-16)
+    assert "meets the softmax" in step.to_markdown()
+
+    # The same step with one-hot targets and categorical cross-entropy: the same logits formula, the same bits.
+    one_hot_model = classifier(gdcore.optimizers.SGD(learning_rate=0.1), "categorical_crossentropy", classes=3,
+                               n_features=2)
+    one_hot_model.set_weights(model.get_weights())
+    same = explain_step(one_hot_model, x, one_hot)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(same.weights_after, step.weights_after))
+
+
+def test_mse_on_a_sigmoid_output_goes_through_the_derivative():
+    """No logits recovery for MSE: delta = dL/dp * p(1 - p), which vanishes for a confidently wrong sample."""
+    model = classifier(gdcore.optimizers.SGD(learning_rate=0.5), loss="mse")
+    model.set_weights([np.array([[4.0]]), np.array([0.0])])
+    x, y = np.array([[-3.0], [0.5]]), np.array([1, 1])   # the first is wrong with p = sigma(-12) ~ 6e-6
+    step = explain_step(model, x, y)
+    assert not step.logits_recovered and "logit" not in step.samples
+    p = 1 / (1 + np.exp(-4.0 * x[:, 0]))
+    output = step.activations
+    np.testing.assert_allclose(output["activation_grad"], p * (1 - p), rtol=1e-12)
+    np.testing.assert_allclose(output["delta"], -(y - p) * p * (1 - p), rtol=1e-12)   # -(2/B) e p(1-p), B = 2
+    assert abs(output["delta"].iloc[0]) < 1e-5 < abs(output["delta"].iloc[1])
+    cross_entropy = classifier(gdcore.optimizers.SGD(learning_rate=0.5))
+    cross_entropy.set_weights(model.get_weights())
+    np.testing.assert_allclose(explain_step(cross_entropy, x, y).activations["delta"], (p - y) / 2, rtol=1e-12)
+
+
 CASES = [
     # (architecture, optimizer, loss, dtype, engine, numerics)
     ("linear", lambda: gdcore.optimizers.SGD(0.01), "mse", "float32", "numba", "plain"),
@@ -110,6 +211,12 @@ CASES = [
     ("sigmoid", lambda: gdcore.optimizers.Adam(0.1), "mse", "float32", "numba", "tensorflow"),
     ("sigmoid", lambda: gdcore.optimizers.Adam(0.01), "mae", "float64", "numpy", "tensorflow"),
     ("sigmoid", lambda: gdcore.optimizers.SGD(0.1, momentum=0.5), "mse", "float64", "numba", "plain"),
+    ("logistic", lambda: gdcore.optimizers.SGD(0.5), "binary_crossentropy", "float32", "numba", "plain"),
+    ("logistic", lambda: gdcore.optimizers.Adam(0.1), "binary_crossentropy", "float64", "numpy", "tensorflow"),
+    ("logistic", lambda: gdcore.optimizers.SGD(0.5), "mse", "float32", "numpy", "tensorflow"),
+    ("softmax", lambda: gdcore.optimizers.Adam(0.05), "sparse_categorical_crossentropy", "float32", "numba", "tensorflow"),
+    ("softmax", lambda: gdcore.optimizers.SGD(0.1, momentum=0.9), "categorical_crossentropy", "float64", "numpy", "plain"),
+    ("hidden-softmax", lambda: gdcore.optimizers.Adam(0.05), "sparse_categorical_crossentropy", "float32", "numpy", "plain"),
 ]
 
 
@@ -121,8 +228,17 @@ def test_after_is_the_next_fit_step_bit_for_bit(architecture, optimizer, loss, d
     x, y = train[["X"]].to_numpy(), train["y"].to_numpy()
     if architecture == "linear":
         model = linear_neuron(optimizer(), loss=loss, dtype=dtype, engine=engine, numerics=numerics)
-    else:
+    elif architecture == "sigmoid":
         model = sigmoid_net(optimizer(), loss=loss, dtype=dtype, engine=engine, numerics=numerics)
+    elif architecture == "logistic":
+        x, y = TWO_CLASS[["X"]].to_numpy(), TWO_CLASS["y"].to_numpy()
+        model = classifier(optimizer(), loss, dtype=dtype, engine=engine, numerics=numerics)
+    else:
+        x, y = THREE_CLASS[["X1", "X2"]].to_numpy(), THREE_CLASS["y"].to_numpy()
+        if loss == "categorical_crossentropy":
+            y = np.eye(3)[y]
+        model = classifier(optimizer(), loss, classes=3, hidden=4 if architecture.startswith("hidden") else 0,
+                           dtype=dtype, engine=engine, numerics=numerics, n_features=2)
     # Some training first, so the optimizer state (Adam's m, v, t; momentum) is not fresh.
     model.fit(x[:60], y[:60], batch_size=16, epochs=2, shuffle=True, verbose=0)
     params, slots, iterations = model.params.copy(), model.optimizer.slots.copy(), model.optimizer.iterations

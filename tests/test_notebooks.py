@@ -10,7 +10,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def test_the_notebooks_are_there():
-    assert [path.name for path in NOTEBOOKS] == ["01_models_as_neurons.ipynb", "02_gradient_descent_by_hand.ipynb"]
+    assert [path.name for path in NOTEBOOKS] == ["01_models_as_neurons.ipynb", "02_gradient_descent_by_hand.ipynb",
+                                                "03_classification.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -177,3 +177,88 @@ def test_per_step_mode_calls_epoch_callbacks(data):
     model = linear_neuron()
     trace = fit_trace(model, x, y, epochs=10, batch_size=50, per_step=True, callbacks=[StopAfterTwo()])
     assert trace.n_epochs == 2 and len(trace.history.history["loss"]) == 2
+
+
+# --- classification ---------------------------------------------------------------------
+
+def softmax_layer(loss="sparse_categorical_crossentropy", engine="numpy"):
+    model = gdcore.Sequential([gdcore.Input(shape=(2,)), gdcore.layers.Dense(3, activation="softmax")],
+                              engine=engine, seed=0)
+    model.compile(optimizer=gdcore.optimizers.Adam(learning_rate=0.1), loss=loss)
+    return model
+
+
+def test_trace_of_a_softmax_layer_with_class_indices():
+    """Sparse labels are recorded as one column of class indices, and the trace is fit's run."""
+    data = gdcore.datasets.make_three_class_dataset()
+    x, y = data[["X1", "X2"]], data["y"]
+    traced, plain = softmax_layer(), softmax_layer()
+    trace = fit_trace(traced, x, y, epochs=3, batch_size=32)
+    history = plain.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert same_bits(traced.get_weights(), plain.get_weights())
+    assert trace.y.shape == (150, 1) and trace.y[:, 0].tolist() == y.tolist()
+    assert trace.losses.query("metric == 'loss_history'")["value"].tolist() == history.history["loss"]
+    final = trace.losses.query("metric == 'loss_end_of_epoch' and epoch == 3")["value"].iloc[0]
+    assert final == plain.evaluate(x, y, batch_size=150, verbose=0)
+    predictions = trace.predictions.query("epoch == 3")
+    assert list(predictions.columns) == ["epoch", "point", "X1", "X2", "y", "y_pred_0", "y_pred_1", "y_pred_2"]
+    np.testing.assert_array_equal(predictions[["y_pred_0", "y_pred_1", "y_pred_2"]], plain.predict(x, verbose=0))
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\)"):
+        fit_trace(softmax_layer(), x, np.where(y == 2, 3, y), epochs=1)
+
+
+@pytest.mark.sklearn
+@pytest.mark.parametrize("labels", [None, [2, 0, 1], [0, 1]])
+def test_confusion_matrix_is_sklearns(labels):
+    from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
+
+    from gdcore.trace import confusion_matrix
+
+    rng = np.random.default_rng(1)
+    y_true, y_pred = rng.integers(0, 3, 60), rng.integers(0, 3, 60)
+    matrix = confusion_matrix(y_true, y_pred, labels=labels)
+    np.testing.assert_array_equal(matrix.to_numpy(), sklearn_confusion_matrix(y_true, y_pred, labels=labels))
+    assert matrix.index.name == "true" and matrix.columns.name == "predicted"
+    assert matrix.index.tolist() == matrix.columns.tolist() == (labels or [0, 1, 2])
+    # Probabilities: one column is class 1 above 0.5 (as BinaryAccuracy), several columns the largest.
+    probabilities = rng.random((60, 3))
+    np.testing.assert_array_equal(confusion_matrix(np.eye(3)[y_true], probabilities, labels=labels).to_numpy(),
+                                  sklearn_confusion_matrix(y_true, probabilities.argmax(1), labels=labels))
+    p = rng.random((60, 1))
+    binary = y_true % 2
+    np.testing.assert_array_equal(confusion_matrix(binary, p).to_numpy(),
+                                  sklearn_confusion_matrix(binary, (p[:, 0] > 0.5).astype(int)))
+
+
+def test_confusion_matrix_of_a_model():
+    from gdcore.trace import confusion_matrix
+
+    data = gdcore.datasets.make_three_class_dataset()
+    x, y = data[["X1", "X2"]], data["y"]
+    model = softmax_layer()
+    model.fit(x, y, epochs=5, batch_size=30, verbose=0)
+    matrix = confusion_matrix(y, model, x)
+    predicted = model.predict(x, verbose=0).argmax(1)
+    assert matrix.to_numpy().sum() == 150 and np.trace(matrix.to_numpy()) == np.sum(predicted == y)
+    assert matrix.loc[0].sum() == 50
+    assert confusion_matrix(y, model.predict(x, verbose=0)).equals(matrix)
+    # String labels work too, as in scikit-learn.
+    names = np.array(["a", "b", "c"])
+    assert confusion_matrix(names[y], names[predicted]).to_numpy().tolist() == matrix.to_numpy().tolist()
+
+
+def test_confusion_matrix_refuses_bad_input_by_name():
+    from gdcore.trace import confusion_matrix
+
+    with pytest.raises(ValueError, match="x is required"):
+        confusion_matrix([0, 1], softmax_layer())
+    with pytest.raises(ValueError, match=r"y_pred holds values that are not class labels.*\(n_samples, 1\)"):
+        confusion_matrix([0, 1], [0.2, 0.9])
+    with pytest.raises(ValueError, match="same number of samples"):
+        confusion_matrix([0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match="labels must be a non-empty list of distinct classes"):
+        confusion_matrix([0, 1], [0, 1], labels=[0, 0])
+    with pytest.raises(ValueError, match="threshold must be a number in"):
+        confusion_matrix([0, 1], [[0.2], [0.9]], threshold=float("nan"))
+    with pytest.raises(ValueError, match="x is only used with a model"):
+        confusion_matrix([0, 1], [0, 1], x=[[0.0], [1.0]])
