@@ -416,12 +416,6 @@ class Model:
             self._logits_layout, self._logits_layout_key = layout, key
         return network._replace(layout=self._logits_layout), loss
 
-    def _refuse_label_weights(self, sample_weight=None, class_weight=None, validation_data=None) -> None:
-        weighted = sample_weight is not None or class_weight is not None or (
-            isinstance(validation_data, (tuple, list)) and len(validation_data) == 3 and validation_data[2] is not None)
-        if weighted and self.loss is not None and self.loss.targets != "values":
-            raise NotImplementedError(f"sample_weight and class_weight with {self.loss.name} are not supported yet")
-
     def _prepare_weights(self, sample_weight, n_rows, name="sample_weight") -> np.ndarray:
         """One finite weight per sample in the model's dtype (ones for None: a weight of 1 changes no bit)."""
         if sample_weight is None:
@@ -510,7 +504,6 @@ class Model:
         if class_weight is not None and sample_weight is not None:
             raise ValueError("fit: give sample_weight or class_weight, not both (Keras would silently drop "
                              "sample_weight)")
-        self._refuse_label_weights(sample_weight, class_weight, validation_data)
         weights = self._class_weights(class_weight, y) if class_weight is not None else \
             self._prepare_weights(sample_weight, x.shape[0])
         batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
@@ -737,7 +730,6 @@ class Model:
         verbose = _verbosity(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
-        self._refuse_label_weights(sample_weight)
         weights = self._prepare_weights(sample_weight, x.shape[0])
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)

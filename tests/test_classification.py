@@ -340,3 +340,44 @@ def test_softmax_network_gradients_match_central_differences(loss_name):
         minus[index] -= 1e-6
         numeric[index] = (loss_at(plus) - loss_at(minus)) / 2e-6
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+# --- sample and class weights ---------------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("case, dtype", [("logistic-sgd-bce", "float32"), ("logistic-sgd-bce", "float64"),
+                                         ("softmax-sgd-sparse", "float64"), ("sigmoid4-softmax-adam-onehot", "float32")])
+def test_weighted_cross_entropies_follow_keras(case, dtype, data):
+    """sample_weight (fit, validation, evaluate) and class_weight, as Keras 3 weighs a cross-entropy."""
+    from reference.keras_driver import _keras_optimizer, keras_dtype, to_keras
+
+    *config, kind = CASES[case]
+    x, y = data[0], _labels(data, kind)
+    weights = np.random.default_rng(2).uniform(0, 2, len(x))
+    weights[::7] = 0.0  # zero weights count in the batch size, as Keras counts them
+    model = _model(*config, dtype=dtype)
+    model.compile(model.optimizer, config[-1], metrics=["accuracy"])
+    weighting = {"class_weight": {0: 0.5, 2: 3.0}} if "onehot" in case or "sparse" in case else \
+        {"sample_weight": weights[:40]}
+    arguments = dict(batch_size=16, epochs=3, verbose=0, shuffle=False,
+                     validation_data=(x[40:], y[40:], weights[40:]), **weighting)
+    with keras_dtype(dtype) as keras:
+        twin = to_keras(model, compile=False)
+        twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss=config[-1], metrics=["accuracy"],
+                     jit_compile=False)
+        theirs = twin.fit(x[:40], y[:40], **arguments).history
+        their_weights = twin.get_weights()
+        their_eval = twin.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    mine = model.fit(x[:40], y[:40], **arguments).history
+    my_eval = model.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
+    assert list(mine) == list(theirs)
+    for key in theirs:
+        if "accuracy" in key:  # unweighted, counts of correct predictions: the same numbers
+            assert mine[key] == theirs[key], key
+        else:
+            np.testing.assert_allclose(mine[key], theirs[key], rtol=RELATIVE_BOUND[dtype], err_msg=key)
+    for a, b in zip(model.get_weights(), their_weights):
+        assert float(np.max(np.abs(a - b)) / np.max(np.abs(b))) <= RELATIVE_BOUND[dtype]
+    assert my_eval["accuracy"] == their_eval["accuracy"]
+    np.testing.assert_allclose(my_eval["loss"], their_eval["loss"], rtol=RELATIVE_BOUND[dtype])
