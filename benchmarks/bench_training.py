@@ -88,8 +88,12 @@ def implementations(with_jax: bool, with_keras: bool) -> list[Implementation]:
 class Result:
     times: list = field(default_factory=list)
     first_in_block: list = field(default_factory=list)  # runs right after another implementation ran
-    mse: float | None = None
+    quality: float | None = None  # of the trained model, by ``measure``'s ``quality`` (MSE on the training data)
     error: str | None = None
+
+    @property
+    def mse(self) -> float | None:
+        return self.quality
 
     @property
     def median(self) -> float | None:
@@ -136,7 +140,7 @@ def _collect_between_blocks() -> None:
     gc.freeze()
 
 
-def measure(trainers: dict, budget: float, max_reps: dict, log) -> dict[str, Result]:
+def measure(trainers: dict, budget: float, max_reps: dict, log, quality=peers.mse) -> dict[str, Result]:
     """Warm every trainer up, then time them in turns.
 
     One run each gives the number of repetitions; the rest are made in
@@ -145,7 +149,8 @@ def measure(trainers: dict, budget: float, max_reps: dict, log) -> dict[str, Res
     reaches every implementation, while most runs find their own code and
     data in cache, as in a loop of fits; the first run of each block shows
     the cost of finding them evicted. The garbage collector is paused during
-    each timed run and collects between blocks.
+    each timed run and collects between blocks. ``quality(trainer, workload)``
+    scores each trained model afterwards.
     """
     results = {label: Result() for label in trainers}
     for label, trainer in trainers.items():
@@ -190,7 +195,7 @@ def measure(trainers: dict, budget: float, max_reps: dict, log) -> dict[str, Res
     for label, trainer in trainers.items():
         if results[label].error is None:
             try:
-                results[label].mse = peers.mse(trainer, trainer.workload)
+                results[label].quality = quality(trainer, trainer.workload)
             except Exception as error:
                 results[label].error = _short_error(error)
     return results

@@ -388,12 +388,13 @@ class Model:
     def _run_metrics(self) -> _contract.Metrics:
         """The compiled metrics as the engines take them, for this loss and output (:func:`gdcore.metrics.for_run`)."""
         output = self.layout[-1]
-        key = (id(self._metrics), id(self.loss), self.dtype, int(output.n_out), int(output.activation))
-        if self._run_metrics_memo is None or self._run_metrics_memo[0] != key:
-            recovered = losses.training_loss(self.loss, activations.BY_ID[int(output.activation)].name) is not self.loss
-            self._run_metrics_memo = key, metrics_module.for_run(self._metrics, self.loss, int(output.n_out), self.dtype,
-                                                                 int(output.activation), recovered)
-        return self._run_metrics_memo[1]
+        key = (self.dtype, int(output.n_out), int(output.activation))
+        memo = self._run_metrics_memo  # (metrics, loss, key, Metrics): the objects themselves, not their ids
+        if memo is None or memo[0] is not self._metrics or memo[1] is not self.loss or memo[2] != key:
+            recovered = self._training()[1] is not self.loss
+            self._run_metrics_memo = (self._metrics, self.loss, key, metrics_module.for_run(
+                self._metrics, self.loss, int(output.n_out), self.dtype, int(output.activation), recovered))
+        return self._run_metrics_memo[3]
 
     def _training_ids(self) -> tuple[_contract.Network, int]:
         network, loss = self._training()
@@ -406,7 +407,11 @@ class Model:
         layer runs linear in training and evaluation; ``predict`` applies the activation.
         """
         network = self.network
-        loss = losses.training_loss(self.loss, self.dense_layers[-1].activation.name)
+        output = self.dense_layers[-1].activation.name
+        memo = getattr(self, "_training_loss_memo", None)  # (loss, output activation, its training loss)
+        if memo is None or memo[0] is not self.loss or memo[1] != output:  # training_loss builds a new entry: once
+            memo = self._training_loss_memo = (self.loss, output, losses.training_loss(self.loss, output))
+        loss = memo[2]
         if loss is self.loss:
             return network, loss
         key = (id(self.layout), self.layout.tobytes())

@@ -285,8 +285,10 @@ def test_explain_step_shows_the_logistic_step_as_it_runs():
     x, y = np.array([[1.0], [-2.0]]), np.array([1, 0])
     explained = gdcore.explain.explain_step(model, x, y)
     # The loss reads the logits z = [0.5, -1]; dL/dz = (sigmoid(z) - y) / B, the output layer's delta.
-    assert explained.loss_name == "binary_crossentropy_from_logits"
-    np.testing.assert_allclose(explained.samples["y_pred"], [0.5, -1.0])
+    assert explained.loss_name == "binary_crossentropy"
+    assert explained.training_loss_name == "binary_crossentropy_from_logits" and explained.logits_recovered
+    np.testing.assert_allclose(explained.samples["logit"], [0.5, -1.0])
+    np.testing.assert_allclose(explained.samples["probability"], 1 / (1 + np.exp(-np.array([0.5, -1.0]))), rtol=1e-15)
     np.testing.assert_allclose(explained.activations["delta"], (1 / (1 + np.exp(-np.array([0.5, -1.0]))) - [1, 0]) / 2,
                                rtol=1e-15)
     assert r"\sigma(z_i) - y_i" in explained.to_markdown()
