@@ -376,15 +376,20 @@ def get(identifier) -> Metric:
         return identifier()
     if isinstance(identifier, str):
         if identifier.lower() in ACCURACY_STRINGS:
-            return _PickedAccuracy(name=identifier)
-        if identifier not in BY_NAME:
+            metric = _PickedAccuracy(name=identifier)
+        elif identifier not in BY_NAME:
             hint = " (Keras 3 has no 'rmse' string: use 'root_mean_squared_error' or RootMeanSquaredError())" \
                 if identifier.lower() == "rmse" else ""
             raise ValueError(f"unknown metric {identifier!r}{hint}; known: {', '.join(sorted(BY_NAME))}")
-        return _CLASSES[BY_NAME[identifier]](name=identifier)
+        else:
+            metric = _CLASSES[BY_NAME[identifier]](name=identifier)
+        metric._given_as = "string"
+        return metric
     rule = getattr(identifier, "rule", None)
     if callable(identifier) and isinstance(rule, MetricRule):
-        return _CLASSES[rule](name=identifier.__name__)
+        metric = _CLASSES[rule](name=identifier.__name__)
+        metric._given_as = "function"
+        return metric
     from gdcore import losses
 
     if isinstance(identifier, losses.Loss):
@@ -433,6 +438,46 @@ def compile_metrics(metrics) -> list[tuple[str, Metric]]:
             seen[key] = 1
         result.append((key, metric))
     return result
+
+
+def keras_config(metric: Metric, dtype) -> str | dict:
+    """``metric`` as Keras 3 writes it in a ``compile_config``: the string given, a function's name, or the object.
+
+    (``keras.saving.serialize_keras_object``: a string stays a string, a
+    function becomes ``{"module": "builtins", "class_name": "function", ...}``,
+    a metric object its class and ``get_config()``, the dtype the model's.)
+    """
+    given_as = getattr(metric, "_given_as", "object")
+    if given_as == "string":
+        return metric.name
+    if given_as == "function":
+        return {"module": "builtins", "class_name": "function", "config": metric.name, "registered_name": "function"}
+    return {"module": "keras.metrics", "class_name": type(metric).__name__,
+            "config": {**metric.get_config(), "dtype": np.dtype(dtype).name}, "registered_name": None}
+
+
+def from_keras_config(entry) -> Metric:
+    """The metric a ``compile_config`` entry names (:func:`keras_config`'s inverse; Keras's own files included)."""
+    if isinstance(entry, str):
+        return get(entry)
+    if not isinstance(entry, dict) or "class_name" not in entry:
+        raise ValueError(f"metric {entry!r} is not a Keras metric entry")
+    if entry.get("class_name") == "function" and isinstance(entry.get("config"), str):
+        function = globals().get(entry["config"])
+        if not callable(function) or not isinstance(getattr(function, "rule", None), MetricRule):
+            raise ValueError(f"metric function {entry['config']!r} is not supported; supported: "
+                             f"{', '.join(sorted(rule.name for rule in _CLASSES if rule.name in globals()))}")
+        return get(function)
+    cls = next((cls for cls in _CLASSES.values() if cls.__name__ == entry["class_name"]), None)
+    if cls is None or entry.get("module", "keras.metrics") != "keras.metrics":
+        raise ValueError(f"metric class {entry.get('module')}.{entry['class_name']} is not supported; supported: "
+                         f"{', '.join(sorted(cls.__name__ for cls in _CLASSES.values()))}")
+    options = dict(entry.get("config") or {})
+    options.pop("dtype", None)  # metrics accumulate in the model's dtype, as Keras's do in a float64 model
+    try:
+        return cls(**options)
+    except TypeError as error:
+        raise ValueError(f"metric {entry['class_name']}: {error}") from None
 
 
 def for_run(pairs, loss, n_outputs: int, dtype, output_activation: int, logits_recovered: bool):

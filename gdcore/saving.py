@@ -282,8 +282,11 @@ def _optimizer_config(model) -> dict:
 def _compile_config(model) -> dict:
     if not model.compiled or model.optimizer is None or model.loss is None:
         return {}
+    from gdcore import metrics
+
+    compiled_metrics = [metrics.keras_config(metric, model.dtype) for _, metric in model._metrics] or None
     return {"optimizer": _optimizer_config(model), "loss": _loss_config(model.loss), **_COMPILE_DEFAULTS,
-            "jit_compile": False}
+            "metrics": compiled_metrics, "jit_compile": False}
 
 
 def _loss_config(loss):
@@ -987,10 +990,24 @@ def _compile_from_config(model, config, where: str) -> None:
     _unknown_keys(config, ("optimizer", "loss", *_COMPILE_DEFAULTS, "jit_compile"), where, "compile_config")
     for setting, default in _COMPILE_DEFAULTS.items():
         value = config.get(setting, default)
-        _require(value == default or (setting in ("metrics", "weighted_metrics", "loss_weights") and not value),
+        _require(value == default or setting == "metrics" or
+                 (setting in ("weighted_metrics", "loss_weights") and not value),
                  where, f"the model was compiled with {setting}={value!r}; gdcore supports only {default!r}")
     optimizer = _optimizer_from_config(config.get("optimizer", "rmsprop"), model.dtype.name, where)
-    model.compile(optimizer=optimizer, loss=_loss_from_config(config.get("loss"), where))
+    model.compile(optimizer=optimizer, loss=_loss_from_config(config.get("loss"), where),
+                  metrics=_metrics_from_config(config.get("metrics"), where))
+
+
+def _metrics_from_config(entries, where: str):
+    from gdcore import metrics
+
+    if not entries:
+        return None
+    _require(isinstance(entries, list), where, f"compile_config metrics is {entries!r}; gdcore reads a list")
+    try:
+        return [metrics.from_keras_config(entry) for entry in entries]
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {error}") from None
 
 
 def load_model(filepath: str | os.PathLike | io.IOBase, compile: bool = True, **kwargs):

@@ -409,7 +409,10 @@ UNSUPPORTED = {
                      "optimizer Adam has gradient_accumulation_steps=2"),
     "schedule": (lambda c: _optimizer(c).update(learning_rate={"class_name": "ExponentialDecay", "config": {}}),
                  "learning-rate schedules are not supported"),
-    "metrics": (lambda c: c["compile_config"].update(metrics=["mae"]), r"compiled with metrics=\['mae'\]"),
+    "metrics": (lambda c: c["compile_config"].update(metrics=[{"module": "keras.metrics", "class_name": "AUC",
+                                                               "config": {}}]),
+                "metric class keras.metrics.AUC is not supported"),
+    "metric-name": (lambda c: c["compile_config"].update(metrics=["auc"]), "unknown metric 'auc'"),
     "loss": (lambda c: c["compile_config"].update(loss="huber"), "unknown loss 'huber'"),
     "loss-reduction": (lambda c: c["compile_config"].update(loss={"module": "keras.losses", "class_name":
                                                                   "MeanSquaredError", "config": {"name": "mse",
@@ -544,6 +547,32 @@ def test_keras_losses_as_compile_wrote_them(tmp_path, keras, data):
         model.compile(optimizer="sgd", loss=loss)
         model.save(tmp_path / "m.keras")
         assert load_model(tmp_path / "m.keras").loss.name == name
+
+
+@pytest.mark.tensorflow
+def test_compiled_metrics_travel_both_ways(tmp_path, keras):
+    """Strings, metric objects (with options) and metric functions, as Keras 3 writes them in compile_config."""
+    x = np.random.default_rng(0).normal(size=(12, 2)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+
+    def keras_metrics():
+        return ["accuracy", "mae", keras.metrics.BinaryAccuracy(threshold=0.3, name="ba3"),
+                keras.metrics.RootMeanSquaredError(), keras.metrics.binary_accuracy]
+
+    original = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
+    original.compile(optimizer="sgd", loss="binary_crossentropy", metrics=keras_metrics())
+    original.save(tmp_path / "keras.keras")
+    model = load_model(tmp_path / "keras.keras")
+    assert model.metrics_names == ["loss", "accuracy", "mae", "ba3", "root_mean_squared_error", "binary_accuracy"]
+    assert [m.threshold for _, m in model._metrics if m.name == "ba3"] == [0.3]
+    theirs = original.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False).history
+    mine = model.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False).history
+    assert list(mine) == list(theirs)
+    model.save(tmp_path / "gdcore.keras")
+    config = json.loads(zipfile.ZipFile(tmp_path / "gdcore.keras").read("config.json"))
+    assert config["compile_config"]["metrics"] == original.get_compile_config()["metrics"]
+    reopened = keras.saving.load_model(tmp_path / "gdcore.keras")
+    assert list(reopened.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False).history) == list(theirs)
 
 
 @pytest.mark.tensorflow
