@@ -97,11 +97,13 @@ class Epochs(NamedTuple):
 
 class Metrics(NamedTuple):
     """The compiled metrics of a run: rule ids (int64), each rule's threshold (model dtype; read by thresholded
-    rules only), and the activation id applied to the predictions before the metrics read them (linear, unless the
-    loss reads the logits of the output layer: :func:`gdcore.losses.training_loss`)."""
+    rules only), whether each is weighted by the sample weights (bool; ``compile(weighted_metrics=...)``), and the
+    activation id applied to the predictions before the metrics read them (linear, unless the loss reads the logits
+    of the output layer: :func:`gdcore.losses.training_loss`)."""
 
     ids: np.ndarray
     thresholds: np.ndarray
+    weighted: np.ndarray
     activation: int
 
 

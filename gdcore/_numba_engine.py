@@ -231,8 +231,8 @@ def _metric_pass_numba(metric, y_true, y_pred, threshold, per_sample):
 
 
 @_inline
-def _accumulate_metrics(profile, metrics, y_true, y_pred, predictions, per_sample, sums):
-    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`).
+def _accumulate_metrics(profile, metrics, y_true, y_pred, weights, predictions, per_sample, sums):
+    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]``, weighted: ``[fl(sum_b m_b w_b), fl(sum_b w_b)]``.
 
     The metrics read ``metrics.activation`` of ``y_pred``, evaluated into ``predictions`` when it is not linear.
     """
@@ -244,8 +244,14 @@ def _accumulate_metrics(profile, metrics, y_true, y_pred, predictions, per_sampl
         y_pred = predictions
     for k in range(metrics.ids.shape[0]):
         _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample)
-        sums[k, 0] = sums[k, 0] + _sum_vector(profile, per_sample)
-        sums[k, 1] = sums[k, 1] + cast(y_pred.shape[0], y_pred)
+        if metrics.weighted[k]:
+            for b in range(per_sample.shape[0]):
+                per_sample[b] = per_sample[b] * weights[b]
+            sums[k, 0] = sums[k, 0] + _sum_vector(profile, per_sample)
+            sums[k, 1] = sums[k, 1] + _sum_vector(profile, weights)
+        else:
+            sums[k, 0] = sums[k, 0] + _sum_vector(profile, per_sample)
+            sums[k, 1] = sums[k, 1] + cast(y_pred.shape[0], y_pred)
 
 
 # --- views, made once per call: creating a view costs ~25 ns of reference counting ---
@@ -434,7 +440,7 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
         batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
-        _accumulate_metrics(profile, metrics, targets, y_pred, predictions, per_sample, metric_sums)
+        _accumulate_metrics(profile, metrics, targets, y_pred, weights, predictions, per_sample, metric_sums)
 
 
 @_jit
@@ -503,7 +509,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
-            _accumulate_metrics(profile, metrics, targets, y_pred, predictions, per_sample, metric_sums)  # pre-update predictions
+            _accumulate_metrics(profile, metrics, targets, y_pred, weights, predictions, per_sample, metric_sums)  # pre-update predictions
             _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):

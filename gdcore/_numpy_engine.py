@@ -66,8 +66,9 @@ def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network
     return batch, grads, outputs
 
 
-def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile, sums: np.ndarray) -> None:
-    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]`` (:mod:`gdcore.metrics`).
+def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile, sums: np.ndarray,
+                       weights: np.ndarray) -> None:
+    """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]``, weighted: ``[fl(sum_b m_b w_b), fl(sum_b w_b)]``.
 
     The metrics read ``metrics.activation`` of ``y_pred`` (the probabilities, when ``y_pred`` holds logits).
     """
@@ -75,8 +76,12 @@ def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile,
         y_pred = profile.activate(activations.BY_ID[int(metrics.activation)], y_pred)
     for k, metric_id in enumerate(metrics.ids):
         values = metric_table.per_sample(metric_table.BY_ID[int(metric_id)], y_true, y_pred, metrics.thresholds[k])
-        sums[k, 0] = sums[k, 0] + profile.sum_vector(values)
-        sums[k, 1] = sums[k, 1] + cast(len(values), values)
+        if metrics.weighted[k]:
+            sums[k, 0] = sums[k, 0] + profile.sum_vector(values * weights)
+            sums[k, 1] = sums[k, 1] + profile.sum_vector(weights)
+        else:
+            sums[k, 0] = sums[k, 0] + profile.sum_vector(values)
+            sums[k, 1] = sums[k, 1] + cast(len(values), values)
 
 
 def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int, metrics: np.ndarray, sums: np.ndarray):
@@ -87,7 +92,7 @@ def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int, met
         y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
         sums[0, 0] = sums[0, 0] + losses.batch_loss(loss, profile, y_batch, y_pred, weights) * cast(len(y_batch), x)
         sums[0, 1] = sums[0, 1] + cast(len(y_batch), x)
-        accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:])
+        accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:], weights)
 
 
 def predict_loop(profile, batches: Batches, network: Network):
@@ -124,7 +129,8 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
             batch, grads, outputs = gradients(profile, x[rows], y[rows], network, loss, epochs.sample_weight[rows])
             if grads is None:
                 return _restore(window, params, slots, FAILURE_LOSS), epoch, steps, batch_index
-            accumulate_metrics(metrics, y[rows], outputs[-1], profile, metric_sums)  # the pre-update predictions
+            accumulate_metrics(metrics, y[rows], outputs[-1], profile, metric_sums,  # the pre-update predictions
+                               epochs.sample_weight[rows])
             total = total + batch * cast(len(rows), x)  # Keras's loss metric: a batch-size-weighted running mean
             count = count + cast(len(rows), x)
             before = params.copy() if on_step is not None else None

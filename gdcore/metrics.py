@@ -401,19 +401,45 @@ def get(identifier) -> Metric:
                     "such as gdcore.losses.mean_absolute_error")
 
 
-def compile_metrics(metrics) -> list[tuple[str, Metric]]:
-    """``(key, metric)`` per metric of ``compile(metrics=...)``, in Keras 3's order, keys made unique as Keras makes them.
+def compile_metrics(metrics, weighted_metrics=None) -> list[tuple[str, Metric]]:
+    """``(key, metric)`` per metric of ``compile(metrics=..., weighted_metrics=...)``, keys made unique as Keras 3 makes them.
 
-    ``metrics`` is a list or tuple, or a dict; for a single-output model Keras
-    flattens either (nested lists in order, dicts by sorted key, whatever the
-    keys). A repeated name gets the key ``name_1``, ``name_2``, ... (the
-    metric keeps its name, which is what ``evaluate``'s list follows).
+    Each argument is a list or tuple, or a dict; for a single-output model
+    Keras flattens either (nested lists in order, dicts by sorted key,
+    whatever the keys). The metrics come first, then the weighted metrics
+    (:func:`weighted_flags` says which are which). A repeated name among the
+    metrics gets the key ``name_1``, ``name_2``, ...; a weighted metric whose
+    name is taken gets ``weighted_name`` (then ``weighted_name_1``, ...), as
+    ``CompileMetrics.result`` names them (the metric keeps its name, which is
+    what ``evaluate``'s list follows).
     """
+    result, seen = [], {}
+    for argument, given in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+        for metric in _flatten_metrics(given, argument):
+            key = metric.name
+            if key in seen and argument == "weighted_metrics":
+                key = f"weighted_{metric.name}"
+            if key in seen:
+                seen[key] += 1
+                key = f"{key}_{seen[key] - 1}"
+            else:
+                seen[key] = 1
+            result.append((key, metric))
+    return result
+
+
+def weighted_flags(metrics, weighted_metrics=None) -> list[bool]:
+    """Per entry of :func:`compile_metrics`, whether it is a weighted metric."""
+    return [False] * len(list(_flatten_metrics(metrics, "metrics"))) + \
+        [True] * len(list(_flatten_metrics(weighted_metrics, "weighted_metrics")))
+
+
+def _flatten_metrics(metrics, argument: str):
     if metrics is None:
-        return []
+        return
     if not isinstance(metrics, (list, tuple, dict)):
-        raise ValueError(f"metrics must be a list, tuple or dict, got {metrics!r} of type {type(metrics).__name__}: "
-                         f"pass e.g. metrics=[{metrics!r}]")
+        raise ValueError(f"{argument} must be a list, tuple or dict, got {metrics!r} of type "
+                         f"{type(metrics).__name__}: pass e.g. {argument}=[{metrics!r}]")
 
     def flatten(items):
         if isinstance(items, dict):
@@ -424,20 +450,12 @@ def compile_metrics(metrics) -> list[tuple[str, Metric]]:
             else:
                 yield item
 
-    result, seen = [], {}
     for item in flatten(metrics):
         metric = get(item)
         if metric.name == "loss" or metric.name.startswith("val_"):
-            raise ValueError(f"metrics: a metric named {metric.name!r} would overwrite the loss or a validation "
+            raise ValueError(f"{argument}: a metric named {metric.name!r} would overwrite the loss or a validation "
                              "value in the logs (Keras overwrites it silently); give it another name=")
-        key = metric.name
-        if key in seen:
-            seen[key] += 1
-            key = f"{key}_{seen[metric.name] - 1}"
-        else:
-            seen[key] = 1
-        result.append((key, metric))
-    return result
+        yield metric
 
 
 def keras_config(metric: Metric, dtype) -> str | dict:
@@ -480,7 +498,7 @@ def from_keras_config(entry) -> Metric:
         raise ValueError(f"metric {entry['class_name']}: {error}") from None
 
 
-def for_run(pairs, loss, n_outputs: int, dtype, output_activation: int, logits_recovered: bool):
+def for_run(pairs, weighted, loss, n_outputs: int, dtype, output_activation: int, logits_recovered: bool):
     """The :class:`gdcore._contract.Metrics` the engines run for ``pairs`` (``compile_metrics``) with ``loss``.
 
     Each metric's rule is chosen for the loss's target kind and the output's
@@ -497,7 +515,7 @@ def for_run(pairs, loss, n_outputs: int, dtype, output_activation: int, logits_r
     rules = [metric.resolve(loss.targets, n_outputs) for _, metric in pairs]
     dtype = np.dtype(dtype)
     thresholds = np.array([np.float32(metric.threshold) for _, metric in pairs], dtype=dtype)
-    return Metrics(np.array([rule.id for rule in rules], dtype=np.int64), thresholds,
+    return Metrics(np.array([rule.id for rule in rules], dtype=np.int64), thresholds, np.array(weighted, dtype=bool),
                    output_activation if logits_recovered else activations.LINEAR.id)
 
 

@@ -198,6 +198,7 @@ class Model:
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: losses.Loss | None = None
         self._metrics: list = []  # (key, Metric) per compiled metric, gdcore.metrics.compile_metrics
+        self._metric_weighted: list = []  # per compiled metric, whether it is a weighted metric
         self._run_metrics_memo = None
         self.history: History | None = None
         self.stop_training = False
@@ -311,18 +312,23 @@ class Model:
 
     # --- training -----------------------------------------------------------------------
 
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile=None, **kwargs) -> None:
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, jit_compile=None,
+                **kwargs) -> None:
         """Choose the optimizer (name or object; Keras's default ``"rmsprop"``), the loss and the metrics.
 
         ``metrics`` is a list (or dict) of Keras metric identifiers, see
         :mod:`gdcore.metrics`: their values join ``History``, the logs and
-        ``evaluate``'s result under Keras 3's keys. ``jit_compile`` is accepted for Keras compatibility (gdcore always runs
-        its own compiled loop); other Keras options are refused by name.
+        ``evaluate``'s result under Keras 3's keys. ``weighted_metrics`` are
+        the same, weighted by ``fit``'s and ``evaluate``'s ``sample_weight``
+        (or ``class_weight``) as Keras's ``Mean`` weighs them. ``jit_compile``
+        is accepted for Keras compatibility (gdcore always runs its own
+        compiled loop); other Keras options are refused by name.
         """
         for setting, value in kwargs.items():
             if value not in (None, False, 1, "auto"):
                 raise NotImplementedError(f"compile({setting}={value!r}) is not supported")
-        compiled_metrics = metrics_module.compile_metrics(metrics)
+        compiled_metrics = metrics_module.compile_metrics(metrics, weighted_metrics)
+        self._metric_weighted = metrics_module.weighted_flags(metrics, weighted_metrics)
         optimizer = optimizers.get(optimizer)
         owner = getattr(optimizer, "_model", None)
         if owner is not None and owner is not self:
@@ -393,7 +399,7 @@ class Model:
         if memo is None or memo[0] is not self._metrics or memo[1] is not self.loss or memo[2] != key:
             recovered = self._training()[1] is not self.loss
             self._run_metrics_memo = (self._metrics, self.loss, key, metrics_module.for_run(
-                self._metrics, self.loss, int(output.n_out), self.dtype, int(output.activation), recovered))
+                self._metrics, self._metric_weighted, self.loss, int(output.n_out), self.dtype, int(output.activation), recovered))
         return self._run_metrics_memo[3]
 
     def _training_ids(self) -> tuple[_contract.Network, int]:

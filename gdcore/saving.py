@@ -284,9 +284,11 @@ def _compile_config(model) -> dict:
         return {}
     from gdcore import metrics
 
-    compiled_metrics = [metrics.keras_config(metric, model.dtype) for _, metric in model._metrics] or None
+    entries = [(metrics.keras_config(metric, model.dtype), weighted)
+               for (_, metric), weighted in zip(model._metrics, model._metric_weighted)]
     return {"optimizer": _optimizer_config(model), "loss": _loss_config(model.loss), **_COMPILE_DEFAULTS,
-            "metrics": compiled_metrics, "jit_compile": False}
+            "metrics": [entry for entry, weighted in entries if not weighted] or None,
+            "weighted_metrics": [entry for entry, weighted in entries if weighted] or None, "jit_compile": False}
 
 
 def _loss_config(loss):
@@ -990,12 +992,13 @@ def _compile_from_config(model, config, where: str) -> None:
     _unknown_keys(config, ("optimizer", "loss", *_COMPILE_DEFAULTS, "jit_compile"), where, "compile_config")
     for setting, default in _COMPILE_DEFAULTS.items():
         value = config.get(setting, default)
-        _require(value == default or setting == "metrics" or
-                 (setting in ("weighted_metrics", "loss_weights") and not value),
+        _require(value == default or setting in ("metrics", "weighted_metrics") or
+                 (setting == "loss_weights" and not value),
                  where, f"the model was compiled with {setting}={value!r}; gdcore supports only {default!r}")
     optimizer = _optimizer_from_config(config.get("optimizer", "rmsprop"), model.dtype.name, where)
     model.compile(optimizer=optimizer, loss=_loss_from_config(config.get("loss"), where),
-                  metrics=_metrics_from_config(config.get("metrics"), where))
+                  metrics=_metrics_from_config(config.get("metrics"), where),
+                  weighted_metrics=_metrics_from_config(config.get("weighted_metrics"), where))
 
 
 def _metrics_from_config(entries, where: str):

@@ -103,8 +103,8 @@ def test_unsupported_features_are_named():
         keras.metrics.AUC
     with pytest.raises(NotImplementedError, match="kernel_regularizer"):
         keras.layers.Dense(1, kernel_regularizer="l2")
-    with pytest.raises(NotImplementedError, match="weighted_metrics"):
-        keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)]).compile(loss="mse", weighted_metrics=["mae"])
+    with pytest.raises(NotImplementedError, match="loss_weights"):
+        keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)]).compile(loss="mse", loss_weights=[0.5])
 
 
 def test_set_random_seed_makes_runs_repeat(train):

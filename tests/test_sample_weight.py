@@ -115,6 +115,44 @@ def test_engines_weigh_alike(numerics):
 
 
 @pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype, weighting", [("float32", "sample"), ("float64", "sample"), ("float32", "class")])
+def test_weighted_metrics_bit_identical_to_keras(dtype, weighting):
+    """compile(weighted_metrics=...): each metric's total and count weighted as Keras's Mean weighs them, and named
+    weighted_<name> where the name is taken, at every epoch, in validation and in evaluate."""
+    from reference.keras_driver import _keras_optimizer, keras_dtype, to_keras
+
+    x, y = _data(seed=1)
+    w = _weights(len(x))
+    model = _sigmoid(dtype, "tensorflow")
+    plain, weighted = ["mae"], ["mae", "mse", gdcore.metrics.RootMeanSquaredError()]
+    model.compile(model.optimizer, "mse", metrics=plain, weighted_metrics=weighted)
+    weighting = {"class_weight": {3: 2.5, 5: 0.0, 6: 0.25}} if weighting == "class" else {"sample_weight": w[:40]}
+    arguments = dict(batch_size=16, epochs=3, verbose=0, shuffle=False, validation_data=(x[40:], y[40:], w[40:]),
+                     **weighting)
+    with keras_dtype(dtype) as keras:
+        twin = to_keras(model, compile=False)
+        twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss="mse", metrics=plain, jit_compile=False,
+                     weighted_metrics=["mae", "mse", keras.metrics.RootMeanSquaredError()])
+        theirs = twin.fit(x[:40], y[:40], **arguments).history
+        their_eval = twin.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)
+    mine = model.fit(x[:40], y[:40], **arguments).history
+    assert list(mine) == list(theirs)
+    assert "weighted_mae" in mine and "val_root_mean_squared_error" in mine
+    for key in theirs:
+        assert mine[key] == theirs[key], f"{key}: gdcore {mine[key]} vs Keras {theirs[key]}"
+    assert model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True) == their_eval
+
+
+def test_weighted_metrics_by_hand():
+    # One batch, W = b = 0 (y_pred = 0), y = [1, 2], weights [3, 1]: weighted mae = (3*1 + 1*2) / (3 + 1) = 1.25
+    model = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(1, kernel_initializer="zeros")], dtype="float64")
+    model.compile("sgd", "mse", metrics=["mae"], weighted_metrics=["mae"])
+    logs = model.evaluate(np.array([[1.0], [2.0]]), np.array([1.0, 2.0]), sample_weight=np.array([3.0, 1.0]),
+                          verbose=0, return_dict=True)
+    assert logs["mae"] == 1.5 and logs["weighted_mae"] == 1.25
+
+
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("case, dtype", [("sigmoid8-adam-b16-partial", "float32"), ("sigmoid8-adam-b16-partial", "float64"),
                                          ("sigmoid8-adam-b16-class-weight", "float32")])
 def test_bit_identical_to_keras(case, dtype):

@@ -560,17 +560,20 @@ def test_compiled_metrics_travel_both_ways(tmp_path, keras):
                 keras.metrics.RootMeanSquaredError(), keras.metrics.binary_accuracy]
 
     original = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, activation="sigmoid")])
-    original.compile(optimizer="sgd", loss="binary_crossentropy", metrics=keras_metrics())
+    original.compile(optimizer="sgd", loss="binary_crossentropy", metrics=keras_metrics(),
+                     weighted_metrics=["mae", keras.metrics.BinaryAccuracy()])
     original.save(tmp_path / "keras.keras")
     model = load_model(tmp_path / "keras.keras")
-    assert model.metrics_names == ["loss", "accuracy", "mae", "ba3", "root_mean_squared_error", "binary_accuracy"]
+    assert model.metrics_names == ["loss", "accuracy", "mae", "ba3", "root_mean_squared_error", "binary_accuracy",
+                                   "weighted_mae", "weighted_binary_accuracy"]
     assert [m.threshold for _, m in model._metrics if m.name == "ba3"] == [0.3]
     theirs = original.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False).history
     mine = model.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False).history
     assert list(mine) == list(theirs)
     model.save(tmp_path / "gdcore.keras")
     config = json.loads(zipfile.ZipFile(tmp_path / "gdcore.keras").read("config.json"))
-    assert config["compile_config"]["metrics"] == original.get_compile_config()["metrics"]
+    for setting in ("metrics", "weighted_metrics"):
+        assert config["compile_config"][setting] == original.get_compile_config()[setting]
     reopened = keras.saving.load_model(tmp_path / "gdcore.keras")
     assert list(reopened.fit(x, y, epochs=1, batch_size=4, verbose=0, shuffle=False).history) == list(theirs)
 
