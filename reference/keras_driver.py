@@ -29,7 +29,7 @@ import numpy as np
 import gdcore
 from reference.errors import Unsupported
 from reference.gdcore_driver import weight_names
-from reference.trajectory import Trajectory, finite
+from reference.trajectory import Trajectory, finite, record_history
 
 # gdcore's tables are the list of what has a twin: an entry's Keras name is its name in Keras.
 SUPPORTED_ACTIVATIONS = tuple(activation.name for activation in gdcore.activations.ACTIVATIONS)
@@ -138,8 +138,9 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
+            metrics = [_keras_metric(keras, metric) for _, metric in model._metrics]
             twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss=_keras_loss(keras, model.loss),
-                         jit_compile=False)
+                         metrics=metrics or None, jit_compile=False)
     return twin
 
 
@@ -151,6 +152,15 @@ def _keras_loss(keras, loss):
     if loss.label_smoothing:
         options["label_smoothing"] = loss.label_smoothing
     return getattr(keras.losses, loss.keras)(**options)
+
+
+def _keras_metric(keras, metric):
+    """Keras's metric for a compiled gdcore one: the string ``"accuracy"``/``"acc"`` as given (Keras makes the same
+    pick), else the class of the same rule with the same name (and threshold)."""
+    if metric.rule is None:
+        return metric.name
+    return getattr(keras.metrics, metric.rule.keras)(**{key: value for key, value in metric.get_config().items()
+                                                        if key != "dtype"})
 
 
 def _keras_optimizer(keras, optimizer):
@@ -328,7 +338,7 @@ def run_keras(model: gdcore.Sequential, x, y, orders, batch_size: int, validatio
 
     Validation data, when given, is evaluated after every epoch in batches of
     ``batch_size`` (Keras's default ``validation_batch_size``). Records the
-    weights, ``history['loss']`` (and ``val_loss``) and one-batch predictions
+    weights, ``history['loss']`` (and ``val_loss``, and the compiled metrics) and one-batch predictions
     (``predict_on_batch``) on ``x_predict`` (default: the validation inputs,
     else ``x``) after every epoch. Training stops at the first epoch whose
     loss or weights are not finite (Keras itself would go on producing NaN).
@@ -371,8 +381,6 @@ def run_keras(model: gdcore.Sequential, x, y, orders, batch_size: int, validatio
                 trajectory.diverged_at = epoch
                 break
             trajectory.weights.append(weights)
-            trajectory.loss.append(loss)
-            if validation_data is not None:
-                trajectory.val_loss.append(history.history["val_loss"][0])
+            record_history(trajectory, history.history)
             trajectory.predictions.append(np.asarray(twin.predict_on_batch(x_predict)))
     return trajectory

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import reference.__main__ as command
-from reference.compare import Tolerance
+from reference.compare import CLASSIFICATION_TOLERANCES, Tolerance
 
 
 def test_list_prints_the_default_names_without_running(capsys):
@@ -55,6 +55,33 @@ def test_run_prints_table_and_writes_report(tmp_path, capsys, quick):
         assert expected in markdown
     summary = pd.read_csv(output / "summary.csv")
     assert set(summary["engines"]) >= {"gdcore vs keras", "gdcore vs sklearn.SGDRegressor", "gdcore vs sklearn.MLPRegressor"}
+
+
+@pytest.mark.tensorflow
+@pytest.mark.sklearn
+def test_classification_rows_in_the_table_and_the_report(tmp_path, capsys, quick):
+    output = tmp_path / "report"
+    status = command.main(["--configs", "logistic-sgd-bce-b1-lr0.1-float32", "softmax-sgd-scce-b20-lr0.1-float64",
+                           "--epochs", "3", "--no-plots", "--output", str(output)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "[1/2] logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow" in printed
+    assert "[2/2] softmax-sgd-scce-b20-lr0.1-e3-float64-tensorflow" in printed
+    assert "classifiers vs Keras under numerics='tensorflow': float32 rtol" in printed
+    summary = pd.read_csv(output / "summary.csv")
+    engines = set(summary["engines"])
+    assert {"gdcore vs keras", "gdcore vs sklearn.SGDClassifier", "gdcore vs sklearn.LogisticRegression",
+            "gdcore vs sklearn.MLPClassifier"} <= engines
+    keras = summary[summary["engines"] == "gdcore vs keras"]
+    assert (keras["status"] == "ok").all()
+    assert list(keras["rtol"]) == [CLASSIFICATION_TOLERANCES[dtype].rtol for dtype in ("float32", "float64")]
+    rows = pd.read_csv(output / "rows.csv")
+    assert {"accuracy", "val_accuracy"} <= set(rows["quantity"])
+    gaps = pd.read_csv(output / "optimum-gaps.csv")
+    assert set(gaps["config"]) == {"logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow"} and len(gaps) == 4
+    markdown = (output / "summary.md").read_text()
+    assert "a classifier's cross-entropy vs Keras under numerics='tensorflow'" in markdown
+    assert "| logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow | sklearn.SGDClassifier | ok |" in markdown
 
 
 @pytest.mark.tensorflow
