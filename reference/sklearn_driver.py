@@ -106,8 +106,6 @@ from reference.trajectory import Trajectory, finite
 KNOWN_GAPS = {
     "adam-beta-cast": "Keras/gdcore round Adam's beta_1, beta_2 to float32 before the bias-correction powers; "
                       "scikit-learn uses the exact values",
-    "log-loss-clip": "MLPClassifier clips the probabilities to [eps, 1 - eps] in its reported loss; Keras/gdcore "
-                     "compute it from the recovered logits, unclipped",
     "dloss-clip": "SGDRegressor clips each sample's loss derivative to [-1e12, 1e12], so a run that blows up in "
                   "Keras/gdcore keeps finite weights there",
 }

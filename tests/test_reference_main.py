@@ -105,3 +105,16 @@ def test_free_runs_compare_seeded_cells_with_nothing_imposed(tmp_path, capsys, q
     assert printed.count("keras (free): ok (rel 0.0e+00, 3/3 bit-identical)") == 2, printed
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
     assert list(summary["engines"]) == ["gdcore vs keras (free)"] * 2
+
+
+@pytest.mark.tensorflow
+def test_free_runs_take_classifiers_too(tmp_path, capsys, quick):
+    status = command.main(["--free", "--configs", "softmax-sgd-scce-b20-lr0.1-float64", "--epochs", "2", "--no-plots",
+                           "--output", str(tmp_path / "report")])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert list(summary["engines"]) == ["gdcore vs keras (free)"] and list(summary["status"]) == ["ok"]
+    assert list(summary["rtol"]) == [CLASSIFICATION_TOLERANCES["float64"].rtol]
+    rows = pd.read_csv(tmp_path / "report" / "rows.csv")
+    assert {"accuracy", "val_accuracy", "dense/kernel"} <= set(rows["quantity"])  # each cell's own draws, recorded
