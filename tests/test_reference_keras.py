@@ -150,7 +150,9 @@ def _refusals(keras):
         (lambda: sequential(compile_with={"optimizer": optimizers.Adam(amsgrad=True), "loss": "mse"}), "amsgrad"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(clipnorm=1.0), "loss": "mse"}), "clipnorm=1.0"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(learning_rate=schedule), "loss": "mse"}), "schedule"),
-        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "metrics": ["mae"]}), "metrics"),
+        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "weighted_metrics": ["mae"]}),
+         "weighted_metrics"),
+        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "metrics": ["auc"]}), "unknown metric 'auc'"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": "huber"}), "loss 'huber'"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": losses.MeanSquaredError(reduction="sum")}),
          "reduction='sum'"),
@@ -294,6 +296,9 @@ def test_to_keras_translates_the_compiled_metrics(keras):
     assert metrics[0] == "accuracy"  # the string as given: Keras makes the same pick (binary, for one unit)
     assert metrics[1]["class_name"] == "BinaryAccuracy"
     assert (metrics[1]["config"]["name"], metrics[1]["config"]["threshold"]) == ("half", 0.3)
+    back = reference.from_keras(twin)  # and back: the same metrics, by name and threshold
+    assert [(key, type(metric).__name__, metric.threshold) for key, metric in back._metrics] == [
+        ("accuracy", "_PickedAccuracy", 0.5), ("half", "BinaryAccuracy", 0.3)]
     x, y, _, _ = SEED_LOGISTIC.load_data()
     theirs = twin.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0).history
     mine = model.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0).history
