@@ -3,9 +3,9 @@
 For each :class:`~reference.configs.Config` the comparisons are:
 
 * ``gdcore vs keras``: every configuration. A cross-entropy is
-  judged by :func:`reference.compare.classification_tolerance` under
-  ``numerics="tensorflow"`` (a measured bound: not bit-identical yet), by
-  the default tolerance otherwise; its ``accuracy`` history is compared too.
+  judged by :func:`reference.compare.classification_tolerance` (a measured
+  bound: not bit-identical yet), everything else by the default tolerance;
+  a classifier's ``accuracy`` history is compared too.
 * ``gdcore vs sklearn.SGDRegressor`` for the linear neuron, or
   ``gdcore vs sklearn.MLPRegressor`` for a hidden network; skipped, with the
   reason, when the estimator cannot run that training (Adam or batches in
@@ -136,12 +136,12 @@ def run_config(config: Config, engines=ENGINES, tolerance: Tolerance | None = No
 
 
 def keras_tolerance(config: Config, model, tolerance: Tolerance | None = None) -> Tolerance:
-    """The tolerance of ``gdcore vs keras``: ``tolerance`` when given; for a cross-entropy under the tensorflow profile
+    """The tolerance of ``gdcore vs keras``: ``tolerance`` when given; for a cross-entropy
     :func:`~reference.compare.classification_tolerance`; else the dtype's default (a sigmoid output trained on MSE
     calls none of the kernels that differ, and keeps it)."""
     if tolerance is not None:
         return tolerance
-    if model.loss.targets != "values" and model.profile.name == "tensorflow":
+    if model.loss.targets != "values":
         return classification_tolerance(config.dtype)
     return default_tolerance(config.dtype)
 
