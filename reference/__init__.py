@@ -8,12 +8,13 @@ DataFrames.
 Modules, one job each:
 
 ====================  =============================================================
-``configs``           ``Config``, ``default_configs()``, ``full_grid()``
+``configs``           ``Config``, ``default_configs()`` (regression, then classification), ``full_grid()``
 ``gdcore_driver``     train a copy of a gdcore model on imposed orders
 ``keras_driver``      ``to_keras``, ``from_keras``, ``keras_dtype``, ``run_keras`` (TensorFlow imported lazily)
-``sklearn_driver``    ``SGDRegressor``, ``MLPRegressor``, ``LinearRegression``; the named convention gaps
+``sklearn_driver``    ``SGDRegressor``, ``MLPRegressor``, ``LinearRegression``, ``SGDClassifier``,
+                      ``MLPClassifier``, ``LogisticRegression``; the named convention gaps
 ``trajectory``        ``Trajectory``: one engine's run, epoch by epoch
-``compare``           ULP / relative differences, ``compare()``, ``Comparison``, tolerances
+``compare``           ULP / relative differences, ``compare()``, ``Comparison``, tolerances (default, classification)
 ``runner``            ``run_config``: a configuration through every engine
 ``report``            the printed table and the report folder (CSV, Markdown, PNG)
 ``testing``           ``assert_parity`` for users' pytest suites
@@ -21,9 +22,9 @@ Modules, one job each:
 ====================  =============================================================
 """
 
-from reference.compare import (DEFAULT_TOLERANCES, Comparison, Tolerance, bit_identical, compare, relative_difference,
-                               ulp_distance, within_tolerance)
-from reference.configs import Config, default_configs, full_grid
+from reference.compare import (CLASSIFICATION_TOLERANCES, DEFAULT_TOLERANCES, Comparison, Tolerance, bit_identical,
+                               compare, relative_difference, ulp_distance, within_tolerance)
+from reference.configs import Config, classification_configs, default_configs, full_grid
 from reference.errors import Unsupported
 from reference.gdcore_driver import clone_model, run_gdcore
 from reference.keras_driver import from_keras, keras_dtype, run_keras, to_keras
@@ -32,8 +33,8 @@ from reference.testing import assert_config_parity, assert_parity
 from reference.trajectory import Trajectory
 
 __all__ = [
-    "DEFAULT_TOLERANCES", "Comparison", "Config", "ConfigResult", "Tolerance", "Trajectory", "Unsupported",
-    "assert_config_parity", "assert_parity", "bit_identical", "clone_model", "compare", "default_configs",
-    "from_keras", "full_grid", "keras_dtype", "relative_difference", "run_config", "run_configs", "run_gdcore",
+    "CLASSIFICATION_TOLERANCES", "DEFAULT_TOLERANCES", "Comparison", "Config", "ConfigResult", "Tolerance", "Trajectory",
+    "Unsupported", "assert_config_parity", "assert_parity", "bit_identical", "classification_configs", "clone_model",
+    "compare", "default_configs", "from_keras", "full_grid", "keras_dtype", "relative_difference", "run_config", "run_configs", "run_gdcore",
     "run_keras", "to_keras", "ulp_distance", "within_tolerance",
 ]

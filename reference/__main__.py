@@ -14,7 +14,7 @@ import sys
 import time
 
 from reference import configs as configs_module
-from reference.compare import DEFAULT_TOLERANCES
+from reference.compare import CLASSIFICATION_TOLERANCES, DEFAULT_TOLERANCES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,6 +113,10 @@ def _verify_operations() -> tuple[str, str]:
     return f"{name}: {text.splitlines()[0] if text else text}", text
 
 
+def _tolerances(tolerances) -> str:
+    return ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in tolerances.items())
+
+
 def _progress_line(index: int, total: int, result) -> str:
     parts = []
     for comparison in result.comparisons:
@@ -156,7 +160,10 @@ class _ResultStore:
         if not path.exists():
             return None
         stored, result = pickle.loads(path.read_bytes())
-        return result if stored == task else None
+        try:
+            return result if stored == task else None
+        except AttributeError:  # stored by a version whose Config had fewer fields: run it again
+            return None
 
 
 def main(argv=None) -> int:
@@ -196,7 +203,8 @@ def main(argv=None) -> int:
     verify, verify_text = _verify_profile()
     print(verify)
     print(f"{len(selected)} configuration(s); gdcore numerics: {arguments.numerics}; tolerances: " +
-          ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in DEFAULT_TOLERANCES.items()))
+          _tolerances(DEFAULT_TOLERANCES) + "; cross-entropies vs Keras: " +
+          _tolerances(CLASSIFICATION_TOLERANCES))
     tasks = [(config, tuple(arguments.engines), arguments.free) for config in selected]
     store = _ResultStore(arguments.output)
     outcomes = [store.load(task) if arguments.resume else None for task in tasks]

@@ -27,10 +27,10 @@ import time
 import numpy as np
 
 import gdcore
-from reference.compare import compare, default_tolerance
+from reference.compare import classification_tolerance, compare, default_tolerance
 from reference.configs import LOSS_NAMES, Config
 from reference.runner import ConfigResult
-from reference.trajectory import Trajectory
+from reference.trajectory import Trajectory, record_history
 
 ENGINES = "gdcore vs keras (free)"
 
@@ -41,14 +41,18 @@ def _cell(library, config: Config, data, **model_options) -> Trajectory:
     library.backend.clear_session()
     library.utils.set_random_seed(config.seed)
     inputs = library.Input(shape=(config.n_features,))
+    activation = None if config.output == "linear" else config.output
     if config.hidden_units is None:
-        outputs = library.layers.Dense(1, kernel_initializer=library.initializers.RandomNormal(0.0, 0.05, 123))(inputs)
+        outputs = library.layers.Dense(config.output_units, activation=activation,
+                                       kernel_initializer=library.initializers.RandomNormal(0.0, 0.05, 123))(inputs)
     else:
         hidden = library.layers.Dense(config.hidden_units, activation=config.hidden_activation)(inputs)
-        outputs = library.layers.Dense(1)(hidden)
+        outputs = library.layers.Dense(config.output_units, activation=activation)(hidden)
     model = library.Model(inputs, outputs, **model_options)
     rule = gdcore.optimizers.OPTIMIZERS[config.optimizer].rule.keras
     compile_options = {} if library is gdcore else {"jit_compile": False}
+    if config.task != "regression":
+        compile_options["metrics"] = ["accuracy"]
     model.compile(optimizer=getattr(library.optimizers, rule)(learning_rate=config.learning_rate),
                   loss=LOSS_NAMES[config.loss], **compile_options)
     names = [f"{layer.name}/{kind}" for layer in model.layers if layer.get_weights() for kind in ("kernel", "bias")]
@@ -65,8 +69,7 @@ def _cell(library, config: Config, data, **model_options) -> Trajectory:
             weights, predictions = snapshot()
             trajectory.weights.append(weights)
             trajectory.predictions.append(predictions)
-            trajectory.loss.append(float(logs["loss"]))
-            trajectory.val_loss.append(float(logs["val_loss"]))
+            record_history(trajectory, {key: [float(value)] for key, value in logs.items()})
 
     start = time.perf_counter()
     model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, verbose=0,
@@ -88,7 +91,9 @@ def run_free(config: Config) -> ConfigResult:
     mine = _cell(gdcore, config, data, **options)
     with keras_dtype(config.dtype) as keras:
         theirs = _cell(keras, config, data)
-    comparison = compare(mine, theirs, default_tolerance(config.dtype), config=config.name, engines=ENGINES)
+    cross_entropy = gdcore.losses.get(LOSS_NAMES[config.loss]).targets != "values"
+    tolerance = classification_tolerance(config.dtype) if cross_entropy else default_tolerance(config.dtype)
+    comparison = compare(mine, theirs, tolerance, config=config.name, engines=ENGINES)
     result = ConfigResult(config, config.numerics or "plain", comparisons=[comparison],
                           trajectories={"gdcore": mine, "keras": theirs})
     result.seconds = time.perf_counter() - start

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 import gdcore
-from reference.trajectory import Trajectory, finite
+from reference.trajectory import Trajectory, finite, record_history
 
 
 def weight_names(model: gdcore.Sequential) -> list[str]:
@@ -17,7 +17,7 @@ def weight_names(model: gdcore.Sequential) -> list[str]:
 
 
 def clone_model(model: gdcore.Sequential, **changes) -> gdcore.Sequential:
-    """A new, independent model with the same layers, dtype, numerics, engine, weights, optimizer and loss.
+    """A new, independent model with the same layers, dtype, numerics, engine, weights, optimizer, loss and metrics.
 
     The optimizer is a fresh object with the same ``get_config()`` (its state
     starts empty, as after ``compile``). ``changes`` override constructor
@@ -31,7 +31,8 @@ def clone_model(model: gdcore.Sequential, **changes) -> gdcore.Sequential:
     copy = gdcore.Sequential([gdcore.Input(shape=model.input_shape), *layers], name=model.name, **options)
     copy.set_weights(model.get_weights())
     if model.optimizer is not None and model.loss is not None:
-        copy.compile(optimizer=type(model.optimizer)(**model.optimizer.get_config()), loss=model.loss)
+        copy.compile(optimizer=type(model.optimizer)(**model.optimizer.get_config()), loss=model.loss,
+                     metrics=[metric for _, metric in model._metrics] or None)
     return copy
 
 
@@ -69,9 +70,7 @@ def run_gdcore(model: gdcore.Sequential, x, y, orders, batch_size: int, validati
             trajectory.diverged_at = epoch
             break
         trajectory.weights.append(weights)
-        trajectory.loss.append(history.history["loss"][0])
-        if validation_data is not None:
-            trajectory.val_loss.append(history.history["val_loss"][0])
+        record_history(trajectory, history.history)
         trajectory.predictions.append(model.predict(x_predict, batch_size=len(x_predict), verbose=0))
     return trajectory
 

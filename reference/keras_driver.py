@@ -29,7 +29,7 @@ import numpy as np
 import gdcore
 from reference.errors import Unsupported
 from reference.gdcore_driver import weight_names
-from reference.trajectory import Trajectory, finite
+from reference.trajectory import Trajectory, finite, record_history
 
 # gdcore's tables are the list of what has a twin: an entry's Keras name is its name in Keras.
 SUPPORTED_ACTIVATIONS = tuple(activation.name for activation in gdcore.activations.ACTIVATIONS)
@@ -138,8 +138,9 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
+            metrics = [_keras_metric(keras, metric, model.dtype) for _, metric in model._metrics]
             twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss=_keras_loss(keras, model.loss),
-                         jit_compile=False)
+                         metrics=metrics or None, jit_compile=False)
     return twin
 
 
@@ -151,6 +152,18 @@ def _keras_loss(keras, loss):
     if loss.label_smoothing:
         options["label_smoothing"] = loss.label_smoothing
     return getattr(keras.losses, loss.keras)(**options)
+
+
+def _keras_metric(keras, metric, dtype):
+    """Keras's metric for a compiled gdcore one, from its ``compile_config`` entry (:func:`gdcore.metrics.keras_config`,
+    the one translation): a string as given (``"accuracy"`` makes the same pick in Keras), a function by its name,
+    an object rebuilt from its class and config."""
+    entry = gdcore.metrics.keras_config(metric, dtype)
+    if isinstance(entry, str):
+        return entry
+    if entry["class_name"] == "function":
+        return entry["config"]  # Keras wraps a metric function named by a string the same way, under that name
+    return keras.metrics.get(entry)
 
 
 def _keras_optimizer(keras, optimizer):
@@ -177,9 +190,10 @@ def from_keras(keras_model, numerics: str | None = None, engine: str = "numba") 
     sigmoid, tanh, relu. When the Keras model is compiled, its optimizer
     (SGD with optional momentum/Nesterov, or Adam without AMSGrad, a constant
     float learning rate and no clipping, weight decay, EMA, loss scaling or
-    gradient accumulation) and loss (MSE or MAE with the default
-    ``sum_over_batch_size`` reduction) are copied; the optimizer's state is
-    not (the twin starts as after ``compile``).
+    gradient accumulation), loss (any of gdcore's, with the default
+    ``sum_over_batch_size`` reduction) and metrics (as
+    :func:`gdcore.metrics.from_keras_config` reads them) are copied; the
+    optimizer's state is not (the twin starts as after ``compile``).
 
     ``numerics`` (default: :class:`gdcore.Sequential`'s) and ``engine`` are
     passed to the new model.
@@ -227,8 +241,13 @@ def from_keras(keras_model, numerics: str | None = None, engine: str = "numba") 
     model.set_weights([np.asarray(weight) for layer in dense_layers for weight in layer.get_weights()])
     if getattr(keras_model, "compiled", False) and keras_model.optimizer is not None:
         _check_compile_config(keras_model)
+        entries = (keras_model.get_compile_config() or {}).get("metrics") or []
+        try:
+            metrics = [gdcore.metrics.from_keras_config(entry) for entry in entries]
+        except ValueError as error:
+            raise Unsupported(f"model {keras_model.name!r}: {error}") from None
         model.compile(optimizer=_gdcore_optimizer(keras, keras_model.optimizer, dtype),
-                      loss=_gdcore_loss(keras, keras_model.loss))
+                      loss=_gdcore_loss(keras, keras_model.loss), metrics=metrics or None)
     return model
 
 
@@ -255,10 +274,10 @@ def _activation_name(keras, layer) -> str:
 
 def _check_compile_config(keras_model) -> None:
     config = keras_model.get_compile_config() or {}
-    for setting in ("metrics", "weighted_metrics", "loss_weights"):
+    for setting in ("weighted_metrics", "loss_weights"):
         if config.get(setting):
             raise Unsupported(f"model {keras_model.name!r} was compiled with {setting}={config[setting]!r}; "
-                              "from_keras does not translate compiled metrics yet")
+                              f"from_keras does not translate {setting} yet")
     if config.get("steps_per_execution", 1) not in (1, None):
         raise Unsupported(f"steps_per_execution={config['steps_per_execution']}: gdcore has no such setting")
 
@@ -328,7 +347,7 @@ def run_keras(model: gdcore.Sequential, x, y, orders, batch_size: int, validatio
 
     Validation data, when given, is evaluated after every epoch in batches of
     ``batch_size`` (Keras's default ``validation_batch_size``). Records the
-    weights, ``history['loss']`` (and ``val_loss``) and one-batch predictions
+    weights, ``history['loss']`` (and ``val_loss``, and the compiled metrics) and one-batch predictions
     (``predict_on_batch``) on ``x_predict`` (default: the validation inputs,
     else ``x``) after every epoch. Training stops at the first epoch whose
     loss or weights are not finite (Keras itself would go on producing NaN).
@@ -371,8 +390,6 @@ def run_keras(model: gdcore.Sequential, x, y, orders, batch_size: int, validatio
                 trajectory.diverged_at = epoch
                 break
             trajectory.weights.append(weights)
-            trajectory.loss.append(loss)
-            if validation_data is not None:
-                trajectory.val_loss.append(history.history["val_loss"][0])
+            record_history(trajectory, history.history)
             trajectory.predictions.append(np.asarray(twin.predict_on_batch(x_predict)))
     return trajectory

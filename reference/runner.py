@@ -2,7 +2,10 @@
 
 For each :class:`~reference.configs.Config` the comparisons are:
 
-* ``gdcore vs keras``: every configuration.
+* ``gdcore vs keras``: every configuration. A cross-entropy is
+  judged by :func:`reference.compare.classification_tolerance` (a measured
+  bound: not bit-identical yet), everything else by the default tolerance;
+  a classifier's ``accuracy`` history is compared too.
 * ``gdcore vs sklearn.SGDRegressor`` for the linear neuron, or
   ``gdcore vs sklearn.MLPRegressor`` for a hidden network; skipped, with the
   reason, when the estimator cannot run that training (Adam or batches in
@@ -17,6 +20,15 @@ For each :class:`~reference.configs.Config` the comparisons are:
   informational, the distance of each epoch's weights from the OLS optimum
   and the loss gap (``loss`` rows: gdcore's MSE at the end-of-epoch weights
   vs the optimum's).
+* For a classifier (``output="sigmoid"`` or ``"softmax"``):
+  ``gdcore vs sklearn.SGDClassifier`` for the logistic neuron (SGD at batch
+  size 1 only), ``gdcore vs sklearn.LogisticRegression`` for the logistic
+  neuron on the binary cross-entropy (informational, as OLS's: the
+  distance of each epoch's weights from ``LogisticRegression(C=inf)``'s
+  optimum and the cross-entropy gap), and ``gdcore vs
+  sklearn.MLPClassifier`` for every classifier (no hidden layer allowed),
+  with the Adam convention shown as for ``MLPRegressor``. These use the
+  default tolerances, as the regression ones do.
 * ``keras vs sklearn.*`` when both ran: informational, the two references
   compared with each other, to tell a gdcore problem from a training run so
   sensitive that any two engines drift apart.
@@ -37,7 +49,8 @@ import pandas as pd
 import gdcore
 
 from reference import sklearn_driver
-from reference.compare import Comparison, Tolerance, compare, default_tolerance, rows_table, skipped, summary_table
+from reference.compare import (Comparison, Tolerance, classification_tolerance, compare, default_tolerance, rows_table,
+                               skipped, summary_table)
 from reference.configs import Config
 from reference.errors import Unsupported
 from reference.gdcore_driver import run_gdcore
@@ -77,7 +90,7 @@ def run_config(config: Config, engines=ENGINES, tolerance: Tolerance | None = No
     if unknown:
         raise ValueError(f"unknown engines {sorted(unknown)}; known: {', '.join(ENGINES)}")
     start = time.perf_counter()
-    tolerance = tolerance or default_tolerance(config.dtype)
+    given, tolerance = tolerance, tolerance or default_tolerance(config.dtype)
     x, y, x_val, y_val = config.load_data()
     orders = config.epoch_orders(len(x))
     model = config.build_model()
@@ -92,9 +105,11 @@ def run_config(config: Config, engines=ENGINES, tolerance: Tolerance | None = No
 
         theirs = run_keras(model, validation_data=(x_val, y_val), x_predict=x_val, **common)
         result.trajectories["keras"] = theirs
-        result.comparisons.append(compare(mine, theirs, tolerance, config=name))
+        result.comparisons.append(compare(mine, theirs, keras_tolerance(config, model, given), config=name))
 
-    if "sklearn" in engines:
+    if "sklearn" in engines and config.task != "regression":
+        _classifiers(config, model, mine, tolerance, result, common, (x_val, y_val))
+    elif "sklearn" in engines:
         if config.hidden_units is None:
             comparison = _iterative(name, "sklearn.SGDRegressor", sklearn_driver.run_sgd_regressor, model, mine,
                                     tolerance, result, x_predict=x_val, **common)
@@ -107,7 +122,7 @@ def run_config(config: Config, engines=ENGINES, tolerance: Tolerance | None = No
             result.comparisons.append(comparison)
             if comparison.status != "skipped" and config.optimizer == "adam":
                 _adam_convention(config, model, result, comparison, common, (x_val, y_val))
-    for estimator in ("sklearn.SGDRegressor", "sklearn.MLPRegressor"):
+    for estimator in ("sklearn.SGDRegressor", "sklearn.MLPRegressor", "sklearn.SGDClassifier", "sklearn.MLPClassifier"):
         if "keras" in result.trajectories and estimator in result.trajectories:
             referee = compare(result.trajectories["keras"], result.trajectories[estimator], tolerance, config=name,
                               checked=False)
@@ -118,6 +133,32 @@ def run_config(config: Config, engines=ENGINES, tolerance: Tolerance | None = No
             result.comparisons.append(referee)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def keras_tolerance(config: Config, model, tolerance: Tolerance | None = None) -> Tolerance:
+    """The tolerance of ``gdcore vs keras``: ``tolerance`` when given; for a cross-entropy
+    :func:`~reference.compare.classification_tolerance`; else the dtype's default (a sigmoid output trained on MSE
+    calls none of the kernels that differ, and keeps it)."""
+    if tolerance is not None:
+        return tolerance
+    if model.loss.targets != "values":
+        return classification_tolerance(config.dtype)
+    return default_tolerance(config.dtype)
+
+
+def _classifiers(config, model, mine, tolerance, result, common, validation) -> None:
+    """SGDClassifier and LogisticRegression's optimum for the logistic neuron, MLPClassifier for every classifier."""
+    name, (x_val, _) = config.name, validation
+    if config.hidden_units is None and config.output == "sigmoid":
+        result.comparisons.append(_iterative(name, "sklearn.SGDClassifier", sklearn_driver.run_sgd_classifier, model,
+                                             mine, tolerance, result, x_predict=x_val, **common))
+        result.comparisons.append(_optimum(name, model, mine, common["x"], common["y"], result))
+    comparison = _iterative(name, "sklearn.MLPClassifier", sklearn_driver.run_mlp_classifier, model, mine, tolerance,
+                            result, x_predict=x_val, **common)
+    result.comparisons.append(comparison)
+    if comparison.status != "skipped" and config.optimizer == "adam":
+        _adam_convention(config, model, result, comparison, common, validation, "sklearn.MLPClassifier",
+                         sklearn_driver.run_mlp_classifier)
 
 
 def _dloss_clip(comparison: Comparison, x, y) -> None:
@@ -135,23 +176,26 @@ def _dloss_clip(comparison: Comparison, x, y) -> None:
                              f"at {sklearn_driver.MAX_DLOSS:g} (dloss-clip) and kept going, with residuals up to {residual:.1e}")
 
 
-def _adam_convention(config, model, result, comparison, common, validation) -> None:
-    """Run gdcore with scikit-learn's Adam convention against MLPRegressor, in float64 (where it is expressible).
+def _adam_convention(config, model, result, comparison, common, validation, estimator="sklearn.MLPRegressor",
+                     driver=None) -> None:
+    """Run gdcore with scikit-learn's Adam convention against ``estimator`` (MLPRegressor or MLPClassifier, run by
+    ``driver``), in float64 (where it is expressible).
 
     In float32 gdcore evaluates the bias correction in float32 from float32
     betas whatever ``float32_betas`` says, so the convention can only be
     shown in float64: a float32 configuration gets its float64 twin.
     """
+    driver = driver or sklearn_driver.run_mlp_regressor
     if config.dtype == "float64":
         model64, x, y, orders, (x_val, y_val) = model, common["x"], common["y"], common["orders"], validation
-        theirs = result.trajectories["sklearn.MLPRegressor"]
-        label = "gdcore[float32_betas=False] vs sklearn.MLPRegressor"
+        theirs = result.trajectories[estimator]
+        label = f"gdcore[float32_betas=False] vs {estimator}"
     else:
         twin_config = config.replace(dtype="float64")
         x, y, x_val, y_val = twin_config.load_data()
         orders, model64 = common["orders"], twin_config.build_model()
-        theirs = sklearn_driver.run_mlp_regressor(model64, x, y, orders, config.batch_size, x_predict=x_val)
-        label = "gdcore[float32_betas=False] vs sklearn.MLPRegressor (float64 twin)"
+        theirs = driver(model64, x, y, orders, config.batch_size, x_predict=x_val)
+        label = f"gdcore[float32_betas=False] vs {estimator} (float64 twin)"
     mine = run_gdcore(sklearn_driver.sklearn_adam(model64), x, y, orders, config.batch_size,
                       validation_data=(x_val, y_val), x_predict=x_val, engine_name="gdcore[float32_betas=False]")
     result.trajectories[label] = mine
@@ -174,29 +218,41 @@ def _iterative(name, engines_label, driver, model, mine, tolerance, result, **ar
 
 
 def _optimum(name, model, mine: Trajectory, x, y, result: ConfigResult) -> Comparison:
-    engines = "gdcore vs sklearn.LinearRegression"
+    """The distance from the optimum per epoch: OLS's (``LinearRegression``) for the linear neuron on MSE,
+    ``LogisticRegression(C=inf)``'s for the logistic neuron on the binary cross-entropy."""
+    logistic = model.dense_layers[-1].activation.name == "sigmoid"
+    estimator, wanted, minimises = (("sklearn.LogisticRegression", "binary_crossentropy", "the binary cross-entropy")
+                                    if logistic else ("sklearn.LinearRegression", "mean_squared_error", "MSE"))
+    engines = f"gdcore vs {estimator}"
     tolerance = default_tolerance("float64")
-    if model.loss.name != "mean_squared_error":
-        return skipped(name, engines, f"the OLS optimum minimises MSE; this configuration trains {model.loss.name}", tolerance)
-    optimum = sklearn_driver.linear_regression_optimum(x, y)
+    if model.loss.name != wanted:
+        return skipped(name, engines, f"the {estimator.removeprefix('sklearn.')} optimum minimises {minimises}; this "
+                                      f"configuration trains {model.loss.name}", tolerance)
+    if logistic:
+        optimum = sklearn_driver.logistic_regression_optimum(x, y)
+        best, loss_of = optimum.loss, lambda k, b: sklearn_driver.binary_crossentropy_of(x, y, k, b)
+    else:
+        optimum = sklearn_driver.linear_regression_optimum(x, y)
+        x64, y64 = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).reshape(-1, 1)
+        best = optimum.mse
+        loss_of = lambda k, b: float(np.mean((y64 - (x64 @ np.asarray(k, np.float64) + np.asarray(b, np.float64))) ** 2))
     result.optimum_gaps = sklearn_driver.optimum_gaps(mine, optimum, x, y)
-    x64, y64 = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64).reshape(-1, 1)
     epochs = mine.epochs
-    # "mine": gdcore's weights and MSE (float64) after each epoch; "theirs": the optimum, the same at every epoch.
+    # "mine": gdcore's weights and loss (float64) after each epoch; "theirs": the optimum, the same at every epoch.
     descent = Trajectory("gdcore", "float64", ["kernel", "bias"],
                          weights=[[np.asarray(w, np.float64) for w in weights] for weights in mine.weights],
-                         loss=[float(np.mean((y64 - (x64 @ np.asarray(k, np.float64) + np.asarray(b, np.float64))) ** 2))
-                               for k, b in mine.weights[1:]],
+                         loss=[loss_of(k, b) for k, b in mine.weights[1:]],
                          fit_seconds=mine.fit_seconds, diverged_at=mine.diverged_at)
-    target = Trajectory("sklearn.LinearRegression", "float64", ["kernel", "bias"],
-                        weights=[[optimum.kernel, optimum.bias]] * (epochs + 1), loss=[optimum.mse] * epochs,
+    target = Trajectory(estimator, "float64", ["kernel", "bias"],
+                        weights=[[optimum.kernel, optimum.bias]] * (epochs + 1), loss=[best] * epochs,
                         fit_seconds=optimum.fit_seconds)
     comparison = compare(descent, target, tolerance, config=name, engines=engines, checked=False)
     comparison.rows["max_ulp"] = np.nan  # distances from the optimum, not rounding: ULPs would mean nothing
     if comparison.status == "info" and result.optimum_gaps is not None and len(result.optimum_gaps):
         last = result.optimum_gaps.iloc[-1]
+        label = "BCE" if logistic else "MSE"
         comparison.reason = (f"epoch {int(last['epoch'])}: distance to optimum {last['distance']:.4g}, "
-                             f"loss gap {last['loss_gap']:.4g} (MSE {last['loss_gap'] + optimum.mse:.4g} vs {optimum.mse:.4g})")
+                             f"loss gap {last['loss_gap']:.4g} ({label} {last['loss_gap'] + best:.4g} vs {best:.4g})")
         if mine.diverged_at is not None:
             comparison.reason += f"; gdcore diverged at epoch {mine.diverged_at}"
     return comparison

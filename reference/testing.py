@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.compare import Comparison, Tolerance, compare, default_tolerance
+from reference.compare import Comparison, Tolerance, classification_tolerance, compare, default_tolerance
 from reference.configs import Config, epoch_orders
 from reference.gdcore_driver import run_gdcore
 
-AGAINST = ("keras", "sklearn.SGDRegressor", "sklearn.MLPRegressor")
+AGAINST = ("keras", "sklearn.SGDRegressor", "sklearn.MLPRegressor", "sklearn.SGDClassifier", "sklearn.MLPClassifier")
 
 
 def assert_parity(model, x, y, epochs: int = 25, batch_size: int = 32, rtol: float | None = None,
@@ -44,8 +44,10 @@ def assert_parity(model, x, y, epochs: int = 25, batch_size: int = 32, rtol: flo
         Built and compiled.
     rtol, atol : float or None
         ``None`` takes the default of the model's dtype
-        (:data:`reference.compare.DEFAULT_TOLERANCES`: float32 1e-4 / 1e-6, float64 1e-9 / 1e-12).
-    against : {"keras", "sklearn.SGDRegressor", "sklearn.MLPRegressor"}
+        (:data:`reference.compare.DEFAULT_TOLERANCES`: float32 1e-4 / 1e-6, float64 1e-9 / 1e-12); against
+        Keras, a model trained on a cross-entropy takes
+        :data:`reference.compare.CLASSIFICATION_TOLERANCES` instead.
+    against : {"keras", "sklearn.SGDRegressor", "sklearn.MLPRegressor", "sklearn.SGDClassifier", "sklearn.MLPClassifier"}
     feed : {"dataset", "numpy"}
         How Keras receives each epoch's rows (:func:`reference.keras_driver.run_keras`).
 
@@ -72,7 +74,8 @@ def assert_parity(model, x, y, epochs: int = 25, batch_size: int = 32, rtol: flo
         x_val = np.asarray(validation_data[0], dtype=dtype)
         x_val = x_val[:, None] if x_val.ndim == 1 else x_val
         validation_data = (x_val, np.asarray(validation_data[1], dtype=dtype).reshape(len(x_val), -1))
-    default = default_tolerance(dtype)
+    classifier = model.loss.targets != "values"
+    default = classification_tolerance(dtype) if classifier and against == "keras" else default_tolerance(dtype)
     tolerance = Tolerance(default.rtol if rtol is None else float(rtol), default.atol if atol is None else float(atol))
     orders = epoch_orders(len(x), epochs, seed)
     arguments = {"x": x, "y": y, "orders": orders, "batch_size": batch_size}
@@ -85,7 +88,10 @@ def assert_parity(model, x, y, epochs: int = 25, batch_size: int = 32, rtol: flo
     else:
         from reference import sklearn_driver
 
-        driver = sklearn_driver.run_sgd_regressor if against == "sklearn.SGDRegressor" else sklearn_driver.run_mlp_regressor
+        driver = {"sklearn.SGDRegressor": sklearn_driver.run_sgd_regressor,
+                  "sklearn.MLPRegressor": sklearn_driver.run_mlp_regressor,
+                  "sklearn.SGDClassifier": sklearn_driver.run_sgd_classifier,
+                  "sklearn.MLPClassifier": sklearn_driver.run_mlp_classifier}[against]
         theirs = driver(model, x_predict=x_predict, **arguments)
     comparison = compare(mine, theirs, tolerance, config=f"{model.name} ({dtype.name}, batch {batch_size}, {epochs} epochs)")
     if comparison.failed:

@@ -26,6 +26,10 @@ class Trajectory:
         defines it; ``None`` when the engine does not report one.
     val_loss : list of float or None
         The validation loss after each epoch, when validation data was given.
+    metrics : dict of str to list of float
+        The compiled metrics' history (``accuracy``, ``val_accuracy``, ...), one
+        value per epoch under Keras's history keys; empty when none were compiled
+        or the engine reports none.
     predictions : list of ndarray
         ``predictions[e]``: outputs on the prediction inputs after epoch ``e`` (``[0]``: initial).
     fit_seconds : float
@@ -41,6 +45,7 @@ class Trajectory:
     weights: list[list[np.ndarray]] = field(default_factory=list)
     loss: list[float] | None = None
     val_loss: list[float] | None = None
+    metrics: dict[str, list[float]] = field(default_factory=dict)
     predictions: list[np.ndarray] = field(default_factory=list)
     fit_seconds: float = 0.0
     diverged_at: int | None = None
@@ -57,6 +62,9 @@ class Trajectory:
             values["loss"] = np.asarray([self.loss[epoch - 1]], dtype=self.dtype)
         if epoch >= 1 and self.val_loss is not None:
             values["val_loss"] = np.asarray([self.val_loss[epoch - 1]], dtype=self.dtype)
+        for key, history in getattr(self, "metrics", {}).items():  # getattr: pickles written before metrics existed
+            if epoch >= 1:
+                values[key] = np.asarray([history[epoch - 1]], dtype=self.dtype)
         if self.predictions:
             values["predictions"] = np.asarray(self.predictions[epoch])
         return values
@@ -65,3 +73,13 @@ class Trajectory:
 def finite(arrays) -> bool:
     """Whether every array in ``arrays`` holds only finite numbers."""
     return all(np.isfinite(np.asarray(array)).all() for array in arrays)
+
+
+def record_history(trajectory: Trajectory, history: dict) -> None:
+    """Append one epoch's ``history`` (Keras's dict of one-element lists) to ``trajectory``: loss, val_loss, metrics."""
+    trajectory.loss.append(history["loss"][0])
+    if trajectory.val_loss is not None:
+        trajectory.val_loss.append(history["val_loss"][0])
+    for key in sorted(history):
+        if key not in ("loss", "val_loss"):
+            trajectory.metrics.setdefault(key, []).append(history[key][0])

@@ -6,7 +6,8 @@ import pytest
 
 from reference.compare import (ULP_NAN, Tolerance, bit_identical, compare, default_tolerance, relative_difference,
                                ulp_distance, within_tolerance)
-from reference.configs import SEED_LINEAR, SEED_SIGMOID8, Config, default_configs, epoch_orders, full_grid, select
+from reference.configs import (SEED_LINEAR, SEED_LOGISTIC, SEED_SIGMOID8, SEED_SOFTMAX, Config, classification_grid,
+                               default_configs, epoch_orders, full_grid, regression_configs, select)
 from reference.report import format_table, markdown_table
 from reference.trajectory import Trajectory
 
@@ -148,9 +149,27 @@ def test_default_configs_hold_the_seed_models_and_its_variants():
     assert SEED_SIGMOID8.replace(dtype="float64") in configs
 
 
+def test_default_configs_end_with_the_classification_lesson():
+    configs = default_configs()
+    assert configs[:len(regression_configs())] == regression_configs()  # the regression set, unchanged and first
+    classifiers = [config for config in configs if config.task != "regression"]
+    assert configs[len(regression_configs()):] == classifiers and classifiers[0] == SEED_LOGISTIC
+    names = [config.name for config in classifiers]
+    assert names[:4] == ["logistic-sgd-bce-b20-lr0.1-float32", "logistic-sgd-bce-b1-lr0.1-float32",
+                         "logistic-adam-bce-b20-lr0.1-float32", "logistic-adam-bce-b1-lr0.1-float32"]
+    for name in ("tanh4-sigmoid-adam-bce-b20-lr0.05-float32", "softmax-sgd-scce-b20-lr0.1-float32",
+                 "softmax-sgd-cce-b20-lr0.1-float32", "sigmoid8-softmax-adam-cce-b30-lr0.05-float64"):
+        assert name in names
+    assert {config.dtype for config in classifiers} == {"float32", "float64"}
+
+
 def test_full_grid_is_the_product_and_filterable():
-    grid = full_grid()
+    grid = [config for config in full_grid() if config.task == "regression"]
     assert len(grid) == 2 * 2 * 2 * 4 * 3 * 2  # architecture, optimizer, loss, batch, rate, dtype
+    classification = classification_grid()
+    assert full_grid() == grid + classification
+    assert len(classification) == (2 * 2 * 3 * 2 + 2 * 2 * 2 * 3) * 2  # sigmoid: arch, opt, batch, rate; softmax: arch, opt, labels, batch
+    assert len({config.name for config in full_grid()}) == len(full_grid())
     assert len({config.name for config in grid}) == len(grid)
     assert {config.batch_size for config in grid} == {1, 20, 30, 100}
     assert len([config for config in grid if config.loss == "mae" and config.dtype == "float32"]) == 48
@@ -183,6 +202,60 @@ def test_config_data_model_and_orders():
     assert orders.shape == (25, 100) and all(sorted(order) == list(range(100)) for order in orders)
     np.testing.assert_array_equal(orders, epoch_orders(100, 25, 7))
     assert config.name == "tanh16-adam-mae-b30-lr0.01-x3-s7-float64"
+
+
+def test_classification_configs_data_and_models():
+    x, y, x_val, y_val = SEED_LOGISTIC.load_data()
+    regression = SEED_LINEAR.load_data()
+    np.testing.assert_array_equal(x, regression[0])  # the seed's X, labelled by the threshold 2.5
+    np.testing.assert_array_equal(y, (regression[1] > 2.5).astype(np.float32))
+    assert x_val.shape == (30, 1) and set(np.unique(y)) == {0.0, 1.0}
+    model = SEED_LOGISTIC.build_model()
+    assert [(layer.units, layer.activation.name) for layer in model.layers] == [(1, "sigmoid")]
+    assert model.loss.name == "binary_crossentropy" and model.metrics_names == ["loss", "accuracy"]
+
+    sparse, one_hot = SEED_SOFTMAX, SEED_SOFTMAX.replace(architecture="sigmoid8", loss="cce", dtype="float64")
+    x, y, _, _ = sparse.load_data()
+    assert x.shape == (100, 2) and y.shape == (100, 1) and set(np.unique(y)) == {0.0, 1.0, 2.0}
+    x64, y64, _, y64_val = one_hot.load_data()
+    assert y64.shape == (100, 3) and y64.dtype == np.float64 and (y64.sum(axis=1) == 1).all()
+    np.testing.assert_array_equal(np.argmax(y64, axis=1), y[:, 0])
+    assert y64_val.shape == (30, 3)
+    model = one_hot.build_model()
+    assert [(layer.units, layer.activation.name) for layer in model.layers] == [(8, "sigmoid"), (3, "softmax")]
+    assert model.loss.name == "categorical_crossentropy" and model.dtype == np.float64
+    assert one_hot.name == "sigmoid8-softmax-sgd-cce-b20-lr0.1-float64" and one_hot.task == "multiclass"
+    assert SEED_LOGISTIC.replace(architecture="tanh4").name == "tanh4-sigmoid-sgd-bce-b20-lr0.1-float32"
+    assert SEED_LOGISTIC.replace(n_features=3).name == "logistic-sgd-bce-b20-lr0.1-x3-float32"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"output": "tanh"}, r"output must be one of \('linear', 'sigmoid', 'softmax'\), got 'tanh'"),
+    ({"output": "softmax", "loss": "bce", "n_features": 2}, r"loss 'bce' cannot train a softmax output; .* \('scce', 'cce'\)"),
+    ({"loss": "scce"}, r"loss 'scce' cannot train a linear output"),
+    ({"output": "softmax", "loss": "scce"}, r"n_features must be 2 \(the three-class data's X1, X2\) for output='softmax', got 1"),
+    ({"output": "sigmoid", "loss": "bce", "n_features": 2}, r"n_features must be 1 \(x\) or 3 .* got 2"),
+])
+def test_config_refuses_an_output_its_loss_or_data_cannot_fit(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Config(**changes)
+
+
+def test_cross_entropies_vs_keras_get_their_own_tolerance():
+    from reference.compare import CLASSIFICATION_TOLERANCES, DEFAULT_TOLERANCES, classification_tolerance
+    from reference.runner import keras_tolerance
+
+    for config, expected in [(SEED_LOGISTIC.replace(numerics="tensorflow"), CLASSIFICATION_TOLERANCES["float32"]),
+                             (SEED_SOFTMAX.replace(numerics="tensorflow", dtype="float64"), CLASSIFICATION_TOLERANCES["float64"]),
+                             (SEED_LOGISTIC.replace(numerics="plain"), CLASSIFICATION_TOLERANCES["float32"]),
+                             (SEED_LOGISTIC.replace(numerics="tensorflow", loss="mse"), DEFAULT_TOLERANCES["float32"]),
+                             (SEED_LINEAR.replace(numerics="tensorflow", dtype="float64"), DEFAULT_TOLERANCES["float64"])]:
+        assert keras_tolerance(config, config.build_model()) == expected, config.name
+    given = Tolerance(0.0, 0.0)
+    assert keras_tolerance(SEED_LOGISTIC, SEED_LOGISTIC.build_model(), given) is given
+    assert DEFAULT_TOLERANCES == {"float32": Tolerance(1e-4, 1e-6), "float64": Tolerance(1e-9, 1e-12)}  # untouched
+    with pytest.raises(ValueError, match="no default tolerance for dtype 'float16'"):
+        classification_tolerance("float16")
 
 
 # --- the table ---------------------------------------------------------------------------------

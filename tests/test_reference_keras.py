@@ -14,7 +14,7 @@ import pytest
 import gdcore
 import reference
 from reference import keras_driver
-from reference.configs import SEED_LINEAR, SEED_SIGMOID8, Config
+from reference.configs import SEED_LINEAR, SEED_LOGISTIC, SEED_SIGMOID8, SEED_SOFTMAX, Config
 from reference.errors import Unsupported
 from reference.runner import run_config
 
@@ -150,7 +150,9 @@ def _refusals(keras):
         (lambda: sequential(compile_with={"optimizer": optimizers.Adam(amsgrad=True), "loss": "mse"}), "amsgrad"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(clipnorm=1.0), "loss": "mse"}), "clipnorm=1.0"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(learning_rate=schedule), "loss": "mse"}), "schedule"),
-        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "metrics": ["mae"]}), "metrics"),
+        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "weighted_metrics": ["mae"]}),
+         "weighted_metrics"),
+        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "metrics": ["auc"]}), "unknown metric 'auc'"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": "huber"}), "loss 'huber'"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": losses.MeanSquaredError(reduction="sum")}),
          "reduction='sum'"),
@@ -248,3 +250,57 @@ def test_tensorflow_numerics_profile_runs_and_counts_bits():
     assert result.numerics == "tensorflow" and comparison.status == "ok", comparison.failure_message()
     assert 0 <= comparison.bit_identical_epochs <= 10
     print(f"tensorflow profile, seed linear float32: {comparison.bit_identical_epochs}/10 epochs bit-identical")
+
+
+# --- classification -----------------------------------------------------------------------------
+
+
+@tensorflow
+@pytest.mark.parametrize("config", [SEED_SOFTMAX.replace(architecture="sigmoid8", optimizer="adam", loss="cce",
+                                                         learning_rate=0.05, batch_size=30, epochs=5),
+                                    SEED_LOGISTIC.replace(batch_size=1, dtype="float64", epochs=3)],
+                         ids=["sigmoid8-softmax-cce-b30-float32", "logistic-b1-float64"])
+def test_classifiers_follow_keras_within_the_classification_tolerance(config):
+    """The cross-entropies are within the measured classification bound at every epoch, accuracy included."""
+    result = run_config(config.replace(numerics="tensorflow"), engines=("keras",))
+    (comparison,) = result.comparisons
+    assert comparison.tolerance == reference.CLASSIFICATION_TOLERANCES[config.dtype]
+    assert comparison.status == "ok", comparison.failure_message()
+    rows = comparison.rows
+    assert {"loss", "val_loss", "accuracy", "val_accuracy", "predictions", "dense/kernel"} <= set(rows["quantity"])
+    assert sorted(rows["epoch"].unique()) == list(range(config.epochs + 1))
+    accuracy = rows[rows["quantity"].str.endswith("accuracy")]
+    assert (accuracy["max_abs_diff"] == 0).all()  # counts of correct predictions: the same numbers
+    keras_accuracy = result.trajectories["keras"].metrics["accuracy"]
+    assert len(keras_accuracy) == config.epochs and 0 < keras_accuracy[-1] <= 1
+
+
+@tensorflow
+def test_a_sigmoid_output_on_mse_stays_bit_identical():
+    """The control case: no Exp/Log kernel reaches an MSE on a sigmoid output, so it keeps the default tolerance and
+    the same bits as Keras (the cross-entropies' gap is the only one)."""
+    result = run_config(SEED_LOGISTIC.replace(loss="mse", numerics="tensorflow", epochs=5), engines=("keras",))
+    (comparison,) = result.comparisons
+    assert comparison.tolerance == reference.DEFAULT_TOLERANCES["float32"]
+    assert comparison.bit_identical_epochs == 5, comparison.failure_message()
+    assert "accuracy" in set(comparison.rows["quantity"])
+
+
+@tensorflow
+def test_to_keras_translates_the_compiled_metrics(keras):
+    model = SEED_LOGISTIC.build_model()
+    model.compile(optimizer=model.optimizer, loss="bce",
+                  metrics=["accuracy", gdcore.metrics.BinaryAccuracy(name="half", threshold=0.3)])
+    twin = reference.to_keras(model)
+    metrics = twin.get_compile_config()["metrics"]
+    assert metrics[0] == "accuracy"  # the string as given: Keras makes the same pick (binary, for one unit)
+    assert metrics[1]["class_name"] == "BinaryAccuracy"
+    assert (metrics[1]["config"]["name"], metrics[1]["config"]["threshold"]) == ("half", 0.3)
+    back = reference.from_keras(twin)  # and back: the same metrics, by name and threshold
+    assert [(key, type(metric).__name__, metric.threshold) for key, metric in back._metrics] == [
+        ("accuracy", "_PickedAccuracy", 0.5), ("half", "BinaryAccuracy", 0.3)]
+    x, y, _, _ = SEED_LOGISTIC.load_data()
+    theirs = twin.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0).history
+    mine = model.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0).history
+    assert sorted(mine) == sorted(theirs) == ["accuracy", "half", "loss"]
+    assert (mine["accuracy"], mine["half"]) == (theirs["accuracy"], theirs["half"])

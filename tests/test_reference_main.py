@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import reference.__main__ as command
-from reference.compare import Tolerance
+from reference.compare import CLASSIFICATION_TOLERANCES, Tolerance
 
 
 def test_list_prints_the_default_names_without_running(capsys):
@@ -58,6 +58,33 @@ def test_run_prints_table_and_writes_report(tmp_path, capsys, quick):
 
 
 @pytest.mark.tensorflow
+@pytest.mark.sklearn
+def test_classification_rows_in_the_table_and_the_report(tmp_path, capsys, quick):
+    output = tmp_path / "report"
+    status = command.main(["--configs", "logistic-sgd-bce-b1-lr0.1-float32", "softmax-sgd-scce-b20-lr0.1-float64",
+                           "--epochs", "3", "--no-plots", "--output", str(output)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "[1/2] logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow" in printed
+    assert "[2/2] softmax-sgd-scce-b20-lr0.1-e3-float64-tensorflow" in printed
+    assert "cross-entropies vs Keras: float32 rtol" in printed
+    summary = pd.read_csv(output / "summary.csv")
+    engines = set(summary["engines"])
+    assert {"gdcore vs keras", "gdcore vs sklearn.SGDClassifier", "gdcore vs sklearn.LogisticRegression",
+            "gdcore vs sklearn.MLPClassifier"} <= engines
+    keras = summary[summary["engines"] == "gdcore vs keras"]
+    assert (keras["status"] == "ok").all()
+    assert list(keras["rtol"]) == [CLASSIFICATION_TOLERANCES[dtype].rtol for dtype in ("float32", "float64")]
+    rows = pd.read_csv(output / "rows.csv")
+    assert {"accuracy", "val_accuracy"} <= set(rows["quantity"])
+    gaps = pd.read_csv(output / "optimum-gaps.csv")
+    assert set(gaps["config"]) == {"logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow"} and len(gaps) == 4
+    markdown = (output / "summary.md").read_text()
+    assert "a cross-entropy vs Keras (not bit-identical yet" in markdown
+    assert "| logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow | sklearn.SGDClassifier | ok |" in markdown
+
+
+@pytest.mark.tensorflow
 def test_exit_status_is_one_when_a_comparison_is_beyond_tolerance(tmp_path, capsys, quick, monkeypatch):
     monkeypatch.setattr("reference.runner.default_tolerance", lambda dtype: Tolerance(0.0, 0.0))
     # The plain profile differs from Keras in the last bits, so a zero tolerance must fail.
@@ -78,3 +105,16 @@ def test_free_runs_compare_seeded_cells_with_nothing_imposed(tmp_path, capsys, q
     assert printed.count("keras (free): ok (rel 0.0e+00, 3/3 bit-identical)") == 2, printed
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
     assert list(summary["engines"]) == ["gdcore vs keras (free)"] * 2
+
+
+@pytest.mark.tensorflow
+def test_free_runs_take_classifiers_too(tmp_path, capsys, quick):
+    status = command.main(["--free", "--configs", "softmax-sgd-scce-b20-lr0.1-float64", "--epochs", "2", "--no-plots",
+                           "--output", str(tmp_path / "report")])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert list(summary["engines"]) == ["gdcore vs keras (free)"] and list(summary["status"]) == ["ok"]
+    assert list(summary["rtol"]) == [CLASSIFICATION_TOLERANCES["float64"].rtol]
+    rows = pd.read_csv(tmp_path / "report" / "rows.csv")
+    assert {"accuracy", "val_accuracy", "dense/kernel"} <= set(rows["quantity"])  # each cell's own draws, recorded

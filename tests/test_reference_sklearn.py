@@ -1,4 +1,5 @@
-"""Live parity with scikit-learn: SGDRegressor, MLPRegressor, LinearRegression, and the named convention gaps."""
+"""Live parity with scikit-learn: SGDRegressor, MLPRegressor, LinearRegression, SGDClassifier, MLPClassifier,
+LogisticRegression, and the named convention gaps."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ import pytest
 import gdcore
 import reference
 from reference import sklearn_driver
-from reference.configs import SEED_LINEAR, SEED_SIGMOID8, Config
+from reference.configs import SEED_LINEAR, SEED_LOGISTIC, SEED_SIGMOID8, SEED_SOFTMAX, Config
 from reference.errors import Unsupported
 from reference.runner import run_config
 
@@ -154,3 +155,72 @@ def test_distance_to_optimum_per_epoch():
     assert optimum.status == "info" and "distance to optimum" in optimum.reason
     loss_rows = optimum.rows[optimum.rows["quantity"] == "loss"]
     np.testing.assert_allclose(loss_rows["max_abs_diff"].to_numpy(), gaps["loss_gap"].to_numpy()[1:], rtol=1e-9)
+
+
+# --- classification ------------------------------------------------------------------------
+
+
+def test_sgd_classifier_is_the_logistic_neuron_at_batch_one():
+    """log-loss-gradient: SGDClassifier's log loss derivative is sigmoid(z) - y, its eta0 our learning rate."""
+    comparison = _parity(SEED_LOGISTIC.replace(batch_size=1, dtype="float64", epochs=10), "sklearn.SGDClassifier")
+    assert comparison.status == "ok" and comparison.epochs_compared == 10
+    # Not bit for bit: SGDClassifier rounds (eta * dloss) * x and its own exp; measured worst ~2e-15.
+    assert comparison.rows["max_rel_diff"].max() < 1e-13
+    assert set(comparison.rows["quantity"]) == {"dense/kernel", "dense/bias", "predictions"}  # no loss history
+
+
+@pytest.mark.parametrize("config", [SEED_SOFTMAX.replace(dtype="float64", epochs=10),
+                                    SEED_SOFTMAX.replace(architecture="tanh4", loss="cce", batch_size=30, dtype="float64",
+                                                         epochs=10),
+                                    SEED_LOGISTIC.replace(architecture="tanh4", epochs=10)],
+                         ids=["softmax-scce-float64", "tanh4-softmax-cce-b30-float64", "tanh4-sigmoid-float32"])
+def test_mlp_classifier_matches_and_its_loss_curve_is_keras_loss(config):
+    """log-loss-averaging: no factor on the learning rate or on the loss; output-activation-rule: class indices."""
+    comparison = _parity(config, "sklearn.MLPClassifier")
+    losses = comparison.rows[comparison.rows["quantity"] == "loss"]
+    assert len(losses) == 10 and comparison.status == "ok"
+    assert losses["max_rel_diff"].max() < (1e-12 if config.dtype == "float64" else 1e-5)
+
+
+def test_mlp_classifier_adam_gap_is_exactly_the_beta_cast():
+    config = SEED_SOFTMAX.replace(architecture="sigmoid8", optimizer="adam", learning_rate=0.05, dtype="float64")
+    result = run_config(config, engines=("sklearn",))
+    statuses = {comparison.engines: comparison for comparison in result.comparisons}
+    plain = statuses["gdcore vs sklearn.MLPClassifier"]
+    assert plain.status == "known gap" and plain.known_gap == "adam-beta-cast"
+    assert plain.rows["max_rel_diff"].max() > 1e-6  # the gap is real, and reported with its numbers
+    assert statuses["gdcore[float32_betas=False] vs sklearn.MLPClassifier"].status == "ok"
+
+
+def test_logistic_neuron_approaches_logisticregressions_optimum():
+    result = run_config(SEED_LOGISTIC.replace(dtype="float64", epochs=10), engines=("sklearn",))
+    gaps = result.optimum_gaps
+    assert list(gaps["epoch"]) == list(range(11)) and (gaps["loss_gap"] >= -1e-12).all()  # the optimum minimises BCE
+    assert gaps["distance"].iloc[-1] < gaps["distance"].iloc[1] < gaps["distance"].iloc[0]
+    statuses = {comparison.engines: comparison for comparison in result.comparisons}
+    optimum = statuses["gdcore vs sklearn.LogisticRegression"]
+    assert optimum.status == "info" and not optimum.checked and "distance to optimum" in optimum.reason
+    assert "BCE" in optimum.reason
+    assert statuses["gdcore vs sklearn.SGDClassifier"].status == "skipped"  # batch 20
+    assert statuses["gdcore vs sklearn.MLPClassifier"].status == "ok"  # the logistic neuron is an MLP with no hidden layer
+    x, y, _, _ = SEED_LOGISTIC.replace(dtype="float64").load_data()
+    optimum = sklearn_driver.logistic_regression_optimum(x, y)
+    kernel, bias = optimum.kernel, optimum.bias
+    z = x @ kernel + bias
+    residual = 1 / (1 + np.exp(-z)) - y  # the mean cross-entropy's gradient vanishes there (measured ~1e-9)
+    assert np.abs(np.mean(x * residual)) < 1e-8 and np.abs(np.mean(residual)) < 1e-8
+    assert optimum.loss == pytest.approx(sklearn_driver.binary_crossentropy_of(x, y, kernel, bias), rel=1e-15)
+
+
+@pytest.mark.parametrize("config, driver, message", [
+    (SEED_LOGISTIC, "sgd_classifier", r"updates after every sample \(batch_size=1\); got batch_size=20"),
+    (SEED_LOGISTIC.replace(optimizer="adam", batch_size=1), "sgd_classifier", "SGDClassifier has no Adam optimizer"),
+    (SEED_LOGISTIC.replace(architecture="tanh4", batch_size=1), "sgd_classifier", "needs a single Dense\\(1, sigmoid\\)"),
+    (SEED_LOGISTIC.replace(loss="mse", batch_size=1), "sgd_classifier", "the model trains mean_squared_error"),
+    (SEED_LOGISTIC.replace(loss="mse"), "mlp_classifier", "MLPClassifier trains its log_loss only"),
+    (SEED_LINEAR, "mlp_classifier", "one logistic unit or a softmax over 3\\+ classes"),
+])
+def test_classifier_refusals(config, driver, message):
+    run = getattr(sklearn_driver, f"run_{driver}")
+    with pytest.raises(Unsupported, match=message):
+        run(config.build_model(), *config.load_data()[:2], config.epoch_orders(), config.batch_size)
