@@ -138,9 +138,12 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
-            metrics = [_keras_metric(keras, metric, model.dtype) for _, metric in model._metrics]
+            entries = [(_keras_metric(keras, metric, model.dtype), weighted)
+                       for (_, metric), weighted in zip(model._metrics, model._metric_weighted)]
             twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss=_keras_loss(keras, model.loss),
-                         metrics=metrics or None, jit_compile=False)
+                         metrics=[entry for entry, weighted in entries if not weighted] or None,
+                         weighted_metrics=[entry for entry, weighted in entries if weighted] or None,
+                         jit_compile=False)
     return twin
 
 
@@ -241,13 +244,15 @@ def from_keras(keras_model, numerics: str | None = None, engine: str = "numba") 
     model.set_weights([np.asarray(weight) for layer in dense_layers for weight in layer.get_weights()])
     if getattr(keras_model, "compiled", False) and keras_model.optimizer is not None:
         _check_compile_config(keras_model)
-        entries = (keras_model.get_compile_config() or {}).get("metrics") or []
+        config = keras_model.get_compile_config() or {}
         try:
-            metrics = [gdcore.metrics.from_keras_config(entry) for entry in entries]
+            metrics, weighted = ([gdcore.metrics.from_keras_config(entry) for entry in config.get(setting) or []]
+                                 for setting in ("metrics", "weighted_metrics"))
         except ValueError as error:
             raise Unsupported(f"model {keras_model.name!r}: {error}") from None
         model.compile(optimizer=_gdcore_optimizer(keras, keras_model.optimizer, dtype),
-                      loss=_gdcore_loss(keras, keras_model.loss), metrics=metrics or None)
+                      loss=_gdcore_loss(keras, keras_model.loss), metrics=metrics or None,
+                      weighted_metrics=weighted or None)
     return model
 
 
@@ -274,7 +279,7 @@ def _activation_name(keras, layer) -> str:
 
 def _check_compile_config(keras_model) -> None:
     config = keras_model.get_compile_config() or {}
-    for setting in ("weighted_metrics", "loss_weights"):
+    for setting in ("loss_weights",):
         if config.get(setting):
             raise Unsupported(f"model {keras_model.name!r} was compiled with {setting}={config[setting]!r}; "
                               f"from_keras does not translate {setting} yet")

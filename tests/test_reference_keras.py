@@ -150,8 +150,7 @@ def _refusals(keras):
         (lambda: sequential(compile_with={"optimizer": optimizers.Adam(amsgrad=True), "loss": "mse"}), "amsgrad"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(clipnorm=1.0), "loss": "mse"}), "clipnorm=1.0"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(learning_rate=schedule), "loss": "mse"}), "schedule"),
-        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "weighted_metrics": ["mae"]}),
-         "weighted_metrics"),
+        (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "loss_weights": [0.5]}), "loss_weights"),
         (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "metrics": ["auc"]}), "unknown metric 'auc'"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": "huber"}), "loss 'huber'"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": losses.MeanSquaredError(reduction="sum")}),
@@ -290,17 +289,20 @@ def test_a_sigmoid_output_on_mse_stays_bit_identical():
 def test_to_keras_translates_the_compiled_metrics(keras):
     model = SEED_LOGISTIC.build_model()
     model.compile(optimizer=model.optimizer, loss="bce",
-                  metrics=["accuracy", gdcore.metrics.BinaryAccuracy(name="half", threshold=0.3)])
+                  metrics=["accuracy", gdcore.metrics.BinaryAccuracy(name="half", threshold=0.3)],
+                  weighted_metrics=["accuracy"])
     twin = reference.to_keras(model)
+    assert twin.get_compile_config()["weighted_metrics"] == ["accuracy"]
     metrics = twin.get_compile_config()["metrics"]
     assert metrics[0] == "accuracy"  # the string as given: Keras makes the same pick (binary, for one unit)
     assert metrics[1]["class_name"] == "BinaryAccuracy"
     assert (metrics[1]["config"]["name"], metrics[1]["config"]["threshold"]) == ("half", 0.3)
     back = reference.from_keras(twin)  # and back: the same metrics, by name and threshold
     assert [(key, type(metric).__name__, metric.threshold) for key, metric in back._metrics] == [
-        ("accuracy", "_PickedAccuracy", 0.5), ("half", "BinaryAccuracy", 0.3)]
+        ("accuracy", "_PickedAccuracy", 0.5), ("half", "BinaryAccuracy", 0.3), ("weighted_accuracy", "_PickedAccuracy", 0.5)]
+    assert back._metric_weighted == [False, False, True]
     x, y, _, _ = SEED_LOGISTIC.load_data()
     theirs = twin.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0).history
     mine = model.fit(x, y, batch_size=20, epochs=1, shuffle=False, verbose=0).history
-    assert sorted(mine) == sorted(theirs) == ["accuracy", "half", "loss"]
+    assert sorted(mine) == sorted(theirs) == ["accuracy", "half", "loss", "weighted_accuracy"]
     assert (mine["accuracy"], mine["half"]) == (theirs["accuracy"], theirs["half"])
