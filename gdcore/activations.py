@@ -42,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 from numba import njit
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
 from gdcore._dtype import cast, libm_exp, where
 from gdcore._validation import lookup
@@ -53,6 +53,8 @@ _jit = njit(cache=True, error_model="numpy", nogil=True)
 
 logistic = register_jitable(eigen.logistic)
 _eigen_tanh = register_jitable(eigen.tanh)
+_eigen_exp = register_jitable(eigen.exp)
+_eigen_log1p = register_jitable(eigen.log1p)
 
 
 @register_jitable
@@ -93,6 +95,131 @@ def relu(z):
 @register_jitable
 def relu_grad(y, dy):
     return dy * where(y > cast(0, y), cast(1, dy), cast(0, dy))  # TensorFlow's ReluGrad multiplies by the mask
+
+
+# --- activations with a slope, a cap or an exponential (Keras 3's keras.activations) ------------
+
+# TensorFlow's LeakyRelu takes its slope as a float32 attribute: Keras's 0.2 is 0.2f in either dtype.
+_LEAKY_SLOPE = float(np.float32(0.2))
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_SCALE_ALPHA = 1.7580993408473768599402175208123  # scale * alpha, as TensorFlow's Selu functor writes it
+# Eigen's Softplus switches formula at log(machine epsilon) + 2 (evaluated in the dtype: logf in float32).
+_SOFTPLUS_THRESHOLD = {np.dtype(np.float32): float(np.float32(np.log(np.float32(2.0**-23))) + np.float32(2.0)),
+                       np.dtype(np.float64): float(np.log(2.0**-52) + 2.0)}
+
+
+@register_jitable
+def leaky_relu(z):
+    r""":math:`z` for :math:`z > 0`, else :math:`0.2 z` (Keras's ``negative_slope=0.2``, rounded to float32)."""
+    return where(z > cast(0, z), z, z * cast(_LEAKY_SLOPE, z))
+
+
+@register_jitable
+def leaky_relu_grad(z, dy):
+    return where(z > cast(0, z), dy, dy * cast(_LEAKY_SLOPE, dy))  # LeakyReluGrad reads the input
+
+
+@register_jitable
+def relu6(z):
+    r""":math:`\min(\max(z, 0), 6)`."""
+    return where(z > cast(0, z), where(z < cast(6, z), z, cast(6, z)), cast(0, z))
+
+
+@register_jitable
+def relu6_grad(y, dy):
+    return dy * where(y > cast(0, y), where(y < cast(6, y), cast(1, dy), cast(0, dy)), cast(0, dy))  # Relu6Grad's mask
+
+
+@register_jitable
+def elu(z):
+    r""":math:`z` for :math:`z \ge 0`, else :math:`e^z - 1` (``alpha=1``)."""
+    return where(z < cast(0, z), _eigen_exp(z) - cast(1, z), z)
+
+
+@register_jitable
+def elu_grad(y, dy):
+    return where(y < cast(0, y), (y + cast(1, y)) * dy, dy)  # EluGrad reads the output
+
+
+@register_jitable
+def selu(z):
+    r""":math:`\lambda z` for :math:`z \ge 0`, else :math:`\lambda\alpha (e^z - 1)`."""
+    return where(z < cast(0, z), cast(_SELU_SCALE_ALPHA, z) * (_eigen_exp(z) - cast(1, z)), cast(_SELU_SCALE, z) * z)
+
+
+@register_jitable
+def selu_grad(y, dy):
+    return where(y < cast(0, y), dy * (y + cast(_SELU_SCALE_ALPHA, y)), dy * cast(_SELU_SCALE, dy))
+
+
+def _softplus_threshold(z):
+    return np.asarray(z).dtype.type(_SOFTPLUS_THRESHOLD[np.asarray(z).dtype])
+
+
+@overload(_softplus_threshold, jit_options={"cache": True})
+def _softplus_threshold_numba(z):
+    threshold = _SOFTPLUS_THRESHOLD[np.dtype(str(z))]
+    return lambda z: cast(threshold, z)
+
+
+@register_jitable
+def softplus(z):
+    r""":math:`\log(1 + e^z)`, as Eigen's ``Softplus``: :math:`z` above :math:`-t`, :math:`e^z` below :math:`t`, :math:`t = \log\varepsilon + 2`."""
+    threshold = _softplus_threshold(z)
+    e = _eigen_exp(z)
+    return where(z > -threshold, z, where(z < threshold, e, _eigen_log1p(e)))
+
+
+@register_jitable
+def softplus_grad(z, dy):
+    return dy * logistic(z)  # TensorFlow's registered gradient of Softplus: dy * sigmoid(z), from the input
+
+
+@register_jitable
+def softsign(z):
+    r""":math:`z / (|z| + 1)`."""
+    return z / (np.abs(z) + cast(1, z))
+
+
+@register_jitable
+def softsign_grad(z, dy):
+    denominator = np.abs(z) + cast(1, z)
+    return dy / (denominator * denominator)  # SoftsignGrad: dy / (|z| + 1)^2, from the input
+
+
+@register_jitable
+def silu(z):
+    r""":math:`z\,\sigma(z)` (alias ``swish``)."""
+    return z * logistic(z)
+
+
+@register_jitable
+def silu_grad(z, dy):
+    s = logistic(z)  # tf.nn.silu's custom gradient recomputes the sigmoid of the input
+    return dy * (s * (cast(1, z) + z * (cast(1, z) - s)))
+
+
+@register_jitable
+def hard_sigmoid(z):
+    r""":math:`\mathrm{relu6}(z + 3) / 6`, the division by 6 a product with :math:`\mathrm{fl}(1/6)` as TensorFlow's graph rewrites it."""
+    return relu6(z + cast(3, z)) * (cast(1, z) / cast(6, z))
+
+
+@register_jitable
+def hard_sigmoid_grad(z, dy):
+    shifted = z + cast(3, z)
+    return relu6_grad(relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
+
+
+@register_jitable
+def exponential(z):
+    r""":math:`e^z`."""
+    return _eigen_exp(z)
+
+
+@register_jitable
+def exponential_grad(y, dy):
+    return dy * y  # Exp's gradient reads the output
 
 
 @register_jitable
@@ -140,8 +267,13 @@ def softmax_grad(y, dy):
 
 @dataclass(frozen=True)
 class Activation:
-    """A named activation: ``forward(z)`` and ``grad(y, dy)`` (module docstring), with its formulas.
+    """A named activation: ``forward(z)`` and ``grad(operand, dy)`` (module docstring), with its formulas.
 
+    ``grad_reads`` says which tensor the gradient reads, as TensorFlow's
+    gradient kernel for it does: ``"output"`` (:math:`a`, e.g. ``SigmoidGrad``,
+    ``EluGrad``) or ``"input"`` (:math:`z`, e.g. ``LeakyReluGrad``, the
+    softplus's :math:`dy\,\sigma(z)`); the engines keep the pre-activation of
+    a layer whose activation reads its input (:meth:`grad_operand`).
     ``formula`` and ``grad_formula`` are LaTeX (:math:`a` the output, :math:`z`
     the input), rendered by :mod:`gdcore.explain`; ``sklearn`` is
     scikit-learn's name for it (``MLPRegressor(activation=...)``), if any;
@@ -155,6 +287,7 @@ class Activation:
     grad_formula: str
     sklearn: str | None = None
     aliases: tuple[str, ...] = ()
+    grad_reads: str = "output"
     row_wise: bool = False  # over the last axis (softmax): its own in-place loops, ``forward_loop``/``grad_loop``
     forward_loop: Callable | None = field(default=None, compare=False, repr=False)
     grad_loop: Callable | None = field(default=None, compare=False, repr=False)
@@ -166,6 +299,14 @@ class Activation:
 
     def __call__(self, z):
         return self.forward(z)
+
+    @property
+    def reads_input(self) -> bool:
+        return self.grad_reads == "input"
+
+    def grad_operand(self, z, y):
+        """What ``grad`` takes as its first argument: the pre-activation ``z`` or the output ``y``."""
+        return z if self.reads_input else y
 
     @property
     def loops(self) -> tuple[Callable, Callable]:
@@ -191,8 +332,26 @@ SOFTMAX = Activation("softmax", softmax, softmax_grad, r"a_j = e^{z_j} / \textst
                      r"\partial L/\partial z_j = (dy_j - \textstyle\sum_k dy_k a_k)\,a_j", "softmax", row_wise=True,
                      forward_loop=_softmax_in_place, grad_loop=_softmax_grad_in_place)
 
+LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z > 0),\ 0.2 z\ \text{otherwise}",
+                        r"f'(z) = 1\ (z > 0),\ 0.2\ \text{otherwise}", grad_reads="input")
+RELU6 = Activation("relu6", relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
+ELU = Activation("elu", elu, elu_grad, r"a = z\ (z \ge 0),\ e^z - 1\ \text{otherwise}",
+                 r"f'(z) = 1\ (a \ge 0),\ a + 1\ \text{otherwise}")
+SELU = Activation("selu", selu, selu_grad, r"a = \lambda z\ (z \ge 0),\ \lambda\alpha(e^z - 1)\ \text{otherwise}",
+                  r"f'(z) = \lambda\ (a \ge 0),\ a + \lambda\alpha\ \text{otherwise}")
+SOFTPLUS = Activation("softplus", softplus, softplus_grad, r"a = \log(1 + e^z)", r"f'(z) = \sigma(z)",
+                      grad_reads="input")
+SOFTSIGN = Activation("softsign", softsign, softsign_grad, r"a = z / (|z| + 1)", r"f'(z) = 1 / (|z| + 1)^2",
+                      grad_reads="input")
+SILU = Activation("silu", silu, silu_grad, r"a = z\,\sigma(z)", r"f'(z) = \sigma(z)\,(1 + z(1 - \sigma(z)))",
+                  aliases=("swish",), grad_reads="input")
+HARD_SIGMOID = Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_grad, r"a = \mathrm{relu6}(z + 3) / 6",
+                          r"f'(z) = [-3 < z < 3] / 6", grad_reads="input")
+EXPONENTIAL = Activation("exponential", exponential, exponential_grad, r"a = e^z", r"f'(z) = a")
+
 #: Every activation, in id order.
-ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX)
+ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, RELU6, ELU, SELU, SOFTPLUS,
+                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL)
 BY_NAME = {name: activation for activation in ACTIVATIONS for name in (activation.name, *activation.aliases)}
 BY_ID = dict(enumerate(ACTIVATIONS))
 

@@ -104,7 +104,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 
-from gdcore._dtype import pow2, where
+from gdcore._dtype import bitcast, pow2, where
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -553,3 +553,195 @@ def rsqrt_packet(y):
 
 
 rsqrt_packet = register_jitable(rsqrt_packet)
+
+
+# --- exponential: scalar_exp_op (pexp_float / pexp_double) ----------------------------
+#
+# TensorFlow's ``Exp`` (and every ``.exp()`` inside its other functors: Elu, Selu,
+# Softplus) evaluates Eigen's ``pexp`` on whole packets and ``std::exp`` on the
+# scalar tail. Without FMA, every ``pmadd(a, b, c)`` is fl(fl(a b) + c).
+#
+# float32 (``pexp_float``): zero below -104, x <- min(x, 88.723),
+# m = floor(x log2(e) + 1/2), r = (m C1 + x) + m C2 (Cephes' two-part ln 2),
+# a degree-6 polynomial as even/odd halves in r^2, times 2^m. float64
+# (``pexp_double``): the Cephes rational form of the logistic above (same
+# constants), zero below -745.519, x <- min(x, 709.784). Both end with
+# max(result, x), which only matters for NaN and +inf. 2^m is applied in two
+# normal factors, exact wherever the result is a normal number; a result below
+# the normal range is flushed (TensorFlow runs with denormals flushed to zero).
+
+
+@register_jitable
+def _ldexp_flushed(y, m, tiny):
+    """y * 2^m, exact where the result is normal, flushed to zero below ``tiny``."""
+    half = np.floor(m * _half_like(m))
+    e = (y * pow2(half)) * pow2(m - half)
+    return e * (np.abs(e) >= tiny)
+
+
+def _half_like(m):
+    return _F32(0.5) if np.asarray(m).dtype == np.float32 else _F64(0.5)
+
+
+@overload(_half_like, jit_options={"cache": True})
+def _half_like_numba(m):
+    if m == types.float32:
+        return lambda m: np.float32(0.5)
+    return lambda m: np.float64(0.5)
+
+
+def _exp_packet_float32(x):
+    keep = x >= _F32(-104.0)
+    clamped = np.maximum(np.minimum(x, _F32(88.723)), _F32(-104.0))  # from below only to keep lanes finite
+    m = np.floor(clamped * _F32(1.44269504088896341) + _F32(0.5))
+    r = m * _F32(-0.693359375) + clamped
+    r = m * _F32(2.12194440e-4) + r
+    r2 = r * r
+    p_even = r2 * _F32(1.37449637986719608306884765625e-3) + _F32(4.166965186595916748046875e-2)
+    p_odd = r2 * _F32(8.36894474923610687255859375e-3) + _F32(0.16666518151760101318359375)
+    p_even = r2 * p_even + _F32(0.49999988079071044921875)
+    p_low = r + _F32(1.0)
+    y = r * p_odd + p_even
+    y = r2 * y + p_low
+    e = _ldexp_flushed(y, m, _F32(_FLT_MIN)) * keep
+    return np.maximum(e, x)
+
+
+def _exp_packet_float64(x):
+    keep = x >= _F64(-745.519)
+    clamped = np.maximum(np.minimum(x, _F64(709.784)), _F64(-746.0))
+    fx = np.floor(_F64(1.4426950408889634073599) * clamped + _F64(0.5))
+    g = clamped - fx * _F64(0.693145751953125)
+    g = g - fx * _F64(1.42860682030941723212e-6)
+    g2 = g * g
+    px = _F64(1.26177193074810590878e-4) * g2 + _F64(3.02994407707441961300e-2)
+    px = px * g2 + _F64(9.99999999999999999910e-1)
+    px = px * g
+    qx = _F64(3.00198505138664455042e-6) * g2 + _F64(2.52448340349684104192e-3)
+    qx = qx * g2 + _F64(2.27265548208155028766e-1)
+    qx = qx * g2 + _F64(2.00000000000000000009e0)
+    y = px / (qx - px)
+    y = _F64(2.0) * y + _F64(1.0)
+    e = _ldexp_flushed(y, fx, _F64(_DBL_MIN)) * keep
+    return np.maximum(e, x)
+
+
+def _exp_scalar(x):
+    return _flush(_libm_exp(x))
+
+
+_exp_dispatch = _by_dtype(_exp_packet_float32, _exp_packet_float64)
+_exp_scalar_dispatch = _by_dtype(_exp_scalar, _exp_scalar)
+
+
+def exp(z):
+    r"""Eigen's vectorised (packet) :math:`e^z` (comment above): arithmetic only, same bits in NumPy and Numba."""
+    return _exp_dispatch(z)
+
+
+def exp_scalar(z):
+    """Eigen's scalar ``std::exp`` (the C library's), denormal results flushed: the last ``n % P`` elements."""
+    return _exp_scalar_dispatch(z)
+
+
+# --- logarithms: plog_float / plog_double, generic_log1p -----------------------------
+#
+# ``plog``: frexp (mantissa m in [1/2, 1), exponent e from the bits), then
+# m < sqrt(1/2) ? (e - 1, 2m - 1) : (e, m - 1), a rational approximation of
+# log(1 + x) on [sqrt(1/2) - 1, sqrt(2) - 1] (float32: x p(x) / q(x), degrees
+# 2/3; float64: Cephes' x - x^2/2 + x^3 P(x)/Q(x), degrees 5/5), plus e ln 2.
+# ``log1p`` (Kahan): u = 1 + x; x where u == 1, else x * (log(u) / (u - 1)).
+# Written for the positive normal arguments the activations pass them (the
+# logarithm of 1 + e^z, at least 1): Eigen's selects for zero, infinite and
+# negative inputs are left out.
+
+
+def _frexp(x):
+    """(mantissa in [1/2, 1), exponent) of positive normal ``x``, from its bits (``pfrexp_generic``)."""
+    if np.asarray(x).dtype == np.float32:
+        bits = np.asarray(x).view(np.int32)
+        exponent = ((bits >> np.int32(23)) & np.int32(0xFF)).astype(np.float32) - _F32(126.0)
+        mantissa = ((bits & np.int32(-0x7F800001)) | np.int32(0x3F000000)).view(np.float32)
+    else:
+        bits = np.asarray(x).view(np.int64)
+        exponent = ((bits >> np.int64(52)) & np.int64(0x7FF)).astype(np.float64) - _F64(1022.0)
+        mantissa = ((bits & np.int64(-0x7FF0000000000001)) | np.int64(0x3FE0000000000000)).view(np.float64)
+    if mantissa.ndim == 0:
+        return mantissa[()], exponent[()]
+    return mantissa, exponent
+
+
+@overload(_frexp, jit_options={"cache": True})
+def _frexp_numba(x):
+    if x == types.float32:
+        def frexp32(x):
+            bits = bitcast(x, np.int32)
+            exponent = np.float32((bits >> np.int32(23)) & np.int32(0xFF)) - np.float32(126.0)
+            return bitcast(np.int32((bits & np.int32(-0x7F800001)) | np.int32(0x3F000000)), np.float32), exponent
+        return frexp32
+    if x == types.float64:
+        def frexp64(x):
+            bits = bitcast(x, np.int64)
+            exponent = np.float64((bits >> np.int64(52)) & np.int64(0x7FF)) - np.float64(1022.0)
+            return bitcast(np.int64((bits & np.int64(-0x7FF0000000000001)) | np.int64(0x3FE0000000000000)),
+                           np.float64), exponent
+        return frexp64
+    return None
+
+
+def _log_packet_float32(x):
+    m, e = _frexp(x)
+    small = m < _F32(0.707106781186547524)
+    e = e - _F32(1.0) * small
+    m = (m - _F32(1.0)) + m * small
+    p = _F32(0.18256296349849254) * m + _F32(1.0000000190281063)
+    p = p * m + _F32(1.0000000190281136)
+    p = m * p
+    q = _F32(0.049616247954120038) * m + _F32(0.59923249590823520)
+    q = q * m + _F32(1.4999999999999927)
+    q = q * m + _F32(1.0)
+    return e * _F32(0.693147182) + p / q
+
+
+def _log_packet_float64(x):
+    m, e = _frexp(x)
+    small = m < _F64(0.70710678118654752440)
+    e = e - _F64(1.0) * small
+    m = (m - _F64(1.0)) + m * small
+    m2 = m * m
+    m3 = m2 * m
+    y = _F64(1.01875663804580931796e-4) * m + _F64(4.97494994976747001425e-1)
+    y1 = _F64(1.44989225341610930846e1) * m + _F64(1.79368678507819816313e1)
+    y = y * m + _F64(4.70579119878881725854e0)
+    y1 = y1 * m + _F64(7.70838733755885391666e0)
+    numerator = y * m3 + y1
+    y = _F64(1.0) * m + _F64(1.12873587189167450590e1)
+    y1 = _F64(8.29875266912776603211e1) * m + _F64(7.11544750618563894466e1)
+    y = y * m + _F64(4.52279145837532221105e1)
+    y1 = y1 * m + _F64(2.31251620126765340583e1)
+    denominator = y * m3 + y1
+    y = (numerator * m3) / denominator
+    y = _F64(-0.5) * m2 + y
+    m = m + y
+    return e * _F64(0.693147180559945309417232121458) + m
+
+
+_log_dispatch = _by_dtype(_log_packet_float32, _log_packet_float64)
+
+
+def log(z):
+    """Eigen's vectorised (packet) natural logarithm of positive normal ``z`` (comment above)."""
+    return _log_dispatch(z)
+
+
+def _log1p_kahan(z):
+    u = z + _one_like(z)
+    return where(u == _one_like(z), z, z * (_log_dispatch(u) / (u - _one_like(z))))
+
+
+_log1p_dispatch = _by_dtype(_log1p_kahan, _log1p_kahan)
+
+
+def log1p(z):
+    r"""Eigen's ``generic_log1p`` (Kahan): :math:`u = 1 + z`; :math:`z` where :math:`u = 1`, else :math:`z \log(u)/(u - 1)`."""
+    return _log1p_dispatch(z)
