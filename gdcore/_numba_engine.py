@@ -120,8 +120,8 @@ def _sum_columns_numba(profile, values, out):
 
 def _activation_loops(profile, which: int):
     """Per activation, in id order: the profile's own loop if it has one, else the activation's (0 forward, 1 grad)."""
-    overrides = _profile_module(profile).ACTIVATION_LOOPS
-    return [overrides[a.name][which] if a.name in overrides else a.loops[which] for a in activations.ACTIVATIONS]
+    module = _profile_module(profile)
+    return [module.activation_loops(a)[which] for a in activations.ACTIVATIONS]
 
 
 # Per activation id: whether its gradient reads the layer's pre-activation (``Activation.grad_reads``);

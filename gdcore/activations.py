@@ -130,26 +130,73 @@ def relu6_grad(y, dy):
     return dy * where(y > cast(0, y), where(y < cast(6, y), cast(1, dy), cast(0, dy)), cast(0, dy))  # Relu6Grad's mask
 
 
-@register_jitable
-def elu(z):
-    r""":math:`z` for :math:`z \ge 0`, else :math:`e^z - 1` (``alpha=1``)."""
-    return where(z < cast(0, z), _eigen_exp(z) - cast(1, z), z)
+# The entries below that evaluate an exponential or a logistic are written once over that function
+# (``using``): gdcore evaluates every element with Eigen's packet formula, and the "tensorflow" profile
+# builds the same formula over the scalar function for the elements TensorFlow evaluates one by one.
 
 
-@register_jitable
-def elu_grad(y, dy):
-    return where(y < cast(0, y), (y + cast(1, y)) * dy, dy)  # EluGrad reads the output
+def elu_using(exp):
+    @register_jitable
+    def elu(z):
+        r""":math:`z` for :math:`z \ge 0`, else :math:`e^z - 1` (``alpha=1``)."""
+        return where(z < cast(0, z), exp(z) - cast(1, z), z)
+
+    return elu
 
 
-@register_jitable
-def selu(z):
-    r""":math:`\lambda z` for :math:`z \ge 0`, else :math:`\lambda\alpha (e^z - 1)`."""
-    return where(z < cast(0, z), cast(_SELU_SCALE_ALPHA, z) * (_eigen_exp(z) - cast(1, z)), cast(_SELU_SCALE, z) * z)
+def selu_using(exp):
+    @register_jitable
+    def selu(z):
+        r""":math:`\lambda z` for :math:`z \ge 0`, else :math:`\lambda\alpha (e^z - 1)`."""
+        return where(z < cast(0, z), cast(_SELU_SCALE_ALPHA, z) * (exp(z) - cast(1, z)), cast(_SELU_SCALE, z) * z)
+
+    return selu
 
 
-@register_jitable
-def selu_grad(y, dy):
-    return where(y < cast(0, y), dy * (y + cast(_SELU_SCALE_ALPHA, y)), dy * cast(_SELU_SCALE, dy))
+def exponential_using(exp):
+    @register_jitable
+    def exponential(z):
+        r""":math:`e^z`."""
+        return exp(z)
+
+    return exponential
+
+
+def softplus_using(exp, log1p):
+    @register_jitable
+    def softplus(z):
+        r""":math:`\log(1 + e^z)`, as Eigen's ``Softplus``: :math:`z` above :math:`-t`, :math:`e^z` below :math:`t`, :math:`t = \log\varepsilon + 2`."""
+        threshold = _softplus_threshold(z)
+        e = exp(z)
+        return where(z > -threshold, z, where(z < threshold, e, log1p(e)))
+
+    return softplus
+
+
+def softplus_grad_using(logistic):
+    @register_jitable
+    def softplus_grad(z, dy):
+        return dy * logistic(z)  # TensorFlow's registered gradient of Softplus: dy * sigmoid(z), from the input
+
+    return softplus_grad
+
+
+def silu_using(logistic):
+    @register_jitable
+    def silu(z):
+        r""":math:`z\,\sigma(z)` (alias ``swish``)."""
+        return z * logistic(z)
+
+    return silu
+
+
+def silu_grad_using(logistic):
+    @register_jitable
+    def silu_grad(z, dy):
+        s = logistic(z)  # tf.nn.silu's custom gradient recomputes the sigmoid of the input
+        return dy * (s * (cast(1, z) + z * (cast(1, z) - s)))
+
+    return silu_grad
 
 
 def _softplus_threshold(z):
@@ -162,17 +209,27 @@ def _softplus_threshold_numba(z):
     return lambda z: cast(threshold, z)
 
 
-@register_jitable
-def softplus(z):
-    r""":math:`\log(1 + e^z)`, as Eigen's ``Softplus``: :math:`z` above :math:`-t`, :math:`e^z` below :math:`t`, :math:`t = \log\varepsilon + 2`."""
-    threshold = _softplus_threshold(z)
-    e = _eigen_exp(z)
-    return where(z > -threshold, z, where(z < threshold, e, _eigen_log1p(e)))
+elu = elu_using(_eigen_exp)
+selu = selu_using(_eigen_exp)
+exponential = exponential_using(_eigen_exp)
+softplus = softplus_using(_eigen_exp, _eigen_log1p)
+softplus_grad = softplus_grad_using(logistic)
+silu = silu_using(logistic)
+silu_grad = silu_grad_using(logistic)
+swish = silu
+_exp_tail = register_jitable(eigen.exp_scalar)
+_log1p_tail = register_jitable(eigen.log1p_scalar)
+_logistic_tail = register_jitable(eigen.logistic_scalar)
 
 
 @register_jitable
-def softplus_grad(z, dy):
-    return dy * logistic(z)  # TensorFlow's registered gradient of Softplus: dy * sigmoid(z), from the input
+def elu_grad(y, dy):
+    return where(y < cast(0, y), (y + cast(1, y)) * dy, dy)  # EluGrad reads the output
+
+
+@register_jitable
+def selu_grad(y, dy):
+    return where(y < cast(0, y), dy * (y + cast(_SELU_SCALE_ALPHA, y)), dy * cast(_SELU_SCALE, dy))
 
 
 @register_jitable
@@ -188,18 +245,6 @@ def softsign_grad(z, dy):
 
 
 @register_jitable
-def silu(z):
-    r""":math:`z\,\sigma(z)` (alias ``swish``)."""
-    return z * logistic(z)
-
-
-@register_jitable
-def silu_grad(z, dy):
-    s = logistic(z)  # tf.nn.silu's custom gradient recomputes the sigmoid of the input
-    return dy * (s * (cast(1, z) + z * (cast(1, z) - s)))
-
-
-@register_jitable
 def hard_sigmoid(z):
     r""":math:`\mathrm{relu6}(z + 3) / 6`, the division by 6 a product with :math:`\mathrm{fl}(1/6)` as TensorFlow's graph rewrites it."""
     return relu6(z + cast(3, z)) * (cast(1, z) / cast(6, z))
@@ -209,12 +254,6 @@ def hard_sigmoid(z):
 def hard_sigmoid_grad(z, dy):
     shifted = z + cast(3, z)
     return relu6_grad(relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
-
-
-@register_jitable
-def exponential(z):
-    r""":math:`e^z`."""
-    return _eigen_exp(z)
 
 
 @register_jitable
@@ -288,6 +327,10 @@ class Activation:
     sklearn: str | None = None
     aliases: tuple[str, ...] = ()
     grad_reads: str = "output"
+    # The same formulas over Eigen's scalar functions (std::exp, ...), for the last n % P elements of a
+    # tensor, which TensorFlow evaluates one by one; None where they give the bits of forward/grad.
+    tail_forward: Callable | None = field(default=None, compare=False, repr=False)
+    tail_grad: Callable | None = field(default=None, compare=False, repr=False)
     row_wise: bool = False  # over the last axis (softmax): its own in-place loops, ``forward_loop``/``grad_loop``
     forward_loop: Callable | None = field(default=None, compare=False, repr=False)
     grad_loop: Callable | None = field(default=None, compare=False, repr=False)
@@ -336,18 +379,22 @@ LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z >
                         r"f'(z) = 1\ (z > 0),\ 0.2\ \text{otherwise}", grad_reads="input")
 RELU6 = Activation("relu6", relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
 ELU = Activation("elu", elu, elu_grad, r"a = z\ (z \ge 0),\ e^z - 1\ \text{otherwise}",
-                 r"f'(z) = 1\ (a \ge 0),\ a + 1\ \text{otherwise}")
+                 r"f'(z) = 1\ (a \ge 0),\ a + 1\ \text{otherwise}", tail_forward=elu_using(_exp_tail))
 SELU = Activation("selu", selu, selu_grad, r"a = \lambda z\ (z \ge 0),\ \lambda\alpha(e^z - 1)\ \text{otherwise}",
-                  r"f'(z) = \lambda\ (a \ge 0),\ a + \lambda\alpha\ \text{otherwise}")
+                  r"f'(z) = \lambda\ (a \ge 0),\ a + \lambda\alpha\ \text{otherwise}",
+                  tail_forward=selu_using(_exp_tail))
 SOFTPLUS = Activation("softplus", softplus, softplus_grad, r"a = \log(1 + e^z)", r"f'(z) = \sigma(z)",
-                      grad_reads="input")
+                      grad_reads="input", tail_forward=softplus_using(_exp_tail, _log1p_tail),
+                      tail_grad=softplus_grad_using(_logistic_tail))
 SOFTSIGN = Activation("softsign", softsign, softsign_grad, r"a = z / (|z| + 1)", r"f'(z) = 1 / (|z| + 1)^2",
                       grad_reads="input")
 SILU = Activation("silu", silu, silu_grad, r"a = z\,\sigma(z)", r"f'(z) = \sigma(z)\,(1 + z(1 - \sigma(z)))",
-                  aliases=("swish",), grad_reads="input")
+                  aliases=("swish",), grad_reads="input", tail_forward=silu_using(_logistic_tail),
+                  tail_grad=silu_grad_using(_logistic_tail))
 HARD_SIGMOID = Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_grad, r"a = \mathrm{relu6}(z + 3) / 6",
                           r"f'(z) = [-3 < z < 3] / 6", grad_reads="input")
-EXPONENTIAL = Activation("exponential", exponential, exponential_grad, r"a = e^z", r"f'(z) = a")
+EXPONENTIAL = Activation("exponential", exponential, exponential_grad, r"a = e^z", r"f'(z) = a",
+                         tail_forward=exponential_using(_exp_tail))
 
 #: Every activation, in id order.
 ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, RELU6, ELU, SELU, SOFTPLUS,

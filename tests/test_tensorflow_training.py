@@ -53,6 +53,18 @@ CASES = {
     "linear-3features-adam-mse-b30": ([], "linear", 3, "adam", 0.1, "mse", 30, 10, False),
     "sigmoid8-3features-adam-mse-b20": ([8], "sigmoid", 3, "adam", 0.1, "mse", 20, 10, False),
     "tanh16-3features-sgd-mae-b30": ([16], "tanh", 3, "sgd", 0.05, "mae", 30, 10, False),
+    # Keras 3's other activations: one case each (tests/test_activations.py checks them op by op)
+    "leaky_relu8-adam-mse-b20": ([8], "leaky_relu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "relu6-8-sgd-mae-b30": ([8], "relu6", 1, "sgd", 0.05, "mae", 30, 10, False),
+    "elu8-adam-mse-b20": ([8], "elu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "selu8-sgd-mse-b30": ([8], "selu", 1, "sgd", 0.02, "mse", 30, 10, False),
+    "softplus8-adam-mae-b20": ([8], "softplus", 1, "adam", 0.05, "mae", 20, 10, False),
+    "softsign8-adam-mse-b30": ([8], "softsign", 3, "adam", 0.05, "mse", 30, 10, False),
+    "silu8-adam-mse-b20": ([8], "silu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "hard_sigmoid8-adam-mse-b20": ([8], "hard_sigmoid", 1, "adam", 0.05, "mse", 20, 10, False),
+    "exponential8-sgd-mse-b20": ([8], "exponential", 1, "sgd", 0.002, "mse", 20, 10, False),
+    "softplus3-3features-adam-mse-b20": ([3], "softplus", 3, "adam", 0.05, "mse", 20, 10, False),
+    "elu3-sgd-mae-b30": ([3], "elu", 1, "sgd", 0.05, "mae", 30, 10, False),
     # optimizer options: (name, keyword arguments)
     "sigmoid8-sgd-momentum-mse-b20": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.9}), 0.02, "mse", 20, 10, False),
     "sigmoid8-sgd-nesterov-mae-b30": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.5, "nesterov": True}), 0.05, "mae", 30,

@@ -104,7 +104,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 
-from gdcore._dtype import bitcast, pow2, where
+from gdcore._dtype import bitcast, libm_log1p, pow2, where
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -745,3 +745,15 @@ _log1p_dispatch = _by_dtype(_log1p_kahan, _log1p_kahan)
 def log1p(z):
     r"""Eigen's ``generic_log1p`` (Kahan): :math:`u = 1 + z`; :math:`z` where :math:`u = 1`, else :math:`z \log(u)/(u - 1)`."""
     return _log1p_dispatch(z)
+
+
+def _log1p_scalar(z):
+    return _flush(libm_log1p(z))
+
+
+_log1p_scalar_dispatch = _by_dtype(_log1p_scalar, _log1p_scalar)
+
+
+def log1p_scalar(z):
+    """Eigen's scalar ``numext::log1p`` (the C library's ``log1p``/``log1pf``), denormals flushed."""
+    return _log1p_scalar_dispatch(z)
