@@ -55,6 +55,7 @@ logistic = register_jitable(eigen.logistic)
 _eigen_tanh = register_jitable(eigen.tanh)
 _eigen_exp = register_jitable(eigen.exp)
 _eigen_log1p = register_jitable(eigen.log1p)
+_tanh_grad = eigen.tanh_grad  # TanhGrad, denormals flushed (compiled code calls it too)
 
 
 @register_jitable
@@ -256,6 +257,65 @@ def hard_sigmoid_grad(z, dy):
     return relu6_grad(relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
 
 
+# GELU, as tf.nn.gelu composes it from elementwise ops (TensorFlow has no Gelu kernel), every operation
+# rounded, in the graph's order. tf.nn.gelu casts 1/sqrt(2) and 0.044715 from float32 tensors (so float64
+# uses their float32 values); sqrt(2/pi) and Erfc's gradient constant are made in the dtype.
+_GELU_C = float(np.float32(0.7071067811865476))  # 1/sqrt(2)
+_GELU_K = float(-2 / np.sqrt(np.pi))  # Erfc's registered gradient: -2/sqrt(pi) exp(-u^2)
+_GELU_TANH_C = 0.7978845608028654  # sqrt(2/pi)
+_GELU_TANH_COEFF = float(np.float32(0.044715))
+
+
+def gelu_using(erfc):
+    @register_jitable
+    def gelu_exact(z):
+        r""":math:`\tfrac12 z\,\mathrm{erfc}(-z/\sqrt2)` (Keras's ``gelu``, ``approximate=False``)."""
+        return erfc(cast(_GELU_C, z) * -z) * (z * cast(0.5, z))
+
+    return gelu_exact
+
+
+def gelu_grad_using(erfc, exp):
+    @register_jitable
+    def gelu_exact_grad(z, dy):
+        # Keras's fit graph after TensorFlow's graph optimizer: the product rule on y = erfc(u) (z / 2),
+        # u = c (-z); Erfc's gradient -2/sqrt(pi) exp(-u^2) and the chain's c folded into one constant, the
+        # four factors grouped as measured against Keras's fit (of the 15 groupings only this one matches).
+        u = cast(_GELU_C, z) * -z
+        through_half = (erfc(u) * cast(0.5, z)) * dy
+        folded = cast(_GELU_K, z) * cast(_GELU_C, z)
+        through_erfc = -((exp(-(u * u)) * folded) * ((z * cast(0.5, z)) * dy))
+        return through_erfc + through_half
+
+    return gelu_exact_grad
+
+
+def gelu_approximate_using(tanh):
+    @register_jitable
+    def gelu_approximate(z):
+        r""":math:`\tfrac12 z\,(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3)))` (``approximate=True``)."""
+        cube = (cast(_GELU_TANH_COEFF, z) * (z * z)) * z  # pow(z, 3) becomes products, the constant first
+        t = tanh((z + cube) * cast(_GELU_TANH_C, z))
+        return (cast(1, z) + t) * (z * cast(0.5, z))
+
+    return gelu_approximate
+
+
+def gelu_approximate_grad_using(tanh):
+    @register_jitable
+    def gelu_approximate_grad(z, dy):
+        # Keras's fit graph after TensorFlow's graph optimizer: Pow's gradient 3 z^2 with the coefficient
+        # folded into fl(0.044715 * 3), TanhGrad, and the three paths summed by AddN in this order.
+        square = z * z
+        t = tanh((z + (cast(_GELU_TANH_COEFF, z) * square) * z) * cast(_GELU_TANH_C, z))
+        through_half = ((cast(1, z) + t) * cast(0.5, z)) * dy
+        d_inner = _tanh_grad(t, dy * (z * cast(0.5, z))) * cast(_GELU_TANH_C, z)
+        through_cube = (square * (cast(_GELU_TANH_COEFF, z) * cast(3, z))) * d_inner
+        return (through_cube + through_half) + d_inner
+
+    return gelu_approximate_grad
+
+
 @register_jitable
 def exponential_grad(y, dy):
     return dy * y  # Exp's gradient reads the output
@@ -302,6 +362,24 @@ def softmax_grad(y, dy):
     out = np.array(dy, copy=True, order="C")
     _softmax_grad_in_place(np.ascontiguousarray(y), out)
     return out
+
+
+_eigen_erfc = register_jitable(eigen.erfc)
+gelu_exact = gelu_using(_eigen_erfc)
+gelu_exact_grad = gelu_grad_using(_eigen_erfc, _eigen_exp)
+gelu_approximate = gelu_approximate_using(_eigen_tanh)
+gelu_approximate_grad = gelu_approximate_grad_using(_eigen_tanh)
+
+
+def gelu(z, approximate: bool = False):
+    r"""Keras's ``keras.activations.gelu``: :math:`\tfrac12 z(1 + \mathrm{erf}(z/\sqrt2))`, or its tanh approximation.
+
+    ``approximate=False`` (Keras's default, the ``"gelu"`` string) is the
+    exact, erf form; ``approximate=True`` is :data:`GELU_APPROXIMATE`.
+    """
+    if not isinstance(approximate, (bool, np.bool_)):
+        raise ValueError(f"approximate must be True or False, got {approximate!r}")
+    return gelu_approximate(z) if approximate else gelu_exact(z)
 
 
 @dataclass(frozen=True)
@@ -396,9 +474,20 @@ HARD_SIGMOID = Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_grad, r"a =
 EXPONENTIAL = Activation("exponential", exponential, exponential_grad, r"a = e^z", r"f'(z) = a",
                          tail_forward=exponential_using(_exp_tail))
 
+_erfc_tail = register_jitable(eigen.erfc_scalar)
+_tanh_tail = register_jitable(eigen.tanh_scalar)
+GELU = Activation("gelu", gelu_exact, gelu_exact_grad, r"a = \tfrac12 z\,(1 + \mathrm{erf}(z/\sqrt2))",
+                  r"f'(z) = \Phi(z) + z\,\varphi(z)", grad_reads="input", tail_forward=gelu_using(_erfc_tail),
+                  tail_grad=gelu_grad_using(_erfc_tail, _exp_tail))
+GELU_APPROXIMATE = Activation("gelu_approximate", gelu_approximate, gelu_approximate_grad,
+                              r"a = \tfrac12 z\,(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))",
+                              r"f'(z) = \tfrac12(1 + t) + \tfrac12 z (1 - t^2)\sqrt{2/\pi}(1 + 3 \cdot 0.044715 z^2)",
+                              grad_reads="input", tail_forward=gelu_approximate_using(_tanh_tail),
+                              tail_grad=gelu_approximate_grad_using(_tanh_tail))
+
 #: Every activation, in id order.
 ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, RELU6, ELU, SELU, SOFTPLUS,
-                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL)
+                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL, GELU, GELU_APPROXIMATE)
 BY_NAME = {name: activation for activation in ACTIVATIONS for name in (activation.name, *activation.aliases)}
 BY_ID = dict(enumerate(ACTIVATIONS))
 

@@ -65,6 +65,8 @@ CASES = {
     "exponential8-sgd-mse-b20": ([8], "exponential", 1, "sgd", 0.002, "mse", 20, 10, False),
     "softplus3-3features-adam-mse-b20": ([3], "softplus", 3, "adam", 0.05, "mse", 20, 10, False),
     "elu3-sgd-mae-b30": ([3], "elu", 1, "sgd", 0.05, "mae", 30, 10, False),
+    "gelu8-adam-mse-b20": ([8], "gelu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "gelu_approximate8-sgd-mae-b30": ([8], "gelu_approximate", 3, "sgd", 0.05, "mae", 30, 10, False),
     # optimizer options: (name, keyword arguments)
     "sigmoid8-sgd-momentum-mse-b20": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.9}), 0.02, "mse", 20, 10, False),
     "sigmoid8-sgd-nesterov-mae-b30": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.5, "nesterov": True}), 0.05, "mae", 30,

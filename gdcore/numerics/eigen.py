@@ -104,7 +104,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 
-from gdcore._dtype import bitcast, libm_log1p, pow2, where
+from gdcore._dtype import bitcast, cast, libm_log1p, pow2, where
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -465,6 +465,9 @@ def tanh_grad(y, dy):
     return _flush(dy * _flush(_one_like(y) - _flush(y * y)))
 
 
+tanh_grad = register_jitable(tanh_grad)
+
+
 def tanh_tensorflow(z: np.ndarray) -> np.ndarray:
     """``tf.math.tanh(z)`` bit for bit: packet path, then scalar path on the flat tail."""
     z = np.ascontiguousarray(z)
@@ -757,3 +760,200 @@ _log1p_scalar_dispatch = _by_dtype(_log1p_scalar, _log1p_scalar)
 def log1p_scalar(z):
     """Eigen's scalar ``numext::log1p`` (the C library's ``log1p``/``log1pf``), denormals flushed."""
     return _log1p_scalar_dispatch(z)
+
+
+# --- complementary error function: generic_fast_erfc ----------------------------------
+#
+# TensorFlow's ``Erfc`` evaluates Eigen's ``generic_fast_erfc`` (in
+# ``unsupported/Eigen/src/SpecialFunctions``) on packets and on the scalar tail
+# alike; only its reciprocal differs: the float32 packet path multiplies by
+# ``preciprocal<Packet8f>`` (the processor's RCPPS estimate refined by one
+# Newton step, as Eigen is built with EIGEN_FAST_MATH), the scalar path and
+# float64 divide. With x clamped to [-11, 11] (float32) or [-28, 28] (float64):
+#
+# * :math:`x^2 \le 1`: :math:`1 + x S(x^2)` (float32, degree 5 in x^2), or
+#   :math:`1 - x\,P(x^2)/Q(x^2)` (float64, ``erf_over_x_double_small``);
+# * :math:`x^2 > 1`: :math:`e^{-x^2}(1 - \ell)\,P(1/x^2) / (x\,Q(1/x^2))`, plus 2 for
+#   negative x, where :math:`\ell` is the rounding error of :math:`x^2`
+#   (``twoprod_low``, computed exactly) and :math:`e^{-x^2}` is :func:`exp`
+#   (packets) or ``std::exp`` (scalars).
+
+_ERFC_SMALL_F32 = (5.61802298761904239654541015625e-04, -4.91381669417023658752441406250e-03,
+                   2.67075151205062866210937500000e-02, -1.12800106406211853027343750000e-01,
+                   3.76122951507568359375000000000e-01, -1.12837910652160644531250000000e+00)
+_ERFC_GAMMA_F32 = (1.0208116471767425537109375e-01, 4.2920666933059692382812500e-01,
+                   3.2379078865051269531250000e-01, 5.3971976041793823242187500e-02)
+_ERFC_DELTA_F32 = (1.7251677811145782470703125e-02, 3.9137163758277893066406250e-01,
+                   1.0000000000000000000000000e+00, 6.2173241376876831054687500e-01,
+                   9.5662862062454223632812500e-02)
+_ERF_ALPHA_F64 = (1.9493725660006057018823477644531294572516344487667083740234375e-04,
+                  1.8272566210022942682217328425053892715368419885635375976562500e-03,
+                  4.5303363351690106863856044583371840417385101318359375000000000e-02,
+                  1.4215015503619179981775744181504705920815467834472656250000000e-01,
+                  1.1283791670955125585606992899556644260883331298828125000000000e+00)
+_ERF_BETA_F64 = (2.0294484101083099089526257108317963684385176748037338256835938e-05,
+                 6.8117805899186819641732970609382391558028757572174072265625000e-04,
+                 1.0582026056098614921752165685120417037978768348693847656250000e-02,
+                 9.3252603143757495374188692949246615171432495117187500000000000e-02,
+                 4.5931062818368939559832142549566924571990966796875000000000000e-01,
+                 1.0)
+_ERFC_GAMMA_F64 = (1.5252844933226974316088642158462107545346952974796295166015625e-04,
+                   1.0909912393738931124520519233556115068495273590087890625000000e-02,
+                   1.0628604636755033252537572252549580298364162445068359375000000e-01,
+                   3.3492472973137982217295416376146022230386734008789062500000000e-01,
+                   4.5065776215933289750026347064704168587923049926757812500000000e-01,
+                   2.9433039130294824659017649537418037652969360351562500000000000e-01,
+                   9.8792676360600226170838311645638896152377128601074218750000000e-02,
+                   1.7095935395503719655962981960328761488199234008789062500000000e-02,
+                   1.4249109729504577659398023570247460156679153442382812500000000e-03,
+                   4.4567378313647954771875570045835956989321857690811157226562500e-05)
+_ERFC_DELTA_F64 = (2.041985103115789845773520028160419315099716186523437500000000e-03,
+                   5.316030659946043707142493417450168635696172714233398437500000e-02,
+                   3.426242193784684864077405563875799998641014099121093750000000e-01,
+                   8.565637124308049799026321124983951449394226074218750000000000e-01,
+                   1.000000000000000000000000000000000000000000000000000000000000e+00,
+                   5.968805280570776972126623149961233139038085937500000000000000e-01,
+                   1.890922854723317836356244470152887515723705291748046875000000e-01,
+                   3.152505418656005586885981983868987299501895904541015625000000e-02,
+                   2.565085751861882583380047861965067568235099315643310546875000e-03,
+                   7.899362131678837697403017248376499992446042597293853759765625e-05)
+
+
+@register_jitable
+def _polevl(x, coefficients):
+    """Horner from the highest coefficient, each step fl(fl(p x) + c) (``ppolevl`` without FMA)."""
+    p = cast(coefficients[0], x)
+    for c in coefficients[1:]:
+        p = p * x + cast(c, x)
+    return p
+
+
+@register_jitable
+def _square_low(x, x2):
+    """The rounding error of x2 = fl(x x), exactly (Dekker's ``twoprod_low`` with Veltkamp's split)."""
+    gamma = cast(_split_factor(x), x) * x
+    x_high = (x - gamma) + gamma
+    x_low = x - x_high
+    low = x_high * x_high + -x2
+    low = x_high * x_low + low
+    low = x_low * x_high + low
+    return x_low * x_low + low
+
+
+def _split_factor(x):
+    """Veltkamp's 2^s + 1 for half the significand of x's dtype: 2^12 + 1 (float32), 2^27 + 1 (float64)."""
+    return 4097.0 if np.asarray(x).dtype == np.float32 else 134217729.0
+
+
+@overload(_split_factor, jit_options={"cache": True})
+def _split_factor_numba(x):
+    factor = 4097.0 if x == types.float32 else 134217729.0
+    return lambda x: factor
+
+
+@intrinsic
+def _rcpps(typingctx, x):
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector = ir.VectorType(ir.FloatType(), 4)
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]),
+                                                  "llvm.x86.sse.rcp.ps")
+        lane = ir.Constant(ir.IntType(32), 0)
+        packed = builder.insert_element(ir.Constant(vector, ir.Undefined), args[0], lane)
+        return builder.extract_element(builder.call(function, [packed]), lane)
+
+    return types.float32(x), codegen
+
+
+@_jit
+def _rcp_estimate_array(values, out):
+    for i in range(values.size):
+        out.flat[i] = _rcpps(values.flat[i])
+
+
+def rcp_estimate(y):
+    """The processor's RCPPS estimate of :math:`1/y` (float32, array or scalar)."""
+    values = np.asarray(y, dtype=np.float32)
+    out = np.empty_like(values)
+    _rcp_estimate_array(values.reshape(-1), out.reshape(-1))
+    return out if out.ndim else out[()]
+
+
+@overload(rcp_estimate, jit_options={"cache": True})
+def _rcp_estimate_numba(y):
+    if y == types.float32:
+        return lambda y: _rcpps(y)
+    return None
+
+
+@register_jitable
+def reciprocal_packet(y):
+    """Eigen's ``preciprocal<Packet8f>``: RCPPS refined by one Newton step, :math:`x + x(1 - y x)` (float32)."""
+    estimate = rcp_estimate(y)
+    error = _F32(1.0) - y * estimate
+    return where(error == error, estimate * error + estimate, estimate)
+
+
+def _erfc_float32(x, exp, reciprocal):
+    x = np.minimum(np.maximum(x, _F32(-11.0)), _F32(11.0))
+    x2 = x * x
+    small = x * _polevl(x2, _ERFC_SMALL_F32) + _F32(1.0)
+    x2_low = _square_low(x, x2)
+    e = exp(-x2)
+    z = e - _flush(e * x2_low)  # denormal products are flushed (FTZ), as everywhere in TensorFlow's kernels
+    q2 = reciprocal(x2)
+    ratio = _polevl(q2, _ERFC_GAMMA_F32) / (x * _polevl(q2, _ERFC_DELTA_F32))
+    large = _flush(_flush(z * ratio) + where(x < _F32(0.0), _F32(2.0), _F32(0.0)))
+    return where(_F32(1.0) < x2, large, small)
+
+
+def _erfc_float64(x, exp):
+    x = np.minimum(np.maximum(x, _F64(-28.0)), _F64(28.0))
+    x2 = x * x
+    small = _F64(1.0) - x * (_polevl(x2, _ERF_ALPHA_F64) / _polevl(x2, _ERF_BETA_F64))
+    x2_low = _square_low(x, x2)
+    e = exp(-x2)
+    z = e - _flush(e * x2_low)  # denormal products are flushed (FTZ), as everywhere in TensorFlow's kernels
+    q2 = _F64(1.0) / x2
+    ratio = _polevl(q2, _ERFC_GAMMA_F64) / (x * _polevl(q2, _ERFC_DELTA_F64))
+    large = _flush(_flush(z * ratio) + where(x < _F64(0.0), _F64(2.0), _F64(0.0)))
+    return where(_F64(1.0) < x2, large, small)
+
+
+@register_jitable
+def _divide_one(y):
+    return _F32(1.0) / y
+
+
+def _erfc_packet_float32(x):
+    return _erfc_float32(x, _exp_dispatch, reciprocal_packet)
+
+
+def _erfc_scalar_float32(x):
+    return _erfc_float32(x, _exp_scalar_dispatch, _divide_one)
+
+
+def _erfc_packet_float64(x):
+    return _erfc_float64(x, _exp_dispatch)
+
+
+def _erfc_scalar_float64(x):
+    return _erfc_float64(x, _exp_scalar_dispatch)
+
+
+_erfc_float32 = register_jitable(_erfc_float32)
+_erfc_float64 = register_jitable(_erfc_float64)
+_erfc_dispatch = _by_dtype(_erfc_packet_float32, _erfc_packet_float64)
+_erfc_scalar_dispatch = _by_dtype(_erfc_scalar_float32, _erfc_scalar_float64)
+
+
+def erfc(z):
+    """Eigen's vectorised (packet) complementary error function (comment above)."""
+    return _erfc_dispatch(z)
+
+
+def erfc_scalar(z):
+    """Eigen's scalar ``erfc``: the same formula with ``std::exp`` and a true division (the last ``n % P`` elements)."""
+    return _erfc_scalar_dispatch(z)
