@@ -384,7 +384,7 @@ def gelu(z, approximate: bool = False):
 
 @dataclass(frozen=True)
 class Activation:
-    """A named activation: ``forward(z)`` and ``grad(operand, dy)`` (module docstring), with its formulas.
+    r"""A named activation: ``forward(z)`` and ``grad(operand, dy)`` (module docstring), with its formulas.
 
     ``grad_reads`` says which tensor the gradient reads, as TensorFlow's
     gradient kernel for it does: ``"output"`` (:math:`a`, e.g. ``SigmoidGrad``,

@@ -106,11 +106,13 @@ def _model(hidden, activation, n_features, optimizer, learning_rate, loss, dtype
     return model
 
 
-def _first_difference(mine, theirs):
+def _first_difference(mine, theirs, skip=()):
     """(epoch, quantity, mine, theirs, max ulp) of the first quantity whose bytes differ, or None."""
     for epoch in range(1, theirs.epochs + 1):
         ours, keras = mine.quantities(epoch), theirs.quantities(epoch)
         for name, value in keras.items():
+            if name in skip:
+                continue
             a, b = np.asarray(ours[name]), np.asarray(value, dtype=np.asarray(ours[name]).dtype)
             if a.tobytes() != b.tobytes():
                 return epoch, name, a.ravel()[:4], b.ravel()[:4], int(ulp_distance(a, b).max())
@@ -130,6 +132,15 @@ ULP_TOLERANCE = {("sigmoid8-3features-sgd-global-clipnorm-exponential-mae-b30", 
                  for dtype in ("float32", "float64")}
 
 
+# Keras's predict runs another graph than its fit for the GELUs: with oneDNN, float32 MatMul + BiasAdd + Gelu is
+# fused into one oneDNN inner product with oneDNN's gelu_erf / gelu_tanh (in fit the gradient needs the
+# intermediates, so nothing is fused), and the graph optimizer groups the tanh form's 0.044715 z^3 as
+# (0.044715 z) z^2 in predict but (0.044715 z^2) z in fit. gdcore follows fit (weights and losses stay
+# bit-identical); its predictions are within the distance measured here, over every epoch.
+PREDICT_ULP = {("gelu8-adam-mse-b20", "float32"): 128, ("gelu_approximate8-sgd-mae-b30", "float32"): 192,
+               ("gelu_approximate8-sgd-mae-b30", "float64"): 40}
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_training_is_bit_identical_to_keras(case, dtype, data):
@@ -143,6 +154,12 @@ def test_training_is_bit_identical_to_keras(case, dtype, data):
     # gives the same bits (tests/test_reference_keras.py) in a third of the time.
     theirs = run_keras(model, x, y, feed="numpy" if case.startswith("seed-") else "dataset", **arguments)
     assert theirs.diverged_at is None and mine.epochs == theirs.epochs == epochs
+    if (case, dtype) in PREDICT_ULP:
+        assert _first_difference(mine, theirs, skip=("predictions",)) is None
+        distance = max(int(ulp_distance(np.asarray(mine.predictions[epoch]), np.asarray(theirs.predictions[epoch])).max())
+                       for epoch in range(epochs + 1))
+        assert distance <= PREDICT_ULP[case, dtype], f"predictions {distance} ulp from Keras's"
+        return
     difference = _first_difference(mine, theirs)
     if (case, dtype) in ULP_TOLERANCE:
         first_epoch, ulp = ULP_TOLERANCE[case, dtype]

@@ -247,7 +247,7 @@ def _by_dtype(float32_function, float64_function):
 
     def dispatch(z):
         function = float32_function if _float_dtype(z) == np.float32 else float64_function
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             return function(z)
 
     @overload(dispatch, jit_options={"cache": True})
