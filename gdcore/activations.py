@@ -1,39 +1,68 @@
 r"""Activation functions: one table of pure, elementwise functions.
 
 Each entry of :data:`ACTIVATIONS` pairs the activation with its derivative
-written in terms of the activation's *output* :math:`y` and the upstream
-gradient :math:`dy`, the form TensorFlow's gradient kernels use
-(``SigmoidGrad``, ``TanhGrad``, ``ReluGrad``). The same functions run on
-NumPy arrays in the NumPy engine and on scalars inside the compiled Numba
-loop; an entry's id is its position in the table.
+in the form TensorFlow's gradient kernels use: a function of the upstream
+gradient :math:`dy` and of the activation's *output* :math:`y`
+(``SigmoidGrad``, ``TanhGrad``, ``ReluGrad``, ``EluGrad``) or, where
+TensorFlow's gradient reads it, its *input* :math:`z` (``LeakyReluGrad``,
+``SoftsignGrad``, the registered gradient of ``Softplus``, the composed
+SiLU and GELU); ``Activation.grad_reads`` says which, and both engines keep a
+layer's pre-activation exactly when its gradient reads it. The same
+functions run on NumPy arrays in the NumPy engine and on scalars inside the
+compiled Numba loop; an entry's id is its position in the table.
 
-=========  ==================================  ===================================
-name       :math:`y = f(z)`                    :math:`\partial L/\partial z`
-=========  ==================================  ===================================
-linear     :math:`z`                           :math:`dy`
-sigmoid    :math:`1 / (1 + e^{-z})`            :math:`dy \cdot (y (1 - y))`
-tanh       :math:`\tanh z`                     :math:`dy \cdot (1 - y^2)`
-relu       :math:`\max(z, 0)`                  :math:`dy \cdot [y > 0]`
-softmax    :math:`e^{z_j - m} / \sum_k e^{z_k - m}`  :math:`(dy_j - \sum_k dy_k y_k)\, y_j`
-=========  ==================================  ===================================
+================  ==================================================  ==========================================  =====
+name              :math:`y = f(z)`                                    :math:`\partial L/\partial z`               reads
+================  ==================================================  ==========================================  =====
+linear            :math:`z`                                           :math:`dy`                                  y
+sigmoid           :math:`1 / (1 + e^{-z})`                            :math:`dy \cdot (y (1 - y))`                y
+tanh              :math:`\tanh z`                                     :math:`dy \cdot (1 - y^2)`                  y
+relu              :math:`\max(z, 0)`                                  :math:`dy \cdot [y > 0]`                    y
+softmax           :math:`e^{z_j - m} / \sum_k e^{z_k - m}`            :math:`(dy_j - \sum_k dy_k y_k)\, y_j`      y
+leaky_relu        :math:`z` if :math:`z > 0` else :math:`0.2 z`       :math:`dy` if :math:`z > 0` else :math:`0.2\,dy`   z
+relu6             :math:`\min(\max(z, 0), 6)`                         :math:`dy \cdot [0 < y < 6]`                y
+elu               :math:`z` if :math:`z \ge 0` else :math:`e^z - 1`   :math:`(y + 1)\,dy` if :math:`y < 0` else dy  y
+selu              :math:`\lambda z` or :math:`\lambda\alpha(e^z - 1)`  :math:`dy\,(y + \lambda\alpha)` or :math:`\lambda\,dy`  y
+softplus          :math:`\log(1 + e^z)` (:math:`z`, :math:`e^z` beyond :math:`\mp(\log\varepsilon + 2)`)  :math:`dy\,\sigma(z)`  z
+softsign          :math:`z / (|z| + 1)`                               :math:`dy / (|z| + 1)^2`                    z
+silu (swish)      :math:`z\,\sigma(z)`                                :math:`dy\,(s (1 + z (1 - s)))`, :math:`s = \sigma(z)`  z
+hard_sigmoid      :math:`\mathrm{relu6}(z + 3) \cdot \mathrm{fl}(1/6)`  :math:`(dy\,\mathrm{fl}(1/6)) [0 < z + 3 < 6]`  z
+exponential       :math:`e^z`                                         :math:`dy\,y`                               y
+gelu              :math:`\mathrm{erfc}(-z/\sqrt2)\,(z/2)`             product rule and Erfc's gradient (below)    z
+gelu_approximate  :math:`(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))\,(z/2)`  product rule, ``TanhGrad``, Pow's gradient  z
+================  ==================================================  ==========================================  =====
 
 The softmax is the one entry over the last axis (``row_wise``, :math:`m` the
 row's maximum, sums front to back, the C library's ``exp``); it brings its own
 in-place loops. Trained with a cross-entropy, Keras never evaluates its
 gradient: the loss reads its logits (:func:`gdcore.losses.training_loss`).
 
-The sigmoid and the tanh are evaluated as Eigen's vectorised kernels (what
-TensorFlow runs on CPU on whole packets, :mod:`gdcore.numerics.eigen`): the
-logistic's polynomial exponential and tanh's rational approximation (degree
-[9/8] in float32, [19/18] in float64, within a few ulp of the true tanh). Both
-use only ``+ - * /`` and comparisons, so the NumPy and Numba engines produce
-the same bits (``np.tanh`` would not: NumPy's SIMD tanh and the C library's,
-which Numba calls, differ in the last bit). The gradients are the formulas of
-the table, in that order; TensorFlow's gradient kernels also flush denormal
-operands and results to zero, which only the ``"tensorflow"`` numerics
-profile reproduces (a profile may evaluate an activation its own way:
-``ACTIVATIONS`` of :mod:`gdcore.numerics._tensorflow`).
+The transcendental functions are Eigen's vectorised kernels (what TensorFlow
+runs on CPU on whole packets, :mod:`gdcore.numerics.eigen`): the logistic's
+polynomial exponential, tanh's rational approximation (degree [9/8] in
+float32, [19/18] in float64), ``pexp``, ``plog``/``log1p`` and Eigen's
+``erfc``. All use only ``+ - * /``, comparisons and bit manipulation (one
+processor instruction, RCPPS, for erfc's float32 reciprocal), so the NumPy and
+Numba engines produce the same bits (``np.exp``/``np.tanh`` would not: NumPy's
+SIMD functions and the C library's, which Numba calls, differ in the last
+bit). Constants are those TensorFlow uses, rounded as it rounds them:
+LeakyRelu's slope is a float32 attribute (0.2f in float64 too), tf.nn.gelu
+casts :math:`1/\sqrt2` and 0.044715 from float32. Each formula is evaluated in
+the order of Keras's fit graph after TensorFlow's graph optimizer (a division
+by 6 becomes a product by its reciprocal, ``pow(z, 3)`` products, constant
+factors folded and regrouped), read from the optimized graph and confirmed
+against fit.
+
+The ``"tensorflow"`` numerics profile evaluates an entry as TensorFlow's
+kernels do where that depends on the element's position or on the code path
+(:func:`gdcore.numerics._tensorflow.activation_functions`): Eigen's scalar
+formulas (``tail_forward``, ``tail_grad``: the same formula over ``std::exp``,
+``log1p``, ...) on the last ``n % P`` elements of a tensor, and in float32 on
+oneDNN's paths oneDNN's fused logistic, tanh, elu and swish. Denormal
+results are flushed to zero where TensorFlow's exponential, logarithm and
+erfc produce them.
 """
+
 
 from __future__ import annotations
 

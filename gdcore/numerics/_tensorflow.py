@@ -42,11 +42,20 @@ Per operation (B = batch rows, K = input features of the layer, N = its units):
     Eigen's vectorised inner reduction; ``BiasAddGrad`` for N >= 2 (Keras adds a
     bias with ``tf.nn.bias_add`` for more than one unit and ``AddV2`` for one,
     whose gradient is the ``reduce_sum`` of the column) (:mod:`gdcore.numerics.eigen_reductions`).
-Activations (``ACTIVATIONS``)
-    float32 sigmoid and tanh: oneDNN's fused kernels on the ``onednn-*`` paths,
-    Eigen's packet/tail formulas on the ``eigen-*`` paths and in float64
-    (:mod:`gdcore.numerics.eigen`). Gradients: Eigen's ``SigmoidGrad`` and
-    ``TanhGrad``. relu needs no override (exact).
+Activations (:func:`activation_functions`, ``Kernels.activation_loops``)
+    float32 sigmoid, tanh, elu and silu: oneDNN's fused kernels on the
+    ``onednn-*`` paths (``Float32Path.activations``); otherwise every entry
+    of :mod:`gdcore.activations` with Eigen's packet formulas and, where an
+    exponential, logarithm, logistic, tanh or erfc makes the scalar path
+    differ, Eigen's scalar formulas on the last ``n % P`` elements
+    (:func:`positioned`). Gradients: the entries' (``SigmoidGrad``,
+    ``TanhGrad``, ``EluGrad``, ...), positioned likewise. Verified op by op
+    and in fit (``tests/test_activations.py``,
+    ``tests/test_tensorflow_training.py``); not reproduced: on the ``eigen-*``
+    paths TensorFlow fuses Elu into ``_FusedMatMul``, whose output kernel
+    splits packets by output block, so an elu layer whose units are not a
+    multiple of 8 differs by a few ulp there (2 ulp in the bias after one
+    epoch, measured with 3 units).
 
 Not reproduced (the rules above are used; :mod:`gdcore.numerics.verify` reports the match rate):
 where TensorFlow splits one large operation between its intra-op threads in a
