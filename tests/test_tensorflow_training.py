@@ -130,6 +130,10 @@ def _first_difference(mine, theirs, skip=()):
 # tensor, is bit-identical in fit. A listed case passes if it is identical or within its measured distance.
 ULP_TOLERANCE = {("sigmoid8-3features-sgd-global-clipnorm-exponential-mae-b30", dtype): (3, 2)
                  for dtype in ("float32", "float64")}
+# With oneDNN's ops off TensorFlow fuses Elu into _FusedMatMul, whose output kernel splits Eigen's packets by
+# output block: a layer of 3 units differs by 2 ulp in the bias from the first epoch (gdcore.numerics._tensorflow).
+if gdcore.numerics.cpu_info().float32_products.startswith("eigen"):
+    ULP_TOLERANCE["elu3-sgd-mae-b30", "float32"] = (1, 2)
 
 
 # Keras's predict runs another graph than its fit for the GELUs: with oneDNN, float32 MatMul + BiasAdd + Gelu is
