@@ -120,16 +120,26 @@ def _sum_columns_numba(profile, values, out):
 
 def _activation_loops(profile, which: int):
     """Per activation, in id order: the profile's own loop if it has one, else the activation's (0 forward, 1 grad)."""
-    overrides = _profile_module(profile).ACTIVATION_LOOPS
-    return [overrides[a.name][which] if a.name in overrides else a.loops[which] for a in activations.ACTIVATIONS]
+    module = _profile_module(profile)
+    return [module.activation_loops(a)[which] for a in activations.ACTIVATIONS]
+
+
+# Per activation id: whether its gradient reads the layer's pre-activation (``Activation.grad_reads``);
+# a constant array of the compiled code.
+_READS_INPUT = np.array([a.reads_input for a in activations.ACTIVATIONS], dtype=np.bool_)
+
+
+@register_jitable
+def _reads_input(activation):
+    return activation < _READS_INPUT.shape[0] and _READS_INPUT[activation]
 
 
 def _activate(profile, activation, z):
     """Compiled code only: z <- f(z) in place, the activation evaluated as the profile evaluates it."""
 
 
-def _activation_grad(profile, activation, y, delta):
-    """Compiled code only: delta <- dL/dz from delta = dL/dy and the layer's output y, in place."""
+def _activation_grad(profile, activation, operand, delta):
+    """Compiled code only: delta <- dL/dz from delta = dL/dy and the layer's output or pre-activation, in place."""
 
 
 @overload(_activate, **_overload)
@@ -138,8 +148,9 @@ def _activate_numba(profile, activation, z):
 
 
 @overload(_activation_grad, **_overload)
-def _activation_grad_numba(profile, activation, y, delta):
-    return switch("activation_grad", _activation_loops(profile, 1), ["y", "delta"], "activation", leading=["profile"])
+def _activation_grad_numba(profile, activation, operand, delta):
+    return switch("activation_grad", _activation_loops(profile, 1), ["operand", "delta"], "activation",
+                  leading=["profile"])
 
 
 def _loss_pass_for(loss):
@@ -273,31 +284,39 @@ def _parameter_views(params, layout):
 
 @_jit
 def _workspace(rows, n_features, layout, dtype_like):
-    """Buffers for one batch of ``rows`` samples: inputs, targets, per layer its output and dL/d(output), and the rest."""
+    """Buffers for one batch of ``rows`` samples: inputs, targets, per layer its output and dL/d(output), and its
+    pre-activation (filled only where the activation's gradient reads it), and the rest."""
     n_layers = layout.shape[0]
     inputs = np.empty((rows, n_features), dtype=dtype_like.dtype)
     targets = np.empty((rows, layout[n_layers - 1].n_out), dtype=dtype_like.dtype)
     outputs = [inputs]
     deltas = [inputs]
+    pre_activations = [inputs]
     outputs.clear()
     deltas.clear()
+    pre_activations.clear()
     for layer in range(n_layers):
         outputs.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
         deltas.append(np.empty((rows, layout[layer].n_out), dtype=dtype_like.dtype))
+        width = layout[layer].n_out if _reads_input(layout[layer].activation) else 0
+        pre_activations.append(np.empty((rows, width), dtype=dtype_like.dtype))
     per_sample = np.empty(rows, dtype=dtype_like.dtype)
     weights = np.empty(rows, dtype=dtype_like.dtype)
     predictions = np.empty_like(targets)  # the metrics' view of the output, when the loss reads logits
-    return inputs, targets, outputs, deltas, per_sample, weights, predictions
+    return inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations
 
 
 # --- one batch ----------------------------------------------------------------------
 
 
 @_inline
-def _forward(profile, caches, inputs, kernels, biases, layout, outputs):
-    """Every layer's output for one batch, into ``outputs[layer]``; returns the last."""
+def _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations):
+    """Every layer's output for one batch, into ``outputs[layer]`` (and its pre-activation where the gradient reads
+    it); returns the last."""
     for layer in range(layout.shape[0]):
         _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
+        if _reads_input(layout[layer].activation):
+            _copy_rows(outputs[layer], 0, pre_activations[layer])
         _activate(profile, layout[layer].activation, outputs[layer])
         inputs = outputs[layer]
     return inputs
@@ -315,11 +334,13 @@ def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_
 
 
 @_inline
-def _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads):
+def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads, bias_grads):
     """Fill the gradients from ``deltas[-1]`` = dL/d(y_pred); ``deltas`` are overwritten."""
     for layer in range(layout.shape[0] - 1, -1, -1):
         delta = deltas[layer]
-        _activation_grad(profile, layout[layer].activation, outputs[layer], delta)
+        activation = layout[layer].activation
+        operand = pre_activations[layer] if _reads_input(activation) else outputs[layer]
+        _activation_grad(profile, activation, operand, delta)
         if layer > 0:
             _matmul_grad_kernel(profile, caches, outputs[layer - 1], delta, kernel_grads[layer])
         else:
@@ -431,12 +452,13 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     metric_sums = sums[1:]
     for start in range(0, n, batch_size):
-        inputs, targets, outputs, deltas, per_sample, weights, predictions = full if start + batch_size <= n else last
+        inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = (
+            full if start + batch_size <= n else last)
         _copy_rows(x, start, inputs)
         _copy_rows(y, start, targets)
         for b in range(weights.shape[0]):
             weights[b] = batches.sample_weight[start + b]
-        y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
+        y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
         batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
@@ -453,9 +475,9 @@ def _predict_loop(profile, caches, batches, network):
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     for start in range(0, n, batch_size):
-        inputs, _, outputs, _, _, _, _ = full if start + batch_size <= n else last
+        inputs, _, outputs, _, _, _, _, pre_activations = full if start + batch_size <= n else last
         _copy_rows(x, start, inputs)
-        y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
+        y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
         for b in range(y_pred.shape[0]):
             for j in range(y_pred.shape[1]):
                 result[start + b, j] = y_pred[b, j]
@@ -502,15 +524,17 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
                 metric_sums[k, 1] = window.metric_running[k, 1]
         for batch_index in range(first, n_batches):
             # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
-            inputs, targets, outputs, deltas, per_sample, weights, predictions = full if batch_index < n_full else last
+            inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = (
+                full if batch_index < n_full else last)
             rows = cast(inputs.shape[0], x)
             _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
-            y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs)
+            y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
             _accumulate_metrics(profile, metrics, targets, y_pred, weights, predictions, per_sample, metric_sums)  # pre-update predictions
-            _backward(profile, caches, inputs, kernels, layout, outputs, deltas, kernel_grads, bias_grads)
+            _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads,
+                      bias_grads)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
                 return _restore(window, params, slots, _FAILURE_UPDATE), epoch, steps, batch_index

@@ -25,29 +25,42 @@ def _layers(params: np.ndarray, layout):
         yield kernel, bias, activations.BY_ID[int(layer.activation)]
 
 
-def forward(profile, inputs: np.ndarray, params: np.ndarray, layout) -> list[np.ndarray]:
-    """``[x, a_1, ..., y_pred]``: :math:`a_l = f_l(a_{l-1} W_l + b_l)`."""
+def forward(profile, inputs: np.ndarray, params: np.ndarray, layout, pre_activations: list | None = None
+            ) -> list[np.ndarray]:
+    """``[x, a_1, ..., y_pred]``: :math:`a_l = f_l(z_l)`, :math:`z_l = a_{l-1} W_l + b_l` (appended to ``pre_activations``, if given)."""
     outputs = [inputs]
     for kernel, bias, activation in _layers(params, layout):
-        outputs.append(profile.activate(activation, profile.dense(outputs[-1], kernel, bias)))
+        z = profile.dense(outputs[-1], kernel, bias)
+        if pre_activations is not None:
+            pre_activations.append(z)
+        outputs.append(profile.activate(activation, z))
     return outputs
 
 
-def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, output_grad: np.ndarray) -> np.ndarray:
+def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, output_grad: np.ndarray,
+             pre_activations: list | None = None) -> np.ndarray:
     r"""Gradients of every parameter, flat like ``params``.
 
     For each layer from the last: :math:`\delta \leftarrow f'(\delta)`,
     :math:`\nabla W = a_{l-1}^T\delta`, :math:`\nabla b = \sum_b \delta`,
     then :math:`\delta \leftarrow \delta W^T` for the layer below.
+    :math:`f'` reads the layer's output or its pre-activation
+    (``Activation.grad_reads``); without ``pre_activations`` a pre-activation
+    that is needed is recomputed, with the same bits.
     """
     grads = np.empty_like(params)
     grad_views = list(_layers(grads, layout))
     layers = list(_layers(params, layout))
     delta = output_grad
     for index in reversed(range(len(layers))):
-        kernel, _, activation = layers[index]
+        kernel, bias, activation = layers[index]
         kernel_grad, bias_grad, _ = grad_views[index]
-        delta = profile.activation_grad(activation, outputs[index + 1], delta)
+        if activation.reads_input:
+            z = (pre_activations[index] if pre_activations is not None
+                 else profile.dense(outputs[index], kernel, bias))
+        else:
+            z = None
+        delta = profile.activation_grad(activation, activation.grad_operand(z, outputs[index + 1]), delta)
         kernel_grad[:] = profile.matmul_grad_kernel(outputs[index], delta)
         bias_grad[:] = profile.sum_columns(delta)
         if index > 0:
@@ -57,12 +70,13 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
 
 def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss, sample_weight=None):
     """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite."""
-    outputs = forward(profile, inputs, network.params, network.layout)
+    pre_activations = []
+    outputs = forward(profile, inputs, network.params, network.layout, pre_activations)
     batch = losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight)
     if not np.isfinite(batch):
         return batch, None, outputs
     grads = backward(profile, outputs, network.params, network.layout,
-                     losses.output_grad(loss, targets, outputs[-1], sample_weight))
+                     losses.output_grad(loss, targets, outputs[-1], sample_weight), pre_activations)
     return batch, grads, outputs
 
 

@@ -1,39 +1,68 @@
 r"""Activation functions: one table of pure, elementwise functions.
 
 Each entry of :data:`ACTIVATIONS` pairs the activation with its derivative
-written in terms of the activation's *output* :math:`y` and the upstream
-gradient :math:`dy`, the form TensorFlow's gradient kernels use
-(``SigmoidGrad``, ``TanhGrad``, ``ReluGrad``). The same functions run on
-NumPy arrays in the NumPy engine and on scalars inside the compiled Numba
-loop; an entry's id is its position in the table.
+in the form TensorFlow's gradient kernels use: a function of the upstream
+gradient :math:`dy` and of the activation's *output* :math:`y`
+(``SigmoidGrad``, ``TanhGrad``, ``ReluGrad``, ``EluGrad``) or, where
+TensorFlow's gradient reads it, its *input* :math:`z` (``LeakyReluGrad``,
+``SoftsignGrad``, the registered gradient of ``Softplus``, the composed
+SiLU and GELU); ``Activation.grad_reads`` says which, and both engines keep a
+layer's pre-activation exactly when its gradient reads it. The same
+functions run on NumPy arrays in the NumPy engine and on scalars inside the
+compiled Numba loop; an entry's id is its position in the table.
 
-=========  ==================================  ===================================
-name       :math:`y = f(z)`                    :math:`\partial L/\partial z`
-=========  ==================================  ===================================
-linear     :math:`z`                           :math:`dy`
-sigmoid    :math:`1 / (1 + e^{-z})`            :math:`dy \cdot (y (1 - y))`
-tanh       :math:`\tanh z`                     :math:`dy \cdot (1 - y^2)`
-relu       :math:`\max(z, 0)`                  :math:`dy \cdot [y > 0]`
-softmax    :math:`e^{z_j - m} / \sum_k e^{z_k - m}`  :math:`(dy_j - \sum_k dy_k y_k)\, y_j`
-=========  ==================================  ===================================
+================  ==================================================  ==========================================  =====
+name              :math:`y = f(z)`                                    :math:`\partial L/\partial z`               reads
+================  ==================================================  ==========================================  =====
+linear            :math:`z`                                           :math:`dy`                                  y
+sigmoid           :math:`1 / (1 + e^{-z})`                            :math:`dy \cdot (y (1 - y))`                y
+tanh              :math:`\tanh z`                                     :math:`dy \cdot (1 - y^2)`                  y
+relu              :math:`\max(z, 0)`                                  :math:`dy \cdot [y > 0]`                    y
+softmax           :math:`e^{z_j - m} / \sum_k e^{z_k - m}`            :math:`(dy_j - \sum_k dy_k y_k)\, y_j`      y
+leaky_relu        :math:`z` if :math:`z > 0` else :math:`0.2 z`       :math:`dy` if :math:`z > 0` else :math:`0.2\,dy`   z
+relu6             :math:`\min(\max(z, 0), 6)`                         :math:`dy \cdot [0 < y < 6]`                y
+elu               :math:`z` if :math:`z \ge 0` else :math:`e^z - 1`   :math:`(y + 1)\,dy` if :math:`y < 0` else dy  y
+selu              :math:`\lambda z` or :math:`\lambda\alpha(e^z - 1)`  :math:`dy\,(y + \lambda\alpha)` or :math:`\lambda\,dy`  y
+softplus          :math:`\log(1 + e^z)` (:math:`z`, :math:`e^z` beyond :math:`\mp(\log\varepsilon + 2)`)  :math:`dy\,\sigma(z)`  z
+softsign          :math:`z / (|z| + 1)`                               :math:`dy / (|z| + 1)^2`                    z
+silu (swish)      :math:`z\,\sigma(z)`                                :math:`dy\,(s (1 + z (1 - s)))`, :math:`s = \sigma(z)`  z
+hard_sigmoid      :math:`\mathrm{relu6}(z + 3) \cdot \mathrm{fl}(1/6)`  :math:`(dy\,\mathrm{fl}(1/6)) [0 < z + 3 < 6]`  z
+exponential       :math:`e^z`                                         :math:`dy\,y`                               y
+gelu              :math:`\mathrm{erfc}(-z/\sqrt2)\,(z/2)`             product rule and Erfc's gradient (below)    z
+gelu_approximate  :math:`(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))\,(z/2)`  product rule, ``TanhGrad``, Pow's gradient  z
+================  ==================================================  ==========================================  =====
 
 The softmax is the one entry over the last axis (``row_wise``, :math:`m` the
 row's maximum, sums front to back, the C library's ``exp``); it brings its own
 in-place loops. Trained with a cross-entropy, Keras never evaluates its
 gradient: the loss reads its logits (:func:`gdcore.losses.training_loss`).
 
-The sigmoid and the tanh are evaluated as Eigen's vectorised kernels (what
-TensorFlow runs on CPU on whole packets, :mod:`gdcore.numerics.eigen`): the
-logistic's polynomial exponential and tanh's rational approximation (degree
-[9/8] in float32, [19/18] in float64, within a few ulp of the true tanh). Both
-use only ``+ - * /`` and comparisons, so the NumPy and Numba engines produce
-the same bits (``np.tanh`` would not: NumPy's SIMD tanh and the C library's,
-which Numba calls, differ in the last bit). The gradients are the formulas of
-the table, in that order; TensorFlow's gradient kernels also flush denormal
-operands and results to zero, which only the ``"tensorflow"`` numerics
-profile reproduces (a profile may evaluate an activation its own way:
-``ACTIVATIONS`` of :mod:`gdcore.numerics._tensorflow`).
+The transcendental functions are Eigen's vectorised kernels (what TensorFlow
+runs on CPU on whole packets, :mod:`gdcore.numerics.eigen`): the logistic's
+polynomial exponential, tanh's rational approximation (degree [9/8] in
+float32, [19/18] in float64), ``pexp``, ``plog``/``log1p`` and Eigen's
+``erfc``. All use only ``+ - * /``, comparisons and bit manipulation (one
+processor instruction, RCPPS, for erfc's float32 reciprocal), so the NumPy and
+Numba engines produce the same bits (``np.exp``/``np.tanh`` would not: NumPy's
+SIMD functions and the C library's, which Numba calls, differ in the last
+bit). Constants are those TensorFlow uses, rounded as it rounds them:
+LeakyRelu's slope is a float32 attribute (0.2f in float64 too), tf.nn.gelu
+casts :math:`1/\sqrt2` and 0.044715 from float32. Each formula is evaluated in
+the order of Keras's fit graph after TensorFlow's graph optimizer (a division
+by 6 becomes a product by its reciprocal, ``pow(z, 3)`` products, constant
+factors folded and regrouped), read from the optimized graph and confirmed
+against fit.
+
+The ``"tensorflow"`` numerics profile evaluates an entry as TensorFlow's
+kernels do where that depends on the element's position or on the code path
+(:func:`gdcore.numerics._tensorflow.activation_functions`): Eigen's scalar
+formulas (``tail_forward``, ``tail_grad``: the same formula over ``std::exp``,
+``log1p``, ...) on the last ``n % P`` elements of a tensor, and in float32 on
+oneDNN's paths oneDNN's fused logistic, tanh, elu and swish. Denormal
+results are flushed to zero where TensorFlow's exponential, logarithm and
+erfc produce them.
 """
+
 
 from __future__ import annotations
 
@@ -42,7 +71,7 @@ from typing import Callable
 
 import numpy as np
 from numba import njit
-from numba.extending import register_jitable
+from numba.extending import overload, register_jitable
 
 from gdcore._dtype import cast, libm_exp, where
 from gdcore._validation import lookup
@@ -53,6 +82,9 @@ _jit = njit(cache=True, error_model="numpy", nogil=True)
 
 logistic = register_jitable(eigen.logistic)
 _eigen_tanh = register_jitable(eigen.tanh)
+_eigen_exp = register_jitable(eigen.exp)
+_eigen_log1p = register_jitable(eigen.log1p)
+_tanh_grad = eigen.tanh_grad  # TanhGrad, denormals flushed (compiled code calls it too)
 
 
 @register_jitable
@@ -93,6 +125,229 @@ def relu(z):
 @register_jitable
 def relu_grad(y, dy):
     return dy * where(y > cast(0, y), cast(1, dy), cast(0, dy))  # TensorFlow's ReluGrad multiplies by the mask
+
+
+# --- activations with a slope, a cap or an exponential (Keras 3's keras.activations) ------------
+
+# TensorFlow's LeakyRelu takes its slope as a float32 attribute: Keras's 0.2 is 0.2f in either dtype.
+_LEAKY_SLOPE = float(np.float32(0.2))
+_SELU_SCALE = 1.0507009873554804934193349852946
+_SELU_SCALE_ALPHA = 1.7580993408473768599402175208123  # scale * alpha, as TensorFlow's Selu functor writes it
+# Eigen's Softplus switches formula at log(machine epsilon) + 2 (evaluated in the dtype: logf in float32).
+_SOFTPLUS_THRESHOLD = {np.dtype(np.float32): float(np.float32(np.log(np.float32(2.0**-23))) + np.float32(2.0)),
+                       np.dtype(np.float64): float(np.log(2.0**-52) + 2.0)}
+
+
+@register_jitable
+def leaky_relu(z):
+    r""":math:`z` for :math:`z > 0`, else :math:`0.2 z` (Keras's ``negative_slope=0.2``, rounded to float32)."""
+    return where(z > cast(0, z), z, z * cast(_LEAKY_SLOPE, z))
+
+
+@register_jitable
+def leaky_relu_grad(z, dy):
+    return where(z > cast(0, z), dy, dy * cast(_LEAKY_SLOPE, dy))  # LeakyReluGrad reads the input
+
+
+@register_jitable
+def relu6(z):
+    r""":math:`\min(\max(z, 0), 6)`."""
+    return where(z > cast(0, z), where(z < cast(6, z), z, cast(6, z)), cast(0, z))
+
+
+@register_jitable
+def relu6_grad(y, dy):
+    return dy * where(y > cast(0, y), where(y < cast(6, y), cast(1, dy), cast(0, dy)), cast(0, dy))  # Relu6Grad's mask
+
+
+# The entries below that evaluate an exponential or a logistic are written once over that function
+# (``using``): gdcore evaluates every element with Eigen's packet formula, and the "tensorflow" profile
+# builds the same formula over the scalar function for the elements TensorFlow evaluates one by one.
+
+
+def elu_using(exp):
+    @register_jitable
+    def elu(z):
+        r""":math:`z` for :math:`z \ge 0`, else :math:`e^z - 1` (``alpha=1``)."""
+        return where(z < cast(0, z), exp(z) - cast(1, z), z)
+
+    return elu
+
+
+def selu_using(exp):
+    @register_jitable
+    def selu(z):
+        r""":math:`\lambda z` for :math:`z \ge 0`, else :math:`\lambda\alpha (e^z - 1)`."""
+        return where(z < cast(0, z), cast(_SELU_SCALE_ALPHA, z) * (exp(z) - cast(1, z)), cast(_SELU_SCALE, z) * z)
+
+    return selu
+
+
+def exponential_using(exp):
+    @register_jitable
+    def exponential(z):
+        r""":math:`e^z`."""
+        return exp(z)
+
+    return exponential
+
+
+def softplus_using(exp, log1p):
+    @register_jitable
+    def softplus(z):
+        r""":math:`\log(1 + e^z)`, as Eigen's ``Softplus``: :math:`z` above :math:`-t`, :math:`e^z` below :math:`t`, :math:`t = \log\varepsilon + 2`."""
+        threshold = _softplus_threshold(z)
+        e = exp(z)
+        return where(z > -threshold, z, where(z < threshold, e, log1p(e)))
+
+    return softplus
+
+
+def softplus_grad_using(logistic):
+    @register_jitable
+    def softplus_grad(z, dy):
+        return dy * logistic(z)  # TensorFlow's registered gradient of Softplus: dy * sigmoid(z), from the input
+
+    return softplus_grad
+
+
+def silu_using(logistic):
+    @register_jitable
+    def silu(z):
+        r""":math:`z\,\sigma(z)` (alias ``swish``)."""
+        return z * logistic(z)
+
+    return silu
+
+
+def silu_grad_using(logistic):
+    @register_jitable
+    def silu_grad(z, dy):
+        s = logistic(z)  # tf.nn.silu's custom gradient recomputes the sigmoid of the input
+        return dy * (s * (cast(1, z) + z * (cast(1, z) - s)))
+
+    return silu_grad
+
+
+def _softplus_threshold(z):
+    return np.asarray(z).dtype.type(_SOFTPLUS_THRESHOLD[np.asarray(z).dtype])
+
+
+@overload(_softplus_threshold, jit_options={"cache": True})
+def _softplus_threshold_numba(z):
+    threshold = _SOFTPLUS_THRESHOLD[np.dtype(str(z))]
+    return lambda z: cast(threshold, z)
+
+
+elu = elu_using(_eigen_exp)
+selu = selu_using(_eigen_exp)
+exponential = exponential_using(_eigen_exp)
+softplus = softplus_using(_eigen_exp, _eigen_log1p)
+softplus_grad = softplus_grad_using(logistic)
+silu = silu_using(logistic)
+silu_grad = silu_grad_using(logistic)
+swish = silu
+_exp_tail = register_jitable(eigen.exp_scalar)
+_log1p_tail = register_jitable(eigen.log1p_scalar)
+_logistic_tail = register_jitable(eigen.logistic_scalar)
+
+
+@register_jitable
+def elu_grad(y, dy):
+    return where(y < cast(0, y), (y + cast(1, y)) * dy, dy)  # EluGrad reads the output
+
+
+@register_jitable
+def selu_grad(y, dy):
+    return where(y < cast(0, y), dy * (y + cast(_SELU_SCALE_ALPHA, y)), dy * cast(_SELU_SCALE, dy))
+
+
+@register_jitable
+def softsign(z):
+    r""":math:`z / (|z| + 1)`."""
+    return z / (np.abs(z) + cast(1, z))
+
+
+@register_jitable
+def softsign_grad(z, dy):
+    denominator = np.abs(z) + cast(1, z)
+    return dy / (denominator * denominator)  # SoftsignGrad: dy / (|z| + 1)^2, from the input
+
+
+@register_jitable
+def hard_sigmoid(z):
+    r""":math:`\mathrm{relu6}(z + 3) / 6`, the division by 6 a product with :math:`\mathrm{fl}(1/6)` as TensorFlow's graph rewrites it."""
+    return relu6(z + cast(3, z)) * (cast(1, z) / cast(6, z))
+
+
+@register_jitable
+def hard_sigmoid_grad(z, dy):
+    shifted = z + cast(3, z)
+    return relu6_grad(relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
+
+
+# GELU, as tf.nn.gelu composes it from elementwise ops (TensorFlow has no Gelu kernel), every operation
+# rounded, in the graph's order. tf.nn.gelu casts 1/sqrt(2) and 0.044715 from float32 tensors (so float64
+# uses their float32 values); sqrt(2/pi) and Erfc's gradient constant are made in the dtype.
+_GELU_C = float(np.float32(0.7071067811865476))  # 1/sqrt(2)
+_GELU_K = float(-2 / np.sqrt(np.pi))  # Erfc's registered gradient: -2/sqrt(pi) exp(-u^2)
+_GELU_TANH_C = 0.7978845608028654  # sqrt(2/pi)
+_GELU_TANH_COEFF = float(np.float32(0.044715))
+
+
+def gelu_using(erfc):
+    @register_jitable
+    def gelu_exact(z):
+        r""":math:`\tfrac12 z\,\mathrm{erfc}(-z/\sqrt2)` (Keras's ``gelu``, ``approximate=False``)."""
+        return erfc(cast(_GELU_C, z) * -z) * (z * cast(0.5, z))
+
+    return gelu_exact
+
+
+def gelu_grad_using(erfc, exp):
+    @register_jitable
+    def gelu_exact_grad(z, dy):
+        # Keras's fit graph after TensorFlow's graph optimizer: the product rule on y = erfc(u) (z / 2),
+        # u = c (-z); Erfc's gradient -2/sqrt(pi) exp(-u^2) and the chain's c folded into one constant, the
+        # four factors grouped as measured against Keras's fit (of the 15 groupings only this one matches).
+        u = cast(_GELU_C, z) * -z
+        through_half = (erfc(u) * cast(0.5, z)) * dy
+        folded = cast(_GELU_K, z) * cast(_GELU_C, z)
+        through_erfc = -((exp(-(u * u)) * folded) * ((z * cast(0.5, z)) * dy))
+        return through_erfc + through_half
+
+    return gelu_exact_grad
+
+
+def gelu_approximate_using(tanh):
+    @register_jitable
+    def gelu_approximate(z):
+        r""":math:`\tfrac12 z\,(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3)))` (``approximate=True``)."""
+        cube = (cast(_GELU_TANH_COEFF, z) * (z * z)) * z  # pow(z, 3) becomes products, the constant first
+        t = tanh((z + cube) * cast(_GELU_TANH_C, z))
+        return (cast(1, z) + t) * (z * cast(0.5, z))
+
+    return gelu_approximate
+
+
+def gelu_approximate_grad_using(tanh):
+    @register_jitable
+    def gelu_approximate_grad(z, dy):
+        # Keras's fit graph after TensorFlow's graph optimizer: Pow's gradient 3 z^2 with the coefficient
+        # folded into fl(0.044715 * 3), TanhGrad, and the three paths summed by AddN in this order.
+        square = z * z
+        t = tanh((z + (cast(_GELU_TANH_COEFF, z) * square) * z) * cast(_GELU_TANH_C, z))
+        through_half = ((cast(1, z) + t) * cast(0.5, z)) * dy
+        d_inner = _tanh_grad(t, dy * (z * cast(0.5, z))) * cast(_GELU_TANH_C, z)
+        through_cube = (square * (cast(_GELU_TANH_COEFF, z) * cast(3, z))) * d_inner
+        return (through_cube + through_half) + d_inner
+
+    return gelu_approximate_grad
+
+
+@register_jitable
+def exponential_grad(y, dy):
+    return dy * y  # Exp's gradient reads the output
 
 
 @register_jitable
@@ -138,10 +393,33 @@ def softmax_grad(y, dy):
     return out
 
 
+_eigen_erfc = register_jitable(eigen.erfc)
+gelu_exact = gelu_using(_eigen_erfc)
+gelu_exact_grad = gelu_grad_using(_eigen_erfc, _eigen_exp)
+gelu_approximate = gelu_approximate_using(_eigen_tanh)
+gelu_approximate_grad = gelu_approximate_grad_using(_eigen_tanh)
+
+
+def gelu(z, approximate: bool = False):
+    r"""Keras's ``keras.activations.gelu``: :math:`\tfrac12 z(1 + \mathrm{erf}(z/\sqrt2))`, or its tanh approximation.
+
+    ``approximate=False`` (Keras's default, the ``"gelu"`` string) is the
+    exact, erf form; ``approximate=True`` is :data:`GELU_APPROXIMATE`.
+    """
+    if not isinstance(approximate, (bool, np.bool_)):
+        raise ValueError(f"approximate must be True or False, got {approximate!r}")
+    return gelu_approximate(z) if approximate else gelu_exact(z)
+
+
 @dataclass(frozen=True)
 class Activation:
-    """A named activation: ``forward(z)`` and ``grad(y, dy)`` (module docstring), with its formulas.
+    r"""A named activation: ``forward(z)`` and ``grad(operand, dy)`` (module docstring), with its formulas.
 
+    ``grad_reads`` says which tensor the gradient reads, as TensorFlow's
+    gradient kernel for it does: ``"output"`` (:math:`a`, e.g. ``SigmoidGrad``,
+    ``EluGrad``) or ``"input"`` (:math:`z`, e.g. ``LeakyReluGrad``, the
+    softplus's :math:`dy\,\sigma(z)`); the engines keep the pre-activation of
+    a layer whose activation reads its input (:meth:`grad_operand`).
     ``formula`` and ``grad_formula`` are LaTeX (:math:`a` the output, :math:`z`
     the input), rendered by :mod:`gdcore.explain`; ``sklearn`` is
     scikit-learn's name for it (``MLPRegressor(activation=...)``), if any;
@@ -155,6 +433,11 @@ class Activation:
     grad_formula: str
     sklearn: str | None = None
     aliases: tuple[str, ...] = ()
+    grad_reads: str = "output"
+    # The same formulas over Eigen's scalar functions (std::exp, ...), for the last n % P elements of a
+    # tensor, which TensorFlow evaluates one by one; None where they give the bits of forward/grad.
+    tail_forward: Callable | None = field(default=None, compare=False, repr=False)
+    tail_grad: Callable | None = field(default=None, compare=False, repr=False)
     row_wise: bool = False  # over the last axis (softmax): its own in-place loops, ``forward_loop``/``grad_loop``
     forward_loop: Callable | None = field(default=None, compare=False, repr=False)
     grad_loop: Callable | None = field(default=None, compare=False, repr=False)
@@ -166,6 +449,14 @@ class Activation:
 
     def __call__(self, z):
         return self.forward(z)
+
+    @property
+    def reads_input(self) -> bool:
+        return self.grad_reads == "input"
+
+    def grad_operand(self, z, y):
+        """What ``grad`` takes as its first argument: the pre-activation ``z`` or the output ``y``."""
+        return z if self.reads_input else y
 
     @property
     def loops(self) -> tuple[Callable, Callable]:
@@ -191,8 +482,41 @@ SOFTMAX = Activation("softmax", softmax, softmax_grad, r"a_j = e^{z_j} / \textst
                      r"\partial L/\partial z_j = (dy_j - \textstyle\sum_k dy_k a_k)\,a_j", "softmax", row_wise=True,
                      forward_loop=_softmax_in_place, grad_loop=_softmax_grad_in_place)
 
+LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z > 0),\ 0.2 z\ \text{otherwise}",
+                        r"f'(z) = 1\ (z > 0),\ 0.2\ \text{otherwise}", grad_reads="input")
+RELU6 = Activation("relu6", relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
+ELU = Activation("elu", elu, elu_grad, r"a = z\ (z \ge 0),\ e^z - 1\ \text{otherwise}",
+                 r"f'(z) = 1\ (a \ge 0),\ a + 1\ \text{otherwise}", tail_forward=elu_using(_exp_tail))
+SELU = Activation("selu", selu, selu_grad, r"a = \lambda z\ (z \ge 0),\ \lambda\alpha(e^z - 1)\ \text{otherwise}",
+                  r"f'(z) = \lambda\ (a \ge 0),\ a + \lambda\alpha\ \text{otherwise}",
+                  tail_forward=selu_using(_exp_tail))
+SOFTPLUS = Activation("softplus", softplus, softplus_grad, r"a = \log(1 + e^z)", r"f'(z) = \sigma(z)",
+                      grad_reads="input", tail_forward=softplus_using(_exp_tail, _log1p_tail),
+                      tail_grad=softplus_grad_using(_logistic_tail))
+SOFTSIGN = Activation("softsign", softsign, softsign_grad, r"a = z / (|z| + 1)", r"f'(z) = 1 / (|z| + 1)^2",
+                      grad_reads="input")
+SILU = Activation("silu", silu, silu_grad, r"a = z\,\sigma(z)", r"f'(z) = \sigma(z)\,(1 + z(1 - \sigma(z)))",
+                  aliases=("swish",), grad_reads="input", tail_forward=silu_using(_logistic_tail),
+                  tail_grad=silu_grad_using(_logistic_tail))
+HARD_SIGMOID = Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_grad, r"a = \mathrm{relu6}(z + 3) / 6",
+                          r"f'(z) = [-3 < z < 3] / 6", grad_reads="input")
+EXPONENTIAL = Activation("exponential", exponential, exponential_grad, r"a = e^z", r"f'(z) = a",
+                         tail_forward=exponential_using(_exp_tail))
+
+_erfc_tail = register_jitable(eigen.erfc_scalar)
+_tanh_tail = register_jitable(eigen.tanh_scalar)
+GELU = Activation("gelu", gelu_exact, gelu_exact_grad, r"a = \tfrac12 z\,(1 + \mathrm{erf}(z/\sqrt2))",
+                  r"f'(z) = \Phi(z) + z\,\varphi(z)", grad_reads="input", tail_forward=gelu_using(_erfc_tail),
+                  tail_grad=gelu_grad_using(_erfc_tail, _exp_tail))
+GELU_APPROXIMATE = Activation("gelu_approximate", gelu_approximate, gelu_approximate_grad,
+                              r"a = \tfrac12 z\,(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))",
+                              r"f'(z) = \tfrac12(1 + t) + \tfrac12 z (1 - t^2)\sqrt{2/\pi}(1 + 3 \cdot 0.044715 z^2)",
+                              grad_reads="input", tail_forward=gelu_approximate_using(_tanh_tail),
+                              tail_grad=gelu_approximate_grad_using(_tanh_tail))
+
 #: Every activation, in id order.
-ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX)
+ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, RELU6, ELU, SELU, SOFTPLUS,
+                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL, GELU, GELU_APPROXIMATE)
 BY_NAME = {name: activation for activation in ACTIVATIONS for name in (activation.name, *activation.aliases)}
 BY_ID = dict(enumerate(ACTIVATIONS))
 

@@ -400,8 +400,9 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     for l in reversed(range(len(views))):
         kernel, _, activation = views[l]
         grad_a[l] = upstream
-        deltas[l] = profile.activation_grad(activation, outputs[l + 1], upstream)
-        activation_grads[l] = profile.activation_grad(activation, outputs[l + 1], np.ones_like(upstream))
+        operand = activation.grad_operand(pre_activations[l], outputs[l + 1])
+        deltas[l] = profile.activation_grad(activation, operand, upstream)
+        activation_grads[l] = profile.activation_grad(activation, operand, np.ones_like(upstream))
         if l > 0:
             upstream = profile.matmul_grad_input(deltas[l], kernel)
 

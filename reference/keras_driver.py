@@ -134,7 +134,8 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
             if layer.activation.name not in SUPPORTED_ACTIVATIONS:
                 raise Unsupported(f"layer {layer.name!r}: activation {layer.activation.name!r} has no Keras twin here; "
                                   f"supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
-            layers.append(keras.layers.Dense(layer.units, activation=layer.activation.name, name=layer.name))
+            layers.append(keras.layers.Dense(layer.units, activation=_keras_activation(keras, layer.activation.name),
+                                             name=layer.name))
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
@@ -145,6 +146,13 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
                          weighted_metrics=[entry for entry, weighted in entries if weighted] or None,
                          jit_compile=False)
     return twin
+
+
+def _keras_activation(keras, name: str):
+    """Keras's activation for gdcore's entry ``name``: its name, or a callable where Keras has no name for it."""
+    if name == "gelu_approximate":  # keras.activations.gelu's tanh form has no string
+        return lambda x: keras.activations.gelu(x, approximate=True)
+    return name
 
 
 def _keras_loss(keras, loss):

@@ -28,6 +28,10 @@ CONFIGS = [
     ([16, 4], "tanh", 3, "sgd-momentum", "mae", 7),
     ([8], "sigmoid", 1, "rmsprop", "mse", 20),
     ([16], "tanh", 3, "rmsprop-centered-momentum", "mse", 30),
+    # gradients that read the pre-activation (kept by both engines), the last with Eigen's scalar tails
+    ([8], "silu", 1, "adam", "mse", 20),
+    ([3, 5], "gelu", 3, "sgd-momentum", "mae", 7),
+    ([7], "elu", 2, "adam", "mse", 30),
 ]
 
 

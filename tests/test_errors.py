@@ -78,7 +78,7 @@ def test_bad_hyperparameters(factory, message):
 
 
 @pytest.mark.parametrize("kind, factory, known", [
-    ("activation", lambda: gdcore.layers.Dense(1, activation="softplus"), "linear, relu, sigmoid, softmax, tanh"),
+    ("activation", lambda: gdcore.layers.Dense(1, activation="mish"), "linear, relu, relu6, selu, sigmoid, silu"),
     ("initializer", lambda: gdcore.layers.Dense(1, kernel_initializer="he_normalish"), "glorot_uniform"),
     ("loss", lambda: build_model().compile(optimizer="sgd", loss="huber"), "mae, mean_absolute_error"),
     ("optimizer", lambda: build_model().compile(optimizer="adadelta", loss="mse"), "adagrad, adam, adamw, rmsprop, sgd"),

@@ -314,20 +314,27 @@ def test_tanh_numba_scalars_match_numpy(dtype):
     _assert_same_bits(np.array([compiled(v) for v in z], dtype=dtype), eigen.tanh(z), "njit(tanh)")
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "elu", "silu"])
 def test_fused_float32_activations_match_a_compiled_dense_layer(name):
-    """This machine's logistic and tanh over eight decades of pre-activations, through a real compiled Dense.
+    """This machine's logistic, tanh, elu and swish over eight decades of pre-activations, through a real compiled Dense.
 
     With oneDNN, TensorFlow fuses the activation into the MatMul (oneDNN's
-    kernels); on Eigen's float32 path it runs Eigen's packet kernels.
+    kernels; x * sigmoid(x) becomes its swish); on Eigen's float32 path it
+    runs Eigen's packet kernels.
     """
+    from gdcore import activations
+
     rng = np.random.default_rng(7)
     if _EIGEN_FLOAT32:
+        elu, silu = (_tensorflow.positioned(a.forward, a.tail_forward) for a in (activations.ELU, activations.SILU))
         mine, loop = {"sigmoid": (eigen.logistic_tensorflow, eigen.logistic_tensorflow_loop),
-                      "tanh": (eigen.tanh, eigen.tanh_tensorflow_loop)}[name]
+                      "tanh": (eigen.tanh, eigen.tanh_tensorflow_loop),
+                      "elu": (elu, _tensorflow.positioned_loops(activations.ELU)[0]),
+                      "silu": (silu, _tensorflow.positioned_loops(activations.SILU)[0])}[name]
     else:
-        mine, loop = {"sigmoid": (onednn.logistic, onednn.logistic_loop), "tanh": (onednn.tanh, onednn.tanh_loop)}[name]
-    activation = {"sigmoid": tf.math.sigmoid, "tanh": tf.math.tanh}[name]
+        mine, loop = {"sigmoid": (onednn.logistic, onednn.logistic_loop), "tanh": (onednn.tanh, onednn.tanh_loop),
+                      "elu": (onednn.elu, onednn.elu_loop), "silu": (onednn.swish, onednn.swish_loop)}[name]
+    activation = {"sigmoid": tf.math.sigmoid, "tanh": tf.math.tanh, "elu": tf.nn.elu, "silu": tf.nn.silu}[name]
     kernel = np.ones((1, 16), np.float32)
     for scale in (1e-6, 1e-4, 1e-3, 0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0):
         x = (rng.standard_normal((512, 1)) * scale).astype(np.float32)
@@ -336,7 +343,7 @@ def test_fused_float32_activations_match_a_compiled_dense_layer(name):
         pre = x * kernel + bias
         out = pre.copy()
         loop(out)
-        _assert_same_bits(mine(pre), reference, f"{mine.__module__}.{mine.__name__} at scale {scale}")
+        _assert_same_bits(mine(pre), reference, f"{name} at scale {scale}")
         _assert_same_bits(out, reference, f"{loop.__name__} at scale {scale}")
 
 

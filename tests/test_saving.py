@@ -387,8 +387,8 @@ def _optimizer(config):
 UNSUPPORTED = {
     "layer-class": (lambda c: c["config"]["layers"][1].update(class_name="Conv2D"),
                     "layer 'dense' is a Conv2D; gdcore loads Dense layers"),
-    "activation": (lambda c: _layer(c, 1).update(activation="softplus"), "Dense layer 'dense': unknown activation "
-                   "'softplus'"),
+    "activation": (lambda c: _layer(c, 1).update(activation="mish"), "Dense layer 'dense': unknown activation "
+                   "'mish'"),
     "no-bias": (lambda c: _layer(c, 2).update(use_bias=False), "Dense layer 'out' has use_bias=False"),
     "regularizer": (lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "L2", "config": {"l2": 0.01}}),
                     "Dense layer 'dense' has kernel_regularizer="),

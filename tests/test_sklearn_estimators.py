@@ -171,7 +171,7 @@ def test_sklearn_error_conventions():
         GDRegressor(max_iter=1).fit(bad, y)
     for parameter, value, match in [("hidden_layer_sizes", (4, 0), "hidden_layer_sizes must be a tuple of positive"),
                                     ("solver", "lbfgs", "solver must be one of"),
-                                    ("activation", "softplus", "activation"),
+                                    ("activation", "mish", "activation"),
                                     ("loss", "hinge", "loss"),
                                     ("learning_rate", -1.0, r"learning_rate must be in \(0.0, inf\)"),
                                     ("batch_size", 0, "batch_size must be 'auto' or an integer"),

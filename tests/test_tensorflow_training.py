@@ -53,6 +53,20 @@ CASES = {
     "linear-3features-adam-mse-b30": ([], "linear", 3, "adam", 0.1, "mse", 30, 10, False),
     "sigmoid8-3features-adam-mse-b20": ([8], "sigmoid", 3, "adam", 0.1, "mse", 20, 10, False),
     "tanh16-3features-sgd-mae-b30": ([16], "tanh", 3, "sgd", 0.05, "mae", 30, 10, False),
+    # Keras 3's other activations: one case each (tests/test_activations.py checks them op by op)
+    "leaky_relu8-adam-mse-b20": ([8], "leaky_relu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "relu6-8-sgd-mae-b30": ([8], "relu6", 1, "sgd", 0.05, "mae", 30, 10, False),
+    "elu8-adam-mse-b20": ([8], "elu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "selu8-sgd-mse-b30": ([8], "selu", 1, "sgd", 0.02, "mse", 30, 10, False),
+    "softplus8-adam-mae-b20": ([8], "softplus", 1, "adam", 0.05, "mae", 20, 10, False),
+    "softsign8-adam-mse-b30": ([8], "softsign", 3, "adam", 0.05, "mse", 30, 10, False),
+    "silu8-adam-mse-b20": ([8], "silu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "hard_sigmoid8-adam-mse-b20": ([8], "hard_sigmoid", 1, "adam", 0.05, "mse", 20, 10, False),
+    "exponential8-sgd-mse-b20": ([8], "exponential", 1, "sgd", 0.002, "mse", 20, 10, False),
+    "softplus3-3features-adam-mse-b20": ([3], "softplus", 3, "adam", 0.05, "mse", 20, 10, False),
+    "elu3-sgd-mae-b30": ([3], "elu", 1, "sgd", 0.05, "mae", 30, 10, False),
+    "gelu8-adam-mse-b20": ([8], "gelu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "gelu_approximate8-sgd-mae-b30": ([8], "gelu_approximate", 3, "sgd", 0.05, "mae", 30, 10, False),
     # optimizer options: (name, keyword arguments)
     "sigmoid8-sgd-momentum-mse-b20": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.9}), 0.02, "mse", 20, 10, False),
     "sigmoid8-sgd-nesterov-mae-b30": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.5, "nesterov": True}), 0.05, "mae", 30,
@@ -92,11 +106,13 @@ def _model(hidden, activation, n_features, optimizer, learning_rate, loss, dtype
     return model
 
 
-def _first_difference(mine, theirs):
+def _first_difference(mine, theirs, skip=()):
     """(epoch, quantity, mine, theirs, max ulp) of the first quantity whose bytes differ, or None."""
     for epoch in range(1, theirs.epochs + 1):
         ours, keras = mine.quantities(epoch), theirs.quantities(epoch)
         for name, value in keras.items():
+            if name in skip:
+                continue
             a, b = np.asarray(ours[name]), np.asarray(value, dtype=np.asarray(ours[name]).dtype)
             if a.tobytes() != b.tobytes():
                 return epoch, name, a.ravel()[:4], b.ravel()[:4], int(ulp_distance(a, b).max())
@@ -114,6 +130,19 @@ def _first_difference(mine, theirs):
 # tensor, is bit-identical in fit. A listed case passes if it is identical or within its measured distance.
 ULP_TOLERANCE = {("sigmoid8-3features-sgd-global-clipnorm-exponential-mae-b30", dtype): (3, 2)
                  for dtype in ("float32", "float64")}
+# With oneDNN's ops off TensorFlow fuses Elu into _FusedMatMul, whose output kernel splits Eigen's packets by
+# output block: a layer of 3 units differs by 2 ulp in the bias from the first epoch (gdcore.numerics._tensorflow).
+if gdcore.numerics.cpu_info().float32_products.startswith("eigen"):
+    ULP_TOLERANCE["elu3-sgd-mae-b30", "float32"] = (1, 2)
+
+
+# Keras's predict runs another graph than its fit for the GELUs: with oneDNN, float32 MatMul + BiasAdd + Gelu is
+# fused into one oneDNN inner product with oneDNN's gelu_erf / gelu_tanh (in fit the gradient needs the
+# intermediates, so nothing is fused), and the graph optimizer groups the tanh form's 0.044715 z^3 as
+# (0.044715 z) z^2 in predict but (0.044715 z^2) z in fit. gdcore follows fit (weights and losses stay
+# bit-identical); its predictions are within the distance measured here, over every epoch.
+PREDICT_ULP = {("gelu8-adam-mse-b20", "float32"): 128, ("gelu_approximate8-sgd-mae-b30", "float32"): 192,
+               ("gelu_approximate8-sgd-mae-b30", "float64"): 40}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -129,6 +158,12 @@ def test_training_is_bit_identical_to_keras(case, dtype, data):
     # gives the same bits (tests/test_reference_keras.py) in a third of the time.
     theirs = run_keras(model, x, y, feed="numpy" if case.startswith("seed-") else "dataset", **arguments)
     assert theirs.diverged_at is None and mine.epochs == theirs.epochs == epochs
+    if (case, dtype) in PREDICT_ULP:
+        assert _first_difference(mine, theirs, skip=("predictions",)) is None
+        distance = max(int(ulp_distance(np.asarray(mine.predictions[epoch]), np.asarray(theirs.predictions[epoch])).max())
+                       for epoch in range(epochs + 1))
+        assert distance <= PREDICT_ULP[case, dtype], f"predictions {distance} ulp from Keras's"
+        return
     difference = _first_difference(mine, theirs)
     if (case, dtype) in ULP_TOLERANCE:
         first_epoch, ulp = ULP_TOLERANCE[case, dtype]

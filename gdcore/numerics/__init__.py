@@ -8,7 +8,8 @@ gradient products, the loss sum and the bias gradient); the elementwise maths
 except where a profile's kernel evaluates an activation differently
 (TensorFlow's float64 sigmoid and tanh depend on an element's position in the
 tensor, its float32 ones come from oneDNN's fused kernel: each profile
-module's ``ACTIVATIONS`` table lists such overrides).
+module's ``activation_functions(activation, backend)`` and its kernels'
+``activation_loops(activation)`` say how it evaluates an entry).
 
 ``"plain"``
     Every sum front to back, the textbook loop (:mod:`gdcore.numerics._plain`).
@@ -76,18 +77,19 @@ class Profile:
         return self.module.kernels(self.backend) if self.backend else self.module
 
     def _activation(self, activation):
-        forward, grad = self.module.ACTIVATIONS.get(activation.name, (activation.forward, activation.grad))
-        if self.backend and activation.name in self.module.ACTIVATIONS:
-            forward = partial(forward, backend=self.backend)
-        return forward, grad
+        return self.module.activation_functions(activation, self.backend)
 
     def activate(self, activation, z):
         """``activation(z)`` evaluated as this profile's kernel evaluates it."""
         return self._activation(activation)[0](z)
 
-    def activation_grad(self, activation, y, dy):
-        r""":math:`\partial L/\partial z` from the layer output ``y`` and ``dy`` = :math:`\partial L/\partial y`."""
-        return self._activation(activation)[1](y, dy)
+    def activation_grad(self, activation, operand, dy):
+        r""":math:`\partial L/\partial z` from ``dy`` = :math:`\partial L/\partial a` and the tensor the gradient reads.
+
+        ``operand`` is the layer's output :math:`a` or its pre-activation
+        :math:`z`, as ``activation.grad_reads`` says (``activation.grad_operand(z, a)``).
+        """
+        return self._activation(activation)[1](operand, dy)
 
     def update_lanes(self, layout, dtype) -> np.ndarray:
         """Per parameter, how an optimizer update evaluates its position-dependent operations (int8).

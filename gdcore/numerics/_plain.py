@@ -23,9 +23,14 @@ a contiguous run, for example a (B, 1) column.
 import numpy as np
 from numba import njit
 
-# Activations whose evaluation depends on the profile (by name: forward, gradient from the
-# output): none; each element is computed by the activation's own elementwise function.
-ACTIVATIONS: dict = {}
+
+def activation_functions(activation, backend: str = ""):
+    """(forward, gradient) NumPy functions of an entry of :data:`gdcore.activations.ACTIVATIONS`: its own.
+
+    Every element is computed by the activation's own elementwise functions
+    (Eigen's packet formulas where it needs an exponential), whatever its position.
+    """
+    return activation.forward, activation.grad
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
@@ -247,7 +252,6 @@ def sum_columns_loop(values, out):
             out[j] = out[j] + values[b, j]
 
 
-# Activations whose evaluation depends on the profile, by name: (forward loop, gradient loop).
-# None here: each element is computed by the activation's own elementwise function
-# (gdcore.activations builds those loops).
-ACTIVATION_LOOPS: dict = {}
+def activation_loops(activation):
+    """(forward loop, gradient loop) of an activation entry: its own compiled loops (``activation.loops``)."""
+    return activation.loops

@@ -42,11 +42,20 @@ Per operation (B = batch rows, K = input features of the layer, N = its units):
     Eigen's vectorised inner reduction; ``BiasAddGrad`` for N >= 2 (Keras adds a
     bias with ``tf.nn.bias_add`` for more than one unit and ``AddV2`` for one,
     whose gradient is the ``reduce_sum`` of the column) (:mod:`gdcore.numerics.eigen_reductions`).
-Activations (``ACTIVATIONS``)
-    float32 sigmoid and tanh: oneDNN's fused kernels on the ``onednn-*`` paths,
-    Eigen's packet/tail formulas on the ``eigen-*`` paths and in float64
-    (:mod:`gdcore.numerics.eigen`). Gradients: Eigen's ``SigmoidGrad`` and
-    ``TanhGrad``. relu needs no override (exact).
+Activations (:func:`activation_functions`, ``Kernels.activation_loops``)
+    float32 sigmoid, tanh, elu and silu: oneDNN's fused kernels on the
+    ``onednn-*`` paths (``Float32Path.activations``); otherwise every entry
+    of :mod:`gdcore.activations` with Eigen's packet formulas and, where an
+    exponential, logarithm, logistic, tanh or erfc makes the scalar path
+    differ, Eigen's scalar formulas on the last ``n % P`` elements
+    (:func:`positioned`). Gradients: the entries' (``SigmoidGrad``,
+    ``TanhGrad``, ``EluGrad``, ...), positioned likewise. Verified op by op
+    and in fit (``tests/test_activations.py``,
+    ``tests/test_tensorflow_training.py``); not reproduced: on the ``eigen-*``
+    paths TensorFlow fuses Elu into ``_FusedMatMul``, whose output kernel
+    splits packets by output block, so an elu layer whose units are not a
+    multiple of 8 differs by a few ulp there (2 ulp in the bias after one
+    epoch, measured with 3 units).
 
 Not reproduced (the rules above are used; :mod:`gdcore.numerics.verify` reports the match rate):
 where TensorFlow splits one large operation between its intra-op threads in a
@@ -60,7 +69,7 @@ normal numbers).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
@@ -68,8 +77,11 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from functools import partial
+
 from gdcore._dtype import cast
 from gdcore.numerics import eigen, eigen_products, onednn
+from gdcore.numerics._in_place import activation_loop, gradient_loop
 from gdcore.numerics.eigen_reductions import (reduce_sum_rows, reduce_sum_rows_loop, sum_columns, sum_columns_loop,
                                               sum_vector, sum_vector_loop)
 from gdcore.numerics.machine import FLOAT32_PATHS as BACKENDS, Caches, cpu_info
@@ -187,14 +199,18 @@ class Float32Path:
     tanh_loop: Callable
     dense: Callable | None = None  # (inputs, kernel, bias, caches) when the layer's product is not matmul + bias
     dense_loop: Callable | None = None  # (inputs, kernel, bias, out, caches)
+    # Other forward activations this path evaluates its own way, by name: (f(z), f_loop(z)).
+    activations: dict = field(default_factory=dict)
 
 
 def _onednn_path(family: str) -> Float32Path:
     """oneDNN's sgemm for every float32 product (kernels for ``family``), its fused logistic/tanh."""
     kernels = [getattr(onednn, f"{name}_{family}{suffix}") for suffix in ("", "_loop")
                for name in ("matmul", "matmul_grad_input", "matmul_grad_kernel")]
+    # oneDNN fuses Elu into the Dense layer's inner product and runs x * sigmoid(x) as its swish.
+    fused = {"elu": (onednn.elu, onednn.elu_loop), "silu": (onednn.swish, onednn.swish_loop)}
     return Float32Path(f"onednn-{family}", *kernels[:3], onednn.logistic, onednn.tanh, *kernels[3:],
-                       onednn.logistic_loop, onednn.tanh_loop)
+                       onednn.logistic_loop, onednn.tanh_loop, activations=fused)
 
 
 FLOAT32_PATHS = {
@@ -342,6 +358,7 @@ class Kernels:
     takes_caches = True
 
     def __init__(self, backend: str):
+        self._path_loops = {}
         path = float32_path(backend)
         tag = backend.replace("-", "_")
         self.backend = backend
@@ -364,6 +381,27 @@ class Kernels:
         # Activations TensorFlow evaluates its own way, by name: (forward loop, gradient loop).
         self.ACTIVATION_LOOPS = {"sigmoid": (self.sigmoid_loop, sigmoid_grad_loop),
                                  "tanh": (self.tanh_loop, tanh_grad_loop)}
+        self._path = path
+        self._tag = tag
+
+    def activation_loops(self, activation):
+        """(forward loop, gradient loop) of an activation entry as TensorFlow's kernels evaluate it.
+
+        The loops of :data:`ACTIVATION_LOOPS` by name; otherwise the entry's
+        packet formulas with its tail formulas on the last ``n % P`` elements
+        (:func:`positioned_loops`), the forward replaced in float32 where this
+        path evaluates it its own way (``Float32Path.activations``).
+        """
+        if activation.name in self.ACTIVATION_LOOPS:
+            return self.ACTIVATION_LOOPS[activation.name]
+        forward_loop, grad_loop = positioned_loops(activation)
+        if activation.name in self._path.activations:
+            if activation.name not in self._path_loops:
+                self._path_loops[activation.name] = _dispatcher(f"tf_{self._tag}_{activation.name}_loop",
+                                                                self._path.activations[activation.name][1],
+                                                                forward_loop, 1)
+            forward_loop = self._path_loops[activation.name]
+        return forward_loop, grad_loop
 
     def __repr__(self) -> str:
         return f"Kernels({self.backend!r})"
@@ -442,8 +480,71 @@ def tanh_loop(z, backend: str | None = None):
 
 
 # Activations whose TensorFlow kernel differs from the elementwise formula of
-# gdcore.activations: (forward, gradient from the output).
+# gdcore.activations: (forward(z, backend), gradient from the output).
 ACTIVATIONS = {
     "sigmoid": (sigmoid, eigen.logistic_grad_tensorflow),
     "tanh": (tanh, eigen.tanh_grad_tensorflow),
 }
+
+
+def positioned(packet, tail, arity: int = 1):
+    """An elementwise function of whole arrays: ``packet`` on the first ``n - n % P`` elements (C order), ``tail`` on the rest.
+
+    Eigen's rule for its unary and binary functors (:mod:`gdcore.numerics.eigen`):
+    whole SIMD packets from index 0, then the scalar ``operator()``.
+    """
+
+    def apply(*arrays):
+        arrays = [np.ascontiguousarray(a) for a in arrays]
+        flat = [a.reshape(-1) for a in arrays]
+        end = flat[0].size - flat[0].size % eigen.packet_size(arrays[0].dtype)
+        out = np.empty_like(flat[-1])
+        out[:end] = packet(*(f[:end] for f in flat))
+        if end < out.size:
+            out[end:] = tail(*(f[end:] for f in flat))
+        return out.reshape(arrays[-1].shape)
+
+    return apply
+
+
+def activation_functions(activation, backend: str | None = None):
+    """(forward(z), gradient(operand, dy)) NumPy functions of an activation entry as TensorFlow's kernels evaluate it.
+
+    :data:`ACTIVATIONS` by name; otherwise the entry's own functions, each
+    :func:`positioned` where the entry has tail formulas (``tail_forward``,
+    ``tail_grad``: Eigen's scalar path), and in float32 the forward of the
+    float32 path where it has one (``Float32Path.activations``: oneDNN's fused elu and swish).
+    """
+    if activation.name in ACTIVATIONS:
+        forward, grad = ACTIVATIONS[activation.name]
+        return partial(forward, backend=backend), grad
+    forward = activation.forward if activation.tail_forward is None else positioned(activation.forward,
+                                                                                    activation.tail_forward)
+    grad = activation.grad if activation.tail_grad is None else positioned(activation.grad, activation.tail_grad)
+    path_forward = float32_path(_resolve(None, backend)[1]).activations.get(activation.name)
+    if path_forward is not None:
+        return partial(_float32_or, path_forward[0], forward), grad
+    return forward, grad
+
+
+def _float32_or(float32_function, other, z):
+    return float32_function(z) if z.dtype == np.float32 else other(z)
+
+
+_POSITIONED_LOOPS: dict = {}
+
+
+def positioned_loops(activation):
+    """Compiled in-place twins of :func:`activation_functions`'s positioned forward and gradient (both dtypes)."""
+    if activation.name not in _POSITIONED_LOOPS:
+        if activation.tail_forward is None and activation.tail_grad is None:
+            _POSITIONED_LOOPS[activation.name] = activation.loops
+        else:
+            forward = _jit(activation.forward)
+            grad = _jit(activation.grad)
+            tail_forward = forward if activation.tail_forward is None else _jit(activation.tail_forward)
+            tail_grad = grad if activation.tail_grad is None else _jit(activation.tail_grad)
+            _POSITIONED_LOOPS[activation.name] = (
+                activation_loop(forward, f"tf_{activation.name}_loop", tail=tail_forward),
+                gradient_loop(grad, f"tf_{activation.name}_grad_loop", tail=tail_grad))
+    return _POSITIONED_LOOPS[activation.name]

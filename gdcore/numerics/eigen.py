@@ -104,7 +104,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 
-from gdcore._dtype import pow2, where
+from gdcore._dtype import bitcast, cast, libm_log1p, pow2, where
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -247,7 +247,7 @@ def _by_dtype(float32_function, float64_function):
 
     def dispatch(z):
         function = float32_function if _float_dtype(z) == np.float32 else float64_function
-        with np.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             return function(z)
 
     @overload(dispatch, jit_options={"cache": True})
@@ -465,6 +465,9 @@ def tanh_grad(y, dy):
     return _flush(dy * _flush(_one_like(y) - _flush(y * y)))
 
 
+tanh_grad = register_jitable(tanh_grad)
+
+
 def tanh_tensorflow(z: np.ndarray) -> np.ndarray:
     """``tf.math.tanh(z)`` bit for bit: packet path, then scalar path on the flat tail."""
     z = np.ascontiguousarray(z)
@@ -553,3 +556,404 @@ def rsqrt_packet(y):
 
 
 rsqrt_packet = register_jitable(rsqrt_packet)
+
+
+# --- exponential: scalar_exp_op (pexp_float / pexp_double) ----------------------------
+#
+# TensorFlow's ``Exp`` (and every ``.exp()`` inside its other functors: Elu, Selu,
+# Softplus) evaluates Eigen's ``pexp`` on whole packets and ``std::exp`` on the
+# scalar tail. Without FMA, every ``pmadd(a, b, c)`` is fl(fl(a b) + c).
+#
+# float32 (``pexp_float``): zero below -104, x <- min(x, 88.723),
+# m = floor(x log2(e) + 1/2), r = (m C1 + x) + m C2 (Cephes' two-part ln 2),
+# a degree-6 polynomial as even/odd halves in r^2, times 2^m. float64
+# (``pexp_double``): the Cephes rational form of the logistic above (same
+# constants), zero below -745.519, x <- min(x, 709.784). Both end with
+# max(result, x), which only matters for NaN and +inf. 2^m is applied in two
+# normal factors, exact wherever the result is a normal number; a result below
+# the normal range is flushed (TensorFlow runs with denormals flushed to zero).
+
+
+@register_jitable
+def _ldexp_flushed(y, m, tiny):
+    """y * 2^m, exact where the result is normal, flushed to zero below ``tiny``."""
+    half = np.floor(m * _half_like(m))
+    e = (y * pow2(half)) * pow2(m - half)
+    return e * (np.abs(e) >= tiny)
+
+
+def _half_like(m):
+    return _F32(0.5) if np.asarray(m).dtype == np.float32 else _F64(0.5)
+
+
+@overload(_half_like, jit_options={"cache": True})
+def _half_like_numba(m):
+    if m == types.float32:
+        return lambda m: np.float32(0.5)
+    return lambda m: np.float64(0.5)
+
+
+def _exp_packet_float32(x):
+    keep = x >= _F32(-104.0)
+    clamped = np.maximum(np.minimum(x, _F32(88.723)), _F32(-104.0))  # from below only to keep lanes finite
+    m = np.floor(clamped * _F32(1.44269504088896341) + _F32(0.5))
+    r = m * _F32(-0.693359375) + clamped
+    r = m * _F32(2.12194440e-4) + r
+    r2 = r * r
+    p_even = r2 * _F32(1.37449637986719608306884765625e-3) + _F32(4.166965186595916748046875e-2)
+    p_odd = r2 * _F32(8.36894474923610687255859375e-3) + _F32(0.16666518151760101318359375)
+    p_even = r2 * p_even + _F32(0.49999988079071044921875)
+    p_low = r + _F32(1.0)
+    y = r * p_odd + p_even
+    y = r2 * y + p_low
+    e = _ldexp_flushed(y, m, _F32(_FLT_MIN)) * keep
+    return np.maximum(e, x)
+
+
+def _exp_packet_float64(x):
+    keep = x >= _F64(-745.519)
+    clamped = np.maximum(np.minimum(x, _F64(709.784)), _F64(-746.0))
+    fx = np.floor(_F64(1.4426950408889634073599) * clamped + _F64(0.5))
+    g = clamped - fx * _F64(0.693145751953125)
+    g = g - fx * _F64(1.42860682030941723212e-6)
+    g2 = g * g
+    px = _F64(1.26177193074810590878e-4) * g2 + _F64(3.02994407707441961300e-2)
+    px = px * g2 + _F64(9.99999999999999999910e-1)
+    px = px * g
+    qx = _F64(3.00198505138664455042e-6) * g2 + _F64(2.52448340349684104192e-3)
+    qx = qx * g2 + _F64(2.27265548208155028766e-1)
+    qx = qx * g2 + _F64(2.00000000000000000009e0)
+    y = px / (qx - px)
+    y = _F64(2.0) * y + _F64(1.0)
+    e = _ldexp_flushed(y, fx, _F64(_DBL_MIN)) * keep
+    return np.maximum(e, x)
+
+
+def _exp_scalar(x):
+    return _flush(_libm_exp(x))
+
+
+_exp_dispatch = _by_dtype(_exp_packet_float32, _exp_packet_float64)
+_exp_scalar_dispatch = _by_dtype(_exp_scalar, _exp_scalar)
+
+
+def exp(z):
+    r"""Eigen's vectorised (packet) :math:`e^z` (comment above): arithmetic only, same bits in NumPy and Numba."""
+    return _exp_dispatch(z)
+
+
+def exp_scalar(z):
+    """Eigen's scalar ``std::exp`` (the C library's), denormal results flushed: the last ``n % P`` elements."""
+    return _exp_scalar_dispatch(z)
+
+
+# --- logarithms: plog_float / plog_double, generic_log1p -----------------------------
+#
+# ``plog``: frexp (mantissa m in [1/2, 1), exponent e from the bits), then
+# m < sqrt(1/2) ? (e - 1, 2m - 1) : (e, m - 1), a rational approximation of
+# log(1 + x) on [sqrt(1/2) - 1, sqrt(2) - 1] (float32: x p(x) / q(x), degrees
+# 2/3; float64: Cephes' x - x^2/2 + x^3 P(x)/Q(x), degrees 5/5), plus e ln 2.
+# ``log1p`` (Kahan): u = 1 + x; x where u == 1, else x * (log(u) / (u - 1)).
+# Written for the positive normal arguments the activations pass them (the
+# logarithm of 1 + e^z, at least 1): Eigen's selects for zero, infinite and
+# negative inputs are left out.
+
+
+def _frexp(x):
+    """(mantissa in [1/2, 1), exponent) of positive normal ``x``, from its bits (``pfrexp_generic``)."""
+    if np.asarray(x).dtype == np.float32:
+        bits = np.asarray(x).view(np.int32)
+        exponent = ((bits >> np.int32(23)) & np.int32(0xFF)).astype(np.float32) - _F32(126.0)
+        mantissa = ((bits & np.int32(-0x7F800001)) | np.int32(0x3F000000)).view(np.float32)
+    else:
+        bits = np.asarray(x).view(np.int64)
+        exponent = ((bits >> np.int64(52)) & np.int64(0x7FF)).astype(np.float64) - _F64(1022.0)
+        mantissa = ((bits & np.int64(-0x7FF0000000000001)) | np.int64(0x3FE0000000000000)).view(np.float64)
+    if mantissa.ndim == 0:
+        return mantissa[()], exponent[()]
+    return mantissa, exponent
+
+
+@overload(_frexp, jit_options={"cache": True})
+def _frexp_numba(x):
+    if x == types.float32:
+        def frexp32(x):
+            bits = bitcast(x, np.int32)
+            exponent = np.float32((bits >> np.int32(23)) & np.int32(0xFF)) - np.float32(126.0)
+            return bitcast(np.int32((bits & np.int32(-0x7F800001)) | np.int32(0x3F000000)), np.float32), exponent
+        return frexp32
+    if x == types.float64:
+        def frexp64(x):
+            bits = bitcast(x, np.int64)
+            exponent = np.float64((bits >> np.int64(52)) & np.int64(0x7FF)) - np.float64(1022.0)
+            return bitcast(np.int64((bits & np.int64(-0x7FF0000000000001)) | np.int64(0x3FE0000000000000)),
+                           np.float64), exponent
+        return frexp64
+    return None
+
+
+def _log_packet_float32(x):
+    m, e = _frexp(x)
+    small = m < _F32(0.707106781186547524)
+    e = e - _F32(1.0) * small
+    m = (m - _F32(1.0)) + m * small
+    p = _F32(0.18256296349849254) * m + _F32(1.0000000190281063)
+    p = p * m + _F32(1.0000000190281136)
+    p = m * p
+    q = _F32(0.049616247954120038) * m + _F32(0.59923249590823520)
+    q = q * m + _F32(1.4999999999999927)
+    q = q * m + _F32(1.0)
+    return e * _F32(0.693147182) + p / q
+
+
+def _log_packet_float64(x):
+    m, e = _frexp(x)
+    small = m < _F64(0.70710678118654752440)
+    e = e - _F64(1.0) * small
+    m = (m - _F64(1.0)) + m * small
+    m2 = m * m
+    m3 = m2 * m
+    y = _F64(1.01875663804580931796e-4) * m + _F64(4.97494994976747001425e-1)
+    y1 = _F64(1.44989225341610930846e1) * m + _F64(1.79368678507819816313e1)
+    y = y * m + _F64(4.70579119878881725854e0)
+    y1 = y1 * m + _F64(7.70838733755885391666e0)
+    numerator = y * m3 + y1
+    y = _F64(1.0) * m + _F64(1.12873587189167450590e1)
+    y1 = _F64(8.29875266912776603211e1) * m + _F64(7.11544750618563894466e1)
+    y = y * m + _F64(4.52279145837532221105e1)
+    y1 = y1 * m + _F64(2.31251620126765340583e1)
+    denominator = y * m3 + y1
+    y = (numerator * m3) / denominator
+    y = _F64(-0.5) * m2 + y
+    m = m + y
+    return e * _F64(0.693147180559945309417232121458) + m
+
+
+_log_dispatch = _by_dtype(_log_packet_float32, _log_packet_float64)
+
+
+def log(z):
+    """Eigen's vectorised (packet) natural logarithm of positive normal ``z`` (comment above)."""
+    return _log_dispatch(z)
+
+
+def _log1p_kahan(z):
+    u = z + _one_like(z)
+    return where(u == _one_like(z), z, z * (_log_dispatch(u) / (u - _one_like(z))))
+
+
+_log1p_dispatch = _by_dtype(_log1p_kahan, _log1p_kahan)
+
+
+def log1p(z):
+    r"""Eigen's ``generic_log1p`` (Kahan): :math:`u = 1 + z`; :math:`z` where :math:`u = 1`, else :math:`z \log(u)/(u - 1)`."""
+    return _log1p_dispatch(z)
+
+
+def _log1p_scalar(z):
+    return _flush(libm_log1p(z))
+
+
+_log1p_scalar_dispatch = _by_dtype(_log1p_scalar, _log1p_scalar)
+
+
+def log1p_scalar(z):
+    """Eigen's scalar ``numext::log1p`` (the C library's ``log1p``/``log1pf``), denormals flushed."""
+    return _log1p_scalar_dispatch(z)
+
+
+# --- complementary error function: generic_fast_erfc ----------------------------------
+#
+# TensorFlow's ``Erfc`` evaluates Eigen's ``generic_fast_erfc`` (in
+# ``unsupported/Eigen/src/SpecialFunctions``) on packets and on the scalar tail
+# alike; only its reciprocal differs: the float32 packet path multiplies by
+# ``preciprocal<Packet8f>`` (the processor's RCPPS estimate refined by one
+# Newton step, as Eigen is built with EIGEN_FAST_MATH), the scalar path and
+# float64 divide. With x clamped to [-11, 11] (float32) or [-28, 28] (float64):
+#
+# * :math:`x^2 \le 1`: :math:`1 + x S(x^2)` (float32, degree 5 in x^2), or
+#   :math:`1 - x\,P(x^2)/Q(x^2)` (float64, ``erf_over_x_double_small``);
+# * :math:`x^2 > 1`: :math:`e^{-x^2}(1 - \ell)\,P(1/x^2) / (x\,Q(1/x^2))`, plus 2 for
+#   negative x, where :math:`\ell` is the rounding error of :math:`x^2`
+#   (``twoprod_low``, computed exactly) and :math:`e^{-x^2}` is :func:`exp`
+#   (packets) or ``std::exp`` (scalars).
+
+_ERFC_SMALL_F32 = (5.61802298761904239654541015625e-04, -4.91381669417023658752441406250e-03,
+                   2.67075151205062866210937500000e-02, -1.12800106406211853027343750000e-01,
+                   3.76122951507568359375000000000e-01, -1.12837910652160644531250000000e+00)
+_ERFC_GAMMA_F32 = (1.0208116471767425537109375e-01, 4.2920666933059692382812500e-01,
+                   3.2379078865051269531250000e-01, 5.3971976041793823242187500e-02)
+_ERFC_DELTA_F32 = (1.7251677811145782470703125e-02, 3.9137163758277893066406250e-01,
+                   1.0000000000000000000000000e+00, 6.2173241376876831054687500e-01,
+                   9.5662862062454223632812500e-02)
+_ERF_ALPHA_F64 = (1.9493725660006057018823477644531294572516344487667083740234375e-04,
+                  1.8272566210022942682217328425053892715368419885635375976562500e-03,
+                  4.5303363351690106863856044583371840417385101318359375000000000e-02,
+                  1.4215015503619179981775744181504705920815467834472656250000000e-01,
+                  1.1283791670955125585606992899556644260883331298828125000000000e+00)
+_ERF_BETA_F64 = (2.0294484101083099089526257108317963684385176748037338256835938e-05,
+                 6.8117805899186819641732970609382391558028757572174072265625000e-04,
+                 1.0582026056098614921752165685120417037978768348693847656250000e-02,
+                 9.3252603143757495374188692949246615171432495117187500000000000e-02,
+                 4.5931062818368939559832142549566924571990966796875000000000000e-01,
+                 1.0)
+_ERFC_GAMMA_F64 = (1.5252844933226974316088642158462107545346952974796295166015625e-04,
+                   1.0909912393738931124520519233556115068495273590087890625000000e-02,
+                   1.0628604636755033252537572252549580298364162445068359375000000e-01,
+                   3.3492472973137982217295416376146022230386734008789062500000000e-01,
+                   4.5065776215933289750026347064704168587923049926757812500000000e-01,
+                   2.9433039130294824659017649537418037652969360351562500000000000e-01,
+                   9.8792676360600226170838311645638896152377128601074218750000000e-02,
+                   1.7095935395503719655962981960328761488199234008789062500000000e-02,
+                   1.4249109729504577659398023570247460156679153442382812500000000e-03,
+                   4.4567378313647954771875570045835956989321857690811157226562500e-05)
+_ERFC_DELTA_F64 = (2.041985103115789845773520028160419315099716186523437500000000e-03,
+                   5.316030659946043707142493417450168635696172714233398437500000e-02,
+                   3.426242193784684864077405563875799998641014099121093750000000e-01,
+                   8.565637124308049799026321124983951449394226074218750000000000e-01,
+                   1.000000000000000000000000000000000000000000000000000000000000e+00,
+                   5.968805280570776972126623149961233139038085937500000000000000e-01,
+                   1.890922854723317836356244470152887515723705291748046875000000e-01,
+                   3.152505418656005586885981983868987299501895904541015625000000e-02,
+                   2.565085751861882583380047861965067568235099315643310546875000e-03,
+                   7.899362131678837697403017248376499992446042597293853759765625e-05)
+
+
+@register_jitable
+def _polevl(x, coefficients):
+    """Horner from the highest coefficient, each step fl(fl(p x) + c) (``ppolevl`` without FMA)."""
+    p = cast(coefficients[0], x)
+    for c in coefficients[1:]:
+        p = p * x + cast(c, x)
+    return p
+
+
+@register_jitable
+def _square_low(x, x2):
+    """The rounding error of x2 = fl(x x), exactly (Dekker's ``twoprod_low`` with Veltkamp's split)."""
+    gamma = cast(_split_factor(x), x) * x
+    x_high = (x - gamma) + gamma
+    x_low = x - x_high
+    low = x_high * x_high + -x2
+    low = x_high * x_low + low
+    low = x_low * x_high + low
+    return x_low * x_low + low
+
+
+def _split_factor(x):
+    """Veltkamp's 2^s + 1 for half the significand of x's dtype: 2^12 + 1 (float32), 2^27 + 1 (float64)."""
+    return 4097.0 if np.asarray(x).dtype == np.float32 else 134217729.0
+
+
+@overload(_split_factor, jit_options={"cache": True})
+def _split_factor_numba(x):
+    factor = 4097.0 if x == types.float32 else 134217729.0
+    return lambda x: factor
+
+
+@intrinsic
+def _rcpps(typingctx, x):
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        vector = ir.VectorType(ir.FloatType(), 4)
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]),
+                                                  "llvm.x86.sse.rcp.ps")
+        lane = ir.Constant(ir.IntType(32), 0)
+        packed = builder.insert_element(ir.Constant(vector, ir.Undefined), args[0], lane)
+        return builder.extract_element(builder.call(function, [packed]), lane)
+
+    return types.float32(x), codegen
+
+
+@_jit
+def _rcp_estimate_array(values, out):
+    for i in range(values.size):
+        out.flat[i] = _rcpps(values.flat[i])
+
+
+def rcp_estimate(y):
+    """The processor's RCPPS estimate of :math:`1/y` (float32, array or scalar)."""
+    values = np.asarray(y, dtype=np.float32)
+    out = np.empty_like(values)
+    _rcp_estimate_array(values.reshape(-1), out.reshape(-1))
+    return out if out.ndim else out[()]
+
+
+@overload(rcp_estimate, jit_options={"cache": True})
+def _rcp_estimate_numba(y):
+    if y == types.float32:
+        return lambda y: _rcpps(y)
+    return None
+
+
+@register_jitable
+def reciprocal_packet(y):
+    """Eigen's ``preciprocal<Packet8f>``: RCPPS refined by one Newton step, :math:`x + x(1 - y x)` (float32)."""
+    estimate = rcp_estimate(y)
+    error = _F32(1.0) - y * estimate
+    return where(error == error, estimate * error + estimate, estimate)
+
+
+def _erfc_float32(x, exp, reciprocal):
+    x = np.minimum(np.maximum(x, _F32(-11.0)), _F32(11.0))
+    x2 = x * x
+    small = x * _polevl(x2, _ERFC_SMALL_F32) + _F32(1.0)
+    x2_low = _square_low(x, x2)
+    e = exp(-x2)
+    z = e - _flush(e * x2_low)  # denormal products are flushed (FTZ), as everywhere in TensorFlow's kernels
+    q2 = reciprocal(x2)
+    ratio = _polevl(q2, _ERFC_GAMMA_F32) / (x * _polevl(q2, _ERFC_DELTA_F32))
+    large = _flush(_flush(z * ratio) + where(x < _F32(0.0), _F32(2.0), _F32(0.0)))
+    return where(_F32(1.0) < x2, large, small)
+
+
+def _erfc_float64(x, exp):
+    x = np.minimum(np.maximum(x, _F64(-28.0)), _F64(28.0))
+    x2 = x * x
+    small = _F64(1.0) - x * (_polevl(x2, _ERF_ALPHA_F64) / _polevl(x2, _ERF_BETA_F64))
+    x2_low = _square_low(x, x2)
+    e = exp(-x2)
+    z = e - _flush(e * x2_low)  # denormal products are flushed (FTZ), as everywhere in TensorFlow's kernels
+    q2 = _F64(1.0) / x2
+    ratio = _polevl(q2, _ERFC_GAMMA_F64) / (x * _polevl(q2, _ERFC_DELTA_F64))
+    large = _flush(_flush(z * ratio) + where(x < _F64(0.0), _F64(2.0), _F64(0.0)))
+    return where(_F64(1.0) < x2, large, small)
+
+
+@register_jitable
+def _divide_one(y):
+    return _F32(1.0) / y
+
+
+def _erfc_packet_float32(x):
+    return _erfc_float32(x, _exp_dispatch, reciprocal_packet)
+
+
+def _erfc_scalar_float32(x):
+    return _erfc_float32(x, _exp_scalar_dispatch, _divide_one)
+
+
+def _erfc_packet_float64(x):
+    return _erfc_float64(x, _exp_dispatch)
+
+
+def _erfc_scalar_float64(x):
+    return _erfc_float64(x, _exp_scalar_dispatch)
+
+
+_erfc_float32 = register_jitable(_erfc_float32)
+_erfc_float64 = register_jitable(_erfc_float64)
+_erfc_dispatch = _by_dtype(_erfc_packet_float32, _erfc_packet_float64)
+_erfc_scalar_dispatch = _by_dtype(_erfc_scalar_float32, _erfc_scalar_float64)
+
+
+def erfc(z):
+    """Eigen's vectorised (packet) complementary error function (comment above)."""
+    return _erfc_dispatch(z)
+
+
+def erfc_scalar(z):
+    """Eigen's scalar ``erfc``: the same formula with ``std::exp`` and a true division (the last ``n % P`` elements)."""
+    return _erfc_scalar_dispatch(z)

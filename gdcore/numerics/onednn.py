@@ -1157,7 +1157,25 @@ def tanh(x):
     return _from_bits(_bits(y) ^ (_bits(x) & _I32(_SIGN)))
 
 
+def elu(x):
+    """oneDNN's fused elu with alpha = 1 (module docstring), float32 array or scalar."""
+    x = _flush(x)
+    return where(x > _F32(0.0), x, (_exp_nonpositive(np.minimum(x, _F32(0.0))) - _F32(1.0)) * _F32(1.0))
+
+
+def swish(x):
+    """oneDNN's swish with alpha = 1, :math:`x\\,\\sigma(x)` with :func:`logistic` (module docstring), float32."""
+    return x * logistic(x)
+
+
+logistic = register_jitable(logistic)  # swish calls it from compiled code
+elu = register_jitable(elu)
+swish = register_jitable(swish)
 logistic_loop = activation_loop(_jit(logistic), "onednn_logistic_loop")
 logistic_loop.__doc__ = "Numba twin of :func:`logistic` on a 2-D float32 array, in place."
 tanh_loop = activation_loop(_jit(tanh), "onednn_tanh_loop")
 tanh_loop.__doc__ = "Numba twin of :func:`tanh` on a 2-D float32 array, in place."
+elu_loop = activation_loop(_jit(elu), "onednn_elu_loop")
+elu_loop.__doc__ = "Numba twin of :func:`elu` on a 2-D float32 array, in place."
+swish_loop = activation_loop(_jit(swish), "onednn_swish_loop")
+swish_loop.__doc__ = "Numba twin of :func:`swish` on a 2-D float32 array, in place."
