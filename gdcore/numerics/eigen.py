@@ -511,20 +511,27 @@ tanh_grad_tensorflow_loop.__doc__ = "Numba twin of :func:`tanh_grad_tensorflow` 
 # TensorFlow gets on the same processor, whoever made it.
 
 
-@intrinsic
-def _rsqrtps(typingctx, x):
-    if x != types.float32:
-        return None
+def _sse_estimate(llvm_name: str):
+    """An intrinsic on one float32: the SSE estimate instruction ``llvm_name`` applied to lane 0 of a packet."""
 
-    def codegen(context, builder, signature, args):
-        vector = ir.VectorType(ir.FloatType(), 4)
-        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]),
-                                                  "llvm.x86.sse.rsqrt.ps")
-        lane = ir.Constant(ir.IntType(32), 0)
-        packed = builder.insert_element(ir.Constant(vector, ir.Undefined), args[0], lane)
-        return builder.extract_element(builder.call(function, [packed]), lane)
+    @intrinsic
+    def estimate(typingctx, x):
+        if x != types.float32:
+            return None
 
-    return types.float32(x), codegen
+        def codegen(context, builder, signature, args):
+            vector = ir.VectorType(ir.FloatType(), 4)
+            function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]), llvm_name)
+            lane = ir.Constant(ir.IntType(32), 0)
+            packed = builder.insert_element(ir.Constant(vector, ir.Undefined), args[0], lane)
+            return builder.extract_element(builder.call(function, [packed]), lane)
+
+        return types.float32(x), codegen
+
+    return estimate
+
+
+_rsqrtps = _sse_estimate("llvm.x86.sse.rsqrt.ps")
 
 
 @_jit
@@ -851,20 +858,7 @@ def _split_factor_numba(x):
     return lambda x: factor
 
 
-@intrinsic
-def _rcpps(typingctx, x):
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        vector = ir.VectorType(ir.FloatType(), 4)
-        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector, [vector]),
-                                                  "llvm.x86.sse.rcp.ps")
-        lane = ir.Constant(ir.IntType(32), 0)
-        packed = builder.insert_element(ir.Constant(vector, ir.Undefined), args[0], lane)
-        return builder.extract_element(builder.call(function, [packed]), lane)
-
-    return types.float32(x), codegen
+_rcpps = _sse_estimate("llvm.x86.sse.rcp.ps")
 
 
 @_jit
