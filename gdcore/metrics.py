@@ -401,19 +401,20 @@ def get(identifier) -> Metric:
                     "such as gdcore.losses.mean_absolute_error")
 
 
-def compile_metrics(metrics, weighted_metrics=None) -> list[tuple[str, Metric]]:
-    """``(key, metric)`` per metric of ``compile(metrics=..., weighted_metrics=...)``, keys made unique as Keras 3 makes them.
+def compile_metrics(metrics, weighted_metrics=None) -> tuple[list[tuple[str, Metric]], list[bool]]:
+    """``(key, metric)`` per metric of ``compile(metrics=..., weighted_metrics=...)``, keys made unique as Keras 3
+    makes them, and per entry whether it is a weighted metric.
 
     Each argument is a list or tuple, or a dict; for a single-output model
     Keras flattens either (nested lists in order, dicts by sorted key,
-    whatever the keys). The metrics come first, then the weighted metrics
-    (:func:`weighted_flags` says which are which). A repeated name among the
+    whatever the keys). The metrics come first, then the weighted metrics.
+    A repeated name among the
     metrics gets the key ``name_1``, ``name_2``, ...; a weighted metric whose
     name is taken gets ``weighted_name`` (then ``weighted_name_1``, ...), as
     ``CompileMetrics.result`` names them (the metric keeps its name, which is
     what ``evaluate``'s list follows).
     """
-    result, seen = [], {}
+    result, weighted, seen = [], [], {}
     for argument, given in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
         for metric in _flatten_metrics(given, argument):
             key = metric.name
@@ -425,13 +426,8 @@ def compile_metrics(metrics, weighted_metrics=None) -> list[tuple[str, Metric]]:
             else:
                 seen[key] = 1
             result.append((key, metric))
-    return result
-
-
-def weighted_flags(metrics, weighted_metrics=None) -> list[bool]:
-    """Per entry of :func:`compile_metrics`, whether it is a weighted metric."""
-    return [False] * len(list(_flatten_metrics(metrics, "metrics"))) + \
-        [True] * len(list(_flatten_metrics(weighted_metrics, "weighted_metrics")))
+            weighted.append(argument == "weighted_metrics")
+    return result, weighted
 
 
 def _flatten_metrics(metrics, argument: str):

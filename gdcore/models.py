@@ -327,8 +327,7 @@ class Model:
         for setting, value in kwargs.items():
             if value not in (None, False, 1, "auto"):
                 raise NotImplementedError(f"compile({setting}={value!r}) is not supported")
-        compiled_metrics = metrics_module.compile_metrics(metrics, weighted_metrics)
-        self._metric_weighted = metrics_module.weighted_flags(metrics, weighted_metrics)
+        compiled_metrics, weighted = metrics_module.compile_metrics(metrics, weighted_metrics)
         optimizer = optimizers.get(optimizer)
         owner = getattr(optimizer, "_model", None)
         if owner is not None and owner is not self:
@@ -339,7 +338,7 @@ class Model:
         optimizer._model = self
         self.optimizer = optimizer
         self.loss = losses.get(loss)
-        self._metrics, self._run_metrics_memo = compiled_metrics, None
+        self._metrics, self._metric_weighted, self._run_metrics_memo = compiled_metrics, weighted, None
         if getattr(self, "built", False) and self.loss is not None:
             self._run_metrics()  # an unusable metric for this loss and output is refused now
         self._metric_directions = {key: "up" if metric.rule is None else metric.rule.direction
