@@ -121,16 +121,7 @@ def accuracy(trainer, task: Task) -> float:
 # --- trainers --------------------------------------------------------------------------------------
 
 
-class _FitTrainer:
-    def warm_up(self):
-        self.reset()
-        x, y = self.workload.warm_up_slice()
-        self.model.fit(x, y, batch_size=self.workload.batch_size, epochs=1, shuffle=True, verbose=0)
-
-    def train(self):
-        t = self.workload
-        self.model.fit(t.x, t.y, batch_size=t.batch_size, epochs=t.epochs, shuffle=True, verbose=0)
-
+class _FitTrainer(peers._KerasShapedTrainer):  # its warm_up and train read the task as a workload
     def predict(self, x):
         return self.model.predict(x, batch_size=65536, verbose=0)
 

@@ -540,12 +540,17 @@ def _rsqrt_estimate_array(values, out):
         out.flat[i] = _rsqrtps(values.flat[i])
 
 
-def rsqrt_estimate(y):
-    """The processor's RSQRTPS estimate of :math:`1/\\sqrt y` (float32, array or scalar)."""
+def _on_float32(kernel, y):
+    """``kernel(values, out)`` over ``y`` as a float32 array; an array back, or a scalar for a scalar."""
     values = np.asarray(y, dtype=np.float32)
     out = np.empty_like(values)
-    _rsqrt_estimate_array(values.reshape(-1), out.reshape(-1))
+    kernel(values.reshape(-1), out.reshape(-1))
     return out if out.ndim else out[()]
+
+
+def rsqrt_estimate(y):
+    """The processor's RSQRTPS estimate of :math:`1/\\sqrt y` (float32, array or scalar)."""
+    return _on_float32(_rsqrt_estimate_array, y)
 
 
 @overload(rsqrt_estimate, jit_options={"cache": True})
@@ -869,10 +874,7 @@ def _rcp_estimate_array(values, out):
 
 def rcp_estimate(y):
     """The processor's RCPPS estimate of :math:`1/y` (float32, array or scalar)."""
-    values = np.asarray(y, dtype=np.float32)
-    out = np.empty_like(values)
-    _rcp_estimate_array(values.reshape(-1), out.reshape(-1))
-    return out if out.ndim else out[()]
+    return _on_float32(_rcp_estimate_array, y)
 
 
 @overload(rcp_estimate, jit_options={"cache": True})
