@@ -154,30 +154,53 @@ def _activation_grad_numba(profile, activation, operand, delta):
 
 
 def _loss_pass_for(loss):
-    """The compiled pass of ``loss`` over a batch: per-sample means (a row loss's values) and, optionally, dL/d(y_pred)."""
+    """The compiled pass of ``loss`` over a batch: per-sample means (a row loss's values) and, optionally, dL/d(y_pred).
+
+    ``packet`` is the SIMD width whose packets the profile's transcendental ops follow (0: plain), see
+    :func:`gdcore.losses.fill_lanes`.
+    """
     value, grad, row = loss.value, loss.grad, loss.row
     if row is not None:
-        def row_pass(y_true, y_pred, weights, per_sample, delta, with_gradient):
-            scale = cast(1, y_pred) / cast(y_pred.shape[0], y_pred)
-            for b in range(y_pred.shape[0]):
-                per_sample[b] = row(y_true[b], y_pred[b], delta[b], scale * weights[b], with_gradient) * weights[b]
+        def row_pass(y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
+            rows, k = y_pred.shape
+            scale = cast(1, y_pred) / cast(rows, y_pred)
+            lanes = np.empty(k + 1, np.int8)
+            for b in range(rows):
+                losses.fill_lanes(lanes, b, rows, packet)
+                per_sample[b] = row(y_true[b], y_pred[b], delta[b], scale * weights[b], with_gradient, lanes) * weights[b]
 
         row_pass.__name__ = row_pass.__qualname__ = f"{loss.name}_pass"
         # Compiled once and called (not inlined): inlining every row loss into every entry point's IR
         # multiplied the cold compile time; one call per batch costs nothing next to the row loops.
         return _jit(row_pass)
 
-    def loss_pass(y_true, y_pred, weights, per_sample, delta, with_gradient):
+    if loss.lanes:
+        def term(y_true, y_pred, lane):
+            return value(y_true, y_pred, lane)
+
+        def term_grad(y_true, y_pred, scale, lane):
+            return grad(y_true, y_pred, scale, lane)
+    else:
+        def term(y_true, y_pred, lane):
+            return value(y_true, y_pred)
+
+        def term_grad(y_true, y_pred, scale, lane):
+            return grad(y_true, y_pred, scale)
+    term, term_grad = _inline(term), _inline(term_grad)
+
+    def loss_pass(y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
         rows, n_outputs = y_pred.shape
         inverse = cast(1, y_pred) / cast(rows, y_pred)
+        end = rows * n_outputs - (rows * n_outputs) % packet if packet else 0
         for b in range(rows):
             scale = inverse * weights[b] / cast(n_outputs, y_pred)
             acc = cast(0, y_pred)
             for j in range(n_outputs):
-                term = value(y_true[b, j], y_pred[b, j])
-                acc = term if j == 0 else acc + term
+                lane = losses.PLAIN if packet == 0 else losses.PACKET if b * n_outputs + j < end else losses.TAIL
+                t = term(y_true[b, j], y_pred[b, j], lane)
+                acc = t if j == 0 else acc + t
                 if with_gradient:
-                    delta[b, j] = grad(y_true[b, j], y_pred[b, j], scale)
+                    delta[b, j] = term_grad(y_true[b, j], y_pred[b, j], scale, lane)
             per_sample[b] = acc / cast(n_outputs, y_pred) * weights[b]
 
     loss_pass.__name__ = loss_pass.__qualname__ = f"{loss.name}_pass"
@@ -187,14 +210,14 @@ def _loss_pass_for(loss):
 _LOSS_PASSES = [_loss_pass_for(loss) for loss in losses.LOSSES]
 
 
-def _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
+def _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
     """Compiled code only: the pass of loss ``loss`` (an id)."""
 
 
 @overload(_loss_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
-def _loss_pass_numba(loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
-    return switch("loss_pass", _LOSS_PASSES, ["y_true", "y_pred", "weights", "per_sample", "delta", "with_gradient"],
-                  "loss")
+def _loss_pass_numba(loss, y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
+    return switch("loss_pass", _LOSS_PASSES,
+                  ["y_true", "y_pred", "weights", "per_sample", "delta", "with_gradient", "packet"], "loss")
 
 
 def _metric_pass_for(rule):
@@ -329,7 +352,8 @@ def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_
     With ``with_gradient`` (a constant), the same pass also fills
     ``delta`` = dL/d(y_pred); training uses it only if the loss is finite.
     """
-    _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient)
+    packet = 0 if profile == 0 else 32 // y_pred.itemsize  # the tensorflow profiles: Eigen's 256-bit packets
+    _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient, packet)
     return _sum_vector(profile, per_sample) / cast(y_pred.shape[0], y_pred)
 
 

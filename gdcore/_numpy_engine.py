@@ -76,7 +76,7 @@ def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network
     if not np.isfinite(batch):
         return batch, None, outputs
     grads = backward(profile, outputs, network.params, network.layout,
-                     losses.output_grad(loss, targets, outputs[-1], sample_weight), pre_activations)
+                     losses.output_grad(loss, targets, outputs[-1], sample_weight, profile), pre_activations)
     return batch, grads, outputs
 
 

@@ -381,7 +381,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         raise ValueError(f"explain_step: the batch loss is {loss}; there is no step to explain")
     y_pred = outputs[-1]
     sample_loss = losses.per_sample(training_loss, profile, y, y_pred)
-    output_grad = losses.output_grad(training_loss, y, y_pred)
+    output_grad = losses.output_grad(training_loss, y, y_pred, profile=profile)
     # A loss on logits: the probabilities are the link of the engine's last output, as predict computes them.
     output_activation = model.dense_layers[-1].activation
     on_logits = training_loss.from_logits

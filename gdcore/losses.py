@@ -51,6 +51,8 @@ from numba.extending import register_jitable
 
 from gdcore._dtype import cast, libm_exp, libm_log, libm_log1p, where
 from gdcore._validation import lookup
+from gdcore.numerics import eigen
+from gdcore.numerics.eigen_reductions import inner_sum
 # Keras exports the per-sample functions as losses and as metrics: one definition, in gdcore.metrics,
 # and so are the elementwise errors both tables use.
 from gdcore.metrics import absolute_error, mean_absolute_error, mean_squared_error, squared_error  # noqa: F401
@@ -68,6 +70,77 @@ def absolute_error_grad(y_true, y_pred, scale):
     return -(scale * np.sign(y_true - y_pred))
 
 
+EPSILON = 1e-7
+
+# --- how TensorFlow evaluates a transcendental op at an element: its lane --------------
+#
+# TensorFlow's Exp, Log, Log1p and (float32) Reciprocal kernels run Eigen's packet
+# formulas on whole SIMD packets from the start of the flattened tensor and its
+# scalar path (the C library) on the last n % P elements, P = 8 float32 or 4
+# float64 (gdcore.numerics.eigen). A loss evaluates each element in a lane: PLAIN
+# (the C library, the "plain" profile), PACKET or TAIL (the "tensorflow"
+# profile). Every op of a cross-entropy's graph acts on the (B, N) output
+# tensor, so an element's lane is its position there (:func:`fill_lanes`);
+# only the softmax kernels' log of the row sums acts on a (B,) vector.
+
+PLAIN, PACKET, TAIL = 0, 1, 2
+_eigen_exp, _eigen_exp_tail = register_jitable(eigen.exp), register_jitable(eigen.exp_scalar)
+_eigen_log, _eigen_log1p = register_jitable(eigen.log), register_jitable(eigen.log1p)
+_eigen_log1p_tail, _eigen_reciprocal = register_jitable(eigen.log1p_scalar), register_jitable(eigen.reciprocal)
+
+
+@register_jitable
+def _exp(x, lane):
+    if lane == PACKET:
+        return _eigen_exp(x)
+    return _eigen_exp_tail(x) if lane == TAIL else libm_exp(x)
+
+
+@register_jitable
+def _log(x, lane):
+    return _eigen_log(x) if lane == PACKET else libm_log(x)  # Eigen's scalar log is the C library's
+
+
+@register_jitable
+def _log1p(x, lane):
+    if lane == PACKET:
+        return _eigen_log1p(x)
+    return _eigen_log1p_tail(x) if lane == TAIL else libm_log1p(x)
+
+
+@register_jitable
+def _reciprocal(x, lane):
+    return _eigen_reciprocal(x) if lane == PACKET else cast(1, x) / x
+
+
+@register_jitable
+def fill_lanes(lanes, row, rows, packet):
+    """The lanes of row ``row`` of a (``rows``, k) tensor: ``lanes[j]`` for its element j, ``lanes[k]`` for its entry in a (rows,) vector.
+
+    ``packet`` is the SIMD width P (0: the plain profile, every lane PLAIN).
+    """
+    k = lanes.shape[0] - 1
+    if packet == 0:
+        lanes[:] = PLAIN
+        return
+    size = rows * k
+    end = size - size % packet
+    for j in range(k):
+        lanes[j] = PACKET if row * k + j < end else TAIL
+    lanes[k] = PACKET if row < rows - rows % packet else TAIL
+
+
+@register_jitable
+def _row_sum(values, lanes):
+    """``tf.reduce_sum`` over a row in Eigen's inner-most order (the tensorflow lanes), or front to back (plain)."""
+    if lanes[0] != PLAIN:
+        return inner_sum(values)
+    total = cast(0, values[0])
+    for j in range(values.shape[0]):
+        total = total + values[j]
+    return total
+
+
 # --- cross-entropies (Keras 3, TensorFlow backend) ---------------------------------
 #
 # Probabilities are clipped to [epsilon, 1 - epsilon] (epsilon = 1e-7, Keras's
@@ -76,8 +149,6 @@ def absolute_error_grad(y_true, y_pred, scale):
 # masks of MinimumGrad and MaximumGrad) and is 0 outside. The gradients are
 # TensorFlow's autodiff of the same graph, in its order: LogGrad multiplies by
 # reciprocal(x), MulGrad forms grad * y, NegGrad and SubGrad negate.
-
-EPSILON = 1e-7
 
 
 @register_jitable
@@ -91,104 +162,121 @@ def _inside_clip(p):
 
 
 @register_jitable
-def binary_crossentropy(y_true, y_pred):
+def binary_crossentropy(y_true, y_pred, lane):
     p = _clip(y_pred)
     one = cast(1, p)
-    return -(y_true * libm_log(p) + (one - y_true) * libm_log(one - p))
+    return -(y_true * _log(p, lane) + (one - y_true) * _log(one - p, lane))
 
 
 @register_jitable
-def binary_crossentropy_grad(y_true, y_pred, scale):
+def binary_crossentropy_grad(y_true, y_pred, scale, lane):
     p = _clip(y_pred)
     one = cast(1, p)
     upstream = -scale
-    grad = (y_true * upstream) * (one / p) - ((one - y_true) * upstream) * (one / (one - p))
+    grad = (y_true * upstream) * _reciprocal(p, lane) - ((one - y_true) * upstream) * _reciprocal(one - p, lane)
     return where(_inside_clip(y_pred), grad, cast(0, p))
 
 
 @register_jitable
-def sigmoid_cross_entropy_with_logits(y_true, y_pred):
+def sigmoid_cross_entropy_with_logits(y_true, y_pred, lane):
     """TensorFlow's ``sigmoid_cross_entropy_with_logits`` (``y_pred`` are logits z)."""
     z = y_pred
     zero = cast(0, z)
     relu = where(z >= zero, z, zero)
     neg_abs = where(z >= zero, -z, z)
-    return (relu - z * y_true) + libm_log1p(libm_exp(neg_abs))
+    return (relu - z * y_true) + _log1p(_exp(neg_abs, lane), lane)
 
 
 @register_jitable
-def sigmoid_cross_entropy_with_logits_grad(y_true, y_pred, scale):
+def sigmoid_cross_entropy_with_logits_grad(y_true, y_pred, scale, lane):
     z = y_pred
     zero, one = cast(0, z), cast(1, z)
     neg_abs = where(z >= zero, -z, z)
-    exp_neg_abs = libm_exp(neg_abs)
-    through_exp = (scale * (one / (one + exp_neg_abs))) * exp_neg_abs  # Log1pGrad, then ExpGrad
-    # TensorFlow's AddN adds the three paths into z as (product + exponential) + relu.
-    return where(z >= zero, (-scale * y_true + -through_exp) + scale, -scale * y_true + through_exp)
+    exp_neg_abs = _exp(neg_abs, lane)
+    through_exp = (scale * _reciprocal(one + exp_neg_abs, lane)) * exp_neg_abs  # Log1pGrad, then ExpGrad
+    # TensorFlow's AddN adds the paths into z as (relu + exponential) + product (a zero path adds nothing),
+    # measured against tf.GradientTape in a tf.function, float32 and float64.
+    return where(z >= zero, (scale + -through_exp) + -scale * y_true, -scale * y_true + through_exp)
 
 
 @register_jitable
-def _softmax_cross_entropy_row(labels, logits, delta, scale, with_gradient):
-    """TensorFlow's ``SoftmaxCrossEntropyWithLogits`` kernel on one row: the loss, and ``scale * (softmax - labels)``."""
+def _softmax_cross_entropy_row(labels, logits, delta, scale, with_gradient, lanes, log_lane):
+    """TensorFlow's ``(Sparse)SoftmaxCrossEntropyWithLogits`` kernel on one row: the loss, and ``scale * (softmax - labels)``.
+
+    The kernel (``xent_op.h``, ``sparse_xent_op.h``): m = max z; s = z - m;
+    the row sum of exp(s), reduced along the row (its whole packets of P
+    elements in packet lanes, the rest in the C library); the log of that sum
+    (``log_lane``: positioned in the (B,) vector for dense labels, the C
+    library for sparse ones); the loss summed along the row; the backprop
+    exp(s) / sum - labels, exp positioned in the (B, k) tensor (``lanes``).
+    ``delta`` is scratch until the gradient is written.
+    """
     n = logits.shape[0]
     largest = logits[0]
     for j in range(1, n):
         largest = max(largest, logits[j])
-    total = cast(0, largest)
+    whole = n - n % (32 // logits.itemsize)  # the reduction reads whole packets from the row's start
     for j in range(n):
-        total = total + libm_exp(logits[j] - largest)
-    log_total = libm_log(total)
-    loss = cast(0, largest)
+        lane = PLAIN if lanes[0] == PLAIN else PACKET if j < whole else TAIL
+        delta[j] = _exp(logits[j] - largest, lane)
+    total = _row_sum(delta, lanes)
+    log_total = _log(total, log_lane)
     for j in range(n):
-        loss = loss + labels[j] * (log_total - (logits[j] - largest))
+        delta[j] = labels[j] * (log_total - (logits[j] - largest))
+    loss = _row_sum(delta, lanes)
     if with_gradient:
         for j in range(n):
-            delta[j] = scale * (libm_exp(logits[j] - largest) / total - labels[j])
+            delta[j] = scale * (_exp(logits[j] - largest, lanes[j]) / total - labels[j])
     return loss
 
 
 @register_jitable
-def softmax_cross_entropy_with_logits(y_true, y_pred, delta, scale, with_gradient):
+def softmax_cross_entropy_with_logits(y_true, y_pred, delta, scale, with_gradient, lanes):
     """One row: :math:`\\ell = \\sum_j t_j(\\log\\sum_k e^{z_k - m} - (z_j - m))`, :math:`m = \\max_k z_k`."""
-    return _softmax_cross_entropy_row(y_true, y_pred, delta, scale, with_gradient)
+    return _softmax_cross_entropy_row(y_true, y_pred, delta, scale, with_gradient, lanes, lanes[-1])
 
 
 @register_jitable
-def categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient):
+def sparse_softmax_cross_entropy_with_logits(y_true, y_pred, delta, scale, with_gradient, lanes):
+    """:func:`softmax_cross_entropy_with_logits` with the sparse kernel's log (always the C library's)."""
+    return _softmax_cross_entropy_row(y_true, y_pred, delta, scale, with_gradient, lanes, PLAIN)
+
+
+@register_jitable
+def categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient, lanes):
     """One row of probabilities: normalised by their sum, clipped, :math:`\\ell = -\\sum_j t_j \\log p_j`."""
     n = y_pred.shape[0]
-    total = cast(0, y_pred[0])
+    total = _row_sum(y_pred, lanes)
     for j in range(n):
-        total = total + y_pred[j]
-    loss = cast(0, total)
-    for j in range(n):
-        loss = loss + y_true[j] * libm_log(_clip(y_pred[j] / total))
+        delta[j] = y_true[j] * _log(_clip(y_pred[j] / total), lanes[j])
+    loss = _row_sum(delta, lanes)
     if with_gradient:
         # RealDivGrad: d/dp_j = q_j / s + sum_k q_k * ((-p_k / s) / s), q = dL/d(p / s) through the clip and log.
-        one = cast(1, total)
-        through_total = cast(0, total)
+        through = np.empty_like(delta)
         for j in range(n):
             normalised = y_pred[j] / total
-            q = (y_true[j] * -scale) * (one / _clip(normalised)) if _inside_clip(normalised) else cast(0, total)
+            q = (y_true[j] * -scale) * _reciprocal(_clip(normalised), lanes[j]) if _inside_clip(normalised) \
+                else cast(0, total)
             delta[j] = q
-            through_total = through_total + q * ((-y_pred[j] / total) / total)
+            through[j] = q * ((-y_pred[j] / total) / total)
+        through_total = _row_sum(through, lanes)
         for j in range(n):
             delta[j] = delta[j] / total + through_total
     return -loss
 
 
 @register_jitable
-def sparse_categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient):
-    """One row of probabilities, labels one-hot: clipped, logged, then :func:`softmax_cross_entropy_with_logits`."""
+def sparse_categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient, lanes):
+    """One row of probabilities, labels one-hot: clipped, logged, then :func:`sparse_softmax_cross_entropy_with_logits`."""
     n = y_pred.shape[0]
     logits = np.empty_like(y_pred)
     for j in range(n):
-        logits[j] = libm_log(_clip(y_pred[j]))
-    loss = _softmax_cross_entropy_row(y_true, logits, delta, scale, with_gradient)
+        logits[j] = _log(_clip(y_pred[j]), lanes[j])
+    loss = _softmax_cross_entropy_row(y_true, logits, delta, scale, with_gradient, lanes, PLAIN)
     if with_gradient:
-        one = cast(1, loss)
         for j in range(n):
-            delta[j] = delta[j] * (one / _clip(y_pred[j])) if _inside_clip(y_pred[j]) else cast(0, loss)
+            delta[j] = delta[j] * _reciprocal(_clip(y_pred[j]), lanes[j]) if _inside_clip(y_pred[j]) \
+                else cast(0, loss)
     return loss
 
 
@@ -201,11 +289,15 @@ class Loss:
     name, ``aliases`` the other names Keras accepts, ``sklearn`` scikit-learn's
     name of the same loss where one exists; ``id`` is its position in :data:`LOSSES`.
 
+    ``lanes``: ``value`` and ``grad`` take the element's lane (:data:`PLAIN`,
+    :data:`PACKET`, :data:`TAIL`) as a last argument, because TensorFlow
+    evaluates their transcendental ops by position (the binary cross-entropies).
+
     A loss over a whole row of outputs (the categorical cross-entropies) has
-    ``row(y_true_row, y_pred_row, delta_row, scale, with_gradient) -> value``
+    ``row(y_true_row, y_pred_row, delta_row, scale, with_gradient, lanes) -> value``
     instead: one sample's loss (summed over the classes, not averaged) and,
     with ``with_gradient``, ``delta_row`` = :math:`\partial L/\partial \hat y`
-    with ``scale = fl(1/B)``. ``targets`` says what ``y`` holds: ``"values"``,
+    with ``scale = fl(1/B)``; ``lanes`` from :func:`fill_lanes`. ``targets`` says what ``y`` holds: ``"values"``,
     ``"binary"`` (0/1), ``"one_hot"`` or ``"sparse"`` (class indices, given to
     the engines one-hot). ``logits`` names the entry Keras uses instead when
     the output layer's activation is ``recovers`` (Keras 3 reads the logits
@@ -223,6 +315,7 @@ class Loss:
     aliases: tuple[str, ...] = ()
     sklearn: str | None = None
     row: Callable | None = None
+    lanes: bool = False
     targets: str = "values"
     logits: str | None = None
     recovers: str | None = None
@@ -250,17 +343,47 @@ class Loss:
         return f"Loss({self.name!r}{options})"
 
 
+def _packet(profile, dtype) -> int:
+    """The SIMD width whose packets the profile's transcendental ops follow (0: plain, no positions)."""
+    return eigen.packet_size(dtype) if profile is not None and profile.name == "tensorflow" else 0
+
+
+def _rows(loss: Loss, profile, y_true, y_pred, delta, scales, with_gradient) -> np.ndarray:
+    """A row loss over a batch: each row's value, and its gradient into ``delta`` (each row ``scales[b]``)."""
+    rows, k = y_pred.shape
+    lanes = np.empty(k + 1, np.int8)
+    values = np.empty(rows, y_pred.dtype)
+    packet = _packet(profile, y_pred.dtype)
+    for b in range(rows):
+        fill_lanes(lanes, b, rows, packet)
+        values[b] = loss.row(y_true[b], y_pred[b], delta[b], scales[b], with_gradient, lanes)
+    return values
+
+
+def _elementwise(function, profile, *arrays):
+    """``function(*arrays, lane)`` of an entry with ``lanes``: PACKET on the first ``n - n % P`` elements (C order), TAIL after."""
+    packet = _packet(profile, arrays[1].dtype)
+    if not packet:
+        return function(*arrays, PLAIN)
+    shape = arrays[1].shape
+    flat = [np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1) for a in arrays]
+    end = flat[1].size - flat[1].size % packet
+    out = np.empty_like(flat[1])
+    out[:end] = function(*(f[:end] for f in flat), PACKET)
+    out[end:] = function(*(f[end:] for f in flat), TAIL)
+    return out.reshape(shape)
+
+
 def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:
     """Per-sample loss: the mean over the last axis, summed front to back (a plain division for one output); a row loss's value.
 
     With ``sample_weight`` (shape (B,)), each times its weight, :math:`\\mathrm{fl}(\\ell_b w_b)`, as Keras weighs it.
+    ``profile`` decides how the transcendental ops are evaluated (:func:`fill_lanes`).
     """
     if loss.row is not None:
-        delta = np.empty_like(y_pred[0])
-        values = np.array([loss.row(t, p, delta, cast(1, y_pred), False) for t, p in zip(y_true, y_pred)],
-                          dtype=y_pred.dtype)
+        values = _rows(loss, profile, y_true, y_pred, np.empty_like(y_pred), np.ones(len(y_pred), y_pred.dtype), False)
     else:
-        values = loss.value(y_true, y_pred)
+        values = _elementwise(loss.value, profile, y_true, y_pred) if loss.lanes else loss.value(y_true, y_pred)
         values = np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
     return values if sample_weight is None else values * sample_weight
 
@@ -271,20 +394,24 @@ def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, samp
     return profile.sum_vector(values) / cast(values.shape[0], values)
 
 
-def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:
-    """:math:`\\partial L/\\partial \\hat y`, shape (B, N); the scale is :math:`\\mathrm{fl}(\\mathrm{fl}(1/B) w_b) / N` (TensorFlow's order)."""
+def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None, profile=None) -> np.ndarray:
+    """:math:`\\partial L/\\partial \\hat y`, shape (B, N); the scale is :math:`\\mathrm{fl}(\\mathrm{fl}(1/B) w_b) / N` (TensorFlow's order).
+
+    ``profile`` (default: plain) decides how the transcendental ops are evaluated.
+    """
     batch, n_outputs = y_pred.shape
-    if loss.row is not None:
-        delta = np.empty_like(y_pred)
-        scale = cast(1, y_pred) / cast(batch, y_pred)
-        weights = np.ones(batch, dtype=y_pred.dtype) if sample_weight is None else sample_weight
-        for t, p, d, w in zip(y_true, y_pred, delta, weights):
-            loss.row(t, p, d, scale * w, True)  # a weight of 1 changes no bit
-        return delta
     scale = cast(1, y_pred) / cast(batch, y_pred)
+    if loss.row is not None:
+        weights = np.ones(batch, dtype=y_pred.dtype) if sample_weight is None else sample_weight
+        delta = np.empty_like(y_pred)
+        _rows(loss, profile, y_true, y_pred, delta, scale * weights, True)  # a weight of 1 changes no bit
+        return delta
     if sample_weight is not None:
         scale = (scale * sample_weight)[:, None]
-    return loss.grad(y_true, y_pred, scale / cast(n_outputs, y_pred))
+    scale = scale / cast(n_outputs, y_pred)
+    if loss.lanes:
+        return _elementwise(loss.grad, profile, y_true, y_pred, scale)
+    return loss.grad(y_true, y_pred, scale)
 
 
 MEAN_SQUARED_ERROR = Loss("mean_squared_error", "MeanSquaredError", squared_error, squared_error_grad,
@@ -298,12 +425,12 @@ BINARY_CROSSENTROPY = Loss(
     r"\ell_i = -\big(y_i \log \bar p_i + (1 - y_i)\log(1 - \bar p_i)\big),\ \bar p = \mathrm{clip}(\hat y, \epsilon, 1-\epsilon)",
     r"\frac{\partial L}{\partial \hat y_i} = \frac{1}{B}\Big(\frac{1-y_i}{1-\bar p_i} - \frac{y_i}{\bar p_i}\Big)"
     r"\ [\epsilon \le \hat y_i \le 1-\epsilon]",
-    ("bce",), "log_loss", targets="binary", logits="binary_crossentropy_from_logits", recovers="sigmoid")
+    ("bce",), "log_loss", lanes=True, targets="binary", logits="binary_crossentropy_from_logits", recovers="sigmoid")
 BINARY_CROSSENTROPY_FROM_LOGITS = Loss(
     "binary_crossentropy_from_logits", "BinaryCrossentropy", sigmoid_cross_entropy_with_logits,
     sigmoid_cross_entropy_with_logits_grad,
     r"\ell_i = \max(z_i, 0) - z_i y_i + \log(1 + e^{-|z_i|})",
-    r"\frac{\partial L}{\partial z_i} = \frac{1}{B}(\sigma(z_i) - y_i)", (), "log_loss", targets="binary",
+    r"\frac{\partial L}{\partial z_i} = \frac{1}{B}(\sigma(z_i) - y_i)", (), "log_loss", lanes=True, targets="binary",
     logits="binary_crossentropy_from_logits", recovers="sigmoid", from_logits=True)
 CATEGORICAL_CROSSENTROPY = Loss(
     "categorical_crossentropy", "CategoricalCrossentropy", None, None,
@@ -327,7 +454,8 @@ SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS = Loss(
     "sparse_categorical_crossentropy_from_logits", "SparseCategoricalCrossentropy", None, None,
     r"\ell_b = \log \textstyle\sum_k e^{z_{bk}} - z_{b y_b}",
     r"\frac{\partial L}{\partial z_{bj}} = \frac{1}{B}(\mathrm{softmax}(z_b)_j - [j = y_b])", (), "log_loss",
-    row=softmax_cross_entropy_with_logits, targets="sparse", logits="sparse_categorical_crossentropy_from_logits",
+    row=sparse_softmax_cross_entropy_with_logits, targets="sparse",
+    logits="sparse_categorical_crossentropy_from_logits",
     recovers="softmax", from_logits=True)
 
 #: Every loss, in id order.

@@ -75,15 +75,15 @@ from typing import Callable
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.extending import overload, register_jitable
 
 from functools import partial
 
 from gdcore._dtype import cast
 from gdcore.numerics import eigen, eigen_products, onednn
 from gdcore.numerics._in_place import activation_loop, gradient_loop
-from gdcore.numerics.eigen_reductions import (reduce_sum_rows, reduce_sum_rows_loop, sum_columns, sum_columns_loop,
-                                              sum_vector, sum_vector_loop)
+from gdcore.numerics.eigen_reductions import (inner_sum, reduce_sum_rows, reduce_sum_rows_loop, sum_columns,
+                                              sum_columns_loop, sum_vector, sum_vector_loop)
 from gdcore.numerics.machine import FLOAT32_PATHS as BACKENDS, Caches, cpu_info
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -208,7 +208,8 @@ def _onednn_path(family: str) -> Float32Path:
     kernels = [getattr(onednn, f"{name}_{family}{suffix}") for suffix in ("", "_loop")
                for name in ("matmul", "matmul_grad_input", "matmul_grad_kernel")]
     # oneDNN fuses Elu into the Dense layer's inner product and runs x * sigmoid(x) as its swish.
-    fused = {"elu": (onednn.elu, onednn.elu_loop), "silu": (onednn.swish, onednn.swish_loop)}
+    fused = {"elu": (onednn.elu, onednn.elu_loop), "silu": (onednn.swish, onednn.swish_loop),
+             "softmax": (getattr(onednn, f"softmax_{family}"), getattr(onednn, f"softmax_{family}_loop"))}
     return Float32Path(f"onednn-{family}", *kernels[:3], onednn.logistic, onednn.tanh, *kernels[3:],
                        onednn.logistic_loop, onednn.tanh_loop, activations=fused)
 
@@ -280,6 +281,79 @@ def tanh(z: np.ndarray, backend: str | None = None) -> np.ndarray:
     if z.dtype == np.float64:
         return eigen.tanh_tensorflow(z)
     return float32_path(_resolve(None, backend)[1]).tanh(z)
+
+
+# --- softmax (softmax_op_functor.h on Eigen; oneDNN's primitive in float32 on oneDNN paths) ----
+
+_exp_packet, _exp_tail = register_jitable(eigen.exp), register_jitable(eigen.exp_scalar)
+_reciprocal_packet = register_jitable(eigen.reciprocal)
+
+
+@register_jitable
+def _softmax_eigen_in_place(z):
+    """TensorFlow's ``Softmax`` kernel on Eigen, in place on a (B, k) array.
+
+    Per row: m = max z; e = exp(z - m), Eigen's packet/tail rule over the whole
+    flattened tensor; the row sum in Eigen's inner-most order; its
+    ``inverse()`` (Eigen's packet reciprocal, float32 RCPPS + Newton step) by
+    the row's position in the (B,) vector of sums; e times that.
+    """
+    rows, k = z.shape
+    packet = 32 // z.itemsize
+    end = rows * k - (rows * k) % packet
+    for b in range(rows):
+        row = z[b]
+        largest = row[0]
+        for j in range(1, k):
+            largest = max(largest, row[j])
+        for j in range(k):
+            shifted = row[j] - largest
+            row[j] = _exp_packet(shifted) if b * k + j < end else _exp_tail(shifted)
+        total = inner_sum(row)
+        inverse = _reciprocal_packet(total) if b < rows - rows % packet else cast(1, total) / total
+        for j in range(k):
+            row[j] = row[j] * inverse
+
+
+@register_jitable
+def _softmax_grad_in_place(y, delta):
+    """TensorFlow's softmax gradient, ``(dy - reduce_sum(dy * y, -1)) * y``, the sum in Eigen's inner-most order."""
+    rows, k = y.shape
+    products = np.empty(k, y.dtype)
+    for b in range(rows):
+        for j in range(k):
+            products[j] = delta[b, j] * y[b, j]
+        weighted = inner_sum(products)
+        for j in range(k):
+            delta[b, j] = (delta[b, j] - weighted) * y[b, j]
+
+
+@_jit
+def _softmax_eigen_loop(z):
+    _softmax_eigen_in_place(z)
+
+
+@_jit
+def softmax_grad_loop(y, delta):
+    """Numba twin of :func:`softmax_grad`: ``delta`` is overwritten."""
+    _softmax_grad_in_place(y, delta)
+
+
+def softmax(z: np.ndarray, backend: str | None = None) -> np.ndarray:
+    """``tf.nn.softmax(z)`` over the last axis of a (B, k) array: Eigen's kernel, or in float32 the path's own."""
+    path_softmax = float32_path(_resolve(None, backend)[1]).activations.get("softmax")
+    if z.dtype == np.float32 and path_softmax is not None:
+        return path_softmax[0](z)
+    out = np.array(z, copy=True, order="C")
+    _softmax_eigen_in_place(out)
+    return out
+
+
+def softmax_grad(y: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """TensorFlow's softmax gradient from the output ``y`` (:func:`_softmax_grad_in_place`)."""
+    out = np.array(dy, copy=True, order="C")
+    _softmax_grad_in_place(np.ascontiguousarray(y), out)
+    return out
 
 
 # --- float64 products (Eigen, whatever the float32 path) ---------------------------------
@@ -379,8 +453,11 @@ class Kernels:
         self.sigmoid_grad_loop = sigmoid_grad_loop
         self.tanh_grad_loop = tanh_grad_loop
         # Activations TensorFlow evaluates its own way, by name: (forward loop, gradient loop).
+        softmax_loop = path.activations.get("softmax", (None, _softmax_eigen_loop))[1]
+        self.softmax_loop = _dispatcher(f"tf_{tag}_softmax_loop", softmax_loop, _softmax_eigen_loop, 1)
         self.ACTIVATION_LOOPS = {"sigmoid": (self.sigmoid_loop, sigmoid_grad_loop),
-                                 "tanh": (self.tanh_loop, tanh_grad_loop)}
+                                 "tanh": (self.tanh_loop, tanh_grad_loop),
+                                 "softmax": (self.softmax_loop, softmax_grad_loop)}
         self._path = path
         self._tag = tag
 
@@ -484,6 +561,7 @@ def tanh_loop(z, backend: str | None = None):
 ACTIVATIONS = {
     "sigmoid": (sigmoid, eigen.logistic_grad_tensorflow),
     "tanh": (tanh, eigen.tanh_grad_tensorflow),
+    "softmax": (softmax, softmax_grad),
 }
 
 

@@ -741,17 +741,37 @@ def _log_packet_float64(x):
     return e * _F64(0.693147180559945309417232121458) + m
 
 
-_log_dispatch = _by_dtype(_log_packet_float32, _log_packet_float64)
+@register_jitable
+def _log_selects(x, y):
+    """Eigen's selects after the approximation: -inf at 0, +inf at +inf, NaN for negative and NaN ``x``."""
+    zero, inf = cast(0, x), cast(np.inf, x)
+    y = where(x == zero, -inf, where(x == inf, inf, y))
+    return where((x < zero) | (x != x), cast(np.nan, x), y)
+
+
+_log_packet_float32 = register_jitable(_log_packet_float32)
+_log_packet_float64 = register_jitable(_log_packet_float64)
+
+
+def _log_float32(x):
+    return _log_selects(x, _log_packet_float32(x))
+
+
+def _log_float64(x):
+    return _log_selects(x, _log_packet_float64(x))
+
+
+_log_dispatch = _by_dtype(_log_float32, _log_float64)
 
 
 def log(z):
-    """Eigen's vectorised (packet) natural logarithm of positive normal ``z`` (comment above)."""
+    """Eigen's vectorised (packet) natural logarithm (comment above), with Eigen's selects for 0, +inf, negatives and NaN."""
     return _log_dispatch(z)
 
 
 def _log1p_kahan(z):
     u = z + _one_like(z)
-    return where(u == _one_like(z), z, z * (_log_dispatch(u) / (u - _one_like(z))))
+    return where((u == _one_like(z)) | (u == z), z, z * (_log_dispatch(u) / (u - _one_like(z))))
 
 
 _log1p_dispatch = _by_dtype(_log1p_kahan, _log1p_kahan)
@@ -890,6 +910,21 @@ def reciprocal_packet(y):
     estimate = rcp_estimate(y)
     error = _F32(1.0) - y * estimate
     return where(error == error, estimate * error + estimate, estimate)
+
+
+def _divide_one_float64(y):
+    return _F64(1.0) / y
+
+
+_reciprocal_dispatch = _by_dtype(reciprocal_packet, _divide_one_float64)
+
+
+def reciprocal(y):
+    """TensorFlow's packet ``Reciprocal`` (``preciprocal``): :func:`reciprocal_packet` in float32, a division in float64.
+
+    Its scalar path (the last ``n % P`` elements) divides in both dtypes.
+    """
+    return _reciprocal_dispatch(y)
 
 
 def _erfc_float32(x, exp, reciprocal):

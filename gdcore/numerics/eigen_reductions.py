@@ -8,6 +8,7 @@ tested bit-identical to each other and to TensorFlow
 
 import numpy as np
 from numba import njit
+from numba.extending import overload
 
 from gdcore._dtype import cast
 
@@ -236,3 +237,13 @@ def reduce_sum_rows_loop(values, out):
         out[j] = acc
 
 
+
+
+def inner_sum(values):
+    """Eigen's inner-most sum of a 1-D array, callable from NumPy code and from compiled code (:func:`sum_vector_loop`)."""
+    return _eigen_sum(np.ascontiguousarray(values))
+
+
+@overload(inner_sum, jit_options={"cache": True})
+def _inner_sum_numba(values):
+    return lambda values: _eigen_sum_loop(values)

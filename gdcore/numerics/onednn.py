@@ -1179,3 +1179,61 @@ elu_loop = activation_loop(_jit(elu), "onednn_elu_loop")
 elu_loop.__doc__ = "Numba twin of :func:`elu` on a 2-D float32 array, in place."
 swish_loop = activation_loop(_jit(swish), "onednn_swish_loop")
 swish_loop.__doc__ = "Numba twin of :func:`swish` on a 2-D float32 array, in place."
+
+
+# --- softmax: oneDNN's softmax primitive (float32, TensorFlow's _MklSoftmax) ---------------
+#
+# Per row: m = max z, e_j = exp(z_j - m) by oneDNN's exp above (its arguments are
+# <= 0), the e_j added into two vector accumulators of L lanes (16 on AVX-512, 8
+# on AVX2), vectors 0, 2, 4, ... into the first and 1, 3, ... into the second, the
+# last vector padded with zeros; the accumulators added, then the lanes
+# reduced by halving (L/2, then the shuffles 0x4E and 0xB1 within 128 bits); each
+# e_j times the exact reciprocal of that sum. Measured bit-identical to
+# tf.nn.softmax (random batches) for rows of up to 40 classes on AVX-512 and up
+# to 17 on AVX2; longer rows unroll their accumulators differently and are not
+# reproduced (64 classes on AVX-512: 8 of 20 batches identical; 40 on AVX2: 2 of 10).
+
+
+@register_jitable
+def _softmax_in_place(z, lanes):
+    rows, k = z.shape
+    acc = np.zeros((2, lanes), np.float32)
+    for b in range(rows):
+        row = z[b]
+        largest = row[0]
+        for j in range(1, k):
+            largest = max(largest, row[j])
+        acc[:, :] = _F32(0.0)
+        for j in range(k):
+            row[j] = _exp_nonpositive(row[j] - largest)
+            vector = j // lanes
+            acc[vector % 2, j % lanes] = acc[vector % 2, j % lanes] + row[j]
+        width = lanes
+        for l in range(lanes):
+            acc[0, l] = acc[0, l] + acc[1, l]
+        while width > 4:  # 512 -> 256 -> 128 bits
+            width //= 2
+            for l in range(width):
+                acc[0, l] = acc[0, l] + acc[0, l + width]
+        low = acc[0, 0] + acc[0, 2], acc[0, 1] + acc[0, 3]  # shuffle 0x4E: lanes (2, 3, 0, 1)
+        inverse = _F32(1.0) / (low[0] + low[1])  # shuffle 0xB1: lanes (1, 0, 3, 2)
+        for j in range(k):
+            row[j] = row[j] * inverse
+
+
+def _softmax_for(lanes: int):
+    def softmax_loop(z):
+        _softmax_in_place(z, lanes)
+
+    def softmax(z):
+        """oneDNN's softmax over the last axis of a 2-D float32 array (comment above)."""
+        out = np.array(z, dtype=np.float32, copy=True, order="C")
+        _softmax_in_place(out, lanes)
+        return out
+
+    softmax_loop.__name__ = softmax_loop.__qualname__ = f"onednn_softmax{lanes}_loop"
+    return softmax, _jit(softmax_loop)
+
+
+softmax_avx512, softmax_avx512_loop = _softmax_for(16)
+softmax_avx2, softmax_avx2_loop = _softmax_for(8)
