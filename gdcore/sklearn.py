@@ -19,7 +19,12 @@ direction):
     :math:`e^2`, twice it, with twice the gradient. gdcore trains the MSE with
     ``SGD(learning_rate = learning_rate / 2)`` (halving is exact in binary
     floating point) and ``Adam(epsilon = 2 * epsilon)`` (Adam is invariant to
-    the gradient's scale except through :math:`\hat\epsilon`); ``loss_curve_``
+    the gradient's scale except through :math:`\hat\epsilon`). With
+    :math:`k` outputs, ``MLPRegressor`` reports the mean over the outputs but
+    takes the gradient of their sum (its delta is :math:`p - y` whatever
+    :math:`k`), while Keras's MSE is the mean in both: the factors become
+    :math:`k/2` and :math:`2/k` (rounded unless :math:`k` is a power of 2,
+    so multi-output agreement is to float64 rounding, as the rest). ``loss_curve_``
     holds half of gdcore's per-epoch loss, which is the same batch-size-weighted
     pre-update mean as ``MLPRegressor``'s. ``loss="mse"`` or ``"mae"`` train
     Keras's losses with the given hyperparameters unchanged.
@@ -86,24 +91,26 @@ _CONVENTIONS = ("sklearn", "keras")
 
 def gdcore_optimizer(solver: str, learning_rate: float, *, momentum: float = 0.9, nesterovs_momentum: bool = True,
                      beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, half_loss: bool = True,
-                     conventions: str = "sklearn") -> _optimizers.Optimizer:
+                     conventions: str = "sklearn", n_outputs: int = 1) -> _optimizers.Optimizer:
     """The gdcore optimizer that takes ``MLPRegressor``'s steps on gdcore's (Keras's) MSE (module docstring).
 
     ``half_loss`` says the hyperparameters are meant for scikit-learn's
-    :math:`\\tfrac12 e^2` (SGD's learning rate halved, Adam's epsilon doubled);
+    :math:`\\tfrac12 e^2` (SGD's learning rate times ``n_outputs / 2``,
+    Adam's epsilon times ``2 / n_outputs``: both exact for one output);
     ``conventions="sklearn"`` keeps the exact betas and momentum.
     """
     exact = conventions == "sklearn"
     if solver == "sgd":
-        return _optimizers.SGD(learning_rate=learning_rate / 2 if half_loss else learning_rate, momentum=momentum,
-                               nesterov=bool(nesterovs_momentum) and momentum > 0, float32_momentum=not exact)
+        return _optimizers.SGD(learning_rate=learning_rate * n_outputs / 2 if half_loss else learning_rate,
+                               momentum=momentum, nesterov=bool(nesterovs_momentum) and momentum > 0,
+                               float32_momentum=not exact)
     return _optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                            epsilon=2 * epsilon if half_loss else epsilon, float32_betas=not exact)
+                            epsilon=epsilon * 2 / n_outputs if half_loss else epsilon, float32_betas=not exact)
 
 
 def mlp_settings(optimizer: _optimizers.Optimizer) -> dict:
     """``MLPRegressor`` keyword arguments taking the same steps as ``optimizer`` on gdcore's MSE: the inverse of
-    :func:`gdcore_optimizer` (``learning_rate_init = 2 * learning_rate`` for SGD, ``epsilon / 2`` for Adam)."""
+    :func:`gdcore_optimizer` for one output (``learning_rate_init = 2 * learning_rate`` for SGD, ``epsilon / 2`` for Adam)."""
     if isinstance(optimizer, _optimizers.SGD):
         return {"solver": "sgd", "learning_rate_init": 2 * optimizer.learning_rate, "momentum": optimizer.momentum,
                 "nesterovs_momentum": optimizer.nesterov}
@@ -244,7 +251,8 @@ class _BaseGD(BaseEstimator):
             else:
                 self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
         if first_pass or not incremental:  # partial_fit keeps the optimizer's state, fit starts a fresh one
-            self.model_.compile(optimizer=gdcore_optimizer(**settings["optimizer"]), loss=settings["loss"](self.n_outputs_))
+            self.model_.compile(optimizer=gdcore_optimizer(**settings["optimizer"], n_outputs=self.n_outputs_),
+                                loss=settings["loss"](self.n_outputs_))
             self._sgd_learning_rate = settings["optimizer"]["learning_rate"]  # in scikit-learn's scale
         self._fit_epochs(X, y, sample_weight, settings, random_state, incremental)
         weights = self.model_.get_weights()
@@ -350,7 +358,7 @@ class _BaseGD(BaseEstimator):
     def _set_sgd_learning_rate(self, settings, learning_rate: float) -> None:
         """Set SGD's rate, in scikit-learn's scale, for the next epochs; the momentum state is kept."""
         self._sgd_learning_rate = learning_rate
-        self.model_.optimizer.learning_rate = learning_rate / 2 if settings["half_loss"] else learning_rate
+        self.model_.optimizer.learning_rate = learning_rate * self.n_outputs_ / 2 if settings["half_loss"] else learning_rate
 
 
 def _batch_normalised(weights: np.ndarray, batch_size: int) -> np.ndarray:
