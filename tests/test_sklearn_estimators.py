@@ -3,7 +3,6 @@
 import pickle
 import warnings
 
-import joblib
 import numpy as np
 import pytest
 
@@ -259,6 +258,17 @@ def test_clone_pickle_and_params_round_trip():
     restored = pickle.loads(pickle.dumps(estimator))
     np.testing.assert_array_equal(restored.predict(X), estimator.predict(X))
     assert not hasattr(clone(estimator), "model_")
+    # The optimizer's state travels too: one more partial_fit epoch on each gives the same bits.
+    for a, b in zip(_weights(restored.partial_fit(X, y)), _weights(estimator.partial_fit(X, y))):
+        np.testing.assert_array_equal(a, b)
+    labels = np.where(X[:, 0] > 0, "up", "down")
+    classifier = GDClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit(X, labels)
+    restored = pickle.loads(pickle.dumps(classifier))
+    np.testing.assert_array_equal(restored.predict_proba(X), classifier.predict_proba(X))
+    assert list(restored.classes_) == ["down", "up"] and set(restored.predict(X)) <= {"down", "up"}
 
 
 def test_sklearn_error_conventions():
@@ -293,11 +303,19 @@ def test_pipeline_grid_search_and_cross_validation():
         warnings.simplefilter("ignore", ConvergenceWarning)
         scores = cross_val_score(pipeline, X, y, cv=3)
         assert scores.shape == (3,) and np.all(scores > 0.5)
-        # Two threads: the parallel path without starting processes (pickling is tested above).
-        with joblib.parallel_backend("threading"):
-            search = GridSearchCV(pipeline, {"gdregressor__learning_rate": [0.001, 0.05]}, cv=2, n_jobs=2).fit(X, y)
+        labels = np.where(y > np.median(y), "high", "low")  # stratified folds over string labels
+        accuracies = cross_val_score(make_pipeline(StandardScaler(), GDClassifier(learning_rate=0.05, max_iter=40,
+                                                                                  random_state=0)), X, labels, cv=3)
+        assert accuracies.shape == (3,) and np.all(accuracies > 0.7)
+        grid = {"gdregressor__learning_rate": [0.001, 0.05]}
+        # n_jobs=2 on joblib's default backend: two worker processes, each unpickling the estimator and loading
+        # gdcore's compiled kernels from the cache; the scores are those of the sequential search, bit for bit.
+        search = GridSearchCV(pipeline, grid, cv=2, n_jobs=2).fit(X, y)
+        sequential = GridSearchCV(pipeline, grid, cv=2, n_jobs=1).fit(X, y)
     assert search.best_params_ == {"gdregressor__learning_rate": 0.05}
     assert search.best_estimator_.score(X, y) > 0.5
+    np.testing.assert_array_equal(search.cv_results_["split0_test_score"], sequential.cv_results_["split0_test_score"])
+    np.testing.assert_array_equal(search.cv_results_["split1_test_score"], sequential.cv_results_["split1_test_score"])
 
 
 @pytest.mark.tensorflow
