@@ -247,6 +247,22 @@ def test_partial_fit_continues_and_warm_start():
         GDRegressor(early_stopping=True).partial_fit(X, y)
 
 
+def test_weighted_partial_fit_with_a_schedule_follows_mlp_regressor():
+    """partial_fit(sample_weight=...) keeps the optimizer and the invscaling rate across calls, as MLPRegressor's."""
+    X, y = _data()
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, size=len(X))
+    common = dict(hidden_layer_sizes=(4,), activation="tanh", solver="sgd", learning_rate=0.1, batch_size=16,
+                  learning_rate_schedule="invscaling", random_state=0)
+    ours, theirs = GDRegressor(**common), MLPRegressor(alpha=0.0, **_mlp_settings(common))
+    for _ in range(3):
+        ours.partial_fit(X, y, sample_weight=weights)
+        theirs.partial_fit(X, y, sample_weight=weights)
+    assert ours.t_ == theirs.t_ == 3 * len(X) and ours._sgd_learning_rate == theirs._optimizer.learning_rate
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-12, atol=1e-14)
+    for mine, reference in zip(_weights(ours), _weights(theirs)):
+        np.testing.assert_allclose(mine, reference, rtol=1e-11, atol=1e-13)
+
+
 def test_clone_pickle_and_params_round_trip():
     X, y = _data()
     estimator = GDRegressor(hidden_layer_sizes=(3,), activation="tanh", solver="sgd", max_iter=4, random_state=1)
