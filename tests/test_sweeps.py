@@ -79,6 +79,26 @@ def test_interrupted_or_failed_sweep_resumes_where_it_stopped(tmp_path):
         sweep(CONFIGS[5:6], output=output)
 
 
+def _interrupted_at_task_four(config, seed):
+    CALLS.append((config["learning_rate"], seed))
+    if len(CALLS) == 4:
+        raise KeyboardInterrupt  # as Ctrl-C (not an Exception: the sweep itself stops)
+    return train(config, seed)
+
+
+def test_interrupted_sweep_keeps_finished_rows_and_resumes_with_the_rest(tmp_path):
+    output = tmp_path / "sweep.csv"
+    configs = CONFIGS[:3]
+    CALLS.clear()
+    with pytest.raises(KeyboardInterrupt):
+        sweep(configs, seeds=(0, 1), task=_interrupted_at_task_four, output=output)
+    assert pd.read_csv(output)["task"].tolist() == [0, 1, 2]  # on disk as each finished
+    CALLS.clear()
+    resumed = sweep(configs, seeds=(0, 1), task=_interrupted_at_task_four, output=output)
+    assert len(CALLS) == 3  # tasks 3, 4, 5 only
+    pd.testing.assert_frame_equal(resumed, sweep(configs, seeds=(0, 1)), check_exact=True)
+
+
 @pytest.mark.parametrize("arguments, error, match", [
     ({"jobs": 0}, ValueError, "jobs must be a positive integer"),
     ({"scheduler": 8786}, TypeError, "scheduler must be an address string"),
