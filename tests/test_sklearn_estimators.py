@@ -330,6 +330,8 @@ def test_sklearn_error_conventions():
                                     ("max_iter", 0, "max_iter must be an integer >= 1"),
                                     ("validation_fraction", 1.0, r"validation_fraction must be in \(0.0, 1.0\)"),
                                     ("conventions", "torch", "conventions must be one of"),
+                                    ("learning_rate_schedule", "cosine", "learning_rate_schedule must be one of"),
+                                    ("power_t", -0.5, r"power_t must be in \[0.0, inf\)"),
                                     ("dtype", "float16", "dtype must be None, 'float32' or 'float64'"),
                                     ("numerics", "fast", "numerics"),
                                     ("engine", "cuda", "engine")]:
