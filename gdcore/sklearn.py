@@ -46,17 +46,20 @@ direction):
     that ends training. Reaching ``max_iter`` first raises
     :class:`~sklearn.exceptions.ConvergenceWarning`. With early stopping the
     best validation weights are restored.
-
 **sample weights**
     ``MLPRegressor`` takes each batch's weighted mean :math:`\sum_b w_b
     \ell_b / \sum_b w_b`, Keras the weighted sum over the batch's size
     :math:`B`; ``fit(sample_weight=w)`` passes gdcore each batch's weights
-    times :math:`B / \sum_b w_b` (:func:`_batch_normalised`).
+    times :math:`B / \sum_b w_b` (:func:`_batch_normalised`). The
+    early-stopping validation score is weighted too.
 **learning-rate schedules** (``learning_rate_schedule``, ``MLPRegressor``'s ``learning_rate``)
     SGD only, as in scikit-learn (Adam ignores it): ``"invscaling"`` sets the
     rate to ``learning_rate / (t_ + 1) ** power_t`` after each epoch,
     ``"adaptive"`` divides it by 5 where the stopping rule would end
-    training, and stops once it is at most 1e-6; the momentum is kept.
+    training, and stops once it is at most 1e-6; the momentum is kept, and
+    each rate reaches gdcore through the half-squared-error factor above.
+    (The float keeps Keras's name ``learning_rate``, so the schedule has
+    another.)
 
 ``GDRegressor`` has no ``alpha`` (L2 penalty): compare with
 ``MLPRegressor(alpha=0)``. ``MLPClassifier`` has no ``class_weight``, and
@@ -513,8 +516,9 @@ class GDClassifier(ClassifierMixin, _BaseGD):
     ``learning_rate`` and ``epsilon`` are passed on unchanged.
     ``decision_function`` returns those logits, ``predict_proba`` their
     sigmoid or softmax. Parameters and attributes as :class:`GDRegressor`
-    (``loss="log_loss"`` is the only loss; early stopping scores accuracy),
-    plus ``classes_``.
+    (``loss="log_loss"`` is the only loss; early stopping scores accuracy;
+    ``sample_weight`` and ``learning_rate_schedule`` as ``MLPClassifier``'s),
+    plus ``classes_``. No ``class_weight``: ``MLPClassifier`` has none.
     """
 
     _classifier = True

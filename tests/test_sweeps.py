@@ -132,6 +132,11 @@ def test_reference_configurations_on_dask_give_the_sequential_comparisons(cluste
                                   summary_frame(sequential).drop(columns=timing), check_exact=True)
     pd.testing.assert_frame_equal(rows_frame(on_dask), rows_frame(sequential), check_exact=True)
     assert len(rows_frame(sequential)) > 20
+    from dask.distributed import Client
+
+    with Client(cluster) as client:
+        imported = client.run(_tensorflow_loaded)
+    assert not any(imported.values())  # comparisons with scikit-learn only: no worker imported TensorFlow
 
 
 def test_reference_refuses_zero_jobs(capsys):
