@@ -19,13 +19,15 @@ def _tensorflow_loaded() -> bool:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One 2-process LocalCluster for this module's Dask tests (starting one costs most of their time)."""
+    """One 2-process LocalCluster for this module's Dask tests (starting one costs most of their time).
+
+    Not marked slow: with gdcore's kernels in the Numba cache the module takes about 15 s, cluster included, and
+    the Dask run's equality with the sequential one is an acceptance test that belongs in the default run."""
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         yield cluster
 
 
-@pytest.mark.slow
 def test_dask_sweep_equals_the_sequential_sweep_bit_for_bit(tmp_path, cluster):
     from dask.distributed import Client
 
@@ -115,7 +117,6 @@ def test_unknown_configuration_key_fails_that_row_with_the_known_keys():
     assert frame.loc[0, "status"] == "failed" and "unknown configuration key(s) ['learning_rte']" in frame.loc[0, "error"]
 
 
-@pytest.mark.slow
 @pytest.mark.sklearn
 def test_reference_configurations_on_dask_give_the_sequential_comparisons(cluster):
     """``python -m reference --scheduler``'s path: run_task on the workers, every comparison row as in one process."""
