@@ -98,7 +98,8 @@ def reference_benchmark(arguments) -> None:
     timing = ["mine_seconds", "theirs_seconds", "speedup"]
 
     def frames(results):
-        assert all(isinstance(result, ConfigResult) for result in results), [r for r in results if not isinstance(r, ConfigResult)]
+        failed = [result for result in results if not isinstance(result, ConfigResult)]
+        assert not failed, failed
         return summary_frame(results).drop(columns=timing), rows_frame(results)
 
     _warm_reference()

@@ -113,7 +113,8 @@ def gdcore_optimizer(solver: str, learning_rate: float, *, momentum: float = 0.9
 
 def mlp_settings(optimizer: _optimizers.Optimizer) -> dict:
     """``MLPRegressor`` keyword arguments taking the same steps as ``optimizer`` on gdcore's MSE: the inverse of
-    :func:`gdcore_optimizer` for one output (``learning_rate_init = 2 * learning_rate`` for SGD, ``epsilon / 2`` for Adam)."""
+    :func:`gdcore_optimizer` for one output (``learning_rate_init = 2 * learning_rate`` for SGD, ``epsilon / 2`` for
+    Adam)."""
     if isinstance(optimizer, _optimizers.SGD):
         return {"solver": "sgd", "learning_rate_init": 2 * optimizer.learning_rate, "momentum": optimizer.momentum,
                 "nesterovs_momentum": optimizer.nesterov}
@@ -339,7 +340,8 @@ class _BaseGD(BaseEstimator):
                 self._set_sgd_learning_rate(settings, self.learning_rate / (self.t_ + 1) ** self.power_t)
             if self._no_improvement_count > self.n_iter_no_change:
                 what = "Validation score" if self.early_stopping else "Training loss"
-                message = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
+                message = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                           "consecutive epochs.")
                 if schedule == "adaptive" and self._sgd_learning_rate > 1e-6:  # SGDOptimizer.trigger_stopping
                     self._set_sgd_learning_rate(settings, self._sgd_learning_rate / 5.0)
                     self._no_improvement_count = 0
@@ -347,7 +349,8 @@ class _BaseGD(BaseEstimator):
                         print(f"{message} Setting learning rate to {self._sgd_learning_rate:f}")
                 else:
                     if self.verbose:
-                        print(message + (" Learning rate too small. Stopping." if schedule == "adaptive" else " Stopping."))
+                        print(message + (" Learning rate too small. Stopping." if schedule == "adaptive"
+                                         else " Stopping."))
                     break
             if incremental:
                 break
@@ -361,7 +364,8 @@ class _BaseGD(BaseEstimator):
     def _set_sgd_learning_rate(self, settings, learning_rate: float) -> None:
         """Set SGD's rate, in scikit-learn's scale, for the next epochs; the momentum state is kept."""
         self._sgd_learning_rate = learning_rate
-        self.model_.optimizer.learning_rate = learning_rate * self.n_outputs_ / 2 if settings["half_loss"] else learning_rate
+        self.model_.optimizer.learning_rate = (learning_rate * self.n_outputs_ / 2 if settings["half_loss"]
+                                               else learning_rate)
 
 
 def _batch_normalised(weights: np.ndarray, batch_size: int) -> np.ndarray:
