@@ -19,7 +19,12 @@ direction):
     :math:`e^2`, twice it, with twice the gradient. gdcore trains the MSE with
     ``SGD(learning_rate = learning_rate / 2)`` (halving is exact in binary
     floating point) and ``Adam(epsilon = 2 * epsilon)`` (Adam is invariant to
-    the gradient's scale except through :math:`\hat\epsilon`); ``loss_curve_``
+    the gradient's scale except through :math:`\hat\epsilon`). With
+    :math:`k` outputs, ``MLPRegressor`` reports the mean over the outputs but
+    takes the gradient of their sum (its delta is :math:`p - y` whatever
+    :math:`k`), while Keras's MSE is the mean in both: the factors become
+    :math:`k/2` and :math:`2/k` (rounded unless :math:`k` is a power of 2,
+    so multi-output agreement is to float64 rounding, as the rest). ``loss_curve_``
     holds half of gdcore's per-epoch loss, which is the same batch-size-weighted
     pre-update mean as ``MLPRegressor``'s. ``loss="mse"`` or ``"mae"`` train
     Keras's losses with the given hyperparameters unchanged.
@@ -41,10 +46,24 @@ direction):
     that ends training. Reaching ``max_iter`` first raises
     :class:`~sklearn.exceptions.ConvergenceWarning`. With early stopping the
     best validation weights are restored.
+**sample weights**
+    ``MLPRegressor`` takes each batch's weighted mean :math:`\sum_b w_b
+    \ell_b / \sum_b w_b`, Keras the weighted sum over the batch's size
+    :math:`B`; ``fit(sample_weight=w)`` passes gdcore each batch's weights
+    times :math:`B / \sum_b w_b` (:func:`_batch_normalised`). The
+    early-stopping validation score is weighted too.
+**learning-rate schedules** (``learning_rate_schedule``, ``MLPRegressor``'s ``learning_rate``)
+    SGD only, as in scikit-learn (Adam ignores it): ``"invscaling"`` sets the
+    rate to ``learning_rate / (t_ + 1) ** power_t`` after each epoch,
+    ``"adaptive"`` divides it by 5 where the stopping rule would end
+    training, and stops once it is at most 1e-6; the momentum is kept, and
+    each rate reaches gdcore through the half-squared-error factor above.
+    (The float keeps Keras's name ``learning_rate``, so the schedule has
+    another.)
 
-``GDRegressor`` has no ``alpha`` (L2 penalty), ``sample_weight`` or
-learning-rate schedules: compare with ``MLPRegressor(alpha=0,
-learning_rate="constant")``.
+``GDRegressor`` has no ``alpha`` (L2 penalty): compare with
+``MLPRegressor(alpha=0)``. ``MLPClassifier`` has no ``class_weight``, and
+neither has ``GDClassifier`` (``sample_weight`` does that job).
 """
 
 from __future__ import annotations
@@ -57,7 +76,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils import shuffle as _sklearn_shuffle
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 import gdcore
 from gdcore import activations as _activations
@@ -69,29 +88,33 @@ __all__ = ["GDClassifier", "GDRegressor", "gdcore_optimizer", "mlp_settings"]
 #: scikit-learn's activation names and gdcore's (Keras's) for the same function.
 _SKLEARN_ACTIVATIONS = {activation.sklearn: activation for activation in _activations.ACTIVATIONS if activation.sklearn}
 _SOLVERS = ("sgd", "adam")
+_SCHEDULES = ("constant", "invscaling", "adaptive")
 _CONVENTIONS = ("sklearn", "keras")
 
 
 def gdcore_optimizer(solver: str, learning_rate: float, *, momentum: float = 0.9, nesterovs_momentum: bool = True,
                      beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, half_loss: bool = True,
-                     conventions: str = "sklearn") -> _optimizers.Optimizer:
+                     conventions: str = "sklearn", n_outputs: int = 1) -> _optimizers.Optimizer:
     """The gdcore optimizer that takes ``MLPRegressor``'s steps on gdcore's (Keras's) MSE (module docstring).
 
     ``half_loss`` says the hyperparameters are meant for scikit-learn's
-    :math:`\\tfrac12 e^2` (SGD's learning rate halved, Adam's epsilon doubled);
+    :math:`\\tfrac12 e^2` (SGD's learning rate times ``n_outputs / 2``,
+    Adam's epsilon times ``2 / n_outputs``: both exact for one output);
     ``conventions="sklearn"`` keeps the exact betas and momentum.
     """
     exact = conventions == "sklearn"
     if solver == "sgd":
-        return _optimizers.SGD(learning_rate=learning_rate / 2 if half_loss else learning_rate, momentum=momentum,
-                               nesterov=bool(nesterovs_momentum) and momentum > 0, float32_momentum=not exact)
+        return _optimizers.SGD(learning_rate=learning_rate * n_outputs / 2 if half_loss else learning_rate,
+                               momentum=momentum, nesterov=bool(nesterovs_momentum) and momentum > 0,
+                               float32_momentum=not exact)
     return _optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                            epsilon=2 * epsilon if half_loss else epsilon, float32_betas=not exact)
+                            epsilon=epsilon * 2 / n_outputs if half_loss else epsilon, float32_betas=not exact)
 
 
 def mlp_settings(optimizer: _optimizers.Optimizer) -> dict:
     """``MLPRegressor`` keyword arguments taking the same steps as ``optimizer`` on gdcore's MSE: the inverse of
-    :func:`gdcore_optimizer` (``learning_rate_init = 2 * learning_rate`` for SGD, ``epsilon / 2`` for Adam)."""
+    :func:`gdcore_optimizer` for one output (``learning_rate_init = 2 * learning_rate`` for SGD, ``epsilon / 2`` for
+    Adam)."""
     if isinstance(optimizer, _optimizers.SGD):
         return {"solver": "sgd", "learning_rate_init": 2 * optimizer.learning_rate, "momentum": optimizer.momentum,
                 "nesterovs_momentum": optimizer.nesterov}
@@ -123,7 +146,8 @@ class _BaseGD(BaseEstimator):
     """What :class:`GDRegressor` and :class:`GDClassifier` share: parameters, checks, the network, the epoch loop."""
 
     def __init__(self, hidden_layer_sizes=(), activation="relu", loss="squared_error", solver="adam",
-                 learning_rate=0.001, momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 learning_rate=0.001, learning_rate_schedule="constant", power_t=0.5, momentum=0.9,
+                 nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  batch_size="auto", max_iter=200, shuffle=True, random_state=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False, dtype=None,
                  numerics="plain", conventions="sklearn", engine="auto", verbose=False):
@@ -132,6 +156,8 @@ class _BaseGD(BaseEstimator):
         self.loss = loss
         self.solver = solver
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
+        self.power_t = power_t
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
         self.beta_1 = beta_1
@@ -178,6 +204,9 @@ class _BaseGD(BaseEstimator):
         loss, half_loss = self._training_loss()
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
+        if self.learning_rate_schedule not in _SCHEDULES:
+            raise ValueError(f"learning_rate_schedule must be one of {_SCHEDULES}, got {self.learning_rate_schedule!r}")
+        _real(self.power_t, "power_t", 0.0)
         if self.conventions not in _CONVENTIONS:
             raise ValueError(f"conventions must be one of {_CONVENTIONS}, got {self.conventions!r}")
         if not (self.batch_size == "auto" or (isinstance(self.batch_size, numbers.Integral)
@@ -201,7 +230,7 @@ class _BaseGD(BaseEstimator):
 
     _classifier = False
 
-    def _fit(self, X, y, incremental: bool, classes=None):
+    def _fit(self, X, y, sample_weight, incremental: bool, classes=None):
         settings = self._settings()
         first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         dtype = self.dtype if self.dtype is not None else (
@@ -209,6 +238,8 @@ class _BaseGD(BaseEstimator):
         X, y = validate_data(self, X, y, dtype=dtype, multi_output=not self._classifier,
                              y_numeric=not self._classifier, reset=first_pass)
         dtype = X.dtype
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
         y = self._targets(y, dtype, first_pass, classes)
         if not first_pass and y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y.shape[1]} output(s), but {type(self).__name__} was fitted with {self.n_outputs_}")
@@ -224,8 +255,10 @@ class _BaseGD(BaseEstimator):
             else:
                 self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
         if first_pass or not incremental:  # partial_fit keeps the optimizer's state, fit starts a fresh one
-            self.model_.compile(optimizer=gdcore_optimizer(**settings["optimizer"]), loss=settings["loss"](self.n_outputs_))
-        self._fit_epochs(X, y, settings, random_state, incremental)
+            self.model_.compile(optimizer=gdcore_optimizer(**settings["optimizer"], n_outputs=self.n_outputs_),
+                                loss=settings["loss"](self.n_outputs_))
+            self._sgd_learning_rate = settings["optimizer"]["learning_rate"]  # in scikit-learn's scale
+        self._fit_epochs(X, y, sample_weight, settings, random_state, incremental)
         weights = self.model_.get_weights()
         self.coefs_ = [weight.copy() for weight in weights[0::2]]
         self.intercepts_ = [weight.copy() for weight in weights[1::2]]
@@ -249,14 +282,20 @@ class _BaseGD(BaseEstimator):
         model.set_weights(weights)
         return model
 
-    def _fit_epochs(self, X, y, settings, random_state, incremental: bool) -> None:
+    def _fit_epochs(self, X, y, sample_weight, settings, random_state, incremental: bool) -> None:
         """``MLPRegressor._fit_stochastic``'s epoch loop around gdcore's compiled epochs (module docstring)."""
         from sklearn.model_selection import train_test_split
 
+        weight_val = None
         if self.early_stopping:
             stratify = y if self._classifier and self.n_outputs_ == 1 else None  # as MLPClassifier
-            X, X_val, y, y_val = train_test_split(X, y, random_state=random_state, test_size=self.validation_fraction,
-                                                  stratify=stratify)
+            if sample_weight is None:
+                X, X_val, y, y_val = train_test_split(X, y, random_state=random_state,
+                                                      test_size=self.validation_fraction, stratify=stratify)
+            else:
+                X, X_val, y, y_val, sample_weight, weight_val = train_test_split(
+                    X, y, sample_weight, random_state=random_state, test_size=self.validation_fraction,
+                    stratify=stratify)
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  f"your dataset (validation_fraction={self.validation_fraction}, {len(X) + len(X_val)} samples).")
@@ -274,7 +313,9 @@ class _BaseGD(BaseEstimator):
         for _ in range(self.max_iter):
             if self.shuffle:
                 order = _sklearn_shuffle(order, random_state=random_state)
-            history = self.model_.fit(X[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+            weights = None if sample_weight is None else _batch_normalised(sample_weight[order], batch_size)
+            history = self.model_.fit(X[order], y[order], batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                                      sample_weight=weights)
             if not history.history["loss"]:  # diverged: gdcore warned and kept the last finite weights
                 break
             self.n_iter_ += 1
@@ -284,7 +325,7 @@ class _BaseGD(BaseEstimator):
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
             if self.early_stopping:
-                score = self._validation_score(X_val, y_val)
+                score = self._validation_score(X_val, y_val, weight_val)
                 self.validation_scores_.append(score)
                 self._no_improvement_count = self._no_improvement_count + 1 if score < self.best_validation_score_ + self.tol else 0
                 if score > self.best_validation_score_:
@@ -294,12 +335,23 @@ class _BaseGD(BaseEstimator):
                 loss = self.loss_curve_[-1]
                 self._no_improvement_count = self._no_improvement_count + 1 if loss > self.best_loss_ - self.tol else 0
                 self.best_loss_ = min(self.best_loss_, loss)
+            schedule = self.learning_rate_schedule if self.solver == "sgd" else "constant"  # Adam: constant
+            if schedule == "invscaling":  # MLPRegressor's SGDOptimizer.iteration_ends
+                self._set_sgd_learning_rate(settings, self.learning_rate / (self.t_ + 1) ** self.power_t)
             if self._no_improvement_count > self.n_iter_no_change:
-                if self.verbose:
-                    what = "Validation score" if self.early_stopping else "Training loss"
-                    print(f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
-                          "consecutive epochs. Stopping.")
-                break
+                what = "Validation score" if self.early_stopping else "Training loss"
+                message = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                           "consecutive epochs.")
+                if schedule == "adaptive" and self._sgd_learning_rate > 1e-6:  # SGDOptimizer.trigger_stopping
+                    self._set_sgd_learning_rate(settings, self._sgd_learning_rate / 5.0)
+                    self._no_improvement_count = 0
+                    if self.verbose:
+                        print(f"{message} Setting learning rate to {self._sgd_learning_rate:f}")
+                else:
+                    if self.verbose:
+                        print(message + (" Learning rate too small. Stopping." if schedule == "adaptive"
+                                         else " Stopping."))
+                    break
             if incremental:
                 break
             if self.n_iter_ == self.max_iter:
@@ -307,6 +359,31 @@ class _BaseGD(BaseEstimator):
                               "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=4)
         if self.early_stopping and hasattr(self, "_best_weights"):
             self.model_.set_weights(self._best_weights)
+
+
+    def _set_sgd_learning_rate(self, settings, learning_rate: float) -> None:
+        """Set SGD's rate, in scikit-learn's scale, for the next epochs; the momentum state is kept."""
+        self._sgd_learning_rate = learning_rate
+        self.model_.optimizer.learning_rate = (learning_rate * self.n_outputs_ / 2 if settings["half_loss"]
+                                               else learning_rate)
+
+
+def _batch_normalised(weights: np.ndarray, batch_size: int) -> np.ndarray:
+    r"""Per-sample weights that make Keras's batch loss :math:`\sum_b w'_b \ell_b / B` scikit-learn's weighted mean.
+
+    ``MLPRegressor`` averages each batch with ``np.average(..., weights=w)``:
+    :math:`\sum_b w_b \ell_b / \sum_b w_b`; Keras (gdcore) divides by the
+    batch's size :math:`B`. So each batch's weights are scaled by
+    :math:`B / \sum_b w_b`. A batch whose weights sum to zero gets weights
+    zero (a zero gradient), where ``MLPRegressor`` raises ``ZeroDivisionError``.
+    """
+    scaled = np.zeros_like(weights)
+    for start in range(0, len(weights), batch_size):
+        batch = weights[start : start + batch_size]
+        total = batch.sum()
+        if total != 0:
+            scaled[start : start + batch_size] = batch * (len(batch) / total)
+    return scaled
 
 
 class GDRegressor(RegressorMixin, _BaseGD):
@@ -326,6 +403,10 @@ class GDRegressor(RegressorMixin, _BaseGD):
         Adam or SGD with (Nesterov) momentum, constant learning rate.
     learning_rate : float, default=0.001
         ``MLPRegressor``'s ``learning_rate_init``.
+    learning_rate_schedule : {"constant", "invscaling", "adaptive"}, default="constant"
+        ``MLPRegressor``'s ``learning_rate`` (module docstring); SGD only, Adam ignores it as scikit-learn does.
+    power_t : float, default=0.5
+        The exponent of ``"invscaling"``.
     momentum, nesterovs_momentum : float, bool, default=0.9, True
         SGD's momentum.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
@@ -384,15 +465,19 @@ class GDRegressor(RegressorMixin, _BaseGD):
         tags.target_tags.multi_output = True
         return tags
 
-    def fit(self, X, y):
-        """Train for up to ``max_iter`` epochs (from the fitted weights if ``warm_start``). Returns self."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Train for up to ``max_iter`` epochs (from the fitted weights if ``warm_start``). Returns self.
 
-    def partial_fit(self, X, y):
+        ``sample_weight`` (one number per sample) weighs each sample's loss in its batch's weighted mean, as
+        ``MLPRegressor``'s (:func:`_batch_normalised`), and the early-stopping validation :math:`R^2`.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the optimizer's state across calls. Returns self."""
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True (early_stopping=True was given)")
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
         """Network outputs, shape (n_samples,) for a 1-D training target, else (n_samples, n_outputs)."""
@@ -416,10 +501,10 @@ class GDRegressor(RegressorMixin, _BaseGD):
             self._y_1d = y.ndim == 1
         return np.asarray(y, dtype=dtype).reshape(len(y), -1)
 
-    def _validation_score(self, X_val, y_val) -> float:
+    def _validation_score(self, X_val, y_val, sample_weight) -> float:
         from sklearn.metrics import r2_score
 
-        return r2_score(y_val, self.model_.predict(X_val, verbose=0))
+        return r2_score(y_val, self.model_.predict(X_val, verbose=0), sample_weight=sample_weight)
 
 
 class GDClassifier(ClassifierMixin, _BaseGD):
@@ -435,36 +520,43 @@ class GDClassifier(ClassifierMixin, _BaseGD):
     ``learning_rate`` and ``epsilon`` are passed on unchanged.
     ``decision_function`` returns those logits, ``predict_proba`` their
     sigmoid or softmax. Parameters and attributes as :class:`GDRegressor`
-    (``loss="log_loss"`` is the only loss; early stopping scores accuracy),
-    plus ``classes_``.
+    (``loss="log_loss"`` is the only loss; early stopping scores accuracy;
+    ``sample_weight`` and ``learning_rate_schedule`` as ``MLPClassifier``'s),
+    plus ``classes_``. No ``class_weight``: ``MLPClassifier`` has none.
     """
 
     _classifier = True
 
     def __init__(self, hidden_layer_sizes=(), activation="relu", loss="log_loss", solver="adam",
-                 learning_rate=0.001, momentum=0.9, nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 learning_rate=0.001, learning_rate_schedule="constant", power_t=0.5, momentum=0.9,
+                 nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  batch_size="auto", max_iter=200, shuffle=True, random_state=None, early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, warm_start=False, dtype=None,
                  numerics="plain", conventions="sklearn", engine="auto", verbose=False):
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, loss=loss, solver=solver,
-                         learning_rate=learning_rate, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+                         learning_rate=learning_rate, learning_rate_schedule=learning_rate_schedule,
+                         power_t=power_t, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, batch_size=batch_size, max_iter=max_iter,
                          shuffle=shuffle, random_state=random_state, early_stopping=early_stopping,
                          validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change, tol=tol,
                          warm_start=warm_start, dtype=dtype, numerics=numerics, conventions=conventions,
                          engine=engine, verbose=verbose)
 
-    def fit(self, X, y):
-        """Train for up to ``max_iter`` epochs (from the fitted weights if ``warm_start``). Returns self."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Train for up to ``max_iter`` epochs (from the fitted weights if ``warm_start``). Returns self.
 
-    def partial_fit(self, X, y, classes=None):
+        ``sample_weight`` weighs each sample's log-loss as :meth:`GDRegressor.fit` does (``MLPClassifier``'s
+        weighted batch mean) and the early-stopping validation accuracy.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y); ``classes`` (every label) is required on the first call, as in scikit-learn."""
         if self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True (early_stopping=True was given)")
         if not hasattr(self, "classes_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit (every label the data can hold)")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
 
     def decision_function(self, X):
         """The output layer's logits: shape (n_samples,) for two classes, else (n_samples, n_classes)."""
@@ -510,7 +602,8 @@ class GDClassifier(ClassifierMixin, _BaseGD):
             raise ValueError(f"y holds labels {unseen.tolist()} not in classes_ {self.classes_.tolist()}")
         return self._label_binarizer.transform(y).astype(dtype)
 
-    def _validation_score(self, X_val, y_val) -> float:
+    def _validation_score(self, X_val, y_val, sample_weight) -> float:
         from sklearn.metrics import accuracy_score
 
-        return accuracy_score(self._label_binarizer.inverse_transform(y_val), self.predict(X_val))
+        return accuracy_score(self._label_binarizer.inverse_transform(y_val), self.predict(X_val),
+                              sample_weight=sample_weight)

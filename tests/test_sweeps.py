@@ -19,13 +19,15 @@ def _tensorflow_loaded() -> bool:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """One 2-process LocalCluster for this module's Dask tests (starting one costs most of their time)."""
+    """One 2-process LocalCluster for this module's Dask tests (starting one costs most of their time).
+
+    Not marked slow: with gdcore's kernels in the Numba cache the module takes about 15 s, cluster included, and
+    the Dask run's equality with the sequential one is an acceptance test that belongs in the default run."""
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         yield cluster
 
 
-@pytest.mark.slow
 def test_dask_sweep_equals_the_sequential_sweep_bit_for_bit(tmp_path, cluster):
     from dask.distributed import Client
 
@@ -79,6 +81,26 @@ def test_interrupted_or_failed_sweep_resumes_where_it_stopped(tmp_path):
         sweep(CONFIGS[5:6], output=output)
 
 
+def _interrupted_at_task_four(config, seed):
+    CALLS.append((config["learning_rate"], seed))
+    if len(CALLS) == 4:
+        raise KeyboardInterrupt  # as Ctrl-C (not an Exception: the sweep itself stops)
+    return train(config, seed)
+
+
+def test_interrupted_sweep_keeps_finished_rows_and_resumes_with_the_rest(tmp_path):
+    output = tmp_path / "sweep.csv"
+    configs = CONFIGS[:3]
+    CALLS.clear()
+    with pytest.raises(KeyboardInterrupt):
+        sweep(configs, seeds=(0, 1), task=_interrupted_at_task_four, output=output)
+    assert pd.read_csv(output)["task"].tolist() == [0, 1, 2]  # on disk as each finished
+    CALLS.clear()
+    resumed = sweep(configs, seeds=(0, 1), task=_interrupted_at_task_four, output=output)
+    assert len(CALLS) == 3  # tasks 3, 4, 5 only
+    pd.testing.assert_frame_equal(resumed, sweep(configs, seeds=(0, 1)), check_exact=True)
+
+
 @pytest.mark.parametrize("arguments, error, match", [
     ({"jobs": 0}, ValueError, "jobs must be a positive integer"),
     ({"scheduler": 8786}, TypeError, "scheduler must be an address string"),
@@ -95,7 +117,6 @@ def test_unknown_configuration_key_fails_that_row_with_the_known_keys():
     assert frame.loc[0, "status"] == "failed" and "unknown configuration key(s) ['learning_rte']" in frame.loc[0, "error"]
 
 
-@pytest.mark.slow
 @pytest.mark.sklearn
 def test_reference_configurations_on_dask_give_the_sequential_comparisons(cluster):
     """``python -m reference --scheduler``'s path: run_task on the workers, every comparison row as in one process."""
@@ -112,6 +133,11 @@ def test_reference_configurations_on_dask_give_the_sequential_comparisons(cluste
                                   summary_frame(sequential).drop(columns=timing), check_exact=True)
     pd.testing.assert_frame_equal(rows_frame(on_dask), rows_frame(sequential), check_exact=True)
     assert len(rows_frame(sequential)) > 20
+    from dask.distributed import Client
+
+    with Client(cluster) as client:
+        imported = client.run(_tensorflow_loaded)
+    assert not any(imported.values())  # comparisons with scikit-learn only: no worker imported TensorFlow
 
 
 def test_reference_refuses_zero_jobs(capsys):
