@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     verify, verify_text = _verify_profile()
     print(verify)
     print(f"{len(selected)} configuration(s); gdcore numerics: {arguments.numerics}; tolerances: " +
-          _tolerances(DEFAULT_TOLERANCES) + "; cross-entropies vs Keras: " +
+          _tolerances(DEFAULT_TOLERANCES) + "; cross-entropies vs Keras under plain numerics: " +
           _tolerances(CLASSIFICATION_TOLERANCES))
     tasks = [(config, tuple(arguments.engines), arguments.free) for config in selected]
     store = _ResultStore(arguments.output)

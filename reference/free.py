@@ -92,7 +92,8 @@ def run_free(config: Config) -> ConfigResult:
     with keras_dtype(config.dtype) as keras:
         theirs = _cell(keras, config, data)
     cross_entropy = gdcore.losses.get(LOSS_NAMES[config.loss]).targets != "values"
-    tolerance = classification_tolerance(config.dtype) if cross_entropy else default_tolerance(config.dtype)
+    tolerance = classification_tolerance(config.dtype, config.numerics or "plain") if cross_entropy else \
+        default_tolerance(config.dtype)
     comparison = compare(mine, theirs, tolerance, config=config.name, engines=ENGINES)
     result = ConfigResult(config, config.numerics or "plain", comparisons=[comparison],
                           trajectories={"gdcore": mine, "keras": theirs})

@@ -255,8 +255,8 @@ def _markdown(results, summary: pd.DataFrame, argv, preamble: list[str], plot_na
     from reference.compare import CLASSIFICATION_TOLERANCES, DEFAULT_TOLERANCES
 
     defaults = ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in DEFAULT_TOLERANCES.items())
-    defaults += ("; a cross-entropy vs Keras (not bit-identical yet: "
-                 "TensorFlow's Exp/Log/Log1p are Eigen's packet polynomials, gdcore's the C library's): " +
+    defaults += ("; a cross-entropy vs Keras under plain numerics (TensorFlow's Exp/Log/Log1p are Eigen's packet "
+                 "polynomials, the plain profile's the C library's): " +
                  ", ".join(f"{dtype} rtol {tol.rtol:g} atol {tol.atol:g}" for dtype, tol in CLASSIFICATION_TOLERANCES.items()))
     lines += ["", f"**{len(failed)} comparison(s) beyond tolerance** out of "
               f"{int((~summary['status'].isin(['skipped', 'info'])).sum())} checked; "

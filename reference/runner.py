@@ -2,9 +2,9 @@
 
 For each :class:`~reference.configs.Config` the comparisons are:
 
-* ``gdcore vs keras``: every configuration. A cross-entropy is
-  judged by :func:`reference.compare.classification_tolerance` (a measured
-  bound: not bit-identical yet), everything else by the default tolerance;
+* ``gdcore vs keras``: every configuration. A cross-entropy under plain
+  numerics is judged by :func:`reference.compare.classification_tolerance` (a
+  measured bound), everything else by the default tolerance;
   a classifier's ``accuracy`` history is compared too.
 * ``gdcore vs sklearn.SGDRegressor`` for the linear neuron, or
   ``gdcore vs sklearn.MLPRegressor`` for a hidden network; skipped, with the
@@ -142,7 +142,7 @@ def keras_tolerance(config: Config, model, tolerance: Tolerance | None = None) -
     if tolerance is not None:
         return tolerance
     if model.loss.targets != "values":
-        return classification_tolerance(config.dtype)
+        return classification_tolerance(config.dtype, model.profile.name)
     return default_tolerance(config.dtype)
 
 

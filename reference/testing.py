@@ -45,7 +45,7 @@ def assert_parity(model, x, y, epochs: int = 25, batch_size: int = 32, rtol: flo
     rtol, atol : float or None
         ``None`` takes the default of the model's dtype
         (:data:`reference.compare.DEFAULT_TOLERANCES`: float32 1e-4 / 1e-6, float64 1e-9 / 1e-12); against
-        Keras, a model trained on a cross-entropy takes
+        Keras, a model trained on a cross-entropy under plain numerics takes
         :data:`reference.compare.CLASSIFICATION_TOLERANCES` instead.
     against : {"keras", "sklearn.SGDRegressor", "sklearn.MLPRegressor", "sklearn.SGDClassifier", "sklearn.MLPClassifier"}
     feed : {"dataset", "numpy"}
@@ -75,7 +75,8 @@ def assert_parity(model, x, y, epochs: int = 25, batch_size: int = 32, rtol: flo
         x_val = x_val[:, None] if x_val.ndim == 1 else x_val
         validation_data = (x_val, np.asarray(validation_data[1], dtype=dtype).reshape(len(x_val), -1))
     classifier = model.loss.targets != "values"
-    default = classification_tolerance(dtype) if classifier and against == "keras" else default_tolerance(dtype)
+    default = classification_tolerance(dtype, model.profile.name) if classifier and against == "keras" else \
+        default_tolerance(dtype)
     tolerance = Tolerance(default.rtol if rtol is None else float(rtol), default.atol if atol is None else float(atol))
     orders = epoch_orders(len(x), epochs, seed)
     arguments = {"x": x, "y": y, "orders": orders, "batch_size": batch_size}

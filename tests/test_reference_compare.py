@@ -245,8 +245,9 @@ def test_cross_entropies_vs_keras_get_their_own_tolerance():
     from reference.compare import CLASSIFICATION_TOLERANCES, DEFAULT_TOLERANCES, classification_tolerance
     from reference.runner import keras_tolerance
 
-    for config, expected in [(SEED_LOGISTIC.replace(numerics="tensorflow"), CLASSIFICATION_TOLERANCES["float32"]),
-                             (SEED_SOFTMAX.replace(numerics="tensorflow", dtype="float64"), CLASSIFICATION_TOLERANCES["float64"]),
+    # Under the tensorflow profile the cross-entropies are bit-identical: the default tolerance; plain keeps its bound.
+    for config, expected in [(SEED_LOGISTIC.replace(numerics="tensorflow"), DEFAULT_TOLERANCES["float32"]),
+                             (SEED_SOFTMAX.replace(numerics="plain", dtype="float64"), CLASSIFICATION_TOLERANCES["float64"]),
                              (SEED_LOGISTIC.replace(numerics="plain"), CLASSIFICATION_TOLERANCES["float32"]),
                              (SEED_LOGISTIC.replace(numerics="tensorflow", loss="mse"), DEFAULT_TOLERANCES["float32"]),
                              (SEED_LINEAR.replace(numerics="tensorflow", dtype="float64"), DEFAULT_TOLERANCES["float64"])]:

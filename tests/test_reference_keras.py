@@ -259,12 +259,13 @@ def test_tensorflow_numerics_profile_runs_and_counts_bits():
                                                          learning_rate=0.05, batch_size=30, epochs=5),
                                     SEED_LOGISTIC.replace(batch_size=1, dtype="float64", epochs=3)],
                          ids=["sigmoid8-softmax-cce-b30-float32", "logistic-b1-float64"])
-def test_classifiers_follow_keras_within_the_classification_tolerance(config):
-    """The cross-entropies are within the measured classification bound at every epoch, accuracy included."""
+def test_classifiers_follow_keras_to_the_bit(config):
+    """Under the tensorflow profile the cross-entropies are bit-identical at every epoch, accuracy included."""
     result = run_config(config.replace(numerics="tensorflow"), engines=("keras",))
     (comparison,) = result.comparisons
-    assert comparison.tolerance == reference.CLASSIFICATION_TOLERANCES[config.dtype]
+    assert comparison.tolerance == reference.DEFAULT_TOLERANCES[config.dtype]
     assert comparison.status == "ok", comparison.failure_message()
+    assert comparison.bit_identical_epochs == config.epochs
     rows = comparison.rows
     assert {"loss", "val_loss", "accuracy", "val_accuracy", "predictions", "dense/kernel"} <= set(rows["quantity"])
     assert sorted(rows["epoch"].unique()) == list(range(config.epochs + 1))

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import reference.__main__ as command
-from reference.compare import CLASSIFICATION_TOLERANCES, Tolerance
+from reference.compare import DEFAULT_TOLERANCES, Tolerance
 
 
 def test_list_prints_the_default_names_without_running(capsys):
@@ -67,20 +67,21 @@ def test_classification_rows_in_the_table_and_the_report(tmp_path, capsys, quick
     assert status == 0, printed
     assert "[1/2] logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow" in printed
     assert "[2/2] softmax-sgd-scce-b20-lr0.1-e3-float64-tensorflow" in printed
-    assert "cross-entropies vs Keras: float32 rtol" in printed
+    assert "cross-entropies vs Keras under plain numerics: float32 rtol" in printed
     summary = pd.read_csv(output / "summary.csv")
     engines = set(summary["engines"])
     assert {"gdcore vs keras", "gdcore vs sklearn.SGDClassifier", "gdcore vs sklearn.LogisticRegression",
             "gdcore vs sklearn.MLPClassifier"} <= engines
     keras = summary[summary["engines"] == "gdcore vs keras"]
     assert (keras["status"] == "ok").all()
-    assert list(keras["rtol"]) == [CLASSIFICATION_TOLERANCES[dtype].rtol for dtype in ("float32", "float64")]
+    assert list(keras["rtol"]) == [DEFAULT_TOLERANCES[dtype].rtol for dtype in ("float32", "float64")]
+    assert list(keras["bit_identical_epochs"]) == [3, 3]  # the tensorflow profile: the cross-entropies to the bit
     rows = pd.read_csv(output / "rows.csv")
     assert {"accuracy", "val_accuracy"} <= set(rows["quantity"])
     gaps = pd.read_csv(output / "optimum-gaps.csv")
     assert set(gaps["config"]) == {"logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow"} and len(gaps) == 4
     markdown = (output / "summary.md").read_text()
-    assert "a cross-entropy vs Keras (not bit-identical yet" in markdown
+    assert "a cross-entropy vs Keras under plain numerics" in markdown
     assert "| logistic-sgd-bce-b1-lr0.1-e3-float32-tensorflow | sklearn.SGDClassifier | ok |" in markdown
 
 
@@ -115,6 +116,7 @@ def test_free_runs_take_classifiers_too(tmp_path, capsys, quick):
     assert status == 0, printed
     summary = pd.read_csv(tmp_path / "report" / "summary.csv")
     assert list(summary["engines"]) == ["gdcore vs keras (free)"] and list(summary["status"]) == ["ok"]
-    assert list(summary["rtol"]) == [CLASSIFICATION_TOLERANCES["float64"].rtol]
+    assert list(summary["rtol"]) == [DEFAULT_TOLERANCES["float64"].rtol]  # the tensorflow profile: to the bit
+    assert list(summary["bit_identical_epochs"]) == [2]
     rows = pd.read_csv(tmp_path / "report" / "rows.csv")
     assert {"accuracy", "val_accuracy", "dense/kernel"} <= set(rows["quantity"])  # each cell's own draws, recorded
