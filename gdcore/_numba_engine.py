@@ -63,6 +63,10 @@ def _dense(profile, caches, inputs, kernel, bias, out):
     """Compiled code only: the profile's ``dense_loop`` (product, then bias)."""
 
 
+def _matmul(profile, caches, inputs, kernel, out):
+    """Compiled code only: the profile's ``matmul_loop`` (a Dense layer without a bias)."""
+
+
 def _matmul_grad_input(profile, caches, delta, kernel, out):
     """Compiled code only: the profile's ``matmul_grad_input_loop``."""
 
@@ -85,6 +89,14 @@ def _dense_numba(profile, caches, inputs, kernel, bias, out):
     if _takes_caches(profile):
         return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out, caches)
     return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out)
+
+
+@overload(_matmul, **_overload)
+def _matmul_numba(profile, caches, inputs, kernel, out):
+    loop = _profile_module(profile).matmul_loop
+    if _takes_caches(profile):
+        return lambda profile, caches, inputs, kernel, out: loop(inputs, kernel, out, caches)
+    return lambda profile, caches, inputs, kernel, out: loop(inputs, kernel, out)
 
 
 @overload(_matmul_grad_input, **_overload)
@@ -118,10 +130,14 @@ def _sum_columns_numba(profile, values, out):
 # --- activations and losses: branch chains generated from their tables ---------------
 
 
-def _activation_loops(profile, which: int):
-    """Per activation, in id order: the profile's own loop if it has one, else the activation's (0 forward, 1 grad)."""
+def _activation_loops(profile, which: int, fused: bool = True):
+    """Per activation, in id order: the profile's own loop if it has one, else the activation's (0 forward, 1 grad).
+
+    ``fused=False``: after a product without a bias (``use_bias=False``), where TensorFlow fuses no activation
+    into the product.
+    """
     module = _profile_module(profile)
-    return [module.activation_loops(a)[which] for a in activations.ACTIVATIONS]
+    return [module.activation_loops(a, fused)[which] for a in activations.ACTIVATIONS]
 
 
 # Per activation id: whether its gradient reads the layer's pre-activation (``Activation.grad_reads``);
@@ -138,6 +154,10 @@ def _activate(profile, activation, z):
     """Compiled code only: z <- f(z) in place, the activation evaluated as the profile evaluates it."""
 
 
+def _activate_unfused(profile, activation, z):
+    """Compiled code only: :func:`_activate` after a product without a bias."""
+
+
 def _activation_grad(profile, activation, operand, delta):
     """Compiled code only: delta <- dL/dz from delta = dL/dy and the layer's output or pre-activation, in place."""
 
@@ -145,6 +165,12 @@ def _activation_grad(profile, activation, operand, delta):
 @overload(_activate, **_overload)
 def _activate_numba(profile, activation, z):
     return switch("activate", _activation_loops(profile, 0), ["z"], "activation", leading=["profile"])
+
+
+@overload(_activate_unfused, **_overload)
+def _activate_unfused_numba(profile, activation, z):
+    return switch("activate_unfused", _activation_loops(profile, 0, fused=False), ["z"], "activation",
+                  leading=["profile"])
 
 
 @overload(_activation_grad, **_overload)
@@ -242,16 +268,20 @@ def _metric_pass_numba(metric, y_true, y_pred, threshold, per_sample):
 
 
 @_inline
-def _accumulate_metrics(profile, metrics, y_true, y_pred, weights, predictions, per_sample, sums):
+def _accumulate_metrics(profile, metrics, fused, y_true, y_pred, weights, predictions, per_sample, sums):
     """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]``, weighted: ``[fl(sum_b m_b w_b), fl(sum_b w_b)]``.
 
-    The metrics read ``metrics.activation`` of ``y_pred``, evaluated into ``predictions`` when it is not linear.
+    The metrics read ``metrics.activation`` of ``y_pred``, evaluated into ``predictions`` when it is not linear
+    (``fused``: as after the output layer's bias; without one, unfused).
     """
     if metrics.ids.shape[0] > 0 and metrics.activation != _LINEAR:
         for b in range(y_pred.shape[0]):
             for j in range(y_pred.shape[1]):
                 predictions[b, j] = y_pred[b, j]
-        _activate(profile, metrics.activation, predictions)
+        if fused:
+            _activate(profile, metrics.activation, predictions)
+        else:
+            _activate_unfused(profile, metrics.activation, predictions)
         y_pred = predictions
     for k in range(metrics.ids.shape[0]):
         _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample)
@@ -270,7 +300,7 @@ def _accumulate_metrics(profile, metrics, y_true, y_pred, weights, predictions, 
 
 @_jit
 def _parameter_views(params, layout):
-    """Per layer, the kernel (n_in, n_out) and bias (n_out,) as views into the flat array."""
+    """Per layer, the kernel (n_in, n_out) and bias (n_out,; empty without a bias) as views into the flat array."""
     kernels = [params[0:1].reshape((1, 1))]
     biases = [params[0:1]]
     kernels.clear()
@@ -278,7 +308,7 @@ def _parameter_views(params, layout):
     for layer in range(layout.shape[0]):
         row = layout[layer]
         kernels.append(params[row.kernel : row.kernel + row.n_in * row.n_out].reshape((row.n_in, row.n_out)))
-        biases.append(params[row.bias : row.bias + row.n_out])
+        biases.append(params[row.bias : row.bias + row.n_out * row.use_bias])
     return kernels, biases
 
 
@@ -314,10 +344,16 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_acti
     """Every layer's output for one batch, into ``outputs[layer]`` (and its pre-activation where the gradient reads
     it); returns the last."""
     for layer in range(layout.shape[0]):
-        _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
+        if layout[layer].use_bias:
+            _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
+        else:
+            _matmul(profile, caches, inputs, kernels[layer], outputs[layer])
         if _reads_input(layout[layer].activation):
             _copy_rows(outputs[layer], 0, pre_activations[layer])
-        _activate(profile, layout[layer].activation, outputs[layer])
+        if layout[layer].use_bias:
+            _activate(profile, layout[layer].activation, outputs[layer])
+        else:
+            _activate_unfused(profile, layout[layer].activation, outputs[layer])
         inputs = outputs[layer]
     return inputs
 
@@ -345,7 +381,8 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations
             _matmul_grad_kernel(profile, caches, outputs[layer - 1], delta, kernel_grads[layer])
         else:
             _matmul_grad_kernel(profile, caches, inputs, delta, kernel_grads[layer])
-        _sum_columns(profile, delta, bias_grads[layer])
+        if layout[layer].use_bias:
+            _sum_columns(profile, delta, bias_grads[layer])
         if layer > 0:
             _matmul_grad_input(profile, caches, delta, kernels[layer], deltas[layer - 1])
 
@@ -462,7 +499,8 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
         batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
-        _accumulate_metrics(profile, metrics, targets, y_pred, weights, predictions, per_sample, metric_sums)
+        _accumulate_metrics(profile, metrics, layout[layout.shape[0] - 1].use_bias, targets, y_pred, weights, predictions,
+                            per_sample, metric_sums)
 
 
 @_jit
@@ -532,7 +570,9 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
-            _accumulate_metrics(profile, metrics, targets, y_pred, weights, predictions, per_sample, metric_sums)  # pre-update predictions
+            # the pre-update predictions
+            _accumulate_metrics(profile, metrics, layout[layout.shape[0] - 1].use_bias, targets, y_pred, weights, predictions,
+                                per_sample, metric_sums)
             _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads,
                       bias_grads)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)

@@ -143,7 +143,6 @@ def _refusals(keras):
     sgd = optimizers.SGD(learning_rate=0.1)
     return [
         (lambda: sequential(layers.Dropout(0.5, name="drop")), "layer 'drop' is a Dropout"),
-        (lambda: sequential(layers.Dense(3, use_bias=False, name="nobias")), "'nobias' has use_bias=False"),
         (lambda: sequential(layers.Dense(3, activation="mish", name="soft")), "'soft' has activation 'mish'"),
         (lambda: sequential(layers.Dense(3, kernel_regularizer="l2", name="reg")), "'reg' has kernel_regularizer"),
         (lambda: sequential(compile_with={"optimizer": optimizers.Adadelta(), "loss": "mse"}), "optimizer Adadelta"),
