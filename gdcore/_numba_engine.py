@@ -370,6 +370,68 @@ def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_
 
 
 @_inline
+def _penalty(profile, values, l1, l2, scratch):
+    """``(0 + l1 * sum|x|) + l2 * sum(x*x)`` of the flat tensor ``values`` (:func:`gdcore.regularizers.penalty`)."""
+    n = values.shape[0]
+    total = cast(0, values)
+    if l1 != 0:
+        for i in range(n):
+            scratch[i] = np.abs(values[i])
+        total = total + cast(l1, values) * _sum_vector(profile, scratch[:n])
+    if l2 != 0:
+        for i in range(n):
+            scratch[i] = values[i] * values[i]
+        total = total + cast(l2, values) * _sum_vector(profile, scratch[:n])
+    return total
+
+
+@_inline
+def _total_loss(profile, data_loss, params, layout, scratch, terms):
+    """Keras's ``compute_loss``: ``sum([data_loss, p_1, ..., p_k])`` (:func:`gdcore.regularizers.total_loss`)."""
+    terms[0] = data_loss
+    k = 1
+    for layer in range(layout.shape[0]):
+        row = layout[layer]
+        if row.kernel_regularized:
+            terms[k] = _penalty(profile, params[row.kernel : row.kernel + row.n_in * row.n_out], row.kernel_l1,
+                                row.kernel_l2, scratch)
+            k += 1
+        if row.use_bias and row.bias_regularized:
+            terms[k] = _penalty(profile, params[row.bias : row.bias + row.n_out], row.bias_l1, row.bias_l2, scratch)
+            k += 1
+    if k == 1:
+        return data_loss
+    return _sum_vector(profile, terms[:k])
+
+
+@_inline
+def _add_penalty_gradient(params, grads, start, size, l1, l2):
+    """grads += l1 sign(x) + l2 (x * 2), the terms present (:func:`gdcore.regularizers.penalty_gradient`)."""
+    c1 = cast(l1, params)
+    c2 = cast(l2, params)
+    two = cast(2, params)
+    for i in range(start, start + size):
+        x = params[i]
+        if l1 != 0 and l2 != 0:
+            grads[i] = grads[i] + (c1 * np.sign(x) + c2 * (x * two))
+        elif l1 != 0:
+            grads[i] = grads[i] + c1 * np.sign(x)
+        elif l2 != 0:
+            grads[i] = grads[i] + c2 * (x * two)
+
+
+@_inline
+def _add_penalty_gradients(params, grads, layout):
+    """Every regularized tensor's penalty gradient added to its data gradient (:func:`gdcore.regularizers.add_gradients`)."""
+    for layer in range(layout.shape[0]):
+        row = layout[layer]
+        if row.kernel_regularized:
+            _add_penalty_gradient(params, grads, row.kernel, row.n_in * row.n_out, row.kernel_l1, row.kernel_l2)
+        if row.use_bias and row.bias_regularized:
+            _add_penalty_gradient(params, grads, row.bias, row.n_out, row.bias_l1, row.bias_l2)
+
+
+@_inline
 def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads, bias_grads):
     """Fill the gradients from ``deltas[-1]`` = dL/d(y_pred); ``deltas`` are overwritten."""
     for layer in range(layout.shape[0] - 1, -1, -1):
@@ -488,6 +550,8 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     metric_sums = sums[1:]
+    scratch = np.empty_like(network.params)
+    terms = np.empty(1 + 2 * layout.shape[0], dtype=x.dtype)
     for start in range(0, n, batch_size):
         inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = (
             full if start + batch_size <= n else last)
@@ -497,6 +561,7 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
             weights[b] = batches.sample_weight[start + b]
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
         batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
+        batch = _total_loss(profile, batch, network.params, layout, scratch, terms)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
         _accumulate_metrics(profile, metrics, layout[layout.shape[0] - 1].use_bias, targets, y_pred, weights, predictions,
@@ -541,6 +606,8 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
     n_metrics = metrics.ids.shape[0]
     metric_sums = np.zeros((n_metrics, 2), dtype=x.dtype)
     val_sums = np.zeros((1 + n_metrics, 2), dtype=x.dtype)
+    scratch = np.empty_like(params)  # |x| or x * x of a regularized tensor
+    terms = np.empty(1 + 2 * n_layers, dtype=x.dtype)  # the data loss and each penalty
     steps = 0
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
@@ -568,6 +635,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
             _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
+            batch = _total_loss(profile, batch, params, layout, scratch, terms)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
             # the pre-update predictions
@@ -575,6 +643,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
                                 per_sample, metric_sums)
             _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads,
                       bias_grads)
+            _add_penalty_gradients(params, grads, layout)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
                 return _restore(window, params, slots, _FAILURE_UPDATE), epoch, steps, batch_index

@@ -11,7 +11,7 @@ explanations observe the real step instead of redoing it.
 
 import numpy as np
 
-from gdcore import activations, losses, metrics as metric_table, optimizers
+from gdcore import activations, losses, metrics as metric_table, optimizers, regularizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
                               OptimizerState, Step, Window)
 from gdcore._dtype import cast
@@ -74,14 +74,19 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
 
 
 def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss, sample_weight=None):
-    """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite."""
+    """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite.
+
+    The loss and the gradients include the layers' regularizers (:func:`gdcore.regularizers.total_loss`).
+    """
     pre_activations = []
     outputs = forward(profile, inputs, network.params, network.layout, pre_activations)
-    batch = losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight)
+    batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight),
+                                    network.params, network.layout)
     if not np.isfinite(batch):
         return batch, None, outputs
     grads = backward(profile, outputs, network.params, network.layout,
                      losses.output_grad(loss, targets, outputs[-1], sample_weight), pre_activations)
+    regularizers.add_gradients(grads, network.params, network.layout)
     return batch, grads, outputs
 
 
@@ -110,7 +115,9 @@ def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int, met
     for start in range(0, x.shape[0], batch_size):
         y_batch, weights = y[start : start + batch_size], batches.sample_weight[start : start + batch_size]
         y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
-        sums[0, 0] = sums[0, 0] + losses.batch_loss(loss, profile, y_batch, y_pred, weights) * cast(len(y_batch), x)
+        batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, y_batch, y_pred, weights),
+                                        network.params, network.layout)
+        sums[0, 0] = sums[0, 0] + batch * cast(len(y_batch), x)
         sums[0, 1] = sums[0, 1] + cast(len(y_batch), x)
         accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:], weights, bool(network.layout[-1].use_bias))
 

@@ -366,6 +366,12 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         raise ValueError("explain_step: the model is not built yet; give it an Input(shape=...) or fit it first")
     if model.optimizer is None or model.loss is None:
         raise ValueError("explain_step: the model must be compiled first: call compile(optimizer=..., loss=...)")
+    regularized = [layer.name for layer in model.dense_layers
+                   if layer.trainable and (layer.kernel_regularizer is not None or
+                                           (layer.use_bias and layer.bias_regularizer is not None))]
+    if regularized:
+        raise NotImplementedError(f"explain_step does not show regularizer penalties yet (layers {regularized}); "
+                                  "fit the model, or explain it without kernel_regularizer/bias_regularizer")
     x = model._prepare_x(x_batch, "x_batch")
     y = model._prepare_y(y_batch, x.shape[0], "y_batch")
     profile, layout, dtype = model.profile, model.layout, model.dtype

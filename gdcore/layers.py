@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdcore import activations, initializers
+from gdcore import activations, initializers, regularizers
 from gdcore._naming import unique_name
 from gdcore._validation import positive_int
 
 # Dense arguments Keras has and gdcore does not (yet): refused by name, never ignored.
-_UNSUPPORTED_DENSE = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                      "bias_constraint", "lora_rank", "lora_alpha", "quantization_config")
+_UNSUPPORTED_DENSE = ("activity_regularizer", "kernel_constraint", "bias_constraint", "lora_rank", "lora_alpha",
+                      "quantization_config")
 
 
 def _shape(shape, name: str = "shape") -> tuple[int]:
@@ -150,11 +150,16 @@ class Dense(Layer):
     model's flat parameter array, so reading them shows the current weights.
     With ``use_bias=False`` the layer has no bias at all, as in Keras
     (``bias`` is None; weights, files and counts hold the kernel alone).
+    ``kernel_regularizer``/``bias_regularizer`` (a name such as ``"l2"`` or a
+    :mod:`gdcore.regularizers` object) add their penalty to the loss and its
+    gradient while the layer is trainable, as Keras does.
     """
 
+    kernel_regularizer = bias_regularizer = None  # also for layers pickled before regularizers existed
+
     def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name: str | None = None, input_shape=None, input_dim=None,
-                 trainable: bool = True, dtype=None, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, name: str | None = None,
+                 input_shape=None, input_dim=None, trainable: bool = True, dtype=None, **kwargs):
         for setting in _UNSUPPORTED_DENSE:
             if kwargs.get(setting) is not None:
                 raise NotImplementedError(f"Dense({setting}=...) is not supported yet")
@@ -178,6 +183,8 @@ class Dense(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.use_bias = bool(use_bias)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
         self.input_dim: int | None = None
         self.kernel: np.ndarray | None = None
         self.bias: np.ndarray | None = None
@@ -248,7 +255,8 @@ class Dense(Layer):
     def get_config(self) -> dict:
         return {"name": self.name, "trainable": self.trainable, "units": self.units,
                 "activation": self.activation.name, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
+                "kernel_regularizer": self.kernel_regularizer, "bias_regularizer": self.bias_regularizer}
 
     def __getstate__(self) -> dict:
         # pickle and deepcopy copy a view as an array of its own: in a built model, kernel and bias are kept as

@@ -275,7 +275,18 @@ class Model:
     def network(self) -> _contract.Network:
         """The parameters and layer layout as the engines take them (:mod:`gdcore._contract`)."""
         self._require_built("network")
+        self._sync_regularizers()
         return _contract.Network(self.params, self.layout)
+
+    def _sync_regularizers(self) -> None:
+        """The layout's regularizer fields from the layers: a frozen layer's penalties are not in Keras's ``model.losses``."""
+        layout = self.layout
+        for index, layer in enumerate(self.dense_layers):
+            for tensor, regularizer in (("kernel", layer.kernel_regularizer), ("bias", layer.bias_regularizer)):
+                active = regularizer is not None and layer.trainable and (tensor == "kernel" or layer.use_bias)
+                l1, l2 = regularizer.factors() if active else (0.0, 0.0)
+                layout[f"{tensor}_regularized"][index] = int(active)
+                layout[f"{tensor}_l1"][index], layout[f"{tensor}_l2"][index] = l1, l2
 
     def count_params(self) -> int:
         """Number of weights, as Keras counts them."""

@@ -391,8 +391,11 @@ UNSUPPORTED = {
                    "'mish'"),
     "no-bias": (lambda c: _layer(c, 2).update(use_bias=False),  # the weights file still holds a bias
                 r"layers/dense_1/vars holds 2 arrays for layer 'out'; this Dense layer has 1 \(kernel: use_bias=False\)"),
-    "regularizer": (lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "L2", "config": {"l2": 0.01}}),
-                    "Dense layer 'dense' has kernel_regularizer="),
+    "regularizer": (lambda c: _layer(c, 1).update(activity_regularizer={"class_name": "L2", "config": {"l2": 0.01}}),
+                    "Dense layer 'dense' has activity_regularizer="),
+    "regularizer-class": (lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "OrthogonalRegularizer",
+                                                                            "config": {"factor": 0.01}}),
+                          "layer 'dense''s kernel_regularizer .* unknown regularizer class 'OrthogonalRegularizer'"),
     "unknown-dense-setting": (lambda c: _layer(c, 1).update(sparsity=0.5),
                               r"Dense layer 'dense' has settings gdcore does not know: \['sparsity'\]"),
     "frozen-layer": (lambda c: _layer(c, 1).update(trainable=False),  # its slots are still in the file
@@ -642,10 +645,13 @@ def test_optimizer_options_survive_a_keras_file(optimizer, tmp_path):
 
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("dtype, option", [("float32", "use_bias"), ("float64", "use_bias"), ("float32", "trainable"),
-                                           ("float64", "trainable")])
+                                           ("float64", "trainable"), ("float32", "regularizers"),
+                                           ("float64", "regularizers")])
 def test_layer_options_travel_both_ways(tmp_path, keras, data, dtype, option):
     # use_bias=False: Keras's layer has one variable (its kernel) and its optimizer one slot per kind for it.
     # A frozen layer (trainable=False, set before compile): its weights are in the file, no optimizer slot for them.
+    # Regularizers: Keras's configs (L1's float32 factor, the string's defaults, a shared object's id), and training
+    # resumed from either file with the penalties in the loss.
     from reference.keras_driver import keras_dtype
 
     x, y = data[0].astype(dtype), data[1].astype(dtype)
@@ -653,6 +659,11 @@ def test_layer_options_travel_both_ways(tmp_path, keras, data, dtype, option):
         if option == "use_bias":
             hidden, out = (keras.layers.Dense(5, activation="sigmoid", use_bias=False),
                            keras.layers.Dense(1, use_bias=False))
+        elif option == "regularizers":
+            shared = keras.regularizers.L1(0.01)
+            hidden = keras.layers.Dense(5, activation="sigmoid", kernel_regularizer=keras.regularizers.L1L2(0.01, 0.02),
+                                        bias_regularizer=shared)
+            out = keras.layers.Dense(1, kernel_regularizer="l2", bias_regularizer=shared)
         else:
             hidden, out = keras.layers.Dense(5, activation="sigmoid"), keras.layers.Dense(1)
             hidden.trainable = False
@@ -661,7 +672,12 @@ def test_layer_options_travel_both_ways(tmp_path, keras, data, dtype, option):
         original.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
         original.save(tmp_path / "keras.keras")
         model = load_model(tmp_path / "keras.keras", numerics="tensorflow")
-        assert [getattr(layer, option) for layer in model.dense_layers] == [False, option == "trainable"]
+        if option == "regularizers":
+            assert [(layer.kernel_regularizer, layer.bias_regularizer) for layer in model.dense_layers] == [
+                (gdcore.regularizers.L1L2(0.01, 0.02), gdcore.regularizers.L1(0.01)),
+                (gdcore.regularizers.L2(0.01), gdcore.regularizers.L1(0.01))]
+        else:
+            assert [getattr(layer, option) for layer in model.dense_layers] == [False, option == "trainable"]
         assert json.loads(json.dumps(model.get_config())) == json.loads(json.dumps(original.get_config()))
         _same_bits(model.get_weights(), original.get_weights(), "weights")
         _same_bits(saving._optimizer_variables(model), [np.asarray(v) for v in original.optimizer.variables],
