@@ -56,6 +56,14 @@ Activations (:func:`activation_functions`, ``Kernels.activation_loops``)
     splits packets by output block, so an elu layer whose units are not a
     multiple of 8 differs by a few ulp there (2 ulp in the bias after one
     epoch, measured with 3 units).
+    After a product without a bias (``Dense(use_bias=False)``) TensorFlow
+    fuses nothing into it (``activation_functions(..., fused=False)``):
+    sigmoid and tanh are Eigen's standalone ops, elu and the rest the
+    entries' positioned formulas on every path (so the elu case above is
+    reproduced there), silu oneDNN's ``_MklSwish`` where oneDNN's ops are on
+    (``Float32Path.standalone``); verified in fit by
+    ``tests/test_layer_options.py`` (onednn-avx512, and once by hand on the
+    onednn-avx2 and eigen-avx512 paths reached as ``tests/test_tensorflow_paths.py`` reaches them).
 
 Not reproduced (the rules above are used; :mod:`gdcore.numerics.verify` reports the match rate):
 where TensorFlow splits one large operation between its intra-op threads in a
