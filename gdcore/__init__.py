@@ -22,7 +22,7 @@ from gdcore._cache import ensure_writable_cache
 ensure_writable_cache()  # before any kernel is decorated
 
 from gdcore import (activations, backend, callbacks, config, datasets, explain, initializers, layers, linear, losses,
-                    metrics, models, numerics, optimizers, random, saving, sweeps, trace, utils)
+                    metrics, models, numerics, optimizers, random, regularizers, saving, sweeps, trace, utils)
 from gdcore.callbacks import History
 from gdcore.layers import Dense, Input, InputLayer
 from gdcore.models import Model, Sequential, TrainingDivergedWarning
@@ -32,5 +32,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Dense", "History", "Input", "InputLayer", "Model", "Sequential", "TrainingDivergedWarning", "activations",
     "backend", "callbacks", "config", "datasets", "explain", "initializers", "layers", "linear", "losses", "metrics",
-    "models", "numerics", "optimizers", "random", "saving", "sweep", "sweeps", "trace", "utils",
+    "models", "numerics", "optimizers", "random", "regularizers", "saving", "sweep", "sweeps", "trace", "utils",
 ]

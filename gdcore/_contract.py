@@ -9,7 +9,14 @@ column by position.
     ``n_in``, ``n_out`` (the kernel is (n_in, n_out), row-major), ``activation``
     (the id of an entry of :data:`gdcore.activations.ACTIVATIONS`),
     ``kernel`` and ``bias`` (offsets of the kernel and bias in the flat
-    parameter array).
+    parameter array), ``use_bias`` (1, or 0 for ``Dense(use_bias=False)``:
+    the layer has no bias at all, as in Keras, so ``bias`` is where the kernel
+    ends and the bias takes no room; the forward pass is the product alone),
+    ``kernel_regularized``/``bias_regularized`` (1 where the tensor's penalty
+    is part of the loss: a regularizer on a trainable layer) with its factors
+    ``kernel_l1``, ``kernel_l2``, ``bias_l1``, ``bias_l2`` (float32 values held
+    as float64; 0 leaves the term out; :mod:`gdcore.regularizers`).
+    :func:`weight_tensors` lists a layout's tensors in Keras's order.
 :class:`Network`
     ``params`` (every weight, flat, in ``get_weights()`` order) and ``layout``.
 :class:`Batches`
@@ -21,7 +28,9 @@ column by position.
     indices per epoch), ``batch_size``, the validation data ``val`` (a
     :class:`Batches`; no rows for none) and ``sample_weight`` (per row of ``x``).
     The loss of a batch is Keras's ``sum_over_batch_size`` of the weighted
-    per-sample losses, :math:`\\sum_b w_b \\ell_b / B` (:mod:`gdcore.losses`);
+    per-sample losses, :math:`\\sum_b w_b \\ell_b / B` (:mod:`gdcore.losses`), plus the penalties of
+    the layout's regularized tensors (``sum([data loss, p_1, ..., p_k])``,
+    :mod:`gdcore.regularizers`; their gradients join the data gradients);
     the metrics are unweighted, as Keras's ``compile(metrics=...)`` are.
 :class:`OptimizerState`
     ``hyper`` (the rule's named tuple of constants, :mod:`gdcore.optimizers`:
@@ -66,12 +75,28 @@ from typing import NamedTuple
 import numpy as np
 
 LAYOUT = np.dtype([("n_in", np.int64), ("n_out", np.int64), ("activation", np.int64), ("kernel", np.int64),
-                   ("bias", np.int64)], align=True)
+                   ("bias", np.int64), ("use_bias", np.int64), ("kernel_regularized", np.int64),
+                   ("kernel_l1", np.float64), ("kernel_l2", np.float64), ("bias_regularized", np.int64),
+                   ("bias_l1", np.float64), ("bias_l2", np.float64)], align=True)
 
 
 def layout(rows) -> np.recarray:
-    """A layout record array from ``(n_in, n_out, activation, kernel_offset, bias_offset)`` rows."""
-    return np.array([tuple(row) for row in rows], dtype=LAYOUT).view(np.recarray)
+    """A layout record array from ``(n_in, n_out, activation, kernel_offset, bias_offset, use_bias)`` rows
+    (optionally followed by the regularizer fields; missing ones are 0: no regularizer)."""
+    width = len(LAYOUT.names)
+    return np.array([tuple(row) + (0,) * (width - len(row)) for row in rows], dtype=LAYOUT).view(np.recarray)
+
+
+def weight_tensors(layout) -> list[tuple[int, str, int, tuple]]:
+    """``(layer, "kernel" or "bias", start, shape)`` of each weight tensor, Keras's order (a layer's kernel, then its
+    bias if it has one): what ``get_weights``, the optimizer's variables and Keras's files list."""
+    tensors = []
+    for index, row in enumerate(layout):
+        n_in, n_out = int(row.n_in), int(row.n_out)
+        tensors.append((index, "kernel", int(row.kernel), (n_in, n_out)))
+        if row.use_bias:
+            tensors.append((index, "bias", int(row.bias), (n_out,)))
+    return tensors
 
 
 class Network(NamedTuple):

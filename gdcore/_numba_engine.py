@@ -63,6 +63,10 @@ def _dense(profile, caches, inputs, kernel, bias, out):
     """Compiled code only: the profile's ``dense_loop`` (product, then bias)."""
 
 
+def _matmul(profile, caches, inputs, kernel, out):
+    """Compiled code only: the profile's ``matmul_loop`` (a Dense layer without a bias)."""
+
+
 def _matmul_grad_input(profile, caches, delta, kernel, out):
     """Compiled code only: the profile's ``matmul_grad_input_loop``."""
 
@@ -85,6 +89,14 @@ def _dense_numba(profile, caches, inputs, kernel, bias, out):
     if _takes_caches(profile):
         return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out, caches)
     return lambda profile, caches, inputs, kernel, bias, out: loop(inputs, kernel, bias, out)
+
+
+@overload(_matmul, **_overload)
+def _matmul_numba(profile, caches, inputs, kernel, out):
+    loop = _profile_module(profile).matmul_loop
+    if _takes_caches(profile):
+        return lambda profile, caches, inputs, kernel, out: loop(inputs, kernel, out, caches)
+    return lambda profile, caches, inputs, kernel, out: loop(inputs, kernel, out)
 
 
 @overload(_matmul_grad_input, **_overload)
@@ -118,10 +130,14 @@ def _sum_columns_numba(profile, values, out):
 # --- activations and losses: branch chains generated from their tables ---------------
 
 
-def _activation_loops(profile, which: int):
-    """Per activation, in id order: the profile's own loop if it has one, else the activation's (0 forward, 1 grad)."""
+def _activation_loops(profile, which: int, fused: bool = True):
+    """Per activation, in id order: the profile's own loop if it has one, else the activation's (0 forward, 1 grad).
+
+    ``fused=False``: after a product without a bias (``use_bias=False``), where TensorFlow fuses no activation
+    into the product.
+    """
     module = _profile_module(profile)
-    return [module.activation_loops(a)[which] for a in activations.ACTIVATIONS]
+    return [module.activation_loops(a, fused)[which] for a in activations.ACTIVATIONS]
 
 
 # Per activation id: whether its gradient reads the layer's pre-activation (``Activation.grad_reads``);
@@ -138,6 +154,10 @@ def _activate(profile, activation, z):
     """Compiled code only: z <- f(z) in place, the activation evaluated as the profile evaluates it."""
 
 
+def _activate_unfused(profile, activation, z):
+    """Compiled code only: :func:`_activate` after a product without a bias."""
+
+
 def _activation_grad(profile, activation, operand, delta):
     """Compiled code only: delta <- dL/dz from delta = dL/dy and the layer's output or pre-activation, in place."""
 
@@ -145,6 +165,12 @@ def _activation_grad(profile, activation, operand, delta):
 @overload(_activate, **_overload)
 def _activate_numba(profile, activation, z):
     return switch("activate", _activation_loops(profile, 0), ["z"], "activation", leading=["profile"])
+
+
+@overload(_activate_unfused, **_overload)
+def _activate_unfused_numba(profile, activation, z):
+    return switch("activate_unfused", _activation_loops(profile, 0, fused=False), ["z"], "activation",
+                  leading=["profile"])
 
 
 @overload(_activation_grad, **_overload)
@@ -265,16 +291,20 @@ def _metric_pass_numba(metric, y_true, y_pred, threshold, per_sample):
 
 
 @_inline
-def _accumulate_metrics(profile, metrics, y_true, y_pred, weights, predictions, per_sample, sums):
+def _accumulate_metrics(profile, metrics, fused, y_true, y_pred, weights, predictions, per_sample, sums):
     """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]``, weighted: ``[fl(sum_b m_b w_b), fl(sum_b w_b)]``.
 
-    The metrics read ``metrics.activation`` of ``y_pred``, evaluated into ``predictions`` when it is not linear.
+    The metrics read ``metrics.activation`` of ``y_pred``, evaluated into ``predictions`` when it is not linear
+    (``fused``: as after the output layer's bias; without one, unfused).
     """
     if metrics.ids.shape[0] > 0 and metrics.activation != _LINEAR:
         for b in range(y_pred.shape[0]):
             for j in range(y_pred.shape[1]):
                 predictions[b, j] = y_pred[b, j]
-        _activate(profile, metrics.activation, predictions)
+        if fused:
+            _activate(profile, metrics.activation, predictions)
+        else:
+            _activate_unfused(profile, metrics.activation, predictions)
         y_pred = predictions
     for k in range(metrics.ids.shape[0]):
         _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample)
@@ -293,7 +323,7 @@ def _accumulate_metrics(profile, metrics, y_true, y_pred, weights, predictions, 
 
 @_jit
 def _parameter_views(params, layout):
-    """Per layer, the kernel (n_in, n_out) and bias (n_out,) as views into the flat array."""
+    """Per layer, the kernel (n_in, n_out) and bias (n_out,; empty without a bias) as views into the flat array."""
     kernels = [params[0:1].reshape((1, 1))]
     biases = [params[0:1]]
     kernels.clear()
@@ -301,7 +331,7 @@ def _parameter_views(params, layout):
     for layer in range(layout.shape[0]):
         row = layout[layer]
         kernels.append(params[row.kernel : row.kernel + row.n_in * row.n_out].reshape((row.n_in, row.n_out)))
-        biases.append(params[row.bias : row.bias + row.n_out])
+        biases.append(params[row.bias : row.bias + row.n_out * row.use_bias])
     return kernels, biases
 
 
@@ -337,10 +367,16 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_acti
     """Every layer's output for one batch, into ``outputs[layer]`` (and its pre-activation where the gradient reads
     it); returns the last."""
     for layer in range(layout.shape[0]):
-        _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
+        if layout[layer].use_bias:
+            _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
+        else:
+            _matmul(profile, caches, inputs, kernels[layer], outputs[layer])
         if _reads_input(layout[layer].activation):
             _copy_rows(outputs[layer], 0, pre_activations[layer])
-        _activate(profile, layout[layer].activation, outputs[layer])
+        if layout[layer].use_bias:
+            _activate(profile, layout[layer].activation, outputs[layer])
+        else:
+            _activate_unfused(profile, layout[layer].activation, outputs[layer])
         inputs = outputs[layer]
     return inputs
 
@@ -358,6 +394,68 @@ def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_
 
 
 @_inline
+def _penalty(profile, values, l1, l2, scratch):
+    """``(0 + l1 * sum|x|) + l2 * sum(x*x)`` of the flat tensor ``values`` (:func:`gdcore.regularizers.penalty`)."""
+    n = values.shape[0]
+    total = cast(0, values)
+    if l1 != 0:
+        for i in range(n):
+            scratch[i] = np.abs(values[i])
+        total = total + cast(l1, values) * _sum_vector(profile, scratch[:n])
+    if l2 != 0:
+        for i in range(n):
+            scratch[i] = values[i] * values[i]
+        total = total + cast(l2, values) * _sum_vector(profile, scratch[:n])
+    return total
+
+
+@_inline
+def _total_loss(profile, data_loss, params, layout, scratch, terms):
+    """Keras's ``compute_loss``: ``sum([data_loss, p_1, ..., p_k])`` (:func:`gdcore.regularizers.total_loss`)."""
+    terms[0] = data_loss
+    k = 1
+    for layer in range(layout.shape[0]):
+        row = layout[layer]
+        if row.kernel_regularized:
+            terms[k] = _penalty(profile, params[row.kernel : row.kernel + row.n_in * row.n_out], row.kernel_l1,
+                                row.kernel_l2, scratch)
+            k += 1
+        if row.use_bias and row.bias_regularized:
+            terms[k] = _penalty(profile, params[row.bias : row.bias + row.n_out], row.bias_l1, row.bias_l2, scratch)
+            k += 1
+    if k == 1:
+        return data_loss
+    return _sum_vector(profile, terms[:k])
+
+
+@_inline
+def _add_penalty_gradient(params, grads, start, size, l1, l2):
+    """grads += l1 sign(x) + l2 (x * 2), the terms present (:func:`gdcore.regularizers.penalty_gradient`)."""
+    c1 = cast(l1, params)
+    c2 = cast(l2, params)
+    two = cast(2, params)
+    for i in range(start, start + size):
+        x = params[i]
+        if l1 != 0 and l2 != 0:
+            grads[i] = grads[i] + (c1 * np.sign(x) + c2 * (x * two))
+        elif l1 != 0:
+            grads[i] = grads[i] + c1 * np.sign(x)
+        elif l2 != 0:
+            grads[i] = grads[i] + c2 * (x * two)
+
+
+@_inline
+def _add_penalty_gradients(params, grads, layout):
+    """Every regularized tensor's penalty gradient added to its data gradient (:func:`gdcore.regularizers.add_gradients`)."""
+    for layer in range(layout.shape[0]):
+        row = layout[layer]
+        if row.kernel_regularized:
+            _add_penalty_gradient(params, grads, row.kernel, row.n_in * row.n_out, row.kernel_l1, row.kernel_l2)
+        if row.use_bias and row.bias_regularized:
+            _add_penalty_gradient(params, grads, row.bias, row.n_out, row.bias_l1, row.bias_l2)
+
+
+@_inline
 def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads, bias_grads):
     """Fill the gradients from ``deltas[-1]`` = dL/d(y_pred); ``deltas`` are overwritten."""
     for layer in range(layout.shape[0] - 1, -1, -1):
@@ -369,7 +467,8 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations
             _matmul_grad_kernel(profile, caches, outputs[layer - 1], delta, kernel_grads[layer])
         else:
             _matmul_grad_kernel(profile, caches, inputs, delta, kernel_grads[layer])
-        _sum_columns(profile, delta, bias_grads[layer])
+        if layout[layer].use_bias:
+            _sum_columns(profile, delta, bias_grads[layer])
         if layer > 0:
             _matmul_grad_input(profile, caches, delta, kernels[layer], deltas[layer - 1])
 
@@ -475,6 +574,8 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     metric_sums = sums[1:]
+    scratch = np.empty_like(network.params)
+    terms = np.empty(1 + 2 * layout.shape[0], dtype=x.dtype)
     for start in range(0, n, batch_size):
         inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = (
             full if start + batch_size <= n else last)
@@ -484,9 +585,11 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
             weights[b] = batches.sample_weight[start + b]
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
         batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
+        batch = _total_loss(profile, batch, network.params, layout, scratch, terms)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
-        _accumulate_metrics(profile, metrics, targets, y_pred, weights, predictions, per_sample, metric_sums)
+        _accumulate_metrics(profile, metrics, layout[layout.shape[0] - 1].use_bias, targets, y_pred, weights, predictions,
+                            per_sample, metric_sums)
 
 
 @_jit
@@ -527,6 +630,8 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
     n_metrics = metrics.ids.shape[0]
     metric_sums = np.zeros((n_metrics, 2), dtype=x.dtype)
     val_sums = np.zeros((1 + n_metrics, 2), dtype=x.dtype)
+    scratch = np.empty_like(params)  # |x| or x * x of a regularized tensor
+    terms = np.empty(1 + 2 * n_layers, dtype=x.dtype)  # the data loss and each penalty
     steps = 0
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
@@ -554,11 +659,15 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
             _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
+            batch = _total_loss(profile, batch, params, layout, scratch, terms)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
-            _accumulate_metrics(profile, metrics, targets, y_pred, weights, predictions, per_sample, metric_sums)  # pre-update predictions
+            # the pre-update predictions
+            _accumulate_metrics(profile, metrics, layout[layout.shape[0] - 1].use_bias, targets, y_pred, weights, predictions,
+                                per_sample, metric_sums)
             _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads,
                       bias_grads)
+            _add_penalty_gradients(params, grads, layout)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
                 return _restore(window, params, slots, _FAILURE_UPDATE), epoch, steps, batch_index

@@ -11,29 +11,32 @@ explanations observe the real step instead of redoing it.
 
 import numpy as np
 
-from gdcore import activations, losses, metrics as metric_table, optimizers
+from gdcore import activations, losses, metrics as metric_table, optimizers, regularizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
                               OptimizerState, Step, Window)
 from gdcore._dtype import cast
 
 
 def _layers(params: np.ndarray, layout):
-    """(kernel, bias, activation) per layer, as views into the flat parameter array."""
+    """(kernel, bias, activation) per layer, as views into the flat parameter array (an empty bias: no bias)."""
     for layer in layout:
         kernel = params[layer.kernel : layer.kernel + layer.n_in * layer.n_out].reshape(layer.n_in, layer.n_out)
-        bias = params[layer.bias : layer.bias + layer.n_out]
+        bias = params[layer.bias : layer.bias + layer.n_out * layer.use_bias]
         yield kernel, bias, activations.BY_ID[int(layer.activation)]
 
 
 def forward(profile, inputs: np.ndarray, params: np.ndarray, layout, pre_activations: list | None = None
             ) -> list[np.ndarray]:
-    """``[x, a_1, ..., y_pred]``: :math:`a_l = f_l(z_l)`, :math:`z_l = a_{l-1} W_l + b_l` (appended to ``pre_activations``, if given)."""
+    """``[x, a_1, ..., y_pred]``: :math:`a_l = f_l(z_l)`, :math:`z_l = a_{l-1} W_l + b_l` (appended to ``pre_activations``, if given).
+
+    Without a bias :math:`z_l = a_{l-1} W_l`, and :math:`f_l` is evaluated unfused (``Profile.activate``).
+    """
     outputs = [inputs]
     for kernel, bias, activation in _layers(params, layout):
-        z = profile.dense(outputs[-1], kernel, bias)
+        z = profile.dense(outputs[-1], kernel, bias) if bias.size else profile.matmul(outputs[-1], kernel)
         if pre_activations is not None:
             pre_activations.append(z)
-        outputs.append(profile.activate(activation, z))
+        outputs.append(profile.activate(activation, z, fused=bias.size > 0))
     return outputs
 
 
@@ -57,37 +60,45 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
         kernel_grad, bias_grad, _ = grad_views[index]
         if activation.reads_input:
             z = (pre_activations[index] if pre_activations is not None
-                 else profile.dense(outputs[index], kernel, bias))
+                 else profile.dense(outputs[index], kernel, bias) if bias.size
+                 else profile.matmul(outputs[index], kernel))
         else:
             z = None
         delta = profile.activation_grad(activation, activation.grad_operand(z, outputs[index + 1]), delta)
         kernel_grad[:] = profile.matmul_grad_kernel(outputs[index], delta)
-        bias_grad[:] = profile.sum_columns(delta)
+        if bias_grad.size:
+            bias_grad[:] = profile.sum_columns(delta)
         if index > 0:
             delta = profile.matmul_grad_input(delta, kernel)
     return grads
 
 
 def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss, sample_weight=None):
-    """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite."""
+    """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite.
+
+    The loss and the gradients include the layers' regularizers (:func:`gdcore.regularizers.total_loss`).
+    """
     pre_activations = []
     outputs = forward(profile, inputs, network.params, network.layout, pre_activations)
-    batch = losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight)
+    batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight),
+                                    network.params, network.layout)
     if not np.isfinite(batch):
         return batch, None, outputs
     grads = backward(profile, outputs, network.params, network.layout,
                      losses.output_grad(loss, targets, outputs[-1], sample_weight, profile), pre_activations)
+    regularizers.add_gradients(grads, network.params, network.layout)
     return batch, grads, outputs
 
 
 def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile, sums: np.ndarray,
-                       weights: np.ndarray) -> None:
+                       weights: np.ndarray, fused: bool = True) -> None:
     """Keras's ``Mean`` per metric: ``sums[k] += [fl(sum_b m_b), B]``, weighted: ``[fl(sum_b m_b w_b), fl(sum_b w_b)]``.
 
-    The metrics read ``metrics.activation`` of ``y_pred`` (the probabilities, when ``y_pred`` holds logits).
+    The metrics read ``metrics.activation`` of ``y_pred`` (the probabilities, when ``y_pred`` holds logits;
+    ``fused``: the output layer has a bias, ``Profile.activate``).
     """
     if len(metrics.ids) and metrics.activation != activations.LINEAR.id:
-        y_pred = profile.activate(activations.BY_ID[int(metrics.activation)], y_pred)
+        y_pred = profile.activate(activations.BY_ID[int(metrics.activation)], y_pred, fused=fused)
     for k, metric_id in enumerate(metrics.ids):
         values = metric_table.per_sample(metric_table.BY_ID[int(metric_id)], y_true, y_pred, metrics.thresholds[k])
         if metrics.weighted[k]:
@@ -104,9 +115,11 @@ def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int, met
     for start in range(0, x.shape[0], batch_size):
         y_batch, weights = y[start : start + batch_size], batches.sample_weight[start : start + batch_size]
         y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
-        sums[0, 0] = sums[0, 0] + losses.batch_loss(loss, profile, y_batch, y_pred, weights) * cast(len(y_batch), x)
+        batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, y_batch, y_pred, weights),
+                                        network.params, network.layout)
+        sums[0, 0] = sums[0, 0] + batch * cast(len(y_batch), x)
         sums[0, 1] = sums[0, 1] + cast(len(y_batch), x)
-        accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:], weights)
+        accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:], weights, bool(network.layout[-1].use_bias))
 
 
 def predict_loop(profile, batches: Batches, network: Network):
@@ -144,7 +157,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
             if grads is None:
                 return _restore(window, params, slots, FAILURE_LOSS), epoch, steps, batch_index
             accumulate_metrics(metrics, y[rows], outputs[-1], profile, metric_sums,  # the pre-update predictions
-                               epochs.sample_weight[rows])
+                               epochs.sample_weight[rows], bool(network.layout[-1].use_bias))
             total = total + batch * cast(len(rows), x)  # Keras's loss metric: a batch-size-weighted running mean
             count = count + cast(len(rows), x)
             before = params.copy() if on_step is not None else None

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gdcore import _numpy_engine, activations, losses, optimizers
+from gdcore import _contract, _numpy_engine, activations, losses, optimizers
 from gdcore._dtype import cast
 from gdcore.trace import parameter_table
 
@@ -326,6 +326,8 @@ def _weights_text(parameters: pd.DataFrame, layer: str, fmt) -> str:
     parts = []
     for tensor, symbol in [("kernel", "W"), ("bias", "b")]:
         values = rows[rows["tensor"] == tensor]
+        if values.empty:  # a layer without a bias
+            continue
         entries = ", ".join(f"{symbol}_{{{index.replace(',', '')}}} = {fmt(v)}" for index, v in zip(values["index"], values["before"]))
         parts.append(f"${entries}$")
     return " and ".join(parts)
@@ -364,6 +366,12 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         raise ValueError("explain_step: the model is not built yet; give it an Input(shape=...) or fit it first")
     if model.optimizer is None or model.loss is None:
         raise ValueError("explain_step: the model must be compiled first: call compile(optimizer=..., loss=...)")
+    regularized = [layer.name for layer in model.dense_layers
+                   if layer.trainable and (layer.kernel_regularizer is not None or
+                                           (layer.use_bias and layer.bias_regularizer is not None))]
+    if regularized:
+        raise NotImplementedError(f"explain_step does not show regularizer penalties yet (layers {regularized}); "
+                                  "fit the model, or explain it without kernel_regularizer/bias_regularizer")
     x = model._prepare_x(x_batch, "x_batch")
     y = model._prepare_y(y_batch, x.shape[0], "y_batch")
     profile, layout, dtype = model.profile, model.layout, model.dtype
@@ -386,7 +394,8 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     output_activation = model.dense_layers[-1].activation
     on_logits = training_loss.from_logits
     recovered = on_logits and output_activation.name == training_loss.recovers
-    probabilities = profile.activate(activations.get(training_loss.recovers), y_pred) if on_logits else None
+    probabilities = (profile.activate(activations.get(training_loss.recovers), y_pred,
+                                      fused=model.dense_layers[-1].use_bias) if on_logits else None)
     after = params.copy()
     slots = optimizer.slots.copy()
     optimizers.apply_update(hyper, after, grads, slots, iterations, profile.update_lanes(layout, dtype))
@@ -394,7 +403,8 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     # Per-layer intermediates, recomputed with the calls forward() and backward() make.
     # With Keras's logits recovery the output layer is shown as the step runs it: linear, the loss on its logits.
     views = list(_numpy_engine._layers(params, network.layout))
-    pre_activations = [profile.dense(outputs[l], kernel, bias) for l, (kernel, bias, _) in enumerate(views)]
+    pre_activations = [profile.dense(outputs[l], kernel, bias) if bias.size else profile.matmul(outputs[l], kernel)
+                       for l, (kernel, bias, _) in enumerate(views)]
     grad_a, activation_grads, deltas = [None] * len(views), [None] * len(views), [None] * len(views)
     upstream = output_grad
     for l in reversed(range(len(views))):
@@ -484,6 +494,5 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
 
 def _tensor_slices(model):
     """(offset, size, shape) of each kernel and bias in ``model.params``, in ``get_weights()`` order."""
-    for row in model.layout:
-        yield int(row.kernel), int(row.n_in * row.n_out), (int(row.n_in), int(row.n_out))
-        yield int(row.bias), int(row.n_out), (int(row.n_out),)
+    for _, _, start, shape in _contract.weight_tensors(model.layout):
+        yield start, int(np.prod(shape)), shape

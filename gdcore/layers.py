@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdcore import activations, initializers
+from gdcore import activations, initializers, regularizers
 from gdcore._naming import unique_name
 from gdcore._validation import positive_int
 
 # Dense arguments Keras has and gdcore does not (yet): refused by name, never ignored.
-_UNSUPPORTED_DENSE = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                      "bias_constraint", "lora_rank", "lora_alpha", "quantization_config")
+_UNSUPPORTED_DENSE = ("activity_regularizer", "kernel_constraint", "bias_constraint", "lora_rank", "lora_alpha",
+                      "quantization_config")
 
 
 def _shape(shape, name: str = "shape") -> tuple[int]:
@@ -62,12 +62,25 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
         self.name = name if name is not None else unique_name(_snake(type(self).__name__))
-        if not isinstance(trainable, (bool, np.bool_)):
-            raise TypeError(f"trainable must be True or False, got {trainable!r}")
-        if not trainable:
-            raise NotImplementedError("trainable=False is not supported yet: every gdcore layer trains")
-        self.trainable = True
+        self.trainable = trainable
         self._model = None  # the model this layer belongs to (a layer belongs to one model)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training updates this layer's weights (Keras's flag: set it before ``compile`` to freeze a layer).
+
+        A frozen layer still computes its outputs and passes gradients down to
+        the layers below; its own weights get no update, no optimizer slot
+        (as Keras creates none), no weight decay and no part in the
+        gradients' global norm.
+        """
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"trainable must be True or False, got {value!r}")
+        self._trainable = bool(value)
 
     @property
     def built(self) -> bool:
@@ -75,6 +88,19 @@ class Layer:
 
     def get_weights(self) -> list[np.ndarray]:
         return []
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return []
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """:attr:`weights` if the layer is trainable, else none (Keras's ``trainable_weights``)."""
+        return self.weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        return [] if self.trainable else self.weights
 
     def count_params(self) -> int:
         return 0
@@ -117,24 +143,31 @@ def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs) -> Keras
 
 
 class Dense(Layer):
-    r"""A fully connected layer: :math:`y = f(x W + b)`.
+    r"""A fully connected layer: :math:`y = f(x W + b)`, or :math:`y = f(x W)` with ``use_bias=False``.
 
     ``kernel`` has shape (n_in, units) and ``bias`` shape (units,), Keras's
     layout; once the layer belongs to a built model both are views into the
     model's flat parameter array, so reading them shows the current weights.
+    With ``use_bias=False`` the layer has no bias at all, as in Keras
+    (``bias`` is None; weights, files and counts hold the kernel alone).
+    ``kernel_regularizer``/``bias_regularizer`` (a name such as ``"l2"`` or a
+    :mod:`gdcore.regularizers` object) add their penalty to the loss and its
+    gradient while the layer is trainable, as Keras does.
     """
 
+    kernel_regularizer = bias_regularizer = None  # also for layers pickled before regularizers existed
+
     def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", name: str | None = None, input_shape=None, input_dim=None,
-                 trainable: bool = True, dtype=None, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, name: str | None = None,
+                 input_shape=None, input_dim=None, trainable: bool = True, dtype=None, **kwargs):
         for setting in _UNSUPPORTED_DENSE:
             if kwargs.get(setting) is not None:
                 raise NotImplementedError(f"Dense({setting}=...) is not supported yet")
         unknown = sorted(set(kwargs) - set(_UNSUPPORTED_DENSE))
         if unknown:
             raise TypeError(f"Dense got unexpected arguments {unknown}")
-        if use_bias is not True:
-            raise NotImplementedError("Dense(use_bias=False) is not supported yet: every gdcore Dense has a bias")
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise ValueError(f"use_bias must be True or False, got {use_bias!r}")
         if dtype is not None:
             raise NotImplementedError("Dense(dtype=...) is not supported: the model's dtype applies to every layer")
         super().__init__(name=name, trainable=trainable)
@@ -149,7 +182,9 @@ class Dense(Layer):
                              "normalises over the units); use units >= 2, or activation='sigmoid' for one output")
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.use_bias = True
+        self.use_bias = bool(use_bias)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
         self.input_dim: int | None = None
         self.kernel: np.ndarray | None = None
         self.bias: np.ndarray | None = None
@@ -180,37 +215,48 @@ class Dense(Layer):
         if self.kernel is None:
             self.input_dim = x.shape[1]
             self.kernel = np.asarray(self.kernel_initializer((self.input_dim, self.units), dtype, None), dtype)
-            self.bias = np.asarray(self.bias_initializer((self.units,), dtype, None), dtype)
+            if self.use_bias:
+                self.bias = np.asarray(self.bias_initializer((self.units,), dtype, None), dtype)
         profile = self._model.profile if self._model is not None else get_profile("plain")
-        return profile.activate(self.activation, profile.dense(x, self.kernel, self.bias))
+        z = profile.dense(x, self.kernel, self.bias) if self.use_bias else profile.matmul(x, self.kernel)
+        return profile.activate(self.activation, z, fused=self.use_bias)
 
     def compute_output_shape(self):
         return (None, self.units)
 
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """``[kernel, bias]`` (``[kernel]`` without a bias), the arrays themselves; empty before the layer is built."""
+        if self.kernel is None:
+            return []
+        return [self.kernel, self.bias] if self.use_bias else [self.kernel]
+
     def get_weights(self) -> list[np.ndarray]:
-        """``[kernel, bias]`` as copies."""
+        """``[kernel, bias]`` (``[kernel]`` with ``use_bias=False``) as copies."""
         if self.kernel is None:
             raise ValueError(f"layer {self.name!r} is not built yet: its weights do not exist")
-        return [self.kernel.copy(), self.bias.copy()]
+        return [array.copy() for array in self.weights]
 
     def set_weights(self, weights) -> None:
-        """Load ``[kernel, bias]`` (shapes as :meth:`get_weights`)."""
+        """Load ``[kernel, bias]`` (``[kernel]`` with ``use_bias=False``; shapes as :meth:`get_weights`)."""
         from gdcore.models import check_weights
 
         if self.kernel is None:
             raise ValueError(f"layer {self.name!r} is not built yet: its weights do not exist")
-        arrays = check_weights(weights, [self.kernel, self.bias], f"layer {self.name!r}")
-        for value, target in zip(arrays, (self.kernel, self.bias)):
+        targets = self.weights
+        for value, target in zip(check_weights(weights, targets, f"layer {self.name!r}"), targets):
             target[:] = value
 
     def count_params(self) -> int:
         if self.input_dim is None:
             raise ValueError(f"layer {self.name!r} is not built yet: its input size is unknown")
-        return self.input_dim * self.units + self.units
+        return self.input_dim * self.units + self.units * self.use_bias
 
     def get_config(self) -> dict:
-        return {"name": self.name, "units": self.units, "activation": self.activation.name, "use_bias": True,
-                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer}
+        return {"name": self.name, "trainable": self.trainable, "units": self.units,
+                "activation": self.activation.name, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
+                "kernel_regularizer": self.kernel_regularizer, "bias_regularizer": self.bias_regularizer}
 
     def __getstate__(self) -> dict:
         # pickle and deepcopy copy a view as an array of its own: in a built model, kernel and bias are kept as
@@ -221,9 +267,9 @@ class Dense(Layer):
         params = getattr(self._model, "params", None)
         if self.kernel is not None and params is not None and np.shares_memory(self.kernel, params):
             offsets = [(array.__array_interface__["data"][0] - params.__array_interface__["data"][0]) //
-                       params.itemsize for array in (self.kernel, self.bias)]
+                       params.itemsize for array in (self.kernel, self.bias) if array is not None]
             state["kernel"] = state["bias"] = None
-            state["_views_of"] = (params, offsets[0], offsets[1])
+            state["_views_of"] = (params, offsets[0], offsets[1] if self.use_bias else None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -234,7 +280,7 @@ class Dense(Layer):
         if views is not None:
             params, kernel, bias = views
             self.kernel = params[kernel : kernel + self.input_dim * self.units].reshape(self.input_dim, self.units)
-            self.bias = params[bias : bias + self.units]
+            self.bias = params[bias : bias + self.units] if bias is not None else None
 
     def __repr__(self) -> str:
         return f"Dense({self.units}, activation={self.activation.name!r}, name={self.name!r})"

@@ -248,8 +248,9 @@ class Model:
         for layer in self.dense_layers:
             if layer.input_dim not in (None, n_in):
                 raise ValueError(f"layer {layer.name!r} takes {layer.input_dim} inputs but gets {n_in}")
-            rows.append((n_in, layer.units, layer.activation.id, offset, offset + n_in * layer.units))
-            offset += n_in * layer.units + layer.units
+            use_bias = int(layer.use_bias)
+            rows.append((n_in, layer.units, layer.activation.id, offset, offset + n_in * layer.units, use_bias))
+            offset += n_in * layer.units + layer.units * use_bias
             n_in = layer.units
         if offset > 2**31:
             raise ValueError(f"the model would have {offset:,} parameters: more than gdcore allocates (2**31); "
@@ -260,10 +261,11 @@ class Model:
             n_in, units = int(row.n_in), int(row.n_out)
             layer.input_dim = n_in
             layer.kernel = self.params[row.kernel : row.bias].reshape(n_in, units)
-            layer.bias = self.params[row.bias : row.bias + units]
             stream = self._rng if self.random == "gdcore" else _random.KERAS
             layer.kernel[:] = layer.kernel_initializer((n_in, units), self.dtype, stream)
-            layer.bias[:] = layer.bias_initializer((units,), self.dtype, stream)
+            if row.use_bias:  # Keras draws no bias (and takes nothing from the stream) for use_bias=False
+                layer.bias = self.params[row.bias : row.bias + units]
+                layer.bias[:] = layer.bias_initializer((units,), self.dtype, stream)
 
     @property
     def built(self) -> bool:
@@ -273,7 +275,18 @@ class Model:
     def network(self) -> _contract.Network:
         """The parameters and layer layout as the engines take them (:mod:`gdcore._contract`)."""
         self._require_built("network")
+        self._sync_regularizers()
         return _contract.Network(self.params, self.layout)
+
+    def _sync_regularizers(self) -> None:
+        """The layout's regularizer fields from the layers: a frozen layer's penalties are not in Keras's ``model.losses``."""
+        layout = self.layout
+        for index, layer in enumerate(self.dense_layers):
+            for tensor, regularizer in (("kernel", layer.kernel_regularizer), ("bias", layer.bias_regularizer)):
+                active = regularizer is not None and layer.trainable and (tensor == "kernel" or layer.use_bias)
+                l1, l2 = regularizer.factors() if active else (0.0, 0.0)
+                layout[f"{tensor}_regularized"][index] = int(active)
+                layout[f"{tensor}_l1"][index], layout[f"{tensor}_l2"][index] = l1, l2
 
     def count_params(self) -> int:
         """Number of weights, as Keras counts them."""
@@ -284,9 +297,19 @@ class Model:
     def weights(self) -> list[np.ndarray]:
         """The weight tensors (views), Keras's order."""
         self._require_built("weights")
-        return [array for layer in self.dense_layers for array in (layer.kernel, layer.bias)]
+        return [array for layer in self.dense_layers for array in layer.weights]
 
-    trainable_weights = weights
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The weights training updates (views), Keras's order: those of the layers with ``trainable=True``."""
+        self._require_built("trainable_weights")
+        return [array for layer in self.dense_layers for array in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """The weights of frozen layers (``layer.trainable = False``), Keras's order."""
+        self._require_built("non_trainable_weights")
+        return [array for layer in self.dense_layers for array in layer.non_trainable_weights]
 
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel_0, bias_0, kernel_1, bias_1, ...]`` as copies, in Keras's layout."""
@@ -363,11 +386,17 @@ class Model:
     def _optimizer_state(self, steps: int = 0) -> _contract.OptimizerState:
         """The optimizer's state for an engine call of at most ``steps`` updates (the schedule's rates)."""
         optimizer = self.optimizer
-        key = (self.profile, self.params.size)
-        if getattr(self, "_lanes_key", None) != key:  # properties of the layout and the profile: computed once
-            self._lanes, self._lanes_key = self.profile.update_lanes(self.layout, self.dtype), key
-            self._tensors = [(start, start + size) for row in self.layout for start, size in
-                             ((int(row.kernel), int(row.n_in * row.n_out)), (int(row.bias), int(row.n_out)))]
+        frozen = tuple(not layer.trainable for layer in self.dense_layers)
+        key = (self.profile, self.params.size, frozen)
+        if getattr(self, "_lanes_key", None) != key:  # properties of the layout, the profile and the frozen layers
+            lanes, self._tensors = self.profile.update_lanes(self.layout, self.dtype), []
+            for layer, _, start, shape in _contract.weight_tensors(self.layout):
+                stop = start + int(np.prod(shape))
+                if frozen[layer]:  # no update, no slot, no weight decay, not in the global norm (Keras's variables)
+                    lanes[start:stop] = optimizers.FROZEN
+                else:
+                    self._tensors.append((start, stop))
+            self._lanes, self._lanes_key = lanes, key
         hyper = optimizer._cached(self.dtype, lambda: optimizers.packed(optimizer.hyperparameters(self.dtype)))
         options = optimizer.options(self.dtype, steps, self._tensors, self.profile.name != "plain")
         return _contract.OptimizerState(hyper, optimizer.slots, optimizer.iterations, self._lanes, options)
@@ -1007,17 +1036,18 @@ def _summary_text(model, line_length=None, positions=None) -> str:
     if not rows:
         out.append("└" + "┴".join("─" * w for w in inner) + "┘")
     itemsize = model.dtype.itemsize
-    trainable = model.count_params() if model.built else 0
+    trainable = sum(int(w.size) for w in model.trainable_weights) if model.built else 0
+    frozen = model.count_params() - trainable if model.built else 0
     optimizer_count, optimizer_bytes = 0, 0
     if model.compiled and model.optimizer is not None and model.optimizer.slots is not None:
         # Keras's optimizer variables: iterations (int64) and the learning rate, then each slot per weight.
         active = len(model.optimizer.active_slots())
         optimizer_count = 2 + active * trainable
         optimizer_bytes = 8 + itemsize + active * trainable * itemsize
-    total = trainable + optimizer_count
-    out += [f" Total params: {total:,} ({_memory(trainable * itemsize + optimizer_bytes)})",
+    total = trainable + frozen + optimizer_count
+    out += [f" Total params: {total:,} ({_memory((trainable + frozen) * itemsize + optimizer_bytes)})",
             f" Trainable params: {trainable:,} ({_memory(trainable * itemsize)})",
-            " Non-trainable params: 0 (0.00 B)"]
+            f" Non-trainable params: {frozen:,} ({_memory(frozen * itemsize)})"]
     if optimizer_count:
         out.append(f" Optimizer params: {optimizer_count:,} ({_memory(optimizer_bytes)})")
     return "\n".join(out)

@@ -13,6 +13,8 @@ Each rule is an entry of :data:`RULES` (optax-style: state in, state out):
     result depends on an element's position (:func:`divide_by_sqrt`): 0 as
     written, 1 and 2 as TensorFlow does on a whole SIMD packet and on a weight
     tensor's scalar tail (:meth:`gdcore.numerics.Profile.update_lanes`).
+    A lane of :data:`FROZEN` marks a parameter of a layer with
+    ``trainable=False``: no update touches it or its slots.
 
 ``hyper`` is a named tuple of the rule's constants, already rounded to the
 model's dtype as Keras rounds them; the state lives in an array of shape
@@ -363,6 +365,7 @@ class Options(NamedTuple):
 
 
 CLIP_NONE, CLIP_VALUE, CLIP_NORM, CLIP_GLOBAL_NORM = 0, 1, 2, 3
+FROZEN = -1  # the lane of a parameter no update touches (a layer with trainable=False)
 
 
 def with_learning_rate(hyper, learning_rate):
@@ -436,9 +439,11 @@ def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray
         hyper = _prepare(hyper, params, grads, iterations, options)
     constants = rule.step(hyper, cast(iterations + 1, hyper.learning_rate))
     state = tuple(slots[index] for index in range(len(rule.slots)))
-    params[:], state = rule.update(params, grads, state, hyper, constants, lanes)
+    updated, state = rule.update(params, grads, state, hyper, constants, lanes)
+    trainable = lanes != FROZEN  # a frozen parameter and its slots stay as they are
+    params[:] = np.where(trainable, updated, params)
     for index, value in enumerate(state):
-        slots[index] = value
+        slots[index] = np.where(trainable, value, slots[index])
 
 
 @register_jitable
@@ -455,7 +460,11 @@ def _prepare(hyper, params, grads, iterations, options):
         clip_by_global_norm(grads, options.tensors, options.clip_value, options.eigen_sum)
     if options.weight_decay != 0:
         # Keras writes w - w * wd * lr; TensorFlow's graph optimizer multiplies the two scalars first.
-        params[:] = params - params * (options.weight_decay * hyper.learning_rate)
+        # Only the trainable tensors (options.tensors) decay, as Keras decays the variables it updates.
+        rate = options.weight_decay * hyper.learning_rate
+        for k in range(options.tensors.shape[0]):
+            tensor = params[options.tensors[k, 0]:options.tensors[k, 1]]
+            tensor[:] = tensor - tensor * rate
     return hyper
 
 
@@ -469,6 +478,8 @@ def _compiled_loop(rule: Rule):
                 hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
+                if lanes[i] == FROZEN:
+                    continue
                 params[i], state = update(params[i], grads[i], (slots[0, i],), hyper, constants, lanes[i])
                 slots[0, i] = state[0]
     elif n_slots == 2:
@@ -477,6 +488,8 @@ def _compiled_loop(rule: Rule):
                 hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
+                if lanes[i] == FROZEN:
+                    continue
                 params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i]), hyper, constants, lanes[i])
                 slots[0, i], slots[1, i] = state
     elif n_slots == 3:
@@ -485,6 +498,8 @@ def _compiled_loop(rule: Rule):
                 hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
+                if lanes[i] == FROZEN:
+                    continue
                 params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i], slots[2, i]), hyper,
                                           constants, lanes[i])
                 slots[0, i], slots[1, i], slots[2, i] = state

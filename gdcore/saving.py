@@ -92,7 +92,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from gdcore import activations, initializers, losses, optimizers
+from gdcore import _contract, activations, initializers, losses, optimizers, regularizers
 
 KERAS_VERSION = "3.15.1"
 CONFIG_MEMBER = "config.json"
@@ -114,8 +114,8 @@ _OPTIMIZER_BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clip
                             "loss_scale_factor": None, "gradient_accumulation_steps": None}
 # Settings Keras has beyond gdcore's keras_config(), with the value gdcore implements.
 _OPTIMIZER_EXTRAS: dict = {}
-_DENSE_UNSUPPORTED = ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
-                      "bias_constraint", "quantization_config", "lora_rank", "lora_alpha")
+_DENSE_UNSUPPORTED = ("activity_regularizer", "kernel_constraint", "bias_constraint", "quantization_config",
+                      "lora_rank", "lora_alpha")
 _COMPILE_DEFAULTS = {"loss_weights": None, "metrics": None, "weighted_metrics": None, "run_eagerly": False,
                      "steps_per_execution": 1}
 _DTYPES = ("float32", "float64")
@@ -190,6 +190,12 @@ def _initializer_config(initializer, sharing: _Sharing):
     return sharing.mark(initializer, config)
 
 
+def _regularizer_config(regularizer, sharing: _Sharing):
+    if regularizer is None:
+        return None
+    return sharing.mark(regularizer, regularizers.serialize(regularizer))
+
+
 def _json_ready(value):
     """NumPy scalars as Python numbers, tuples kept (Keras's get_config keeps tuples; JSON writes them as lists)."""
     if isinstance(value, dict):
@@ -220,11 +226,12 @@ def _input_layer_config(model) -> dict:
 
 
 def _dense_config(model, layer, sharing: _Sharing) -> dict:
-    config = {"name": layer.name, "trainable": True, "dtype": _dtype_policy(model, sharing), "units": layer.units,
-              "activation": layer.activation.name, "use_bias": True,
+    config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy(model, sharing), "units": layer.units,
+              "activation": layer.activation.name, "use_bias": layer.use_bias,
               "kernel_initializer": _initializer_config(layer.kernel_initializer, sharing),
               "bias_initializer": _initializer_config(layer.bias_initializer, sharing),
-              "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
+              "kernel_regularizer": _regularizer_config(layer.kernel_regularizer, sharing),
+              "bias_regularizer": _regularizer_config(layer.bias_regularizer, sharing), "kernel_constraint": None,
               "bias_constraint": None, "quantization_config": None}
     entry = {"module": "keras.layers", "class_name": "Dense", "config": config, "registered_name": None}
     if layer.input_dim is not None and model.built:
@@ -328,13 +335,10 @@ def model_config(model) -> dict:
 
 
 def _weight_tensors(model) -> list[tuple[int, int, tuple]]:
-    """``(start, stop, shape)`` of each weight tensor in the flat parameter array, Keras's order."""
-    tensors = []
-    for row in model.layout:
-        n_in, n_out = int(row.n_in), int(row.n_out)
-        tensors.append((int(row.kernel), int(row.bias), (n_in, n_out)))
-        tensors.append((int(row.bias), int(row.bias) + n_out, (n_out,)))
-    return tensors
+    """``(start, stop, shape)`` of each trainable weight tensor in the flat parameter array, Keras's order (the
+    variables Keras's optimizer builds its slots for)."""
+    return [(start, start + int(np.prod(shape)), shape) for layer, _, start, shape in
+            _contract.weight_tensors(model.layout) if model.dense_layers[layer].trainable]
 
 
 def _slot_variables(model) -> list[tuple[str, int, int, tuple]]:
@@ -373,8 +377,7 @@ def _layer_entries(model) -> list[tuple[str, str, list[np.ndarray]]]:
     paths = _container_names(type(layer).__name__ for layer in layers)
     entries = []
     for path, layer in zip(paths, layers):
-        arrays = [np.ascontiguousarray(layer.kernel), np.ascontiguousarray(layer.bias)] \
-            if getattr(layer, "kernel", None) is not None else []
+        arrays = [np.ascontiguousarray(array) for array in getattr(layer, "weights", [])]
         entries.append((f"layers/{path}", layer.name, arrays))
     return entries
 
@@ -599,16 +602,19 @@ def _model_options(kwargs: dict, what: str) -> dict:
 class _Spec:
     """What a file says about one Dense layer, checked."""
 
-    def __init__(self, name, units, activation, kernel_initializer, bias_initializer, dtype, n_in):
+    def __init__(self, name, units, activation, kernel_initializer, bias_initializer, dtype, n_in, use_bias=True,
+                 trainable=True, kernel_regularizer=None, bias_regularizer=None):
         self.name, self.units, self.activation = name, units, activation
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.dtype, self.n_in = dtype, n_in
+        self.dtype, self.n_in, self.use_bias, self.trainable = dtype, n_in, use_bias, trainable
+        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
 
     def layer(self):
         from gdcore.layers import Dense
 
-        return Dense(self.units, activation=self.activation, kernel_initializer=self.kernel_initializer,
-                     bias_initializer=self.bias_initializer, name=self.name)
+        return Dense(self.units, activation=self.activation, use_bias=self.use_bias, trainable=self.trainable,
+                     kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer,
+                     kernel_regularizer=self.kernel_regularizer, bias_regularizer=self.bias_regularizer, name=self.name)
 
 
 def _require(condition: bool, where: str, message: str) -> None:
@@ -666,22 +672,32 @@ def _initializer(value, where: str, what: str):
         raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
 
 
+def _regularizer(value, where: str, what: str):
+    try:
+        if isinstance(value, dict):
+            class_name, config = _entry(value, where, what)
+            return regularizers.deserialize({"class_name": class_name, "config": config}, what)
+        return regularizers.get(value, what)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
+
+
 def _dense_spec(entry, where: str) -> _Spec:
     class_name, config = _entry(entry, where, "a layer")
     name = config.get("name")
     _require(class_name == "Dense", where, f"layer {name!r} is a {class_name}; gdcore loads Dense layers (after an "
              "InputLayer) only")
     known = ("name", "trainable", "dtype", "units", "activation", "use_bias", "kernel_initializer", "bias_initializer",
-             *_DENSE_UNSUPPORTED)
+             "kernel_regularizer", "bias_regularizer", *_DENSE_UNSUPPORTED)
     _unknown_keys(config, known, where, f"Dense layer {name!r}")
     _require(isinstance(name, str), where, f"a Dense layer has name {name!r}")
     for setting in _DENSE_UNSUPPORTED:
         _require(not config.get(setting), where, f"Dense layer {name!r} has {setting}={config.get(setting)!r}; "
                  f"gdcore has no {setting}")
-    _require(config.get("trainable", True) is True, where,
-             f"Dense layer {name!r} has trainable=False; every gdcore layer trains")
-    _require(config.get("use_bias", True) is True, where,
-             f"Dense layer {name!r} has use_bias=False; every gdcore Dense has a bias")
+    trainable = config.get("trainable", True)
+    _require(isinstance(trainable, bool), where, f"Dense layer {name!r} has trainable={trainable!r}")
+    use_bias = config.get("use_bias", True)
+    _require(isinstance(use_bias, bool), where, f"Dense layer {name!r} has use_bias={use_bias!r}")
     units = config.get("units")
     _require(isinstance(units, int) and not isinstance(units, bool) and units > 0, where,
              f"Dense layer {name!r} has units={units!r}")
@@ -696,11 +712,14 @@ def _dense_spec(entry, where: str) -> _Spec:
     kernel = _initializer(config.get("kernel_initializer", "glorot_uniform"), where,
                           f"layer {name!r}'s kernel_initializer")
     bias = _initializer(config.get("bias_initializer", "zeros"), where, f"layer {name!r}'s bias_initializer")
+    kernel_regularizer, bias_regularizer = (_regularizer(config.get(setting), where, f"layer {name!r}'s {setting}")
+                                            for setting in ("kernel_regularizer", "bias_regularizer"))
     dtype = _policy_dtype(config.get("dtype", "float32"), where, f"Dense layer {name!r}")
     build = entry.get("build_config") or {}
     input_shape = build.get("input_shape") if isinstance(build, dict) else None
     n_in = input_shape[-1] if isinstance(input_shape, list) and input_shape else None
-    return _Spec(name, units, activation, kernel, bias, dtype, n_in)
+    return _Spec(name, units, activation, kernel, bias, dtype, n_in, use_bias, trainable, kernel_regularizer,
+                 bias_regularizer)
 
 
 def _tensor_source(tensor, where: str, layer: str) -> str:
@@ -848,9 +867,11 @@ def _load_layers(model, variables: _Variables, exact: bool) -> None:
         arrays = variables.get(path)
         _require(arrays is not None, where, f"has no group {path}/vars for layer {layer.name!r} (a Keras weights "
                  f"file holds one per layer: {', '.join(paths)})")
-        _require(len(arrays) == 2, where, f"{path}/vars holds {len(arrays)} arrays for layer {layer.name!r}; "
-                 "a Dense layer has 2 (kernel, bias)")
-        for index, target in enumerate((layer.kernel, layer.bias)):
+        targets = layer.weights
+        _require(len(arrays) == len(targets), where, f"{path}/vars holds {len(arrays)} arrays for layer "
+                 f"{layer.name!r}; this Dense layer has {len(targets)} "
+                 f"({'kernel, bias' if layer.use_bias else 'kernel: use_bias=False'})")
+        for index, target in enumerate(targets):
             array = arrays[str(index)]
             _require(array.shape == target.shape, where, f"{path}/vars/{index} ({('kernel', 'bias')[index]} of "
                      f"layer {layer.name!r}) has shape {array.shape}, the model expects {target.shape}")

@@ -46,7 +46,7 @@ def parameter_table(model) -> pd.DataFrame:
 
     Columns: ``position`` (index into ``model.params``), ``layer`` (layer name),
     ``tensor`` (``"kernel"`` or ``"bias"``), ``index`` (``"k,j"`` for a kernel
-    entry :math:`W_{kj}`, ``"j"`` for a bias entry) and ``parameter``, a unique
+    entry :math:`W_{kj}`, ``"j"`` for a bias entry; a layer with ``use_bias=False`` has none) and ``parameter``, a unique
     label such as ``"dense/kernel[0,0]"``.
     """
     if not model.built:
@@ -57,7 +57,7 @@ def parameter_table(model) -> pd.DataFrame:
         for k in range(n_in):
             for j in range(n_out):
                 rows.append((kernel_offset + k * n_out + j, layer.name, "kernel", f"{k},{j}"))
-        for j in range(n_out):
+        for j in range(n_out if row.use_bias else 0):
             rows.append((bias_offset + j, layer.name, "bias", f"{j}"))
     table = pd.DataFrame(rows, columns=["position", "layer", "tensor", "index"]).sort_values("position", ignore_index=True)
     table["parameter"] = table["layer"] + "/" + table["tensor"] + "[" + table["index"] + "]"

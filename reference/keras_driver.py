@@ -135,7 +135,9 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
                 raise Unsupported(f"layer {layer.name!r}: activation {layer.activation.name!r} has no Keras twin here; "
                                   f"supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
             layers.append(keras.layers.Dense(layer.units, activation=_keras_activation(keras, layer.activation.name),
-                                             name=layer.name))
+                                             use_bias=layer.use_bias, trainable=layer.trainable, name=layer.name,
+                                             kernel_regularizer=_keras_regularizer(keras, layer.kernel_regularizer),
+                                             bias_regularizer=_keras_regularizer(keras, layer.bias_regularizer)))
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
@@ -245,7 +247,10 @@ def from_keras(keras_model, numerics: str | None = None, engine: str = "numba") 
                               "the model is not a single chain of Dense layers")
         n_in = layer.units
     options = {} if numerics is None else {"numerics": numerics}
-    layers = [gdcore.layers.Dense(layer.units, activation=_activation_name(keras, layer), name=layer.name)
+    layers = [gdcore.layers.Dense(layer.units, activation=_activation_name(keras, layer), use_bias=layer.use_bias,
+                                  trainable=layer.trainable, name=layer.name,
+                                  kernel_regularizer=_gdcore_regularizer(keras, layer.kernel_regularizer),
+                                  bias_regularizer=_gdcore_regularizer(keras, layer.bias_regularizer))
               for layer in dense_layers]
     model = gdcore.Sequential([gdcore.Input(shape=(input_shape[1],)), *layers], dtype=dtype, engine=engine,
                               name=keras_model.name, **options)
@@ -267,14 +272,26 @@ def from_keras(keras_model, numerics: str | None = None, engine: str = "numba") 
 def _check_dense(keras, layer) -> None:
     if not isinstance(layer, keras.layers.Dense):
         raise Unsupported(f"layer {layer.name!r} is a {type(layer).__name__}; gdcore supports Dense layers only")
-    if not layer.use_bias:
-        raise Unsupported(f"layer {layer.name!r} has use_bias=False; gdcore's Dense always has a bias")
-    for setting in ("kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"):
+    for setting in ("activity_regularizer", "kernel_constraint", "bias_constraint"):
         if getattr(layer, setting, None) is not None:
             raise Unsupported(f"layer {layer.name!r} has {setting}={getattr(layer, setting)!r}; gdcore has no {setting}")
     if getattr(layer, "lora_rank", None):
         raise Unsupported(f"layer {layer.name!r} has lora_rank={layer.lora_rank}; gdcore has no LoRA")
+    for setting in ("kernel_regularizer", "bias_regularizer"):
+        regularizer = getattr(layer, setting, None)
+        if regularizer is not None and type(regularizer).__name__ not in gdcore.regularizers.CLASSES:
+            raise Unsupported(f"layer {layer.name!r} has {setting}={regularizer!r}; gdcore has "
+                              f"{', '.join(gdcore.regularizers.CLASSES)}")
     _activation_name(keras, layer)
+
+
+def _keras_regularizer(keras, regularizer):
+    """The Keras twin of a gdcore regularizer (the same class and config)."""
+    return None if regularizer is None else keras.regularizers.deserialize(gdcore.regularizers.serialize(regularizer))
+
+
+def _gdcore_regularizer(keras, regularizer):
+    return None if regularizer is None else gdcore.regularizers.deserialize(keras.regularizers.serialize(regularizer))
 
 
 def _activation_name(keras, layer) -> str:

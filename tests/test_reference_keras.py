@@ -143,9 +143,8 @@ def _refusals(keras):
     sgd = optimizers.SGD(learning_rate=0.1)
     return [
         (lambda: sequential(layers.Dropout(0.5, name="drop")), "layer 'drop' is a Dropout"),
-        (lambda: sequential(layers.Dense(3, use_bias=False, name="nobias")), "'nobias' has use_bias=False"),
         (lambda: sequential(layers.Dense(3, activation="mish", name="soft")), "'soft' has activation 'mish'"),
-        (lambda: sequential(layers.Dense(3, kernel_regularizer="l2", name="reg")), "'reg' has kernel_regularizer"),
+        (lambda: sequential(layers.Dense(3, activity_regularizer="l2", name="reg")), "'reg' has activity_regularizer"),
         (lambda: sequential(compile_with={"optimizer": optimizers.Adadelta(), "loss": "mse"}), "optimizer Adadelta"),
         (lambda: sequential(compile_with={"optimizer": optimizers.Adam(amsgrad=True), "loss": "mse"}), "amsgrad"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(clipnorm=1.0), "loss": "mse"}), "clipnorm=1.0"),

@@ -389,12 +389,18 @@ UNSUPPORTED = {
                     "layer 'dense' is a Conv2D; gdcore loads Dense layers"),
     "activation": (lambda c: _layer(c, 1).update(activation="mish"), "Dense layer 'dense': unknown activation "
                    "'mish'"),
-    "no-bias": (lambda c: _layer(c, 2).update(use_bias=False), "Dense layer 'out' has use_bias=False"),
-    "regularizer": (lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "L2", "config": {"l2": 0.01}}),
-                    "Dense layer 'dense' has kernel_regularizer="),
+    "no-bias": (lambda c: _layer(c, 2).update(use_bias=False),  # the weights file still holds a bias
+                r"layers/dense_1/vars holds 2 arrays for layer 'out'; this Dense layer has 1 \(kernel: use_bias=False\)"),
+    "regularizer": (lambda c: _layer(c, 1).update(activity_regularizer={"class_name": "L2", "config": {"l2": 0.01}}),
+                    "Dense layer 'dense' has activity_regularizer="),
+    "regularizer-class": (lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "OrthogonalRegularizer",
+                                                                            "config": {"factor": 0.01}}),
+                          "layer 'dense''s kernel_regularizer .* unknown regularizer class 'OrthogonalRegularizer'"),
     "unknown-dense-setting": (lambda c: _layer(c, 1).update(sparsity=0.5),
                               r"Dense layer 'dense' has settings gdcore does not know: \['sparsity'\]"),
-    "frozen-layer": (lambda c: _layer(c, 1).update(trainable=False), "has trainable=False"),
+    "frozen-layer": (lambda c: _layer(c, 1).update(trainable=False),  # its slots are still in the file
+                     r"optimizer/vars holds 10 variables; Adam with this configuration has 2 \(iterations, learning rate\) "
+                     "before its first update and 6 after"),
     "initializer": (lambda c: _layer(c, 1).update(kernel_initializer={"module": "keras.initializers",
                                                                        "class_name": "STFTInitializer", "config": {}}),
                     "kernel_initializer .* is not supported"),
@@ -635,3 +641,56 @@ def test_optimizer_options_survive_a_keras_file(optimizer, tmp_path):
     for each in (model, loaded):
         each.fit(x, y, epochs=1, batch_size=10, verbose=0, shuffle=False)
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), loaded.get_weights()))
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype, option", [("float32", "use_bias"), ("float64", "use_bias"), ("float32", "trainable"),
+                                           ("float64", "trainable"), ("float32", "regularizers"),
+                                           ("float64", "regularizers")])
+def test_layer_options_travel_both_ways(tmp_path, keras, data, dtype, option):
+    # use_bias=False: Keras's layer has one variable (its kernel) and its optimizer one slot per kind for it.
+    # A frozen layer (trainable=False, set before compile): its weights are in the file, no optimizer slot for them.
+    # Regularizers: Keras's configs (L1's float32 factor, the string's defaults, a shared object's id), and training
+    # resumed from either file with the penalties in the loss.
+    from reference.keras_driver import keras_dtype
+
+    x, y = data[0].astype(dtype), data[1].astype(dtype)
+    with keras_dtype(dtype):
+        if option == "use_bias":
+            hidden, out = (keras.layers.Dense(5, activation="sigmoid", use_bias=False),
+                           keras.layers.Dense(1, use_bias=False))
+        elif option == "regularizers":
+            shared = keras.regularizers.L1(0.01)
+            hidden = keras.layers.Dense(5, activation="sigmoid", kernel_regularizer=keras.regularizers.L1L2(0.01, 0.02),
+                                        bias_regularizer=shared)
+            out = keras.layers.Dense(1, kernel_regularizer="l2", bias_regularizer=shared)
+        else:
+            hidden, out = keras.layers.Dense(5, activation="sigmoid"), keras.layers.Dense(1)
+            hidden.trainable = False
+        original = keras.Sequential([keras.Input((3,)), hidden, out])
+        original.compile(optimizer=keras.optimizers.Adam(0.01, name="adam"), loss="mse", jit_compile=False)
+        original.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
+        original.save(tmp_path / "keras.keras")
+        model = load_model(tmp_path / "keras.keras", numerics="tensorflow")
+        if option == "regularizers":
+            assert [(layer.kernel_regularizer, layer.bias_regularizer) for layer in model.dense_layers] == [
+                (gdcore.regularizers.L1L2(0.01, 0.02), gdcore.regularizers.L1(0.01)),
+                (gdcore.regularizers.L2(0.01), gdcore.regularizers.L1(0.01))]
+        else:
+            assert [getattr(layer, option) for layer in model.dense_layers] == [False, option == "trainable"]
+        assert json.loads(json.dumps(model.get_config())) == json.loads(json.dumps(original.get_config()))
+        _same_bits(model.get_weights(), original.get_weights(), "weights")
+        _same_bits(saving._optimizer_variables(model), [np.asarray(v) for v in original.optimizer.variables],
+                   "optimizer variables")
+        model.save(tmp_path / "gdcore.keras")
+        assert _members(tmp_path / "gdcore.keras")["model.weights.h5"] == \
+            _members(tmp_path / "keras.keras")["model.weights.h5"]
+        model.save_weights(tmp_path / "gdcore.weights.h5")
+        original.save_weights(tmp_path / "keras.weights.h5")
+        assert (tmp_path / "gdcore.weights.h5").read_bytes() == (tmp_path / "keras.weights.h5").read_bytes()
+        reopened = keras.models.load_model(tmp_path / "gdcore.keras")
+        for each in (original, reopened):
+            each.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
+    model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
+    _same_bits(reopened.get_weights(), original.get_weights(), "Keras, resumed from gdcore's file")
+    _same_bits(model.get_weights(), original.get_weights(), "gdcore, resumed from Keras's file")

@@ -76,12 +76,16 @@ class Profile:
         """The compiled loops of this profile (a module or :class:`gdcore.numerics._tensorflow.Kernels`)."""
         return self.module.kernels(self.backend) if self.backend else self.module
 
-    def _activation(self, activation):
-        return self.module.activation_functions(activation, self.backend)
+    def _activation(self, activation, fused: bool = True):
+        return self.module.activation_functions(activation, self.backend, fused)
 
-    def activate(self, activation, z):
-        """``activation(z)`` evaluated as this profile's kernel evaluates it."""
-        return self._activation(activation)[0](z)
+    def activate(self, activation, z, fused: bool = True):
+        """``activation(z)`` evaluated as this profile's kernel evaluates it.
+
+        ``fused``: the product before it added a bias (TensorFlow may fuse the
+        two with the activation); False after a bare product (``use_bias=False``).
+        """
+        return self._activation(activation, fused)[0](z)
 
     def activation_grad(self, activation, operand, dy):
         r""":math:`\partial L/\partial z` from ``dy`` = :math:`\partial L/\partial a` and the tensor the gradient reads.
@@ -101,7 +105,9 @@ class Profile:
         float32, 2 in the last ``size % 8`` elements and everywhere in float64
         (see :func:`gdcore.optimizers.divide_by_sqrt`).
         """
-        sizes = [size for row in layout for size in (int(row.n_in * row.n_out), int(row.n_out))]
+        from gdcore._contract import weight_tensors
+
+        sizes = [int(np.prod(shape)) for _, _, _, shape in weight_tensors(layout)]
         return self.tensor_lanes(sizes, dtype)
 
     def tensor_lanes(self, sizes, dtype) -> np.ndarray:

@@ -24,11 +24,12 @@ import numpy as np
 from numba import njit
 
 
-def activation_functions(activation, backend: str = ""):
+def activation_functions(activation, backend: str = "", fused: bool = True):
     """(forward, gradient) NumPy functions of an entry of :data:`gdcore.activations.ACTIVATIONS`: its own.
 
     Every element is computed by the activation's own elementwise functions
-    (Eigen's packet formulas where it needs an exponential), whatever its position.
+    (Eigen's packet formulas where it needs an exponential), whatever its position
+    and whether the product before it had a bias (``fused``).
     """
     return activation.forward, activation.grad
 
@@ -252,6 +253,6 @@ def sum_columns_loop(values, out):
             out[j] = out[j] + values[b, j]
 
 
-def activation_loops(activation):
-    """(forward loop, gradient loop) of an activation entry: its own compiled loops (``activation.loops``)."""
+def activation_loops(activation, fused: bool = True):
+    """(forward loop, gradient loop) of an activation entry: its own compiled loops (``activation.loops``), ``fused`` or not."""
     return activation.loops

@@ -56,6 +56,14 @@ Activations (:func:`activation_functions`, ``Kernels.activation_loops``)
     splits packets by output block, so an elu layer whose units are not a
     multiple of 8 differs by a few ulp there (2 ulp in the bias after one
     epoch, measured with 3 units).
+    After a product without a bias (``Dense(use_bias=False)``) TensorFlow
+    fuses nothing into it (``activation_functions(..., fused=False)``):
+    sigmoid and tanh are Eigen's standalone ops, elu and the rest the
+    entries' positioned formulas on every path (so the elu case above is
+    reproduced there), silu oneDNN's ``_MklSwish`` where oneDNN's ops are on
+    (``Float32Path.standalone``); verified in fit by
+    ``tests/test_layer_options.py`` (onednn-avx512, and once by hand on the
+    onednn-avx2 and eigen-avx512 paths reached as ``tests/test_tensorflow_paths.py`` reaches them).
 
 Not reproduced (the rules above are used; :mod:`gdcore.numerics.verify` reports the match rate):
 where TensorFlow splits one large operation between its intra-op threads in a
@@ -201,17 +209,23 @@ class Float32Path:
     dense_loop: Callable | None = None  # (inputs, kernel, bias, out, caches)
     # Other forward activations this path evaluates its own way, by name: (f(z), f_loop(z)).
     activations: dict = field(default_factory=dict)
+    # Those of ``activations`` that are an op of their own, run the same way after a product without a bias; the
+    # others are fused into the Dense layer's ``MatMul + BiasAdd`` and, without a bias, run as Eigen's standalone op.
+    standalone: frozenset = frozenset()
 
 
 def _onednn_path(family: str) -> Float32Path:
     """oneDNN's sgemm for every float32 product (kernels for ``family``), its fused logistic/tanh."""
     kernels = [getattr(onednn, f"{name}_{family}{suffix}") for suffix in ("", "_loop")
                for name in ("matmul", "matmul_grad_input", "matmul_grad_kernel")]
-    # oneDNN fuses Elu into the Dense layer's inner product and runs x * sigmoid(x) as its swish.
+    # oneDNN fuses Elu into the Dense layer's inner product and runs x * sigmoid(x) as its swish, an op of its own
+    # (TensorFlow's graph optimizer rewrites Mul(x, Sigmoid(x)) to _MklSwish whatever produced x); its softmax
+    # primitive runs tf.nn.softmax whatever produced x.
     fused = {"elu": (onednn.elu, onednn.elu_loop), "silu": (onednn.swish, onednn.swish_loop),
              "softmax": (getattr(onednn, f"softmax_{family}"), getattr(onednn, f"softmax_{family}_loop"))}
     return Float32Path(f"onednn-{family}", *kernels[:3], onednn.logistic, onednn.tanh, *kernels[3:],
-                       onednn.logistic_loop, onednn.tanh_loop, activations=fused)
+                       onednn.logistic_loop, onednn.tanh_loop, activations=fused,
+                       standalone=frozenset({"silu", "softmax"}))
 
 
 FLOAT32_PATHS = {
@@ -458,21 +472,30 @@ class Kernels:
         self.ACTIVATION_LOOPS = {"sigmoid": (self.sigmoid_loop, sigmoid_grad_loop),
                                  "tanh": (self.tanh_loop, tanh_grad_loop),
                                  "softmax": (self.softmax_loop, softmax_grad_loop)}
+        # After a product without a bias: the standalone ops, Eigen's (UNFUSED_ACTIVATIONS).
+        self.UNFUSED_ACTIVATION_LOOPS = {"sigmoid": (eigen.logistic_tensorflow_loop, sigmoid_grad_loop),
+                                         "tanh": (eigen.tanh_tensorflow_loop, tanh_grad_loop),
+                                         "softmax": (self.softmax_loop, softmax_grad_loop)}
         self._path = path
         self._tag = tag
 
-    def activation_loops(self, activation):
+    def activation_loops(self, activation, fused: bool = True):
         """(forward loop, gradient loop) of an activation entry as TensorFlow's kernels evaluate it.
 
         The loops of :data:`ACTIVATION_LOOPS` by name; otherwise the entry's
         packet formulas with its tail formulas on the last ``n % P`` elements
         (:func:`positioned_loops`), the forward replaced in float32 where this
         path evaluates it its own way (``Float32Path.activations``).
+        ``fused=False``: after a product without a bias, where TensorFlow fuses
+        nothing: :data:`UNFUSED_ACTIVATION_LOOPS` by name, the path's standalone
+        ops (``Float32Path.standalone``), else the entry's positioned loops
+        (see :func:`activation_functions`).
         """
-        if activation.name in self.ACTIVATION_LOOPS:
-            return self.ACTIVATION_LOOPS[activation.name]
+        table = self.ACTIVATION_LOOPS if fused else self.UNFUSED_ACTIVATION_LOOPS
+        if activation.name in table:
+            return table[activation.name]
         forward_loop, grad_loop = positioned_loops(activation)
-        if activation.name in self._path.activations:
+        if activation.name in self._path.activations and (fused or activation.name in self._path.standalone):
             if activation.name not in self._path_loops:
                 self._path_loops[activation.name] = _dispatcher(f"tf_{self._tag}_{activation.name}_loop",
                                                                 self._path.activations[activation.name][1],
@@ -565,6 +588,23 @@ ACTIVATIONS = {
 }
 
 
+def _eigen_sigmoid(z: np.ndarray, backend: str | None = None) -> np.ndarray:
+    return eigen.logistic_tensorflow(z)
+
+
+def _eigen_tanh(z: np.ndarray, backend: str | None = None) -> np.ndarray:
+    return eigen.tanh_tensorflow(z)
+
+
+# After a product without a bias (Dense(use_bias=False): a bare MatMul) TensorFlow fuses nothing: sigmoid and tanh
+# are the standalone ops, Eigen's on every path and in both dtypes (oneDNN fuses them only into MatMul + BiasAdd).
+UNFUSED_ACTIVATIONS = {
+    "sigmoid": (_eigen_sigmoid, eigen.logistic_grad_tensorflow),
+    "tanh": (_eigen_tanh, eigen.tanh_grad_tensorflow),
+    "softmax": (softmax, softmax_grad),  # a kernel of its own, whatever produced its input
+}
+
+
 def positioned(packet, tail, arity: int = 1):
     """An elementwise function of whole arrays: ``packet`` on the first ``n - n % P`` elements (C order), ``tail`` on the rest.
 
@@ -585,21 +625,29 @@ def positioned(packet, tail, arity: int = 1):
     return apply
 
 
-def activation_functions(activation, backend: str | None = None):
+def activation_functions(activation, backend: str | None = None, fused: bool = True):
     """(forward(z), gradient(operand, dy)) NumPy functions of an activation entry as TensorFlow's kernels evaluate it.
 
     :data:`ACTIVATIONS` by name; otherwise the entry's own functions, each
     :func:`positioned` where the entry has tail formulas (``tail_forward``,
     ``tail_grad``: Eigen's scalar path), and in float32 the forward of the
     float32 path where it has one (``Float32Path.activations``: oneDNN's fused elu and swish).
+
+    ``fused=False``: the activation after a product without a bias
+    (``Dense(use_bias=False)``: a bare ``MatMul``), where TensorFlow's graph
+    optimizer fuses nothing into the product: :data:`UNFUSED_ACTIVATIONS` by
+    name, the path's own forward where it is a standalone op (``Float32Path.standalone``:
+    oneDNN's swish), otherwise the entry's positioned functions (Eigen's kernels).
     """
-    if activation.name in ACTIVATIONS:
-        forward, grad = ACTIVATIONS[activation.name]
+    table = ACTIVATIONS if fused else UNFUSED_ACTIVATIONS
+    if activation.name in table:
+        forward, grad = table[activation.name]
         return partial(forward, backend=backend), grad
     forward = activation.forward if activation.tail_forward is None else positioned(activation.forward,
                                                                                     activation.tail_forward)
     grad = activation.grad if activation.tail_grad is None else positioned(activation.grad, activation.tail_grad)
-    path_forward = float32_path(_resolve(None, backend)[1]).activations.get(activation.name)
+    path = float32_path(_resolve(None, backend)[1])
+    path_forward = path.activations.get(activation.name) if fused or activation.name in path.standalone else None
     if path_forward is not None:
         return partial(_float32_or, path_forward[0], forward), grad
     return forward, grad
