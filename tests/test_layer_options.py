@@ -189,13 +189,14 @@ def test_activations_without_bias_bit_identical_to_keras(dtype, activation):
 
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_bias_free_sigmoid_output_bit_identical_to_keras(dtype):
-    # MSE on a sigmoid output without a bias: Eigen's standalone sigmoid in the forward pass and in what the metrics
-    # read. (A cross-entropy would not be bit-identical for a reason of its own: tests/test_classification.py.)
+@pytest.mark.parametrize("loss", ["mse", "binary_crossentropy"])
+def test_bias_free_sigmoid_output_bit_identical_to_keras(dtype, loss):
+    # A sigmoid output without a bias: Eigen's standalone sigmoid in the forward pass (MSE) and in what the metrics
+    # read; with binary_crossentropy the loss reads the bare product's logits.
     pytest.importorskip("tensorflow")
     hidden = [gdcore.layers.Dense(8, activation="tanh")]
     _assert_same_run(*_keras_parity(dtype, hidden, False, gdcore.optimizers.Adam(learning_rate=0.05),
-                                    output_activation="sigmoid", metrics=("mae", "binary_accuracy")))
+                                    output_activation="sigmoid", loss=loss, metrics=("mae", "binary_accuracy")))
 
 
 @pytest.mark.parametrize("engine", ["numba", "numpy"])
