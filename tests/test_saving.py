@@ -78,6 +78,16 @@ def _same_bits(mine, theirs, what):
         assert a.tobytes() == b.tobytes(), f"{what}[{index}] differs: mine {a.ravel()[:4]} vs theirs {b.ravel()[:4]}"
 
 
+def _resume_both_ways(keras, original, model, gdcore_file, x, y):
+    """Keras resumes from gdcore's file and gdcore from Keras's (``model``): both go on as ``original`` does, to the bit."""
+    reopened = keras.models.load_model(gdcore_file)
+    for each in (original, reopened):
+        each.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
+    model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
+    _same_bits(reopened.get_weights(), original.get_weights(), "Keras, resumed from gdcore's file")
+    _same_bits(model.get_weights(), original.get_weights(), "gdcore, resumed from Keras's file")
+
+
 def _members(path) -> dict:
     with zipfile.ZipFile(path) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
@@ -536,12 +546,7 @@ def test_gdcore_opens_keras_file_predicts_as_keras_and_writes_it_back_unchanged(
         assert mine["model.weights.h5"] == theirs["model.weights.h5"]
         assert _sharing_ids_by_order(json.loads(mine["config.json"])) == \
             _sharing_ids_by_order(json.loads(theirs["config.json"]))
-        reopened = keras.models.load_model(tmp_path / "gdcore.keras")
-        for each in (original, reopened):
-            each.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
-    model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
-    _same_bits(reopened.get_weights(), original.get_weights(), "Keras, resumed from gdcore's file")
-    _same_bits(model.get_weights(), original.get_weights(), "gdcore, resumed from Keras's file")
+        _resume_both_ways(keras, original, model, tmp_path / "gdcore.keras", x, y)
 
 
 @pytest.mark.tensorflow
@@ -688,9 +693,4 @@ def test_layer_options_travel_both_ways(tmp_path, keras, data, dtype, option):
         model.save_weights(tmp_path / "gdcore.weights.h5")
         original.save_weights(tmp_path / "keras.weights.h5")
         assert (tmp_path / "gdcore.weights.h5").read_bytes() == (tmp_path / "keras.weights.h5").read_bytes()
-        reopened = keras.models.load_model(tmp_path / "gdcore.keras")
-        for each in (original, reopened):
-            each.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
-    model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, verbose=0, shuffle=False)
-    _same_bits(reopened.get_weights(), original.get_weights(), "Keras, resumed from gdcore's file")
-    _same_bits(model.get_weights(), original.get_weights(), "gdcore, resumed from Keras's file")
+        _resume_both_ways(keras, original, model, tmp_path / "gdcore.keras", x, y)
