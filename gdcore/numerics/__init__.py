@@ -9,7 +9,9 @@ except where a profile's kernel evaluates an activation differently
 (TensorFlow's float64 sigmoid and tanh depend on an element's position in the
 tensor, its float32 ones come from oneDNN's fused kernel: each profile
 module's ``activation_functions(activation, backend)`` and its kernels'
-``activation_loops(activation)`` say how it evaluates an entry).
+``activation_loops(activation)`` say how it evaluates an entry), and the
+cross-entropies' exp, log, log1p and reciprocal, which ``"tensorflow"``
+evaluates by position as Eigen does (:func:`gdcore.losses.fill_lanes`).
 
 ``"plain"``
     Every sum front to back, the textbook loop (:mod:`gdcore.numerics._plain`).
