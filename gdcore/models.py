@@ -279,8 +279,19 @@ class Model:
         return _contract.Network(self.params, self.layout)
 
     def _sync_regularizers(self) -> None:
-        """The layout's regularizer fields from the layers: a frozen layer's penalties are not in Keras's ``model.losses``."""
+        """The layout's regularizer fields from the layers: a frozen layer's penalties are not in Keras's ``model.losses``.
+
+        Written only when a layer's regularizers, ``trainable`` or ``use_bias`` changed since the last call (each
+        ``fit`` calls it: writing the record fields costs more than the seed's whole compiled training).
+        """
         layout = self.layout
+        key = tuple((layer.trainable, layer.use_bias, *(None if r is None else r.factors()
+                                                        for r in (layer.kernel_regularizer, layer.bias_regularizer)))
+                    for layer in self.dense_layers)
+        synced = self.__dict__.get("_regularizers_synced")
+        if synced is not None and synced[0] is layout and synced[1] == key:
+            return
+        self._regularizers_synced = (layout, key)
         for index, layer in enumerate(self.dense_layers):
             for tensor, regularizer in (("kernel", layer.kernel_regularizer), ("bias", layer.bias_regularizer)):
                 active = regularizer is not None and layer.trainable and (tensor == "kernel" or layer.use_bias)

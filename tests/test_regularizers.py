@@ -138,6 +138,25 @@ def test_a_frozen_layer_adds_no_penalty(engine):
                                                                  [0.5]]
 
 
+def test_changes_between_fits_reach_the_penalty():
+    """A regularizer set or changed in place after a fit: the next fit's loss follows each change."""
+    layer = gdcore.layers.Dense(1)
+    model = gdcore.Sequential([gdcore.Input((1,)), layer], dtype="float64", engine="numpy")
+    model.set_weights([np.ones((1, 1)), np.array([0.5])])
+    model.compile(gdcore.optimizers.SGD(learning_rate=1e-30), "mse")  # the weights stay: the loss is the penalty alone
+
+    def loss():
+        return model.fit(X, X + 0.5, batch_size=2, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+
+    assert loss() == 0.0
+    layer.kernel_regularizer = regularizers.L2(0.5)
+    assert loss() == 0.5
+    layer.kernel_regularizer.l2 = 0.25
+    assert loss() == 0.25
+    layer.kernel_regularizer = None
+    assert loss() == 0.0
+
+
 def test_explain_step_refuses_a_regularized_model_by_name():
     model = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(1, kernel_regularizer="l2", name="reg")])
     model.compile("sgd", "mse")
