@@ -11,10 +11,14 @@ def pytest_configure(config):
 
     Each of the test workers would otherwise compile every specialization it
     meets on its own (about a minute each on a fresh clone); with the cache
-    warm this costs a few seconds. ``GDCORE_TEST_WARMUP=0`` skips it.
+    warm this costs a few seconds. ``GDCORE_TEST_WARMUP=0`` skips it, and so does a run of chosen files or
+    tests (paths or ``-k``), which meets only part of the loop's specialisations.
     """
     if hasattr(config, "workerinput") or os.environ.get("GDCORE_TEST_WARMUP") == "0":
         return
+    chosen = [os.path.relpath(os.path.abspath(arg), config.rootpath) for arg in config.args]
+    if chosen not in (["tests"], ["."]) or config.getoption("keyword"):
+        return  # a selection (files, tests, -k): it compiles only what it meets, in-process
     import warnings
 
     from gdcore import warmup
