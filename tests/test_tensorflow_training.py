@@ -140,8 +140,12 @@ if gdcore.numerics.cpu_info().float32_products.startswith("eigen"):
 # fused into one oneDNN inner product with oneDNN's gelu_erf / gelu_tanh (in fit the gradient needs the
 # intermediates, so nothing is fused), and the graph optimizer groups the tanh form's 0.044715 z^3 as
 # (0.044715 z) z^2 in predict but (0.044715 z^2) z in fit. gdcore follows fit (weights and losses stay
-# bit-identical); its predictions are within the distance measured here, over every epoch.
-PREDICT_ULP = {("gelu8-adam-mse-b20", "float32"): 128, ("gelu_approximate8-sgd-mae-b30", "float32"): 192,
+# bit-identical); its predictions are within the distance measured here, over every epoch, per float32 path: the
+# tanh form's was 192 ulp with oneDNN's ops (AVX-512) and 256 with Eigen's (AVX2, oneDNN off: predict's grouping,
+# and whatever else its graph fuses, not located).
+PREDICT_ULP = {("gelu8-adam-mse-b20", "float32"): 128,
+               ("gelu_approximate8-sgd-mae-b30", "float32"):
+                   {"onednn-avx512": 192}.get(gdcore.numerics.cpu_info().float32_products, 256),
                ("gelu_approximate8-sgd-mae-b30", "float64"): 40}
 
 
