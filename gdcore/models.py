@@ -441,9 +441,9 @@ class Model:
                 self._metrics, self._metric_weighted, self.loss, int(output.n_out), self.dtype, int(output.activation), recovered))
         return self._run_metrics_memo[3]
 
-    def _training_ids(self) -> tuple[_contract.Network, int]:
+    def _training_ids(self) -> tuple[_contract.Network, _contract.LossRule]:
         network, loss = self._training()
-        return network, loss.id
+        return network, _contract.LossRule(loss.id, loss.reduction_id)
 
     def _training(self) -> tuple[_contract.Network, losses.Loss]:
         """The network and loss ``fit``/``evaluate`` run: Keras's logits recovery (:func:`gdcore.losses.training_loss`).
