@@ -38,7 +38,9 @@ last axis (summed front to back); the batch value is ``sum(per_sample) / B``
 formed as TensorFlow's autodiff forms it, the scale :math:`\mathrm{fl}(1/B)`
 first, then times ``2 * e`` (``SquareGrad``) or ``sign(e)`` (``AbsGrad``, with
 sign(0) = 0). scikit-learn's ``squared_error`` is half of this MSE; see
-:mod:`reference`.
+:mod:`reference`. The other reductions of Keras 3 (``reduction="sum"``,
+``"none"``/None, ``"mean_with_sample_weight"``) replace :math:`\mathrm{fl}(1/B)`
+by :func:`gradient_scale` and the batch value by :func:`reduce_batch`.
 """
 
 from __future__ import annotations
