@@ -352,8 +352,9 @@ class Loss:
     the engines one-hot). ``logits`` names the entry Keras uses instead when
     the output layer's activation is ``recovers`` (Keras 3 reads the logits
     back from a sigmoid or softmax output, :func:`training_loss`).
-    ``from_logits`` and ``label_smoothing`` are the Keras options of the
-    configured object (they do not change the entry's identity).
+    ``from_logits``, ``label_smoothing`` and ``reduction`` (one of
+    :data:`REDUCTIONS`) are the Keras options of the configured object (they
+    do not change the entry's identity).
     """
 
     name: str
