@@ -27,8 +27,9 @@ column by position.
     What one training call visits: ``x``, ``y``, ``orders`` (one row of sample
     indices per epoch), ``batch_size``, the validation data ``val`` (a
     :class:`Batches`; no rows for none) and ``sample_weight`` (per row of ``x``).
-    The loss of a batch is Keras's ``sum_over_batch_size`` of the weighted
-    per-sample losses, :math:`\\sum_b w_b \\ell_b / B` (:mod:`gdcore.losses`), plus the penalties of
+    The loss of a batch is the loss's reduction of the weighted per-sample
+    losses, by default Keras's ``sum_over_batch_size``, :math:`\\sum_b w_b \\ell_b / B`
+    (:func:`gdcore.losses.reduce_batch`), plus the penalties of
     the layout's regularized tensors (``sum([data loss, p_1, ..., p_k])``,
     :mod:`gdcore.regularizers`; their gradients join the data gradients);
     the metrics are unweighted, as Keras's ``compile(metrics=...)`` are.
@@ -63,8 +64,8 @@ finite stops training and puts the parameters, the optimizer state and the
 iteration count back to the start of its epoch (``failed_batch`` is its index,
 -1 otherwise); so does an update that leaves a weight or optimizer state
 non-finite, and a non-finite validation loss (``failed_batch`` is then the
-epoch's number of batches). ``window.failure[0]`` says which. ``loss`` is the id of an entry of
-:data:`gdcore.losses.LOSSES`. ``on_step`` (NumPy engine only) is called after
+epoch's number of batches). ``window.failure[0]`` says which. ``loss`` is a :class:`LossRule`:
+the id of an entry of :data:`gdcore.losses.LOSSES` and its reduction. ``on_step`` (NumPy engine only) is called after
 every update with a :class:`Step`.
 """
 
@@ -118,6 +119,15 @@ class Epochs(NamedTuple):
     batch_size: int
     val: Batches
     sample_weight: np.ndarray
+
+
+class LossRule(NamedTuple):
+    """The loss of a run: ``id``, an entry of :data:`gdcore.losses.LOSSES`, and ``reduction``, Keras's reduction of a
+    batch (a code of :data:`gdcore.losses.REDUCTION_IDS`: the batch loss is :func:`gdcore.losses.reduce_batch`, each
+    weighted per-sample loss's gradient :func:`gdcore.losses.gradient_scale`)."""
+
+    id: int
+    reduction: int
 
 
 class Metrics(NamedTuple):

@@ -21,8 +21,8 @@ from numba.core import errors
 from numba.extending import overload, register_jitable
 
 from gdcore import activations, losses, metrics as metric_table, optimizers
-from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
-                              OptimizerState, Window)
+from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, LossRule,
+                              Network, OptimizerState, Window)
 from gdcore._dispatch import switch
 from gdcore._dtype import cast
 from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
@@ -182,18 +182,19 @@ def _activation_grad_numba(profile, activation, operand, delta):
 def _loss_pass_for(loss):
     """The compiled pass of ``loss`` over a batch: per-sample means (a row loss's values) and, optionally, dL/d(y_pred).
 
+    ``inverse`` is the gradient of each weighted per-sample loss (:func:`gdcore.losses.gradient_scale`).
+
     ``packet`` is the SIMD width whose packets the profile's transcendental ops follow (0: plain), see
     :func:`gdcore.losses.fill_lanes`.
     """
     value, grad, row = loss.value, loss.grad, loss.row
     if row is not None:
-        def row_pass(y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
+        def row_pass(y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet):
             rows, k = y_pred.shape
-            scale = cast(1, y_pred) / cast(rows, y_pred)
             lanes = np.empty(k + 1, np.int8)
             for b in range(rows):
                 losses.fill_lanes(lanes, b, rows, packet)
-                per_sample[b] = row(y_true[b], y_pred[b], delta[b], scale * weights[b], with_gradient, lanes) * weights[b]
+                per_sample[b] = row(y_true[b], y_pred[b], delta[b], inverse * weights[b], with_gradient, lanes) * weights[b]
 
         row_pass.__name__ = row_pass.__qualname__ = f"{loss.name}_pass"
         # Compiled once and called (not inlined): inlining every row loss into every entry point's IR
@@ -214,9 +215,8 @@ def _loss_pass_for(loss):
             return grad(y_true, y_pred, scale)
     term, term_grad = _inline(term), _inline(term_grad)
 
-    def loss_pass(y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
+    def loss_pass(y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet):
         rows, n_outputs = y_pred.shape
-        inverse = cast(1, y_pred) / cast(rows, y_pred)
         end = rows * n_outputs - (rows * n_outputs) % packet if packet else 0
         for b in range(rows):
             scale = inverse * weights[b] / cast(n_outputs, y_pred)
@@ -236,14 +236,14 @@ def _loss_pass_for(loss):
 _LOSS_PASSES = [_loss_pass_for(loss) for loss in losses.LOSSES]
 
 
-def _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
+def _loss_pass(loss, y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet):
     """Compiled code only: the pass of loss ``loss`` (an id)."""
 
 
 @overload(_loss_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
-def _loss_pass_numba(loss, y_true, y_pred, weights, per_sample, delta, with_gradient, packet):
+def _loss_pass_numba(loss, y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet):
     return switch("loss_pass", _LOSS_PASSES,
-                  ["y_true", "y_pred", "weights", "per_sample", "delta", "with_gradient", "packet"], "loss")
+                  ["y_true", "y_pred", "weights", "inverse", "per_sample", "delta", "with_gradient", "packet"], "loss")
 
 
 def _metric_pass_for(rule):
@@ -383,14 +383,21 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_acti
 
 @_inline
 def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_gradient):
-    """Keras's batch loss sum(weight * per-sample mean over outputs) / B.
+    """Keras's batch loss: the reduction ``loss.reduction`` of weight * per-sample mean over outputs (by default / B).
 
-    With ``with_gradient`` (a constant), the same pass also fills
+    ``loss`` is a :class:`gdcore._contract.LossRule`. With ``with_gradient`` (a constant), the same pass also fills
     ``delta`` = dL/d(y_pred); training uses it only if the loss is finite.
     """
     packet = 0 if profile == 0 else 32 // y_pred.itemsize  # the tensorflow profiles: Eigen's 256-bit packets
-    _loss_pass(loss, y_true, y_pred, weights, per_sample, delta, with_gradient, packet)
-    return _sum_vector(profile, per_sample) / cast(y_pred.shape[0], y_pred)
+    rows = cast(y_pred.shape[0], y_pred)
+    reduction = loss.reduction
+    weight_total = _sum_vector(profile, weights) if reduction == _MEAN_WITH_SAMPLE_WEIGHT else rows
+    inverse = losses.gradient_scale(rows, weight_total, reduction)
+    _loss_pass(loss.id, y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet)
+    return losses.reduce_batch(_sum_vector(profile, per_sample), rows, weight_total, reduction)
+
+
+_MEAN_WITH_SAMPLE_WEIGHT = losses.MEAN_WITH_SAMPLE_WEIGHT
 
 
 @_inline
@@ -755,7 +762,7 @@ _ENTRIES = {profile_id: _entries(profile_id, name.replace("/", "_").replace("-",
             for name, profile_id in PROFILE_IDS.items()}
 
 
-def fit_loop(profile, epochs: Epochs, network: Network, loss: int, metrics: np.ndarray, optimizer: OptimizerState,
+def fit_loop(profile, epochs: Epochs, network: Network, loss: LossRule, metrics: np.ndarray, optimizer: OptimizerState,
              log: Log, window: Window, on_step=None):
     """Train on ``epochs.orders`` within ``window`` (:mod:`gdcore._contract`); ``profile``: a :class:`gdcore.numerics.Profile`."""
     if on_step is not None:
@@ -763,7 +770,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss: int, metrics: np.n
     return _ENTRIES[profile.id][0](profile.caches, epochs, network, loss, metrics, optimizer, log, window)
 
 
-def evaluate_loop(profile, batches: Batches, network: Network, loss: int, metrics: np.ndarray, sums: np.ndarray):
+def evaluate_loop(profile, batches: Batches, network: Network, loss: LossRule, metrics: np.ndarray, sums: np.ndarray):
     """Keras's ``evaluate`` loss and metrics, added into ``sums``; see ``_evaluate_loop``."""
     _ENTRIES[profile.id][1](profile.caches, batches, network, loss, metrics, sums)
 

@@ -12,7 +12,7 @@ explanations observe the real step instead of redoing it.
 import numpy as np
 
 from gdcore import activations, losses, metrics as metric_table, optimizers, regularizers
-from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, Network,
+from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, LossRule, Network,
                               OptimizerState, Step, Window)
 from gdcore._dtype import cast
 
@@ -73,19 +73,22 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
     return grads
 
 
-def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss, sample_weight=None):
+def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network, loss, sample_weight=None,
+              reduction=None):
     """``(batch_loss, grads, outputs)`` of one batch at the current weights; ``grads`` is None if the loss is not finite.
 
-    The loss and the gradients include the layers' regularizers (:func:`gdcore.regularizers.total_loss`).
+    The loss and the gradients include the layers' regularizers (:func:`gdcore.regularizers.total_loss`);
+    ``reduction`` is a code of :data:`gdcore.losses.REDUCTION_IDS` (default: the loss's own).
     """
     pre_activations = []
     outputs = forward(profile, inputs, network.params, network.layout, pre_activations)
-    batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight),
-                                    network.params, network.layout)
+    batch = regularizers.total_loss(
+        profile, losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight, reduction),
+        network.params, network.layout)
     if not np.isfinite(batch):
         return batch, None, outputs
     grads = backward(profile, outputs, network.params, network.layout,
-                     losses.output_grad(loss, targets, outputs[-1], sample_weight, profile), pre_activations)
+                     losses.output_grad(loss, targets, outputs[-1], sample_weight, profile, reduction), pre_activations)
     regularizers.add_gradients(grads, network.params, network.layout)
     return batch, grads, outputs
 
@@ -109,14 +112,14 @@ def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile,
             sums[k, 1] = sums[k, 1] + cast(len(values), values)
 
 
-def evaluate_loop(profile, batches: Batches, network: Network, loss_id: int, metrics: np.ndarray, sums: np.ndarray):
+def evaluate_loop(profile, batches: Batches, network: Network, rule: LossRule, metrics: np.ndarray, sums: np.ndarray):
     """Keras's ``evaluate``: adds the loss metric (batch losses, batch-size weighted) and the metrics into ``sums``."""
-    loss, x, y, batch_size = losses.BY_ID[loss_id], batches.x, batches.y, batches.batch_size
+    loss, x, y, batch_size = losses.BY_ID[rule.id], batches.x, batches.y, batches.batch_size
     for start in range(0, x.shape[0], batch_size):
         y_batch, weights = y[start : start + batch_size], batches.sample_weight[start : start + batch_size]
         y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
-        batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, y_batch, y_pred, weights),
-                                        network.params, network.layout)
+        batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, y_batch, y_pred, weights,
+                                                                   rule.reduction), network.params, network.layout)
         sums[0, 0] = sums[0, 0] + batch * cast(len(y_batch), x)
         sums[0, 1] = sums[0, 1] + cast(len(y_batch), x)
         accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:], weights, bool(network.layout[-1].use_bias))
@@ -135,10 +138,10 @@ def _restore(window, params, slots, reason) -> int:
     return int(window.saved_iterations[0])
 
 
-def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: np.ndarray, optimizer: OptimizerState,
+def fit_loop(profile, epochs: Epochs, network: Network, rule: LossRule, metrics: np.ndarray, optimizer: OptimizerState,
              log: Log, window: Window, on_step=None):
     """Same contract as :func:`gdcore._numba_engine.fit_loop` (:mod:`gdcore._contract`), plus the ``on_step`` hook."""
-    loss, x, y, params, slots = losses.BY_ID[loss_id], epochs.x, epochs.y, network.params, optimizer.slots
+    loss, x, y, params, slots = losses.BY_ID[rule.id], epochs.x, epochs.y, network.params, optimizer.slots
     iterations, steps = optimizer.iterations, 0
     n_batches = -(-x.shape[0] // epochs.batch_size)
     for epoch, order in enumerate(epochs.orders):
@@ -153,7 +156,8 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
         for batch_index in range(first, n_batches):
             start = batch_index * epochs.batch_size
             rows = order[start : start + epochs.batch_size]
-            batch, grads, outputs = gradients(profile, x[rows], y[rows], network, loss, epochs.sample_weight[rows])
+            batch, grads, outputs = gradients(profile, x[rows], y[rows], network, loss, epochs.sample_weight[rows],
+                                              rule.reduction)
             if grads is None:
                 return _restore(window, params, slots, FAILURE_LOSS), epoch, steps, batch_index
             accumulate_metrics(metrics, y[rows], outputs[-1], profile, metric_sums,  # the pre-update predictions
@@ -179,7 +183,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, loss_id: int, metrics: n
         log.metrics[epoch] = metric_sums
         if len(epochs.val.x):
             sums = np.zeros((1 + len(metrics.ids), 2), x.dtype)
-            evaluate_loop(profile, epochs.val, network, loss_id, metrics, sums)
+            evaluate_loop(profile, epochs.val, network, rule, metrics, sums)
             log.val_loss[epoch], log.val_metrics[epoch] = sums[0, 0] / sums[0, 1], sums[1:]
             if not np.isfinite(log.val_loss[epoch]):
                 return _restore(window, params, slots, FAILURE_VALIDATION), epoch, steps, n_batches

@@ -38,7 +38,9 @@ last axis (summed front to back); the batch value is ``sum(per_sample) / B``
 formed as TensorFlow's autodiff forms it, the scale :math:`\mathrm{fl}(1/B)`
 first, then times ``2 * e`` (``SquareGrad``) or ``sign(e)`` (``AbsGrad``, with
 sign(0) = 0). scikit-learn's ``squared_error`` is half of this MSE; see
-:mod:`reference`.
+:mod:`reference`. The other reductions of Keras 3 (``reduction="sum"``,
+``"none"``/None, ``"mean_with_sample_weight"``) replace :math:`\mathrm{fl}(1/B)`
+by :func:`gradient_scale` and the batch value by :func:`reduce_batch`.
 """
 
 from __future__ import annotations
@@ -280,6 +282,54 @@ def sparse_categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient,
     return loss
 
 
+# --- the batch reduction (Keras 3's ``reduce_values``, and what ``fit`` does with it) -------------
+#
+# Keras reduces the weighted per-sample losses v_b = fl(l_b w_b) of a batch of B:
+# "sum_over_batch_size" (= "mean") to divide_no_nan(sum v, B), "sum" to sum v,
+# "mean_with_sample_weight" to divide_no_nan(sum v, sum w) (sum v / B when no
+# weights are given), "none"/None not at all. ``fit`` then differentiates that
+# value (an unreduced vector as its sum: TensorFlow's tape seeds it with ones),
+# so the gradient of v_b is fl(1/B), 1, 1 or div_no_nan(1, sum w); and its loss
+# tracker (a Mean weighted by B) reads a vector as its mean, so "none" reports
+# fl(sum v / B) as the default does while training at B times its gradient.
+
+SUM_OVER_BATCH_SIZE, SUM, NONE, MEAN_WITH_SAMPLE_WEIGHT = 0, 1, 2, 3
+#: Keras 3's loss reductions (``standardize_reduction``), and the engines' code of each.
+REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", None, "mean_with_sample_weight")
+REDUCTION_IDS = {"sum_over_batch_size": SUM_OVER_BATCH_SIZE, "mean": SUM_OVER_BATCH_SIZE, "sum": SUM, "none": NONE,
+                 None: NONE, "mean_with_sample_weight": MEAN_WITH_SAMPLE_WEIGHT}
+
+
+@register_jitable
+def divide_no_nan(x, y):
+    """TensorFlow's ``DivNoNan``: x / y, and 0 where y is 0."""
+    return cast(0, x) if y == cast(0, y) else x / y
+
+
+@register_jitable
+def reduce_batch(total, rows, weight_total, reduction):
+    """The batch loss fit reports, from ``total`` = :math:`\\sum_b w_b\\ell_b`, ``rows`` = B, ``weight_total`` = :math:`\\sum_b w_b`.
+
+    ``weight_total`` is read by ``mean_with_sample_weight`` only (B there when no weights are given).
+    """
+    if reduction == SUM:
+        return total
+    if reduction == MEAN_WITH_SAMPLE_WEIGHT:
+        return divide_no_nan(total, weight_total)
+    return total / rows  # sum_over_batch_size, mean (B > 0: divide_no_nan's division); none: the tracker's mean
+
+
+@register_jitable
+def gradient_scale(rows, weight_total, reduction):
+    """:math:`\\partial L/\\partial (w_b\\ell_b)` in ``fit``: fl(1/B); 1 for "sum" and "none"; div_no_nan(1, sum w)."""
+    one = cast(1, rows)
+    if reduction == SUM or reduction == NONE:
+        return one
+    if reduction == MEAN_WITH_SAMPLE_WEIGHT:
+        return divide_no_nan(one, weight_total)
+    return one / rows
+
+
 @dataclass(frozen=True)
 class Loss:
     r"""A named loss: elementwise ``value(y_true, y_pred)`` and ``grad(y_true, y_pred, scale)``, or a ``row`` function.
@@ -302,8 +352,9 @@ class Loss:
     the engines one-hot). ``logits`` names the entry Keras uses instead when
     the output layer's activation is ``recovers`` (Keras 3 reads the logits
     back from a sigmoid or softmax output, :func:`training_loss`).
-    ``from_logits`` and ``label_smoothing`` are the Keras options of the
-    configured object (they do not change the entry's identity).
+    ``from_logits``, ``label_smoothing`` and ``reduction`` (one of
+    :data:`REDUCTIONS`) are the Keras options of the configured object (they
+    do not change the entry's identity).
     """
 
     name: str
@@ -321,26 +372,80 @@ class Loss:
     recovers: str | None = None
     from_logits: bool = field(default=False, compare=False)
     label_smoothing: float = field(default=0.0, compare=False)
+    reduction: str | None = field(default="sum_over_batch_size", compare=False)
 
     @property
     def id(self) -> int:
         return LOSSES.index(self)
 
-    def __call__(self, y_true, y_pred):
-        """Keras-style call: the batch loss of ``y_pred`` against ``y_true`` (plain summation order)."""
+    @property
+    def reduction_id(self) -> int:
+        """The engines' code of :attr:`reduction` (:data:`REDUCTION_IDS`)."""
+        return REDUCTION_IDS[self.reduction]
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Keras-style call: ``reduction`` of the (weighted) per-sample losses, in ``gdcore.config.floatx()``.
+
+        As Keras's ``Loss.__call__``: both arrays are cast to the loss's dtype
+        (Keras's default, ``floatx()``), each per-sample loss is times its
+        weight (``sample_weight``: a number or one per sample), then reduced
+        (:func:`reduce_batch`); ``"none"``/None return the (B,) vector. A 1-D
+        ``y_pred`` is one sample (Keras averages over the last axis): its loss,
+        a scalar, unreduced. The profile of ``gdcore.config.numerics()`` sums
+        and evaluates.
+        """
+        from gdcore import config
         from gdcore.numerics import get_profile
 
-        y_pred = np.asarray(y_pred)
-        if y_pred.ndim == 1:
-            y_pred = y_pred[:, None]
-        loss = self
-        y_true = prepare_targets(loss, y_true, y_pred.shape[1], y_pred.dtype, "y_true")
-        return batch_loss(loss, get_profile("plain"), y_true, y_pred)
+        dtype = np.dtype(config.floatx())
+        y_pred = np.asarray(y_pred, dtype=dtype)
+        one_sample = y_pred.ndim == 1  # Keras: one sample, its outputs along the only axis
+        if one_sample:
+            if sample_weight is not None and np.ndim(sample_weight) != 0:
+                raise ValueError("sample_weight must be a number for a 1-D y_pred (one sample), got shape "
+                                 f"{np.shape(sample_weight)}")
+            y_pred = y_pred[None, :]
+            y_true = np.asarray(y_true)[None, ...]
+        if y_pred.ndim != 2:
+            raise ValueError(f"y_pred must have shape (samples,) or (samples, outputs), got shape {y_pred.shape}")
+        y_true = prepare_targets(self, y_true, y_pred.shape[1], dtype, "y_true")
+        if y_true.shape != y_pred.shape:
+            raise ValueError(f"y_true has shape {y_true.shape} but y_pred has shape {y_pred.shape}")
+        profile = get_profile(config.numerics())
+        if np.ndim(sample_weight) == 2 and np.shape(sample_weight)[1:] == (1,) and self.reduction_id == NONE:
+            # Keras expands the losses to the weights' (B, 1) before an unreduced return
+            return per_sample(self, profile, y_true, y_pred, _call_weights(sample_weight, len(y_pred), dtype))[:, None]
+        weights = None if sample_weight is None else _call_weights(sample_weight, y_pred.shape[0], dtype)
+        values = per_sample(self, profile, y_true, y_pred, weights)
+        if one_sample or self.reduction_id == NONE:  # Keras returns a scalar loss as it is, whatever the reduction
+            return values[0] if one_sample else values
+        rows = cast(len(values), values)
+        if sample_weight is None:
+            weight_total = rows
+        elif np.ndim(sample_weight) == 0:
+            weight_total = dtype.type(sample_weight)  # Keras sums the weight it was given: one number
+        else:
+            weight_total = profile.sum_vector(weights)
+        return reduce_batch(profile.sum_vector(values), rows, weight_total, self.reduction_id)
 
     def __repr__(self) -> str:
         options = (f", from_logits=True" if self.from_logits else "") + \
-                  (f", label_smoothing={self.label_smoothing!r}" if self.label_smoothing else "")
+                  (f", label_smoothing={self.label_smoothing!r}" if self.label_smoothing else "") + \
+                  (f", reduction={self.reduction!r}" if self.reduction != "sum_over_batch_size" else "")
         return f"Loss({self.name!r}{options})"
+
+
+def _call_weights(sample_weight, rows: int, dtype) -> np.ndarray:
+    """A call's ``sample_weight`` as one weight per sample: a number (broadcast), shape (B,) or (B, 1)."""
+    weights = np.asarray(sample_weight, dtype=dtype)
+    if weights.ndim == 2 and weights.shape[1] == 1:
+        weights = weights[:, 0]
+    if weights.ndim == 0:
+        return np.full(rows, weights, dtype=dtype)
+    if weights.shape != (rows,):
+        raise ValueError(f"sample_weight must be a number or have shape ({rows},) or ({rows}, 1), one weight per "
+                         f"sample; got shape {np.shape(sample_weight)}")
+    return np.ascontiguousarray(weights)
 
 
 def _packet(profile, dtype) -> int:
@@ -388,19 +493,39 @@ def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, samp
     return values if sample_weight is None else values * sample_weight
 
 
-def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None):
-    """:math:`L = \\mathrm{fl}(\\sum_b w_b \\ell_b / B)` with the profile's summation order (:math:`w_b = 1` by default)."""
-    values = per_sample(loss, profile, y_true, y_pred, sample_weight)
-    return profile.sum_vector(values) / cast(values.shape[0], values)
+def _weight_total(profile, y_pred, sample_weight, reduction: int):
+    """:math:`\\sum_b w_b` (the profile's order) where the reduction divides by it, else B (read by no other reduction)."""
+    if reduction == MEAN_WITH_SAMPLE_WEIGHT and sample_weight is not None:
+        return profile.sum_vector(sample_weight)
+    return cast(y_pred.shape[0], y_pred)
 
 
-def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None, profile=None) -> np.ndarray:
-    """:math:`\\partial L/\\partial \\hat y`, shape (B, N); the scale is :math:`\\mathrm{fl}(\\mathrm{fl}(1/B) w_b) / N` (TensorFlow's order).
+def batch_loss(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None, reduction=None):
+    """The batch loss ``fit`` reports (:func:`reduce_batch`), default :math:`\\mathrm{fl}(\\sum_b w_b \\ell_b / B)`.
 
-    ``profile`` (default: plain) decides how the transcendental ops are evaluated.
+    The profile's summation order; :math:`w_b = 1` by default; ``reduction`` a code of :data:`REDUCTION_IDS`
+    (default: the loss's own).
     """
+    reduction = loss.reduction_id if reduction is None else reduction
+    values = per_sample(loss, profile, y_true, y_pred, sample_weight)
+    rows = cast(values.shape[0], values)
+    return reduce_batch(profile.sum_vector(values), rows, _weight_total(profile, y_pred, sample_weight, reduction),
+                        reduction)
+
+
+def output_grad(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None, profile=None,
+                reduction=None) -> np.ndarray:
+    """:math:`\\partial L/\\partial \\hat y`, shape (B, N); the scale is :math:`\\mathrm{fl}(c\\, w_b) / N` (TensorFlow's order).
+
+    :math:`c` is :func:`gradient_scale` (:math:`\\mathrm{fl}(1/B)` for the default reduction); ``profile``
+    (default: plain) decides how the transcendental ops are evaluated and sums the weights.
+    """
+    from gdcore.numerics import get_profile
+
+    reduction = loss.reduction_id if reduction is None else reduction
     batch, n_outputs = y_pred.shape
-    scale = cast(1, y_pred) / cast(batch, y_pred)
+    total = _weight_total(profile or get_profile("plain"), y_pred, sample_weight, reduction)
+    scale = gradient_scale(cast(batch, y_pred), total, reduction)
     if loss.row is not None:
         weights = np.ones(batch, dtype=y_pred.dtype) if sample_weight is None else sample_weight
         delta = np.empty_like(y_pred)
@@ -467,26 +592,19 @@ BY_NAME = {key: loss for loss in reversed(LOSSES) for key in (loss.name, loss.ke
 BY_ID = dict(enumerate(LOSSES))
 
 
-#: Keras 3's loss reductions; gdcore trains with the first two (the same reduction in Keras 3).
-REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "none", "mean_with_sample_weight")
-
-
 def _check_reduction(reduction, loss: Loss) -> Loss:
-    if reduction not in REDUCTIONS:
+    if not (reduction is None or isinstance(reduction, str)) or reduction not in REDUCTION_IDS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}")
-    if reduction not in ("sum_over_batch_size", "mean"):
-        raise NotImplementedError(f"{loss.keras}(reduction={reduction!r}) is not supported yet: gdcore reduces a batch "
-                                  "as 'sum_over_batch_size' (Keras's default; 'mean' is the same in Keras 3)")
-    return loss
+    return loss if reduction == loss.reduction else replace(loss, reduction=reduction)
 
 
 def MeanSquaredError(reduction="sum_over_batch_size") -> Loss:
-    """Keras-style constructor: ``gdcore.losses.MeanSquaredError()``."""
+    """Keras-style constructor: ``gdcore.losses.MeanSquaredError()``; ``reduction`` as :data:`REDUCTIONS`."""
     return _check_reduction(reduction, MEAN_SQUARED_ERROR)
 
 
 def MeanAbsoluteError(reduction="sum_over_batch_size") -> Loss:
-    """Keras-style constructor: ``gdcore.losses.MeanAbsoluteError()``."""
+    """Keras-style constructor: ``gdcore.losses.MeanAbsoluteError()``; ``reduction`` as :data:`REDUCTIONS`."""
     return _check_reduction(reduction, MEAN_ABSOLUTE_ERROR)
 
 
@@ -497,24 +615,27 @@ def _smoothing(value, name: str) -> float:
     return float(value)
 
 
-def BinaryCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0) -> Loss:
+def BinaryCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0, *,
+                       reduction="sum_over_batch_size") -> Loss:
     r"""Keras's ``BinaryCrossentropy``: targets 0/1, outputs probabilities (or logits with ``from_logits``).
 
-    ``label_smoothing`` :math:`s` replaces the targets by :math:`y(1 - s) + s/2`.
+    ``label_smoothing`` :math:`s` replaces the targets by :math:`y(1 - s) + s/2`; ``reduction`` as :data:`REDUCTIONS`.
     """
     entry = BINARY_CROSSENTROPY_FROM_LOGITS if from_logits else BINARY_CROSSENTROPY
-    return replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing"))
+    return _check_reduction(reduction, replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing")))
 
 
-def CategoricalCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0) -> Loss:
+def CategoricalCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0, *,
+                            reduction="sum_over_batch_size") -> Loss:
     r"""Keras's ``CategoricalCrossentropy``: one-hot targets; ``label_smoothing`` :math:`s` gives :math:`y(1-s) + s/K`."""
     entry = CATEGORICAL_CROSSENTROPY_FROM_LOGITS if from_logits else CATEGORICAL_CROSSENTROPY
-    return replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing"))
+    return _check_reduction(reduction, replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing")))
 
 
-def SparseCategoricalCrossentropy(from_logits: bool = False) -> Loss:
+def SparseCategoricalCrossentropy(from_logits: bool = False, *, reduction="sum_over_batch_size") -> Loss:
     """Keras's ``SparseCategoricalCrossentropy``: targets are class indices 0..K-1."""
-    return SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS if from_logits else SPARSE_CATEGORICAL_CROSSENTROPY
+    return _check_reduction(reduction, SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS if from_logits
+                            else SPARSE_CATEGORICAL_CROSSENTROPY)
 
 
 def training_loss(loss: Loss, output_activation: str) -> Loss:
@@ -531,7 +652,7 @@ def training_loss(loss: Loss, output_activation: str) -> Loss:
     ``predict`` still applies the activation.
     """
     if loss.recovers is not None and loss.recovers == output_activation:
-        return replace(BY_NAME[loss.logits], label_smoothing=loss.label_smoothing)
+        return replace(BY_NAME[loss.logits], label_smoothing=loss.label_smoothing, reduction=loss.reduction)
     return loss
 
 

@@ -86,6 +86,41 @@ class TrainingDivergedWarning(RuntimeWarning):
     """A batch loss became NaN or infinite; training stopped at the last completed epoch."""
 
 
+_RAN_OUT_OF_DATA = ("Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
+                    "generate at least `steps_per_epoch * epochs` batches. You may need to use the `.repeat()` "
+                    "function when building your dataset.")
+
+
+class _Passes:
+    """The batches of each epoch of ``fit(steps_per_epoch=...)``, as Keras 3's ``EpochIterator`` hands them out.
+
+    One pass over the data (its order drawn when it starts, as ``fit`` would
+    draw an epoch's) serves consecutive epochs of ``steps_per_epoch`` batches;
+    an epoch that reaches the pass's end stops there, with Keras's "ran out of
+    data" warning when it wanted more, and the next epoch starts a new pass.
+    A new ``fit`` starts a new pass.
+    """
+
+    def __init__(self, model, n: int, batches: int, batch_size: int, shuffle, steps_per_epoch):
+        self.model, self.n, self.batches, self.batch_size = model, n, batches, batch_size
+        self.shuffle, self.steps_per_epoch = shuffle, steps_per_epoch
+        self.order, self.seen = None, 0
+
+    def next_epoch(self) -> tuple[np.ndarray, int]:
+        """The rows of the next epoch, in order, and its number of batches."""
+        if self.order is None:
+            self.order = self.model._orders(self.n, 1, self.shuffle, self.batch_size)[0]
+        left = self.batches - self.seen
+        if self.steps_per_epoch > left:
+            warnings.warn(_RAN_OUT_OF_DATA, UserWarning, stacklevel=4)
+        take = min(self.steps_per_epoch, left)
+        rows = self.order[self.seen * self.batch_size : (self.seen + take) * self.batch_size]
+        self.seen += take
+        if self.seen >= self.batches:
+            self.order, self.seen = None, 0
+        return rows, take
+
+
 class _Interrupts:
     """While ``fit`` runs in the main thread, Ctrl-C sets a flag that ``fit`` answers at the next consistent point.
 
@@ -441,9 +476,14 @@ class Model:
                 self._metrics, self._metric_weighted, self.loss, int(output.n_out), self.dtype, int(output.activation), recovered))
         return self._run_metrics_memo[3]
 
-    def _training_ids(self) -> tuple[_contract.Network, int]:
+    def _training_ids(self) -> tuple[_contract.Network, _contract.LossRule]:
         network, loss = self._training()
-        return network, loss.id
+        if loss.reduction_id == losses.NONE and (network.layout.kernel_regularized.any() or
+                                                 (network.layout.bias_regularized * network.layout.use_bias).any()):
+            raise ValueError(f"loss reduction={loss.reduction!r} leaves the loss a vector, and Keras 3 cannot add a "
+                             "regularizer's penalty to it (its fit fails stacking shapes (B,) and ()): use "
+                             "reduction='sum' (the same gradient) or remove the regularizers")
+        return network, _contract.LossRule(loss.id, loss.reduction_id)
 
     def _training(self) -> tuple[_contract.Network, losses.Loss]:
         """The network and loss ``fit``/``evaluate`` run: Keras's logits recovery (:func:`gdcore.losses.training_loss`).
@@ -493,7 +533,8 @@ class Model:
 
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto", callbacks=None,
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
-            sample_weight=None, initial_epoch: int = 0, **kwargs) -> History:
+            sample_weight=None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, **kwargs) -> History:
         """Train for ``epochs`` passes over the data, Keras's way.
 
         Each epoch visits the samples in consecutive batches of ``batch_size``
@@ -523,15 +564,29 @@ class Model:
         the metrics stay unweighted. ``class_weight`` (``{class: weight}``)
         gives each sample the weight of its rounded target, as Keras 3 does.
         ``validation_data`` may be ``(x, y, sample_weight)``.
+
+        ``steps_per_epoch`` runs that many batches per epoch, as Keras 3 does
+        on arrays: one pass over the (shuffled) data serves consecutive epochs,
+        an epoch ends early at the pass's end ("Your input ran out of data",
+        warned as Keras warns) and the next epoch starts a new pass (a new
+        order: under ``random="keras"`` Keras's same permutation).
+        ``validation_steps`` evaluates the first that many validation batches
+        each epoch.
         """
         for setting, value in kwargs.items():
             if value is not None:
                 raise NotImplementedError(f"fit({setting}=...) is not supported yet")
+        if steps_per_epoch is not None:
+            steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch")
+        if validation_steps is not None:
+            validation_steps = positive_int(validation_steps, "validation_steps")
         return self._train(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-                           initial_epoch, sample_weight=sample_weight, class_weight=class_weight)
+                           initial_epoch, sample_weight=sample_weight, class_weight=class_weight,
+                           steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
 
     def _train(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
-               initial_epoch, on_step=None, sample_weight=None, class_weight=None) -> History:
+               initial_epoch, on_step=None, sample_weight=None, class_weight=None, steps_per_epoch=None,
+               validation_steps=None) -> History:
         """The epoch driver behind :meth:`fit` and :func:`gdcore.trace.fit_trace` (module docstring).
 
         ``on_step(epoch, step)``, if given, is called for every update of every
@@ -558,13 +613,19 @@ class Model:
             self._prepare_weights(sample_weight, x.shape[0])
         batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
         x, y, weights, val_x, val_y, val_weights = self._validation(x, y, weights, validation_split, validation_data)
+        if validation_steps is not None and val_x.shape[0]:
+            if validation_steps > math.ceil(val_x.shape[0] / batch_size):
+                warnings.warn(_RAN_OUT_OF_DATA, UserWarning, stacklevel=3)
+            keep = validation_steps * batch_size  # Keras restarts the validation iterator every epoch
+            val_x, val_y, val_weights = val_x[:keep], val_y[:keep], val_weights[:keep]
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)
         history = History()
         keys = self.metrics_names
         history.history = {key: [] for key in sorted(keys + (["val_" + key for key in keys] if val_x.shape[0] else []))}
         everything = [*callbacks, history] + ([ProgbarLogger()] if verbose else [])
-        callback_list = CallbackList(everything, self, {"verbose": verbose, "epochs": epochs, "steps": steps})
+        callback_list = CallbackList(everything, self, {"verbose": verbose, "epochs": epochs,
+                                                        "steps": steps if steps_per_epoch is None else steps_per_epoch})
         progbar = everything[-1] if verbose else None
         per_batch = bool(callbacks) and any(overrides(c, BATCH_HOOKS) for c in callbacks)
         test_hooks = bool(callbacks) and any(overrides(c, TEST_HOOKS) for c in callbacks)
@@ -576,12 +637,20 @@ class Model:
         engine = _numpy_engine if on_step is not None else self._engine()
         window = self._window_state()
         logs = None
+        passes = _Passes(self, x.shape[0], steps, batch_size, shuffle, steps_per_epoch)
         with _Interrupts() as interrupts:
             callback_list.on_train_begin()
             epoch = initial_epoch
             while epoch < epochs and not self.stop_training:
-                count = 1 if per_epoch else max(1, min(epochs - epoch, _ORDER_CHUNK // x.shape[0]))
-                orders = self._orders(x.shape[0], count, shuffle, batch_size)
+                if steps_per_epoch is None:
+                    count = 1 if per_epoch else max(1, min(epochs - epoch, _ORDER_CHUNK // x.shape[0]))
+                    orders = self._orders(x.shape[0], count, shuffle, batch_size)
+                    epoch_x, epoch_y, epoch_weights, epoch_steps = x, y, weights, steps
+                else:  # one epoch's batches of the current pass, gathered (the engine visits them in order)
+                    count = 1
+                    rows, epoch_steps = passes.next_epoch()
+                    epoch_x, epoch_y, epoch_weights = x[rows], y[rows], np.ascontiguousarray(weights[rows])
+                    orders = np.arange(rows.shape[0], dtype=np.int64)[None, :]
                 if per_epoch:
                     callback_list.on_epoch_begin(epoch)
                 start_batch, done = 0, 0
@@ -590,20 +659,20 @@ class Model:
                 metric_history = np.zeros((count, len(self._metrics), 2), dtype=self.dtype)
                 val_metric_history = np.zeros((count, len(self._metrics), 2), dtype=self.dtype)
                 validate_inside = val_x.shape[0] and not test_hooks
-                data = _contract.Epochs(x, y, orders, batch_size, _contract.Batches(
+                data = _contract.Epochs(epoch_x, epoch_y, orders, batch_size, _contract.Batches(
                     val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], batch_size,
-                    val_weights if validate_inside else val_weights[:0]), weights)
+                    val_weights if validate_inside else val_weights[:0]), epoch_weights)
                 failed = -1
                 while done < count:
                     max_steps = 1 if per_batch else window.steps_for(progbar is not None or interrupts is not None)
                     if per_batch:
                         callback_list.on_train_batch_begin(start_batch)
                     recorded = []
-                    window.prepare(start_batch, max_steps, steps if progbar or per_batch else 0)
+                    window.prepare(start_batch, max_steps, epoch_steps if progbar or per_batch else 0)
                     started = time.perf_counter()
                     iterations, completed, ran, failed = engine.fit_loop(
                         self.profile, data._replace(orders=orders[done:]), *self._training_ids(), self._run_metrics(),
-                        self._optimizer_state(min(max_steps, (count - done) * steps)),
+                        self._optimizer_state(min(max_steps, (count - done) * epoch_steps)),
                         _contract.Log(loss_history[done:], val_history[done:], metric_history[done:],
                                       val_metric_history[done:]),
                         window.window,
@@ -613,7 +682,7 @@ class Model:
                     for step in recorded:
                         if step.epoch < completed or (failed < 0 and step.epoch == completed):
                             on_step(epoch + done + step.epoch, step)
-                    self._report_batches(window, ran, start_batch, steps, completed, per_batch, callback_list,
+                    self._report_batches(window, ran, start_batch, epoch_steps, completed, per_batch, callback_list,
                                          progbar)
                     if completed and not per_epoch:  # only the History listens: it gets the epochs at once
                         history.epoch.extend(range(epoch + done, epoch + done + completed))
@@ -634,7 +703,7 @@ class Model:
                         callback_list.on_epoch_end(epoch + done, dict(sorted(logs.items())))
                         done += 1
                     if failed < 0:
-                        start_batch = (start_batch + ran) % steps  # where the next call starts in its epoch
+                        start_batch = (start_batch + ran) % epoch_steps  # where the next call starts in its epoch
                     if failed >= 0 or interrupts.requested:
                         break
                     if self.stop_training and per_batch:

@@ -300,9 +300,12 @@ def _compile_config(model) -> dict:
 
 def _loss_config(loss):
     """A loss as Keras's ``compile_config`` holds it: the name, or the serialized object when it has options."""
-    if not (loss.from_logits or loss.label_smoothing):
+    if not (loss.from_logits or loss.label_smoothing or loss.reduction != "sum_over_batch_size"):
         return loss.name
-    config = {"name": losses.BY_NAME[loss.keras.lower()].name, "reduction": "sum_over_batch_size", "dtype": None,
+    if loss.targets == "values":  # Keras's MeanSquaredError/MeanAbsoluteError config: the name and the reduction
+        return {"module": "keras.losses", "class_name": loss.keras,
+                "config": {"name": loss.name, "reduction": loss.reduction}, "registered_name": None}
+    config = {"name": losses.BY_NAME[loss.keras.lower()].name, "reduction": loss.reduction, "dtype": None,
               "from_logits": loss.from_logits}
     if loss.targets != "sparse":
         config.update({"label_smoothing": loss.label_smoothing, "axis": -1})
@@ -983,16 +986,20 @@ def _loss_from_config(entry, where: str):
             _require(config.get("axis", -1) == -1 and config.get("ignore_class") is None, where,
                      f"loss {class_name} has axis={config.get('axis')!r}, ignore_class={config.get('ignore_class')!r}; "
                      "gdcore reduces over the last axis and ignores no class")
-            _require(config.get("reduction", "sum_over_batch_size") == "sum_over_batch_size", where,
-                     f"loss {class_name} has reduction={config.get('reduction')!r}; gdcore averages over the batch "
-                     "('sum_over_batch_size')")
+            reduction = config.get("reduction", "sum_over_batch_size")
+            _require((reduction is None or isinstance(reduction, str)) and reduction in losses.REDUCTION_IDS, where,
+                     f"loss {class_name} has reduction={reduction!r}; valid: "
+                     f"{', '.join(map(repr, losses.REDUCTIONS))}")
             _require(config.get("dtype") is None, where, f"loss {class_name} has dtype={config.get('dtype')!r}; "
                      "gdcore computes the loss in the model's dtype")
             name = class_name
             options = {key: config[key] for key in ("from_logits", "label_smoothing") if config.get(key)}
+            if reduction != "sum_over_batch_size":
+                options["reduction"] = reduction
             if options:
                 constructor = getattr(losses, class_name, None)
-                _require(constructor is not None and class_name.endswith("Crossentropy"), where,
+                _require(constructor is not None and (class_name.endswith("Crossentropy") or set(options) ==
+                                                      {"reduction"} and class_name.endswith("Error")), where,
                          f"loss {class_name} with options {options} is not supported")
                 try:
                     return constructor(**options)

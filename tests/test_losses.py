@@ -61,7 +61,7 @@ def test_batch_loss_is_the_mean_over_outputs_then_samples(loss):
     y_true, y_pred = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.0]]), np.array([[0.0, 2.5], [1.0, 1.0], [0.0, 0.0]])
     per_element = loss.value(y_true, y_pred)
     assert losses.batch_loss(loss, get_profile("plain"), y_true, y_pred) == pytest.approx(per_element.mean(), rel=1e-15)
-    assert loss(y_true, y_pred) == pytest.approx(per_element.mean(), rel=1e-15)
+    assert loss(y_true, y_pred) == pytest.approx(per_element.mean(), rel=1e-6)  # called: in floatx(), as Keras
 
 
 @pytest.mark.tensorflow

@@ -432,8 +432,8 @@ UNSUPPORTED = {
     "loss": (lambda c: c["compile_config"].update(loss="huber"), "unknown loss 'huber'"),
     "loss-reduction": (lambda c: c["compile_config"].update(loss={"module": "keras.losses", "class_name":
                                                                   "MeanSquaredError", "config": {"name": "mse",
-                                                                                                 "reduction": "sum"}}),
-                       "reduction='sum'"),
+                                                                                                 "reduction": "avg"}}),
+                       "reduction='avg'; valid: 'sum_over_batch_size'"),
     "branch": (lambda c: c["config"]["layers"].insert(2, {**c["config"]["layers"][1], "name": "branch", "config": {
         **_layer(c, 1), "name": "branch"}}), r"layers \['branch'\] are not on the path from the input to the output"),
 }
