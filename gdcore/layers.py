@@ -125,20 +125,26 @@ class InputLayer(Layer):
         if shape is None:
             raise ValueError("Input needs a shape, such as shape=(1,) for one feature per sample")
         self.shape = _shape(shape)
-        if batch_size is not None:
-            raise NotImplementedError("Input(batch_size=...) is not supported yet: gdcore takes any batch size")
+        # Keras keeps a fixed batch size in the input's shape (summary, configs) and still fits arrays in
+        # batches of any size (verified against Keras 3.15), so it changes no computation here either.
+        self.batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
         self.dtype = dtype
-        self.output = KerasTensor((None, *self.shape), dtype or "float32", unique_name("keras_tensor"), self)
+        self.output = KerasTensor(self.compute_output_shape(), dtype or "float32", unique_name("keras_tensor"), self)
 
     def compute_output_shape(self):
-        return (None, *self.shape)
+        return (self.batch_size, *self.shape)
 
     def __repr__(self) -> str:
-        return f"InputLayer(shape={self.shape}, name={self.name!r})"
+        batch = f", batch_size={self.batch_size}" if self.batch_size is not None else ""
+        return f"InputLayer(shape={self.shape}{batch}, name={self.name!r})"
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs) -> KerasTensor:
-    """The symbolic input of a model, as ``keras.Input(shape=(d,), name=...)``: a :class:`KerasTensor`."""
+    """The symbolic input of a model, as ``keras.Input(shape=(d,), batch_size=None, name=...)``: a :class:`KerasTensor`.
+
+    ``batch_size`` fixes the batch dimension of the shapes Keras shows (``summary``, configs), as
+    ``keras.Input`` does; like Keras, ``fit``/``evaluate``/``predict`` on arrays still take any ``batch_size``.
+    """
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
 
 
@@ -202,7 +208,7 @@ class Dense(Layer):
             if self.input_dim is not None and self.input_dim != inputs.shape[1]:
                 raise ValueError(f"layer {self.name!r} takes {self.input_dim} inputs, got a tensor of shape {inputs.shape}")
             self.input_dim = inputs.shape[1]
-            return KerasTensor((None, self.units), inputs.dtype, unique_name("keras_tensor"), self, inputs)
+            return KerasTensor((inputs.shape[0], self.units), inputs.dtype, unique_name("keras_tensor"), self, inputs)
         return self._eager(inputs)
 
     def _eager(self, inputs):

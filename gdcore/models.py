@@ -212,6 +212,11 @@ class Model:
         return ([self._input_layer] if self._input_layer is not None and type(self) is Model else []) + \
             list(self.dense_layers)
 
+    @property
+    def _batch_dim(self) -> int | None:
+        """The batch dimension of the shapes Keras shows: ``Input(batch_size=...)``, else None."""
+        return getattr(self._input_layer, "batch_size", None) if self._input_layer is not None else None
+
     def get_layer(self, name: str | None = None, index: int | None = None):
         """The layer called ``name`` (or at position ``index`` of :attr:`layers`)."""
         if index is not None:
@@ -1026,9 +1031,9 @@ def _summary_text(model, line_length=None, positions=None) -> str:
     rows = []
     for layer in model.layers:
         if isinstance(layer, InputLayer):
-            rows.append((f"{layer.name} (InputLayer)", str((None, *layer.shape)), "0"))
+            rows.append((f"{layer.name} (InputLayer)", str((model._batch_dim, *layer.shape)), "0"))
         elif layer.built:
-            rows.append((f"{layer.name} (Dense)", str((None, layer.units)), f"{layer.count_params():,}"))
+            rows.append((f"{layer.name} (Dense)", str((model._batch_dim, layer.units)), f"{layer.count_params():,}"))
         else:
             rows.append((f"{layer.name} (Dense)", "?", "0 (unbuilt)"))
 

@@ -220,7 +220,7 @@ def _input_name(model) -> str:
 
 def _input_layer_config(model) -> dict:
     return {"module": "keras.layers", "class_name": "InputLayer",
-            "config": {"batch_shape": (None, *model.input_shape), "dtype": _input_dtype(model), "sparse": False,
+            "config": {"batch_shape": (model._batch_dim, *model.input_shape), "dtype": _input_dtype(model), "sparse": False,
                        "ragged": False, "name": _input_name(model), "optional": False},
             "registered_name": None}
 
@@ -235,7 +235,7 @@ def _dense_config(model, layer, sharing: _Sharing) -> dict:
               "bias_constraint": None, "quantization_config": None}
     entry = {"module": "keras.layers", "class_name": "Dense", "config": config, "registered_name": None}
     if layer.input_dim is not None and model.built:
-        entry["build_config"] = {"input_shape": (None, layer.input_dim)}
+        entry["build_config"] = {"input_shape": (model._batch_dim, layer.input_dim)}
     return entry
 
 
@@ -252,14 +252,14 @@ def _inner_config(model, sharing: _Sharing) -> dict:
         # Sequential.get_config serializes the layers first, then its own dtype (the policy's later occurrence).
         config = {"name": model.name, "trainable": True, "dtype": _dtype_policy(model, sharing), "layers": layers}
         if model.input_shape is not None:
-            config["build_input_shape"] = (None, *model.input_shape)
+            config["build_input_shape"] = (model._batch_dim, *model.input_shape)
         return config
-    source, shape, dtype = _input_name(model), (None, *model.input_shape), _input_dtype(model)
+    source, shape, dtype = _input_name(model), (model._batch_dim, *model.input_shape), _input_dtype(model)
     layers = [{**_input_layer_config(model), "name": source, "inbound_nodes": []}]
     for layer in model.dense_layers:
         node = {"args": [_keras_tensor(shape, dtype, source)], "kwargs": {}}
         layers.append({**_dense_config(model, layer, sharing), "name": layer.name, "inbound_nodes": [node]})
-        source, shape, dtype = layer.name, (None, layer.units), model.dtype.name
+        source, shape, dtype = layer.name, (model._batch_dim, layer.units), model.dtype.name
     return {"name": model.name, "trainable": True, "layers": layers, "input_layers": [_input_name(model), 0, 0],
             "output_layers": [model.dense_layers[-1].name, 0, 0]}
 
@@ -317,7 +317,7 @@ def _serialized_model(model) -> dict:
         entry = {"module": "keras", "class_name": "Sequential", "config": _inner_config(model, sharing),
                  "registered_name": None}
         if model.built:
-            entry["build_config"] = {"input_shape": (None, *model.input_shape)}
+            entry["build_config"] = {"input_shape": (model._batch_dim, *model.input_shape)}
     else:
         entry = {"module": "keras.src.models.functional", "class_name": "Functional",
                  "config": _inner_config(model, sharing), "registered_name": "Functional",
@@ -645,21 +645,23 @@ def _unknown_keys(config: dict, known, where: str, what: str) -> None:
     _require(not unknown, where, f"{what} has settings gdcore does not know: {unknown}")
 
 
-def _input_spec(entry, where: str) -> tuple[str, int, str]:
-    """``(name, n_features, dtype)`` of an InputLayer entry."""
+def _input_spec(entry, where: str) -> tuple[str, int, str, int | None]:
+    """``(name, n_features, dtype, batch_size)`` of an InputLayer entry."""
     _, config = _entry(entry, where, "InputLayer")
     _unknown_keys(config, ("batch_shape", "batch_input_shape", "dtype", "sparse", "ragged", "name", "optional"),
                   where, f"InputLayer {config.get('name')!r}")
     shape = config.get("batch_shape", config.get("batch_input_shape"))
-    _require(isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0, where,
-             f"InputLayer {config.get('name')!r} has batch_shape {shape!r}; gdcore takes (None, n_features)")
+    _require(isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 and
+             (shape[0] is None or isinstance(shape[0], int) and not isinstance(shape[0], bool) and shape[0] > 0), where,
+             f"InputLayer {config.get('name')!r} has batch_shape {shape!r}; gdcore takes (batch_size or None, "
+             "n_features)")
     for setting in ("sparse", "ragged", "optional"):
         _require(not config.get(setting, False), where,
                  f"InputLayer {config.get('name')!r} has {setting}=True; gdcore supports dense inputs only")
     dtype = config.get("dtype") or "float32"
     _require(dtype in _DTYPES, where, f"InputLayer {config.get('name')!r} has dtype {dtype!r}; gdcore takes "
              "float32 or float64 inputs")
-    return config.get("name"), shape[1], dtype
+    return config.get("name"), shape[1], dtype, shape[0]
 
 
 def _initializer(value, where: str, what: str):
@@ -786,7 +788,7 @@ def _sequential_chain(config: dict, where: str) -> tuple[tuple | None, list[_Spe
         inputs, entries = _input_spec(entries[0], where), entries[1:]
     shape = config.get("build_input_shape")
     if inputs is None and isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int):
-        inputs = ("input_layer", shape[1], None)
+        inputs = ("input_layer", shape[1], None, shape[0] if isinstance(shape[0], int) else None)
     return inputs, [_dense_spec(entry, where) for entry in entries]
 
 
@@ -821,7 +823,8 @@ def _build_model(config: dict, options: dict, where: str):
         n_in = spec.units
     name = inner.get("name")
     _require(isinstance(name, str), where, f"the model has name {name!r}")
-    input_tensor = Input(shape=(inputs[1],), name=inputs[0], dtype=inputs[2]) if inputs is not None else None
+    input_tensor = (Input(shape=(inputs[1],), batch_size=inputs[3], name=inputs[0], dtype=inputs[2])
+                    if inputs is not None else None)
     layers = [spec.layer() for spec in specs]
     if class_name == "Sequential":
         return Sequential(([input_tensor] if input_tensor is not None else []) + layers, dtype=dtype, name=name,
