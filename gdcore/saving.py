@@ -92,7 +92,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from gdcore import _contract, activations, initializers, losses, optimizers, regularizers
+from gdcore import _contract, activations, constraints, initializers, losses, optimizers, regularizers
 
 KERAS_VERSION = "3.15.1"
 CONFIG_MEMBER = "config.json"
@@ -114,8 +114,7 @@ _OPTIMIZER_BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clip
                             "loss_scale_factor": None, "gradient_accumulation_steps": None}
 # Settings Keras has beyond gdcore's keras_config(), with the value gdcore implements.
 _OPTIMIZER_EXTRAS: dict = {}
-_DENSE_UNSUPPORTED = ("activity_regularizer", "kernel_constraint", "bias_constraint", "quantization_config",
-                      "lora_rank", "lora_alpha")
+_DENSE_UNSUPPORTED = ("quantization_config", "lora_rank", "lora_alpha")
 _COMPILE_DEFAULTS = {"loss_weights": None, "metrics": None, "weighted_metrics": None, "run_eagerly": False,
                      "steps_per_execution": 1}
 _DTYPES = ("float32", "float64")
@@ -196,6 +195,12 @@ def _regularizer_config(regularizer, sharing: _Sharing):
     return sharing.mark(regularizer, regularizers.serialize(regularizer))
 
 
+def _constraint_config(constraint, sharing: _Sharing):
+    if constraint is None:
+        return None
+    return sharing.mark(constraint, constraints.serialize(constraint))
+
+
 def _json_ready(value):
     """NumPy scalars as Python numbers, tuples kept (Keras's get_config keeps tuples; JSON writes them as lists)."""
     if isinstance(value, dict):
@@ -226,13 +231,16 @@ def _input_layer_config(model) -> dict:
 
 
 def _dense_config(model, layer, sharing: _Sharing) -> dict:
-    config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy(model, sharing), "units": layer.units,
-              "activation": layer.activation.name, "use_bias": layer.use_bias,
-              "kernel_initializer": _initializer_config(layer.kernel_initializer, sharing),
-              "bias_initializer": _initializer_config(layer.bias_initializer, sharing),
-              "kernel_regularizer": _regularizer_config(layer.kernel_regularizer, sharing),
-              "bias_regularizer": _regularizer_config(layer.bias_regularizer, sharing), "kernel_constraint": None,
-              "bias_constraint": None, "quantization_config": None}
+    config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy(model, sharing)}
+    if layer.activity_regularizer is not None:  # Layer.get_config writes it after the dtype, only when there is one
+        config["activity_regularizer"] = _regularizer_config(layer.activity_regularizer, sharing)
+    config.update({"units": layer.units, "activation": layer.activation.name, "use_bias": layer.use_bias,
+                   "kernel_initializer": _initializer_config(layer.kernel_initializer, sharing),
+                   "bias_initializer": _initializer_config(layer.bias_initializer, sharing),
+                   "kernel_regularizer": _regularizer_config(layer.kernel_regularizer, sharing),
+                   "bias_regularizer": _regularizer_config(layer.bias_regularizer, sharing),
+                   "kernel_constraint": _constraint_config(layer.kernel_constraint, sharing),
+                   "bias_constraint": _constraint_config(layer.bias_constraint, sharing), "quantization_config": None})
     entry = {"module": "keras.layers", "class_name": "Dense", "config": config, "registered_name": None}
     if layer.input_dim is not None and model.built:
         entry["build_config"] = {"input_shape": (model._batch_dim, layer.input_dim)}
@@ -603,18 +611,18 @@ class _Spec:
     """What a file says about one Dense layer, checked."""
 
     def __init__(self, name, units, activation, kernel_initializer, bias_initializer, dtype, n_in, use_bias=True,
-                 trainable=True, kernel_regularizer=None, bias_regularizer=None):
+                 trainable=True, options=None):
         self.name, self.units, self.activation = name, units, activation
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.dtype, self.n_in, self.use_bias, self.trainable = dtype, n_in, use_bias, trainable
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.options = options or {}  # the regularizers and constraints, by Dense's argument names
 
     def layer(self):
         from gdcore.layers import Dense
 
         return Dense(self.units, activation=self.activation, use_bias=self.use_bias, trainable=self.trainable,
                      kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer,
-                     kernel_regularizer=self.kernel_regularizer, bias_regularizer=self.bias_regularizer, name=self.name)
+                     name=self.name, **self.options)
 
 
 def _require(condition: bool, where: str, message: str) -> None:
@@ -684,13 +692,24 @@ def _regularizer(value, where: str, what: str):
         raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
 
 
+def _constraint(value, where: str, what: str):
+    try:
+        if isinstance(value, dict):
+            class_name, config = _entry(value, where, what)
+            return constraints.deserialize({"class_name": class_name, "config": config}, what)
+        return constraints.get(value, what)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
+
+
 def _dense_spec(entry, where: str) -> _Spec:
     class_name, config = _entry(entry, where, "a layer")
     name = config.get("name")
     _require(class_name == "Dense", where, f"layer {name!r} is a {class_name}; gdcore loads Dense layers (after an "
              "InputLayer) only")
     known = ("name", "trainable", "dtype", "units", "activation", "use_bias", "kernel_initializer", "bias_initializer",
-             "kernel_regularizer", "bias_regularizer", *_DENSE_UNSUPPORTED)
+             "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
+             *_DENSE_UNSUPPORTED)
     _unknown_keys(config, known, where, f"Dense layer {name!r}")
     _require(isinstance(name, str), where, f"a Dense layer has name {name!r}")
     for setting in _DENSE_UNSUPPORTED:
@@ -714,14 +733,15 @@ def _dense_spec(entry, where: str) -> _Spec:
     kernel = _initializer(config.get("kernel_initializer", "glorot_uniform"), where,
                           f"layer {name!r}'s kernel_initializer")
     bias = _initializer(config.get("bias_initializer", "zeros"), where, f"layer {name!r}'s bias_initializer")
-    kernel_regularizer, bias_regularizer = (_regularizer(config.get(setting), where, f"layer {name!r}'s {setting}")
-                                            for setting in ("kernel_regularizer", "bias_regularizer"))
+    options = {setting: _regularizer(config.get(setting), where, f"layer {name!r}'s {setting}")
+               for setting in ("kernel_regularizer", "bias_regularizer", "activity_regularizer")}
+    options.update({setting: _constraint(config.get(setting), where, f"layer {name!r}'s {setting}")
+                    for setting in ("kernel_constraint", "bias_constraint")})
     dtype = _policy_dtype(config.get("dtype", "float32"), where, f"Dense layer {name!r}")
     build = entry.get("build_config") or {}
     input_shape = build.get("input_shape") if isinstance(build, dict) else None
     n_in = input_shape[-1] if isinstance(input_shape, list) and input_shape else None
-    return _Spec(name, units, activation, kernel, bias, dtype, n_in, use_bias, trainable, kernel_regularizer,
-                 bias_regularizer)
+    return _Spec(name, units, activation, kernel, bias, dtype, n_in, use_bias, trainable, options)
 
 
 def _tensor_source(tensor, where: str, layer: str) -> str:
