@@ -21,7 +21,7 @@ from gdcore._cache import ensure_writable_cache
 
 ensure_writable_cache()  # before any kernel is decorated
 
-from gdcore import (activations, backend, callbacks, config, datasets, explain, initializers, layers, linear, losses,
+from gdcore import (activations, backend, callbacks, config, constraints, datasets, explain, initializers, layers, linear, losses,
                     metrics, models, numerics, optimizers, random, regularizers, saving, sweeps, trace, utils)
 from gdcore.callbacks import History
 from gdcore.layers import Dense, Input, InputLayer
@@ -31,6 +31,6 @@ from gdcore.sweeps import sweep
 __version__ = "0.1.0"
 __all__ = [
     "Dense", "History", "Input", "InputLayer", "Model", "Sequential", "TrainingDivergedWarning", "activations",
-    "backend", "callbacks", "config", "datasets", "explain", "initializers", "layers", "linear", "losses", "metrics",
+    "backend", "callbacks", "config", "constraints", "datasets", "explain", "initializers", "layers", "linear", "losses", "metrics",
     "models", "numerics", "optimizers", "random", "regularizers", "saving", "sweep", "sweeps", "trace", "utils",
 ]

@@ -15,7 +15,15 @@ column by position.
     ``kernel_regularized``/``bias_regularized`` (1 where the tensor's penalty
     is part of the loss: a regularizer on a trainable layer) with its factors
     ``kernel_l1``, ``kernel_l2``, ``bias_l1``, ``bias_l2`` (float32 values held
-    as float64; 0 leaves the term out; :mod:`gdcore.regularizers`).
+    as float64; 0 leaves the term out; :mod:`gdcore.regularizers`),
+    ``kernel_constraint``/``bias_constraint`` (the kind of the tensor's
+    constraint on a trainable layer, 0 for none; :mod:`gdcore.constraints`)
+    with ``kernel_constraint_axis`` (the axis code of the kernel's norms; a
+    bias's norm is over all of it) and the bounds ``kernel_min``,
+    ``kernel_max``, ``kernel_rate``, ``bias_min``, ``bias_max``, ``bias_rate``,
+    and ``activity_regularized`` with ``activity_l1``, ``activity_l2`` (the
+    layer's ``activity_regularizer``: a penalty on its output, divided by the
+    batch size, :mod:`gdcore.regularizers`).
     :func:`weight_tensors` lists a layout's tensors in Keras's order.
 :class:`Network`
     ``params`` (every weight, flat, in ``get_weights()`` order) and ``layout``.
@@ -33,6 +41,7 @@ column by position.
     the layout's regularized tensors (``sum([data loss, p_1, ..., p_k])``,
     :mod:`gdcore.regularizers`; their gradients join the data gradients);
     the metrics are unweighted, as Keras's ``compile(metrics=...)`` are.
+    Each update is followed by the layout's constraints (:mod:`gdcore.constraints`).
 :class:`OptimizerState`
     ``hyper`` (the rule's named tuple of constants, :mod:`gdcore.optimizers`:
     its type selects the rule), ``slots`` (state, shape (slots, parameters),
@@ -78,7 +87,11 @@ import numpy as np
 LAYOUT = np.dtype([("n_in", np.int64), ("n_out", np.int64), ("activation", np.int64), ("kernel", np.int64),
                    ("bias", np.int64), ("use_bias", np.int64), ("kernel_regularized", np.int64),
                    ("kernel_l1", np.float64), ("kernel_l2", np.float64), ("bias_regularized", np.int64),
-                   ("bias_l1", np.float64), ("bias_l2", np.float64)], align=True)
+                   ("bias_l1", np.float64), ("bias_l2", np.float64), ("kernel_constraint", np.int64),
+                   ("kernel_constraint_axis", np.int64), ("kernel_min", np.float64), ("kernel_max", np.float64),
+                   ("kernel_rate", np.float64), ("bias_constraint", np.int64), ("bias_min", np.float64),
+                   ("bias_max", np.float64), ("bias_rate", np.float64), ("activity_regularized", np.int64),
+                   ("activity_l1", np.float64), ("activity_l2", np.float64)], align=True)
 
 
 def layout(rows) -> np.recarray:

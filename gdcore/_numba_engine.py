@@ -20,7 +20,7 @@ from numba import literally, njit, types
 from numba.core import errors
 from numba.extending import overload, register_jitable
 
-from gdcore import activations, losses, metrics as metric_table, optimizers
+from gdcore import activations, constraints, losses, metrics as metric_table, optimizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, LossRule,
                               Network, OptimizerState, Window)
 from gdcore._dispatch import switch
@@ -83,6 +83,10 @@ def _sum_columns(profile, values, out):
     """Compiled code only: the profile's ``sum_columns_loop``."""
 
 
+def _reduce_sum_rows(profile, values, out):
+    """Compiled code only: the profile's ``reduce_sum_rows_loop``."""
+
+
 @overload(_dense, **_overload)
 def _dense_numba(profile, caches, inputs, kernel, bias, out):
     loop = _profile_module(profile).dense_loop
@@ -124,6 +128,12 @@ def _sum_vector_numba(profile, values):
 @overload(_sum_columns, **_overload)
 def _sum_columns_numba(profile, values, out):
     loop = _profile_module(profile).sum_columns_loop
+    return lambda profile, values, out: loop(values, out)
+
+
+@overload(_reduce_sum_rows, **_overload)
+def _reduce_sum_rows_numba(profile, values, out):
+    loop = _profile_module(profile).reduce_sum_rows_loop
     return lambda profile, values, out: loop(values, out)
 
 
@@ -417,10 +427,18 @@ def _penalty(profile, values, l1, l2, scratch):
 
 
 @_inline
-def _total_loss(profile, data_loss, params, layout, scratch, terms):
-    """Keras's ``compute_loss``: ``sum([data_loss, p_1, ..., p_k])`` (:func:`gdcore.regularizers.total_loss`)."""
+def _total_loss(profile, data_loss, params, layout, scratch, terms, outputs):
+    """Keras's ``compute_loss``: ``sum([data_loss, p_1, ..., p_k])`` (:func:`gdcore.regularizers.total_loss`):
+    the activity penalties of ``outputs`` first, then the weight penalties."""
     terms[0] = data_loss
     k = 1
+    for layer in range(layout.shape[0]):
+        row = layout[layer]
+        if row.activity_regularized:
+            y = outputs[layer]
+            total = _penalty(profile, y.reshape(y.shape[0] * y.shape[1]), row.activity_l1, row.activity_l2, scratch)
+            terms[k] = total / cast(y.shape[0], y)  # divide_no_nan by the batch size (never 0 here)
+            k += 1
     for layer in range(layout.shape[0]):
         row = layout[layer]
         if row.kernel_regularized:
@@ -463,10 +481,78 @@ def _add_penalty_gradients(params, grads, layout):
 
 
 @_inline
+def _project(profile, w, kind, axis, min_value, max_value, rate, squares, norms):
+    """``w <- constraint(w)`` in place, a 2-D view (:func:`gdcore.constraints.project`); ``squares``/``norms``: scratch."""
+    rows, cols = w.shape
+    if kind == constraints.NON_NEG:
+        packet = 0 if profile == 0 else 32 // w.itemsize  # the tensorflow profiles: Eigen's 256-bit packets
+        packed = rows * cols - (rows * cols) % packet if packet else 0
+        for i in range(rows):
+            for j in range(cols):
+                w[i, j] = constraints.projected(kind, w[i, j], w[i, j], min_value, max_value, rate,
+                                                i * cols + j < packed)
+        return
+    for i in range(rows):
+        for j in range(cols):
+            squares[i * cols + j] = w[i, j] * w[i, j]
+    if axis == constraints.OVER_ALL or (axis == constraints.OVER_ROWS and cols == 1):
+        norms[0] = np.sqrt(_sum_vector(profile, squares[: rows * cols]))
+    elif axis == constraints.OVER_ROWS:
+        _reduce_sum_rows(profile, squares[: rows * cols].reshape((rows, cols)), norms[:cols])
+        for j in range(cols):
+            norms[j] = np.sqrt(norms[j])
+    else:
+        for i in range(rows):
+            norms[i] = np.sqrt(_sum_vector(profile, squares[i * cols : (i + 1) * cols]))
+    for i in range(rows):
+        for j in range(cols):
+            n = norms[0] if axis == constraints.OVER_ALL or (axis == constraints.OVER_ROWS and cols == 1) else \
+                norms[j] if axis == constraints.OVER_ROWS else norms[i]
+            w[i, j] = constraints.projected(kind, w[i, j], n, min_value, max_value, rate, False)
+
+
+@_inline
+def _apply_constraints(profile, params, layout, squares, norms):
+    """Every constrained tensor projected after the update (:func:`gdcore.constraints.apply`)."""
+    for layer in range(layout.shape[0]):
+        row = layout[layer]
+        if row.kernel_constraint:
+            _project(profile, params[row.kernel : row.kernel + row.n_in * row.n_out].reshape((row.n_in, row.n_out)),
+                     row.kernel_constraint, row.kernel_constraint_axis, row.kernel_min, row.kernel_max,
+                     row.kernel_rate, squares, norms)
+        if row.use_bias and row.bias_constraint:
+            _project(profile, params[row.bias : row.bias + row.n_out].reshape((1, row.n_out)), row.bias_constraint,
+                     constraints.OVER_ALL, row.bias_min, row.bias_max, row.bias_rate, squares, norms)
+
+
+@_inline
+def _add_activity_gradient(delta, y, l1, l2, output_layer):
+    """delta plus fl(1/B * l1) sign(y) and fl(1/B * l2) (y * 2), the terms present, added in
+    :func:`gdcore.regularizers.add_activity_gradient`'s order."""
+    scale = cast(1, y) / cast(y.shape[0], y)
+    c1 = scale * cast(l1, y)
+    c2 = scale * cast(l2, y)
+    two = cast(2, y)
+    for b in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            if l1 != 0 and l2 != 0:
+                t1 = c1 * np.sign(y[b, j])
+                t2 = c2 * (y[b, j] * two)
+                delta[b, j] = (delta[b, j] + t1) + t2 if output_layer else delta[b, j] + (t1 + t2)
+            elif l1 != 0:
+                delta[b, j] = delta[b, j] + c1 * np.sign(y[b, j])
+            elif l2 != 0:
+                delta[b, j] = delta[b, j] + c2 * (y[b, j] * two)
+
+
+@_inline
 def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads, bias_grads):
     """Fill the gradients from ``deltas[-1]`` = dL/d(y_pred); ``deltas`` are overwritten."""
     for layer in range(layout.shape[0] - 1, -1, -1):
         delta = deltas[layer]
+        if layout[layer].activity_regularized:
+            _add_activity_gradient(delta, outputs[layer], layout[layer].activity_l1, layout[layer].activity_l2,
+                                   layer == layout.shape[0] - 1)
         activation = layout[layer].activation
         operand = pre_activations[layer] if _reads_input(activation) else outputs[layer]
         _activation_grad(profile, activation, operand, delta)
@@ -581,8 +667,11 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
     full = _workspace(min(batch_size, n), x.shape[1], layout, x)
     last = _workspace(n % batch_size if n % batch_size else batch_size, x.shape[1], layout, x)
     metric_sums = sums[1:]
-    scratch = np.empty_like(network.params)
-    terms = np.empty(1 + 2 * layout.shape[0], dtype=x.dtype)
+    widest = 1
+    for layer in range(layout.shape[0]):
+        widest = max(widest, layout[layer].n_out)
+    scratch = np.empty(max(network.params.shape[0], min(batch_size, n) * widest), dtype=x.dtype)
+    terms = np.empty(1 + 3 * layout.shape[0], dtype=x.dtype)
     for start in range(0, n, batch_size):
         inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = (
             full if start + batch_size <= n else last)
@@ -592,7 +681,7 @@ def _evaluate_loop(profile, caches, batches, network, loss, metrics, sums):
             weights[b] = batches.sample_weight[start + b]
         y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
         batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[layout.shape[0] - 1], False)
-        batch = _total_loss(profile, batch, network.params, layout, scratch, terms)
+        batch = _total_loss(profile, batch, network.params, layout, scratch, terms, outputs)
         sums[0, 0] = sums[0, 0] + batch * cast(inputs.shape[0], x)
         sums[0, 1] = sums[0, 1] + cast(inputs.shape[0], x)
         _accumulate_metrics(profile, metrics, layout[layout.shape[0] - 1].use_bias, targets, y_pred, weights, predictions,
@@ -637,8 +726,13 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
     n_metrics = metrics.ids.shape[0]
     metric_sums = np.zeros((n_metrics, 2), dtype=x.dtype)
     val_sums = np.zeros((1 + n_metrics, 2), dtype=x.dtype)
-    scratch = np.empty_like(params)  # |x| or x * x of a regularized tensor
-    terms = np.empty(1 + 2 * n_layers, dtype=x.dtype)  # the data loss and each penalty
+    terms = np.empty(1 + 3 * n_layers, dtype=x.dtype)  # the data loss and each penalty
+    widest = 1
+    for layer in range(n_layers):
+        widest = max(widest, layout[layer].n_in, layout[layer].n_out)
+    norms = np.empty(widest, dtype=x.dtype)  # a constrained tensor's norms
+    # |x| or x * x of a regularized tensor or of a batch's activity, the squares of a constrained tensor
+    scratch = np.empty(max(params.shape[0], min(batch_size, n) * widest), dtype=x.dtype)
     steps = 0
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
@@ -666,7 +760,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
             _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
-            batch = _total_loss(profile, batch, params, layout, scratch, terms)
+            batch = _total_loss(profile, batch, params, layout, scratch, terms, outputs)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
             # the pre-update predictions
@@ -676,6 +770,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
                       bias_grads)
             _add_penalty_gradients(params, grads, layout)
             optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
+            _apply_constraints(profile, params, layout, scratch, norms)
             if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
                 return _restore(window, params, slots, _FAILURE_UPDATE), epoch, steps, batch_index
             # Keras's loss metric: a batch-size-weighted running mean of the pre-update batch losses.

@@ -11,7 +11,7 @@ explanations observe the real step instead of redoing it.
 
 import numpy as np
 
-from gdcore import activations, losses, metrics as metric_table, optimizers, regularizers
+from gdcore import activations, constraints, losses, metrics as metric_table, optimizers, regularizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, LossRule, Network,
                               OptimizerState, Step, Window)
 from gdcore._dtype import cast
@@ -58,6 +58,9 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
     for index in reversed(range(len(layers))):
         kernel, bias, activation = layers[index]
         kernel_grad, bias_grad, _ = grad_views[index]
+        if layout[index].activity_regularized:
+            delta = regularizers.add_activity_gradient(delta, outputs[index + 1], float(layout[index].activity_l1),
+                                                       float(layout[index].activity_l2), index == len(layers) - 1)
         if activation.reads_input:
             z = (pre_activations[index] if pre_activations is not None
                  else profile.dense(outputs[index], kernel, bias) if bias.size
@@ -84,7 +87,7 @@ def gradients(profile, inputs: np.ndarray, targets: np.ndarray, network: Network
     outputs = forward(profile, inputs, network.params, network.layout, pre_activations)
     batch = regularizers.total_loss(
         profile, losses.batch_loss(loss, profile, targets, outputs[-1], sample_weight, reduction),
-        network.params, network.layout)
+        network.params, network.layout, outputs)
     if not np.isfinite(batch):
         return batch, None, outputs
     grads = backward(profile, outputs, network.params, network.layout,
@@ -117,9 +120,11 @@ def evaluate_loop(profile, batches: Batches, network: Network, rule: LossRule, m
     loss, x, y, batch_size = losses.BY_ID[rule.id], batches.x, batches.y, batches.batch_size
     for start in range(0, x.shape[0], batch_size):
         y_batch, weights = y[start : start + batch_size], batches.sample_weight[start : start + batch_size]
-        y_pred = forward(profile, x[start : start + batch_size], network.params, network.layout)[-1]
+        outputs = forward(profile, x[start : start + batch_size], network.params, network.layout)
+        y_pred = outputs[-1]
         batch = regularizers.total_loss(profile, losses.batch_loss(loss, profile, y_batch, y_pred, weights,
-                                                                   rule.reduction), network.params, network.layout)
+                                                                   rule.reduction), network.params, network.layout,
+                                        outputs)
         sums[0, 0] = sums[0, 0] + batch * cast(len(y_batch), x)
         sums[0, 1] = sums[0, 1] + cast(len(y_batch), x)
         accumulate_metrics(metrics, y_batch, y_pred, profile, sums[1:], weights, bool(network.layout[-1].use_bias))
@@ -166,6 +171,7 @@ def fit_loop(profile, epochs: Epochs, network: Network, rule: LossRule, metrics:
             count = count + cast(len(rows), x)
             before = params.copy() if on_step is not None else None
             optimizers.apply_update(optimizer.hyper, params, grads, slots, iterations, optimizer.lanes, optimizer.options)
+            constraints.apply(profile, params, network.layout)
             if not (np.isfinite(params).all() and np.isfinite(slots).all()):
                 return _restore(window, params, slots, FAILURE_UPDATE), epoch, steps, batch_index
             iterations += 1

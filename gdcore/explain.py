@@ -372,6 +372,14 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     if regularized:
         raise NotImplementedError(f"explain_step does not show regularizer penalties yet (layers {regularized}); "
                                   "fit the model, or explain it without kernel_regularizer/bias_regularizer")
+    others = [layer.name for layer in model.dense_layers
+              if layer.activity_regularizer is not None or
+              (layer.trainable and (layer.kernel_constraint is not None or
+                                    (layer.use_bias and layer.bias_constraint is not None)))]
+    if others:
+        raise NotImplementedError(f"explain_step does not show activity penalties or constraints yet (layers {others}); "
+                                  "fit the model, or explain it without activity_regularizer/kernel_constraint/"
+                                  "bias_constraint")
     x = model._prepare_x(x_batch, "x_batch")
     y = model._prepare_y(y_batch, x.shape[0], "y_batch")
     profile, layout, dtype = model.profile, model.layout, model.dtype

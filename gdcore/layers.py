@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdcore import activations, initializers, regularizers
+from gdcore import activations, constraints, initializers, regularizers
 from gdcore._naming import unique_name
 from gdcore._validation import positive_int
 
 # Dense arguments Keras has and gdcore does not (yet): refused by name, never ignored.
-_UNSUPPORTED_DENSE = ("activity_regularizer", "kernel_constraint", "bias_constraint", "lora_rank", "lora_alpha",
-                      "quantization_config")
+_UNSUPPORTED_DENSE = ("lora_rank", "lora_alpha", "quantization_config")
 
 
 def _shape(shape, name: str = "shape") -> tuple[int]:
@@ -125,20 +124,26 @@ class InputLayer(Layer):
         if shape is None:
             raise ValueError("Input needs a shape, such as shape=(1,) for one feature per sample")
         self.shape = _shape(shape)
-        if batch_size is not None:
-            raise NotImplementedError("Input(batch_size=...) is not supported yet: gdcore takes any batch size")
+        # Keras keeps a fixed batch size in the input's shape (summary, configs) and still fits arrays in
+        # batches of any size (verified against Keras 3.15), so it changes no computation here either.
+        self.batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
         self.dtype = dtype
-        self.output = KerasTensor((None, *self.shape), dtype or "float32", unique_name("keras_tensor"), self)
+        self.output = KerasTensor(self.compute_output_shape(), dtype or "float32", unique_name("keras_tensor"), self)
 
     def compute_output_shape(self):
-        return (None, *self.shape)
+        return (self.batch_size, *self.shape)
 
     def __repr__(self) -> str:
-        return f"InputLayer(shape={self.shape}, name={self.name!r})"
+        batch = f", batch_size={self.batch_size}" if self.batch_size is not None else ""
+        return f"InputLayer(shape={self.shape}{batch}, name={self.name!r})"
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs) -> KerasTensor:
-    """The symbolic input of a model, as ``keras.Input(shape=(d,), name=...)``: a :class:`KerasTensor`."""
+    """The symbolic input of a model, as ``keras.Input(shape=(d,), batch_size=None, name=...)``: a :class:`KerasTensor`.
+
+    ``batch_size`` fixes the batch dimension of the shapes Keras shows (``summary``, configs), as
+    ``keras.Input`` does; like Keras, ``fit``/``evaluate``/``predict`` on arrays still take any ``batch_size``.
+    """
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs).output
 
 
@@ -153,12 +158,19 @@ class Dense(Layer):
     ``kernel_regularizer``/``bias_regularizer`` (a name such as ``"l2"`` or a
     :mod:`gdcore.regularizers` object) add their penalty to the loss and its
     gradient while the layer is trainable, as Keras does.
+    ``activity_regularizer`` adds the penalty of the layer's output (after
+    its activation) divided by the batch size, trainable or not;
+    ``kernel_constraint``/``bias_constraint`` (a name such as ``"max_norm"`` or
+    a :mod:`gdcore.constraints` object) project the tensor after each update
+    while the layer is trainable.
     """
 
-    kernel_regularizer = bias_regularizer = None  # also for layers pickled before regularizers existed
+    # also for layers pickled before these options existed
+    kernel_regularizer = bias_regularizer = activity_regularizer = kernel_constraint = bias_constraint = None
 
     def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, name: str | None = None,
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, name: str | None = None,
                  input_shape=None, input_dim=None, trainable: bool = True, dtype=None, **kwargs):
         for setting in _UNSUPPORTED_DENSE:
             if kwargs.get(setting) is not None:
@@ -185,6 +197,11 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_regularizer = regularizers.get(kernel_regularizer, "kernel_regularizer")
         self.bias_regularizer = regularizers.get(bias_regularizer, "bias_regularizer")
+        self.activity_regularizer = regularizers.get(activity_regularizer, "activity_regularizer")
+        self.kernel_constraint = constraints.get(kernel_constraint, "kernel_constraint")
+        self.bias_constraint = constraints.get(bias_constraint, "bias_constraint")
+        if self.bias_constraint is not None:
+            self.bias_constraint.axis_code(1)  # a bias has one axis: axis=1 is an error now, not at the first fit
         self.input_dim: int | None = None
         self.kernel: np.ndarray | None = None
         self.bias: np.ndarray | None = None
@@ -202,7 +219,7 @@ class Dense(Layer):
             if self.input_dim is not None and self.input_dim != inputs.shape[1]:
                 raise ValueError(f"layer {self.name!r} takes {self.input_dim} inputs, got a tensor of shape {inputs.shape}")
             self.input_dim = inputs.shape[1]
-            return KerasTensor((None, self.units), inputs.dtype, unique_name("keras_tensor"), self, inputs)
+            return KerasTensor((inputs.shape[0], self.units), inputs.dtype, unique_name("keras_tensor"), self, inputs)
         return self._eager(inputs)
 
     def _eager(self, inputs):
@@ -256,7 +273,9 @@ class Dense(Layer):
         return {"name": self.name, "trainable": self.trainable, "units": self.units,
                 "activation": self.activation.name, "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
-                "kernel_regularizer": self.kernel_regularizer, "bias_regularizer": self.bias_regularizer}
+                "kernel_regularizer": self.kernel_regularizer, "bias_regularizer": self.bias_regularizer,
+                "activity_regularizer": self.activity_regularizer, "kernel_constraint": self.kernel_constraint,
+                "bias_constraint": self.bias_constraint}
 
     def __getstate__(self) -> dict:
         # pickle and deepcopy copy a view as an array of its own: in a built model, kernel and bias are kept as

@@ -247,6 +247,11 @@ class Model:
         return ([self._input_layer] if self._input_layer is not None and type(self) is Model else []) + \
             list(self.dense_layers)
 
+    @property
+    def _batch_dim(self) -> int | None:
+        """The batch dimension of the shapes Keras shows: ``Input(batch_size=...)``, else None."""
+        return getattr(self._input_layer, "batch_size", None) if self._input_layer is not None else None
+
     def get_layer(self, name: str | None = None, index: int | None = None):
         """The layer called ``name`` (or at position ``index`` of :attr:`layers`)."""
         if index is not None:
@@ -314,14 +319,19 @@ class Model:
         return _contract.Network(self.params, self.layout)
 
     def _sync_regularizers(self) -> None:
-        """The layout's regularizer fields from the layers: a frozen layer's penalties are not in Keras's ``model.losses``.
+        """The layout's regularizer and constraint fields from the layers.
 
-        Written only when a layer's regularizers, ``trainable`` or ``use_bias`` changed since the last call (each
-        ``fit`` calls it: writing the record fields costs more than the seed's whole compiled training).
+        A frozen layer's weight penalties are not in Keras's ``model.losses`` and its constraints never run (Keras
+        constrains the trainable variables it updates); its activity penalty still counts. Written only when a
+        layer's options, ``trainable`` or ``use_bias`` changed since the last call (each ``fit`` calls it: writing
+        the record fields costs more than the seed's whole compiled training).
         """
         layout = self.layout
-        key = tuple((layer.trainable, layer.use_bias, *(None if r is None else r.factors()
-                                                        for r in (layer.kernel_regularizer, layer.bias_regularizer)))
+        key = tuple((layer.trainable, layer.use_bias,
+                     *(None if r is None else r.factors()
+                       for r in (layer.kernel_regularizer, layer.bias_regularizer, layer.activity_regularizer)),
+                     *(None if c is None else (c.kind, c.axis, c.bounds())
+                       for c in (layer.kernel_constraint, layer.bias_constraint)))
                     for layer in self.dense_layers)
         synced = self.__dict__.get("_regularizers_synced")
         if synced is not None and synced[0] is layout and synced[1] == key:
@@ -333,6 +343,17 @@ class Model:
                 l1, l2 = regularizer.factors() if active else (0.0, 0.0)
                 layout[f"{tensor}_regularized"][index] = int(active)
                 layout[f"{tensor}_l1"][index], layout[f"{tensor}_l2"][index] = l1, l2
+            activity = layer.activity_regularizer
+            layout["activity_regularized"][index] = int(activity is not None)
+            layout["activity_l1"][index], layout["activity_l2"][index] = \
+                activity.factors() if activity is not None else (0.0, 0.0)
+            for tensor, constraint in (("kernel", layer.kernel_constraint), ("bias", layer.bias_constraint)):
+                active = constraint is not None and layer.trainable and (tensor == "kernel" or layer.use_bias)
+                layout[f"{tensor}_constraint"][index] = constraint.kind if active else 0
+                bounds = constraint.bounds() if active else (0.0, 0.0, 0.0)
+                layout[f"{tensor}_min"][index], layout[f"{tensor}_max"][index], layout[f"{tensor}_rate"][index] = bounds
+                if tensor == "kernel":
+                    layout["kernel_constraint_axis"][index] = constraint.axis_code(2) if active else 0
 
     def count_params(self) -> int:
         """Number of weights, as Keras counts them."""
@@ -499,6 +520,11 @@ class Model:
         loss = memo[2]
         if loss is self.loss:
             return network, loss
+        if self.dense_layers[-1].activity_regularizer is not None:
+            raise NotImplementedError(
+                f"activity_regularizer on the output layer {self.dense_layers[-1].name!r} with {self.loss.name!r}: "
+                f"Keras regularizes the {output} output while this loss trains on its logits; gdcore does not "
+                "support that pairing yet (put the activity_regularizer on a hidden layer)")
         key = (id(self.layout), self.layout.tobytes())
         if getattr(self, "_logits_layout_key", None) != key:
             layout = self.layout.copy()
@@ -1095,9 +1121,9 @@ def _summary_text(model, line_length=None, positions=None) -> str:
     rows = []
     for layer in model.layers:
         if isinstance(layer, InputLayer):
-            rows.append((f"{layer.name} (InputLayer)", str((None, *layer.shape)), "0"))
+            rows.append((f"{layer.name} (InputLayer)", str((model._batch_dim, *layer.shape)), "0"))
         elif layer.built:
-            rows.append((f"{layer.name} (Dense)", str((None, layer.units)), f"{layer.count_params():,}"))
+            rows.append((f"{layer.name} (Dense)", str((model._batch_dim, layer.units)), f"{layer.count_params():,}"))
         else:
             rows.append((f"{layer.name} (Dense)", "?", "0 (unbuilt)"))
 

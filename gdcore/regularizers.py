@@ -211,6 +211,34 @@ def penalty_gradient(x: np.ndarray, l1: float, l2: float) -> np.ndarray | None:
     return l1_term if l1_term is not None else l2_term
 
 
+def activity_penalty(profile, outputs: np.ndarray, l1: float, l2: float):
+    """Keras 3's activity penalty of a layer's (batch, units) output: ``divide_no_nan(penalty(outputs), B)``."""
+    rows = outputs.shape[0]
+    total = penalty(profile, outputs.reshape(-1), l1, l2)
+    return total / outputs.dtype.type(rows) if rows else outputs.dtype.type(0)
+
+
+def activity_gradient(outputs: np.ndarray, l1: float, l2: float):
+    r"""The activity penalty's gradient on the output: :math:`\mathrm{fl}(\mathrm{fl}(1/B)\,\ell_1)\,\mathrm{sign}(y)`
+    and :math:`\mathrm{fl}(\mathrm{fl}(1/B)\,\ell_2) (y \cdot 2)` (None for a term whose factor is 0).
+
+    TensorFlow's chain: ``DivNoNan``'s gradient :math:`\mathrm{fl}(1/B)`, times the factor, broadcast, times
+    ``Abs``'s or ``Square``'s local gradient.
+    """
+    dtype = outputs.dtype.type
+    scale = dtype(1) / dtype(outputs.shape[0])
+    l1_term = (scale * dtype(l1)) * np.sign(outputs) if l1 != 0 else None
+    l2_term = (scale * dtype(l2)) * (outputs * dtype(2)) if l2 != 0 else None
+    return l1_term, l2_term
+
+
+def _activities(layout):
+    """``(layer, l1, l2)`` of each layer with an activity regularizer, ``model.losses`` order."""
+    for index, row in enumerate(layout):
+        if row.activity_regularized:
+            yield index, float(row.activity_l1), float(row.activity_l2)
+
+
 def _tensors(layout):
     """``(start, size, l1, l2)`` of each regularized weight tensor, ``model.losses`` order."""
     for row in layout:
@@ -221,12 +249,31 @@ def _tensors(layout):
             yield int(row.bias), int(row.n_out), float(row.bias_l1), float(row.bias_l2)
 
 
-def total_loss(profile, data_loss, params: np.ndarray, layout):
-    """Keras's ``compute_loss``: ``sum([data_loss, p_1, ..., p_k])`` (``data_loss`` alone without a regularizer)."""
-    penalties = [penalty(profile, params[start : start + size], l1, l2) for start, size, l1, l2 in _tensors(layout)]
+def total_loss(profile, data_loss, params: np.ndarray, layout, outputs=None):
+    """Keras's ``compute_loss``: ``sum([data_loss, p_1, ..., p_k])`` (``data_loss`` alone without a regularizer).
+
+    ``model.losses`` lists the layers' activity penalties first (of ``outputs``, the forward pass's
+    ``[x, a_1, ..., y_pred]``), then the weight penalties.
+    """
+    penalties = [activity_penalty(profile, outputs[index + 1], l1, l2) for index, l1, l2 in _activities(layout)]
+    penalties += [penalty(profile, params[start : start + size], l1, l2) for start, size, l1, l2 in _tensors(layout)]
     if not penalties:
         return data_loss
     return profile.sum_vector(np.array([data_loss, *penalties], dtype=params.dtype))
+
+
+def add_activity_gradient(delta: np.ndarray, outputs: np.ndarray, l1: float, l2: float, output_layer: bool
+                          ) -> np.ndarray:
+    """``delta`` (dL/d(output) from the layers above or the loss) plus the activity penalty's gradient, a new array.
+
+    With both terms, TensorFlow's ``AddN`` adds them in the order measured against its tape: on a hidden layer
+    ``delta + (l1 term + l2 term)``, on the output layer (where ``delta`` is the loss's gradient)
+    ``(delta + l1 term) + l2 term``.
+    """
+    l1_term, l2_term = activity_gradient(outputs, l1, l2)
+    if l1_term is not None and l2_term is not None:
+        return (delta + l1_term) + l2_term if output_layer else delta + (l1_term + l2_term)
+    return delta + (l1_term if l1_term is not None else l2_term)
 
 
 def add_gradients(grads: np.ndarray, params: np.ndarray, layout) -> None:

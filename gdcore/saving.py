@@ -92,7 +92,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from gdcore import _contract, activations, initializers, losses, optimizers, regularizers
+from gdcore import _contract, activations, constraints, initializers, losses, optimizers, regularizers
 
 KERAS_VERSION = "3.15.1"
 CONFIG_MEMBER = "config.json"
@@ -114,8 +114,7 @@ _OPTIMIZER_BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clip
                             "loss_scale_factor": None, "gradient_accumulation_steps": None}
 # Settings Keras has beyond gdcore's keras_config(), with the value gdcore implements.
 _OPTIMIZER_EXTRAS: dict = {}
-_DENSE_UNSUPPORTED = ("activity_regularizer", "kernel_constraint", "bias_constraint", "quantization_config",
-                      "lora_rank", "lora_alpha")
+_DENSE_UNSUPPORTED = ("quantization_config", "lora_rank", "lora_alpha")
 _COMPILE_DEFAULTS = {"loss_weights": None, "metrics": None, "weighted_metrics": None, "run_eagerly": False,
                      "steps_per_execution": 1}
 _DTYPES = ("float32", "float64")
@@ -196,6 +195,12 @@ def _regularizer_config(regularizer, sharing: _Sharing):
     return sharing.mark(regularizer, regularizers.serialize(regularizer))
 
 
+def _constraint_config(constraint, sharing: _Sharing):
+    if constraint is None:
+        return None
+    return sharing.mark(constraint, constraints.serialize(constraint))
+
+
 def _json_ready(value):
     """NumPy scalars as Python numbers, tuples kept (Keras's get_config keeps tuples; JSON writes them as lists)."""
     if isinstance(value, dict):
@@ -220,22 +225,25 @@ def _input_name(model) -> str:
 
 def _input_layer_config(model) -> dict:
     return {"module": "keras.layers", "class_name": "InputLayer",
-            "config": {"batch_shape": (None, *model.input_shape), "dtype": _input_dtype(model), "sparse": False,
+            "config": {"batch_shape": (model._batch_dim, *model.input_shape), "dtype": _input_dtype(model), "sparse": False,
                        "ragged": False, "name": _input_name(model), "optional": False},
             "registered_name": None}
 
 
 def _dense_config(model, layer, sharing: _Sharing) -> dict:
-    config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy(model, sharing), "units": layer.units,
-              "activation": layer.activation.name, "use_bias": layer.use_bias,
-              "kernel_initializer": _initializer_config(layer.kernel_initializer, sharing),
-              "bias_initializer": _initializer_config(layer.bias_initializer, sharing),
-              "kernel_regularizer": _regularizer_config(layer.kernel_regularizer, sharing),
-              "bias_regularizer": _regularizer_config(layer.bias_regularizer, sharing), "kernel_constraint": None,
-              "bias_constraint": None, "quantization_config": None}
+    config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy(model, sharing)}
+    if layer.activity_regularizer is not None:  # Layer.get_config writes it after the dtype, only when there is one
+        config["activity_regularizer"] = _regularizer_config(layer.activity_regularizer, sharing)
+    config.update({"units": layer.units, "activation": layer.activation.name, "use_bias": layer.use_bias,
+                   "kernel_initializer": _initializer_config(layer.kernel_initializer, sharing),
+                   "bias_initializer": _initializer_config(layer.bias_initializer, sharing),
+                   "kernel_regularizer": _regularizer_config(layer.kernel_regularizer, sharing),
+                   "bias_regularizer": _regularizer_config(layer.bias_regularizer, sharing),
+                   "kernel_constraint": _constraint_config(layer.kernel_constraint, sharing),
+                   "bias_constraint": _constraint_config(layer.bias_constraint, sharing), "quantization_config": None})
     entry = {"module": "keras.layers", "class_name": "Dense", "config": config, "registered_name": None}
     if layer.input_dim is not None and model.built:
-        entry["build_config"] = {"input_shape": (None, layer.input_dim)}
+        entry["build_config"] = {"input_shape": (model._batch_dim, layer.input_dim)}
     return entry
 
 
@@ -252,14 +260,14 @@ def _inner_config(model, sharing: _Sharing) -> dict:
         # Sequential.get_config serializes the layers first, then its own dtype (the policy's later occurrence).
         config = {"name": model.name, "trainable": True, "dtype": _dtype_policy(model, sharing), "layers": layers}
         if model.input_shape is not None:
-            config["build_input_shape"] = (None, *model.input_shape)
+            config["build_input_shape"] = (model._batch_dim, *model.input_shape)
         return config
-    source, shape, dtype = _input_name(model), (None, *model.input_shape), _input_dtype(model)
+    source, shape, dtype = _input_name(model), (model._batch_dim, *model.input_shape), _input_dtype(model)
     layers = [{**_input_layer_config(model), "name": source, "inbound_nodes": []}]
     for layer in model.dense_layers:
         node = {"args": [_keras_tensor(shape, dtype, source)], "kwargs": {}}
         layers.append({**_dense_config(model, layer, sharing), "name": layer.name, "inbound_nodes": [node]})
-        source, shape, dtype = layer.name, (None, layer.units), model.dtype.name
+        source, shape, dtype = layer.name, (model._batch_dim, layer.units), model.dtype.name
     return {"name": model.name, "trainable": True, "layers": layers, "input_layers": [_input_name(model), 0, 0],
             "output_layers": [model.dense_layers[-1].name, 0, 0]}
 
@@ -320,7 +328,7 @@ def _serialized_model(model) -> dict:
         entry = {"module": "keras", "class_name": "Sequential", "config": _inner_config(model, sharing),
                  "registered_name": None}
         if model.built:
-            entry["build_config"] = {"input_shape": (None, *model.input_shape)}
+            entry["build_config"] = {"input_shape": (model._batch_dim, *model.input_shape)}
     else:
         entry = {"module": "keras.src.models.functional", "class_name": "Functional",
                  "config": _inner_config(model, sharing), "registered_name": "Functional",
@@ -606,18 +614,18 @@ class _Spec:
     """What a file says about one Dense layer, checked."""
 
     def __init__(self, name, units, activation, kernel_initializer, bias_initializer, dtype, n_in, use_bias=True,
-                 trainable=True, kernel_regularizer=None, bias_regularizer=None):
+                 trainable=True, options=None):
         self.name, self.units, self.activation = name, units, activation
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.dtype, self.n_in, self.use_bias, self.trainable = dtype, n_in, use_bias, trainable
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.options = options or {}  # the regularizers and constraints, by Dense's argument names
 
     def layer(self):
         from gdcore.layers import Dense
 
         return Dense(self.units, activation=self.activation, use_bias=self.use_bias, trainable=self.trainable,
                      kernel_initializer=self.kernel_initializer, bias_initializer=self.bias_initializer,
-                     kernel_regularizer=self.kernel_regularizer, bias_regularizer=self.bias_regularizer, name=self.name)
+                     name=self.name, **self.options)
 
 
 def _require(condition: bool, where: str, message: str) -> None:
@@ -648,21 +656,23 @@ def _unknown_keys(config: dict, known, where: str, what: str) -> None:
     _require(not unknown, where, f"{what} has settings gdcore does not know: {unknown}")
 
 
-def _input_spec(entry, where: str) -> tuple[str, int, str]:
-    """``(name, n_features, dtype)`` of an InputLayer entry."""
+def _input_spec(entry, where: str) -> tuple[str, int, str, int | None]:
+    """``(name, n_features, dtype, batch_size)`` of an InputLayer entry."""
     _, config = _entry(entry, where, "InputLayer")
     _unknown_keys(config, ("batch_shape", "batch_input_shape", "dtype", "sparse", "ragged", "name", "optional"),
                   where, f"InputLayer {config.get('name')!r}")
     shape = config.get("batch_shape", config.get("batch_input_shape"))
-    _require(isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0, where,
-             f"InputLayer {config.get('name')!r} has batch_shape {shape!r}; gdcore takes (None, n_features)")
+    _require(isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int) and shape[1] > 0 and
+             (shape[0] is None or isinstance(shape[0], int) and not isinstance(shape[0], bool) and shape[0] > 0), where,
+             f"InputLayer {config.get('name')!r} has batch_shape {shape!r}; gdcore takes (batch_size or None, "
+             "n_features)")
     for setting in ("sparse", "ragged", "optional"):
         _require(not config.get(setting, False), where,
                  f"InputLayer {config.get('name')!r} has {setting}=True; gdcore supports dense inputs only")
     dtype = config.get("dtype") or "float32"
     _require(dtype in _DTYPES, where, f"InputLayer {config.get('name')!r} has dtype {dtype!r}; gdcore takes "
              "float32 or float64 inputs")
-    return config.get("name"), shape[1], dtype
+    return config.get("name"), shape[1], dtype, shape[0]
 
 
 def _initializer(value, where: str, what: str):
@@ -685,13 +695,24 @@ def _regularizer(value, where: str, what: str):
         raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
 
 
+def _constraint(value, where: str, what: str):
+    try:
+        if isinstance(value, dict):
+            class_name, config = _entry(value, where, what)
+            return constraints.deserialize({"class_name": class_name, "config": config}, what)
+        return constraints.get(value, what)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
+
+
 def _dense_spec(entry, where: str) -> _Spec:
     class_name, config = _entry(entry, where, "a layer")
     name = config.get("name")
     _require(class_name == "Dense", where, f"layer {name!r} is a {class_name}; gdcore loads Dense layers (after an "
              "InputLayer) only")
     known = ("name", "trainable", "dtype", "units", "activation", "use_bias", "kernel_initializer", "bias_initializer",
-             "kernel_regularizer", "bias_regularizer", *_DENSE_UNSUPPORTED)
+             "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
+             *_DENSE_UNSUPPORTED)
     _unknown_keys(config, known, where, f"Dense layer {name!r}")
     _require(isinstance(name, str), where, f"a Dense layer has name {name!r}")
     for setting in _DENSE_UNSUPPORTED:
@@ -715,14 +736,15 @@ def _dense_spec(entry, where: str) -> _Spec:
     kernel = _initializer(config.get("kernel_initializer", "glorot_uniform"), where,
                           f"layer {name!r}'s kernel_initializer")
     bias = _initializer(config.get("bias_initializer", "zeros"), where, f"layer {name!r}'s bias_initializer")
-    kernel_regularizer, bias_regularizer = (_regularizer(config.get(setting), where, f"layer {name!r}'s {setting}")
-                                            for setting in ("kernel_regularizer", "bias_regularizer"))
+    options = {setting: _regularizer(config.get(setting), where, f"layer {name!r}'s {setting}")
+               for setting in ("kernel_regularizer", "bias_regularizer", "activity_regularizer")}
+    options.update({setting: _constraint(config.get(setting), where, f"layer {name!r}'s {setting}")
+                    for setting in ("kernel_constraint", "bias_constraint")})
     dtype = _policy_dtype(config.get("dtype", "float32"), where, f"Dense layer {name!r}")
     build = entry.get("build_config") or {}
     input_shape = build.get("input_shape") if isinstance(build, dict) else None
     n_in = input_shape[-1] if isinstance(input_shape, list) and input_shape else None
-    return _Spec(name, units, activation, kernel, bias, dtype, n_in, use_bias, trainable, kernel_regularizer,
-                 bias_regularizer)
+    return _Spec(name, units, activation, kernel, bias, dtype, n_in, use_bias, trainable, options)
 
 
 def _tensor_source(tensor, where: str, layer: str) -> str:
@@ -789,7 +811,7 @@ def _sequential_chain(config: dict, where: str) -> tuple[tuple | None, list[_Spe
         inputs, entries = _input_spec(entries[0], where), entries[1:]
     shape = config.get("build_input_shape")
     if inputs is None and isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int):
-        inputs = ("input_layer", shape[1], None)
+        inputs = ("input_layer", shape[1], None, shape[0] if isinstance(shape[0], int) else None)
     return inputs, [_dense_spec(entry, where) for entry in entries]
 
 
@@ -824,7 +846,8 @@ def _build_model(config: dict, options: dict, where: str):
         n_in = spec.units
     name = inner.get("name")
     _require(isinstance(name, str), where, f"the model has name {name!r}")
-    input_tensor = Input(shape=(inputs[1],), name=inputs[0], dtype=inputs[2]) if inputs is not None else None
+    input_tensor = (Input(shape=(inputs[1],), batch_size=inputs[3], name=inputs[0], dtype=inputs[2])
+                    if inputs is not None else None)
     layers = [spec.layer() for spec in specs]
     if class_name == "Sequential":
         return Sequential(([input_tensor] if input_tensor is not None else []) + layers, dtype=dtype, name=name,

@@ -137,7 +137,10 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
             layers.append(keras.layers.Dense(layer.units, activation=_keras_activation(keras, layer.activation.name),
                                              use_bias=layer.use_bias, trainable=layer.trainable, name=layer.name,
                                              kernel_regularizer=_keras_regularizer(keras, layer.kernel_regularizer),
-                                             bias_regularizer=_keras_regularizer(keras, layer.bias_regularizer)))
+                                             bias_regularizer=_keras_regularizer(keras, layer.bias_regularizer),
+                                             activity_regularizer=_keras_regularizer(keras, layer.activity_regularizer),
+                                             kernel_constraint=_keras_constraint(keras, layer.kernel_constraint),
+                                             bias_constraint=_keras_constraint(keras, layer.bias_constraint)))
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
@@ -253,7 +256,10 @@ def from_keras(keras_model, numerics: str | None = None, engine: str = "numba") 
     layers = [gdcore.layers.Dense(layer.units, activation=_activation_name(keras, layer), use_bias=layer.use_bias,
                                   trainable=layer.trainable, name=layer.name,
                                   kernel_regularizer=_gdcore_regularizer(keras, layer.kernel_regularizer),
-                                  bias_regularizer=_gdcore_regularizer(keras, layer.bias_regularizer))
+                                  bias_regularizer=_gdcore_regularizer(keras, layer.bias_regularizer),
+                                  activity_regularizer=_gdcore_regularizer(keras, layer.activity_regularizer),
+                                  kernel_constraint=_gdcore_constraint(keras, layer.kernel_constraint),
+                                  bias_constraint=_gdcore_constraint(keras, layer.bias_constraint))
               for layer in dense_layers]
     model = gdcore.Sequential([gdcore.Input(shape=(input_shape[1],)), *layers], dtype=dtype, engine=engine,
                               name=keras_model.name, **options)
@@ -275,12 +281,14 @@ def from_keras(keras_model, numerics: str | None = None, engine: str = "numba") 
 def _check_dense(keras, layer) -> None:
     if not isinstance(layer, keras.layers.Dense):
         raise Unsupported(f"layer {layer.name!r} is a {type(layer).__name__}; gdcore supports Dense layers only")
-    for setting in ("activity_regularizer", "kernel_constraint", "bias_constraint"):
-        if getattr(layer, setting, None) is not None:
-            raise Unsupported(f"layer {layer.name!r} has {setting}={getattr(layer, setting)!r}; gdcore has no {setting}")
+    for setting in ("kernel_constraint", "bias_constraint"):
+        constraint = getattr(layer, setting, None)
+        if constraint is not None and type(constraint).__name__ not in gdcore.constraints.CLASSES:
+            raise Unsupported(f"layer {layer.name!r} has {setting}={constraint!r}; gdcore has "
+                              f"{', '.join(gdcore.constraints.CLASSES)}")
     if getattr(layer, "lora_rank", None):
         raise Unsupported(f"layer {layer.name!r} has lora_rank={layer.lora_rank}; gdcore has no LoRA")
-    for setting in ("kernel_regularizer", "bias_regularizer"):
+    for setting in ("kernel_regularizer", "bias_regularizer", "activity_regularizer"):
         regularizer = getattr(layer, setting, None)
         if regularizer is not None and type(regularizer).__name__ not in gdcore.regularizers.CLASSES:
             raise Unsupported(f"layer {layer.name!r} has {setting}={regularizer!r}; gdcore has "
@@ -293,8 +301,17 @@ def _keras_regularizer(keras, regularizer):
     return None if regularizer is None else keras.regularizers.deserialize(gdcore.regularizers.serialize(regularizer))
 
 
+def _keras_constraint(keras, constraint):
+    """The Keras twin of a gdcore constraint (the same class and config)."""
+    return None if constraint is None else keras.constraints.deserialize(gdcore.constraints.serialize(constraint))
+
+
 def _gdcore_regularizer(keras, regularizer):
     return None if regularizer is None else gdcore.regularizers.deserialize(keras.regularizers.serialize(regularizer))
+
+
+def _gdcore_constraint(keras, constraint):
+    return None if constraint is None else gdcore.constraints.deserialize(keras.constraints.serialize(constraint))
 
 
 def _activation_name(keras, layer) -> str:

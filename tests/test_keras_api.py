@@ -101,8 +101,8 @@ def test_config_and_session():
 def test_unsupported_features_are_named():
     with pytest.raises(NotImplementedError, match="keras.metrics.AUC"):
         keras.metrics.AUC
-    with pytest.raises(NotImplementedError, match="activity_regularizer"):
-        keras.layers.Dense(1, activity_regularizer="l2")
+    with pytest.raises(NotImplementedError, match="lora_rank"):
+        keras.layers.Dense(1, lora_rank=4)
     with pytest.raises(NotImplementedError, match="loss_weights"):
         keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(1)]).compile(loss="mse", loss_weights=[0.5])
 

@@ -305,3 +305,49 @@ def test_frozen_layer_bit_identical_to_keras(dtype, frozen, optimizer):
     hidden = gdcore.layers.Dense(8, activation="sigmoid")
     run = _keras_parity(dtype, [hidden], True, optimizer(), freeze=frozen)
     _assert_same_run(*run)
+
+
+# --- Input(batch_size=...) -------------------------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("kind", ["Sequential", "Model"])
+def test_input_batch_size_is_shown_as_keras_shows_it_and_fits_any_batch(kind, tmp_path):
+    # Keras keeps the batch size in the shapes (summary, configs) and fits arrays in batches of another size.
+    import keras as real
+
+    texts, histories = [], []
+    x, y = np.linspace(-1, 1, 20).reshape(10, 2), np.linspace(0, 1, 10).reshape(10, 1)
+    for library in (real, gdcore):
+        library.backend.clear_session()
+        inputs = library.Input(shape=(2,), batch_size=4)
+        assert inputs.shape == (4, 2)
+        if kind == "Sequential":
+            model = library.Sequential([inputs, library.layers.Dense(3, name="a"), library.layers.Dense(1, name="b")])
+        else:
+            model = library.Model(inputs, library.layers.Dense(1, name="b")(library.layers.Dense(3, name="a")(inputs)))
+        model.set_weights([np.full((2, 3), 0.5), np.zeros(3), np.full((3, 1), 0.25), np.zeros(1)])
+        lines = []
+        model.summary(print_fn=lines.append, line_length=80)
+        texts.append("\n".join(lines))
+        model.compile(optimizer=library.optimizers.SGD(0.1), loss="mse")
+        histories.append(model.fit(x, y, batch_size=3, epochs=2, verbose=0, shuffle=False).history["loss"])
+        assert model.predict(x[:7], batch_size=5, verbose=0).shape == (7, 1)
+        model.save(tmp_path / f"{library.__name__}.keras")
+    assert texts[1] == texts[0] and "(4, 3)" in texts[0]
+    assert histories[1] == histories[0]
+    # Each library opens the other's file with the batch size in place.
+    theirs = gdcore.models.load_model(tmp_path / "keras.keras")
+    mine = real.models.load_model(tmp_path / "gdcore.keras")
+    assert mine.layers[-1].output.shape == (4, 1) and theirs._batch_dim == 4
+    mine_config = gdcore.saving.model_config(theirs)
+    keras_config = real.models.load_model(tmp_path / "keras.keras").get_config()
+    assert mine_config["layers"][0] == keras_config["layers"][0]
+    assert mine_config["layers"][0]["config"]["batch_shape"] == (4, 2)
+    assert mine_config.get("build_input_shape") == keras_config.get("build_input_shape")
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 2.5, "4", True])
+def test_a_bad_input_batch_size_is_a_value_error_naming_it(batch_size):
+    with pytest.raises((ValueError, TypeError), match="batch_size"):
+        gdcore.Input(shape=(2,), batch_size=batch_size)

@@ -401,8 +401,7 @@ UNSUPPORTED = {
                    "'mish'"),
     "no-bias": (lambda c: _layer(c, 2).update(use_bias=False),  # the weights file still holds a bias
                 r"layers/dense_1/vars holds 2 arrays for layer 'out'; this Dense layer has 1 \(kernel: use_bias=False\)"),
-    "regularizer": (lambda c: _layer(c, 1).update(activity_regularizer={"class_name": "L2", "config": {"l2": 0.01}}),
-                    "Dense layer 'dense' has activity_regularizer="),
+    "lora": (lambda c: _layer(c, 1).update(lora_rank=4), "Dense layer 'dense' has lora_rank=4; gdcore has no lora_rank"),
     "regularizer-class": (lambda c: _layer(c, 1).update(kernel_regularizer={"class_name": "OrthogonalRegularizer",
                                                                             "config": {"factor": 0.01}}),
                           "layer 'dense''s kernel_regularizer .* unknown regularizer class 'OrthogonalRegularizer'"),

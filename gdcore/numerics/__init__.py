@@ -39,7 +39,8 @@ import numpy as np
 
 from gdcore.numerics.machine import Caches, CPUInfo, cpu_info
 
-REDUCTIONS = ("matmul", "dense", "matmul_grad_input", "matmul_grad_kernel", "sum_vector", "sum_columns")
+REDUCTIONS = ("matmul", "dense", "matmul_grad_input", "matmul_grad_kernel", "sum_vector", "sum_columns",
+              "reduce_sum_rows")
 # Products whose order depends on the machine: the profile passes them its cache sizes.
 _MACHINE_DEPENDENT = ("matmul", "dense", "matmul_grad_input", "matmul_grad_kernel")
 # The compiled engine receives the profile as this constant: one id per summation order

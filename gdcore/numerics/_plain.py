@@ -75,6 +75,11 @@ def sum_columns(values: np.ndarray) -> np.ndarray:
     return np.cumsum(values, axis=0)[-1]
 
 
+def reduce_sum_rows(values: np.ndarray) -> np.ndarray:
+    """Column sums of a 2-D array, row after row (a norm over a kernel's rows, :mod:`gdcore.constraints`)."""
+    return sum_columns(values)
+
+
 # --- Numba loops (same order, into preallocated buffers) --------------------
 
 
@@ -251,6 +256,9 @@ def sum_columns_loop(values, out):
     for b in range(1, rows):
         for j in range(cols):
             out[j] = out[j] + values[b, j]
+
+
+reduce_sum_rows_loop = sum_columns_loop
 
 
 def activation_loops(activation, fused: bool = True):
