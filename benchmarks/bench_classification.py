@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import peers  # noqa: E402
-from bench_training import Implementation, _cell, machine_lines, measure  # noqa: E402
+from bench_training import KERAS, Implementation, _cell, machine_lines, measure  # noqa: E402
 
 REFERENCE = "gdcore, Numba engine"
 
@@ -289,9 +289,38 @@ def implementations(with_jax: bool, with_keras_large: bool) -> list[Implementati
     rows += [Implementation("scikit-learn `MLPClassifier.partial_fit`", MLPClassifierTrainer),
              Implementation("scikit-learn `SGDClassifier.partial_fit` (batch 1)", SGDClassifierTrainer,
                             applies=lambda t: t.hidden_units is None),
-             Implementation("Keras `fit` (TensorFlow, `jit_compile=False`)", KerasTrainer,
+             Implementation(KERAS, KerasTrainer,
                             applies=lambda t: with_keras_large or not large(t))]
     return rows
+
+
+def regression_control(keras_ratios: dict, budget: float, log) -> list[str]:
+    """The seed's two regressions (gdcore and Keras) timed in this run, and each classifier's lead over Keras next to theirs."""
+    import gdcore
+    from bench_training import run_section
+
+    seed = gdcore.datasets.make_regression_dataset(100, noise=1.25, random_state=42)
+    workloads = [peers.make_workload("linear neuron, SGD 0.01", seed["X"], seed["y"], None, "sgd", 0.01, 20, 25),
+                 peers.make_workload("1-8-1 sigmoid, Adam 0.1", seed["X"], seed["y"], 8, "adam", 0.1, 20, 25)]
+    rows = [Implementation(REFERENCE, peers.GdcoreTrainer), Implementation(KERAS, peers.KerasTrainer)]
+    log("== control: the seed regressions")
+    results = run_section(workloads, rows, budget, log)
+    lines = ["## Control: the seed's regressions in the same run (100 samples, batch 20, 25 epochs)", "",
+             "| workload | gdcore | Keras `fit` | Keras / gdcore |", "|---|---:|---:|---:|"]
+    leads = {}
+    for workload in workloads:
+        mine, keras = results[workload.name].get(REFERENCE), results[workload.name].get(KERAS)
+        if mine is None or keras is None or not mine.median or not keras.median:
+            continue
+        leads[workload.name] = keras.median / mine.median
+        lines.append(f"| {workload.name} | {_cell(mine, mine)[0]} | {_cell(keras, mine)[0]} | "
+                     f"{leads[workload.name]:,.0f}× |")
+    lines.append("")
+    if leads and keras_ratios:
+        lines += ["Each classifier's lead over Keras against the regressions' (same run): " +
+                  "; ".join(f"{name.split(',')[0]} {ratio:,.0f}×" for name, ratio in keras_ratios.items()) +
+                  " vs " + "; ".join(f"{name.split(',')[0]} {ratio:,.0f}×" for name, ratio in leads.items()) + ".", ""]
+    return lines
 
 
 def main(argv=None) -> None:
@@ -299,6 +328,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 samples for the large rows, a smaller budget")
     parser.add_argument("--with-keras-large", action="store_true", help="time Keras on the large rows too")
     parser.add_argument("--no-large", action="store_true", help="only the seed-sized rows")
+    parser.add_argument("--no-regression", action="store_true",
+                        help="leave out the control rows: the seed's two regressions, gdcore and Keras, in this run")
     parser.add_argument("--output", type=Path, help="also write the Markdown report to this file")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -307,6 +338,7 @@ def main(argv=None) -> None:
     lines = ["# gdcore classification benchmark", "",
              *(line.replace("bench_training.py", "bench_classification.py") for line in machine_lines()), ""]
     started = time.perf_counter()
+    keras_ratios = {}
     for task in tasks(large=not args.no_large, quick=args.quick):
         log(task.name)
         trainers = {}
@@ -327,6 +359,11 @@ def main(argv=None) -> None:
             median, ratio, quality = _cell(results[label], reference)
             lines.append(f"| {label} | {median} | {ratio} | {quality} |")
         lines.append("")
+        keras = results.get(KERAS)
+        if keras is not None and keras.median and reference is not None and reference.median:
+            keras_ratios[task.name] = keras.median / reference.median
+    if not args.no_regression:
+        lines += regression_control(keras_ratios, 2.0 if args.quick else 6.0, log)
     lines.append(f"Total wall time {time.perf_counter() - started:.0f} s.")
     report = "\n".join(lines)
     print(report)

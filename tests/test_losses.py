@@ -74,3 +74,32 @@ def test_values_follow_keras(loss):
     options = {"from_logits": True} if loss.from_logits else {}
     theirs = float(keras.ops.convert_to_numpy(getattr(keras.losses, loss.keras)(**options)(labels, y_pred)))
     assert float(loss(labels, y_pred)) == pytest.approx(theirs, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["categorical_crossentropy_from_logits", "sparse_categorical_crossentropy_from_logits"])
+def test_plain_softmax_cross_entropy_row_is_its_formula(name, dtype):
+    """The plain profile's softmax cross-entropy, one row, to the bit: with m = max z, e_j = exp(z_j - m) and
+    s = e_1 + ... + e_k (front to back, the C library's exp and log), loss = sum_j t_j (log s - (z_j - m)) front
+    to back, gradient scale * (e_j / s - t_j)."""
+    from gdcore._dtype import libm_exp, libm_log
+
+    entry = losses.get(name)
+    rng = np.random.default_rng(3)
+    lanes = np.zeros(6, np.int8)  # PLAIN
+    for _ in range(20):
+        z = (rng.standard_normal(5) * 4).astype(dtype)
+        t = rng.dirichlet(np.ones(5)).astype(dtype) if name.startswith("categorical") else np.eye(5, dtype=dtype)[2]
+        scale = dtype(1) / dtype(7)
+        delta = np.empty_like(z)
+        loss = entry.row(t, z, delta, scale, True, lanes)
+        s = z - z.max()
+        e = libm_exp(s)
+        total = dtype(0)
+        for value in e:
+            total = total + value
+        expected = dtype(0)
+        for tj, sj in zip(t, s):
+            expected = expected + tj * (libm_log(total) - sj)
+        assert loss.tobytes() == expected.tobytes()
+        assert delta.tobytes() == (scale * (e / total - t)).tobytes()
