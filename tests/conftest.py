@@ -54,3 +54,22 @@ def build_model(hidden=None, activation="sigmoid", n_features=1, dtype="float32"
 
 def flat_weights(model):
     return np.concatenate([w.ravel() for w in model.get_weights()])
+
+
+def regression_data(n=50, features=2, seed=1):
+    """A small smooth regression set (x uniform in [-1.5, 1.5], y = sin of the feature sum plus noise), float64."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.5, 1.5, (n, features))
+    return x, np.sin(x.sum(axis=1, keepdims=True)) + rng.normal(0, 0.1, (n, 1))
+
+
+def assert_same_run(mine, theirs, my_weights, their_weights, my_evaluation, their_evaluation):
+    """Two fits' histories (every key, every epoch), final weights (dtype and bits) and evaluations are identical."""
+    assert list(mine) == list(theirs)
+    for key in theirs:
+        for epoch, (a, b) in enumerate(zip(mine[key], theirs[key])):
+            assert a == b, f"{key} epoch {epoch + 1}: gdcore {a!r} vs Keras {b!r}"
+    for index, (a, b) in enumerate(zip(my_weights, their_weights)):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f"weight {index}: gdcore {a.ravel()[:3]} vs Keras " \
+                                                                  f"{b.ravel()[:3]}"
+    assert my_evaluation == their_evaluation

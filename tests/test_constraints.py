@@ -16,15 +16,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import gdcore  # noqa: E402
+from conftest import assert_same_run as _assert_same_run, regression_data as _data  # noqa: E402
 from gdcore import constraints  # noqa: E402
 
 X = np.array([[1.0], [2.0]])
-
-
-def _data(n=50, features=2, seed=1):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1.5, 1.5, (n, features))
-    return x, np.sin(x.sum(axis=1, keepdims=True)) + rng.normal(0, 0.1, (n, 1))
 
 
 @pytest.fixture(scope="module")
@@ -194,17 +189,6 @@ def _keras_run(dtype, layers, optimizer, engine="numba", epochs=3):
         their_weights = twin.get_weights()
     mine = model.fit(x[:40], y[:40], **arguments).history
     return mine, theirs, model.get_weights(), their_weights, model.evaluate(x, y, verbose=0), their_evaluation
-
-
-def _assert_same_run(mine, theirs, my_weights, their_weights, my_evaluation, their_evaluation):
-    assert list(mine) == list(theirs)
-    for key in theirs:
-        for epoch, (a, b) in enumerate(zip(mine[key], theirs[key])):
-            assert a == b, f"{key} epoch {epoch + 1}: gdcore {a!r} vs Keras {b!r}"
-    for index, (a, b) in enumerate(zip(my_weights, their_weights)):
-        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f"weight {index}: gdcore {a.ravel()[:3]} vs Keras " \
-                                                                  f"{b.ravel()[:3]}"
-    assert my_evaluation == their_evaluation
 
 
 CASES = {  # name: (hidden layer's kernel and bias constraints, output's, optimizer)
