@@ -361,12 +361,13 @@ def _gdcore_optimizer(keras, optimizer, dtype: str):
 def _gdcore_loss(keras, loss):
     if isinstance(loss, str):
         name = loss
-    elif isinstance(loss, keras.losses.Loss):
-        config = loss.get_config()
-        name = config.get("name", type(loss).__name__)
-        if config.get("reduction", "sum_over_batch_size") != "sum_over_batch_size":
-            raise Unsupported(f"loss {name!r}: reduction={config['reduction']!r}; gdcore averages over the batch "
-                              "('sum_over_batch_size')")
+    elif isinstance(loss, keras.losses.Loss):  # its options (reduction, from_logits, ...) as a .keras file holds them
+        from gdcore.saving import _loss_from_config
+
+        try:
+            return _loss_from_config(keras.saving.serialize_keras_object(loss), "loss")
+        except ValueError as error:
+            raise Unsupported(str(error)) from None
     elif callable(loss):
         name = getattr(loss, "__name__", repr(loss))
     else:

@@ -144,7 +144,8 @@ def _refusals(keras):
     return [
         (lambda: sequential(layers.Dropout(0.5, name="drop")), "layer 'drop' is a Dropout"),
         (lambda: sequential(layers.Dense(3, activation="mish", name="soft")), "'soft' has activation 'mish'"),
-        (lambda: sequential(layers.Dense(3, activity_regularizer="l2", name="reg")), "'reg' has activity_regularizer"),
+        (lambda: sequential(layers.Dense(3, activity_regularizer=keras.regularizers.OrthogonalRegularizer(),
+                                         name="reg")), "'reg' has activity_regularizer"),
         (lambda: sequential(compile_with={"optimizer": optimizers.Adadelta(), "loss": "mse"}), "optimizer Adadelta"),
         (lambda: sequential(compile_with={"optimizer": optimizers.Adam(amsgrad=True), "loss": "mse"}), "amsgrad"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(clipnorm=1.0), "loss": "mse"}), "clipnorm=1.0"),
@@ -152,8 +153,9 @@ def _refusals(keras):
         (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "loss_weights": [0.5]}), "loss_weights"),
         (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "metrics": ["auc"]}), "unknown metric 'auc'"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": "huber"}), "loss 'huber'"),
-        (lambda: sequential(compile_with={"optimizer": optimizers.SGD(), "loss": losses.MeanSquaredError(reduction="sum")}),
-         "reduction='sum'"),
+        (lambda: sequential(compile_with={"optimizer": optimizers.SGD(),
+                                          "loss": losses.SparseCategoricalCrossentropy(ignore_class=0)}),
+         "ignore_class=0"),
         (two_inputs, "2 inputs"),
         (mixed_precision, "dtype policies"),
     ]
