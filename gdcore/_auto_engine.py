@@ -1,9 +1,9 @@
 """``engine="auto"``: the compiled loop when it is built, the NumPy engine while it is built in the background.
 
-Numba compiles gdcore's fused loop on its first use, about a minute per
-optimizer, dtype and numerics profile, and caches it on disk; later processes
-load it in about a second. A student's first cell should not wait that
-minute. So, for each call, this engine asks whether the compiled entry point
+Numba compiles gdcore's fused loop on its first use, a few minutes per dtype and
+numerics profile (every optimizer shares it), and caches it on disk; later processes
+load it in about a second. A student's first cell should not wait those
+minutes. So, for each call, this engine asks whether the compiled entry point
 for exactly these argument types is loaded in this process or in the disk
 cache (loading it if so, never compiling):
 
@@ -216,7 +216,7 @@ def _start(entries, what: str) -> bool:
             os.write(descriptor, str(process.pid).encode())
             os.close(descriptor)
             _builds[entry] = process
-        _say("background", f"compiling the training loop for {what} in the background (about a minute, once per "
+        _say("background", f"compiling the training loop for {what} in the background (a few minutes, once per "
                            "install); meanwhile small runs use the NumPy engine, with the same results")
     return _building(entries[0])
 
@@ -264,11 +264,11 @@ def _run(name: str, args, what: str, small: bool, run_numpy, more_jobs=lambda: [
     if small and (running or _start([entry, *more_jobs()], what)):
         return run_numpy()
     if _building(entry):
-        _say("waiting", f"waiting for the training loop for {what} to finish compiling (about a minute, once "
+        _say("waiting", f"waiting for the training loop for {what} to finish compiling (a few minutes, once "
                         "per install)")
         _wait(entry)
     elif not _loaded(dispatcher, signature):
-        _say("compiling", f"compiling the training loop for {what} (about a minute, once per install)")
+        _say("compiling", f"compiling the training loop for {what} (a few minutes, once per install)")
     return dispatcher(*args)
 
 

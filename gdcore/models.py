@@ -170,7 +170,7 @@ class Model:
         ``"numba"``: the compiled fused loop (fast); ``"numpy"``: the readable
         NumPy step (same bits); ``"auto"`` (the default): the compiled loop once
         it is compiled, and while it is compiled for the first time (in the
-        background, about a minute after an install) small runs on the NumPy
+        background, a few minutes after an install) small runs on the NumPy
         engine (:mod:`gdcore._auto_engine`).
     seed : int or None
         Seeds gdcore's own generator for unseeded initializers and for

@@ -112,7 +112,7 @@ def test_background_build_can_be_turned_off(nothing_compiled, monkeypatch, xy, c
     numpy_fits = _spy(monkeypatch, _numpy_engine, "fit_loop")
     _seed_model("auto").fit(x, y, epochs=1, verbose=0)
     assert numpy_fits == [] and not _auto_engine._builds
-    assert "compiling the training loop for float32, numerics='plain' (about a minute" in capfd.readouterr().err
+    assert "compiling the training loop for float32, numerics='plain' (a few minutes" in capfd.readouterr().err
 
 
 def test_a_failed_build_is_reported_and_compiled_here(nothing_compiled, monkeypatch, xy, capfd):
