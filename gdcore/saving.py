@@ -685,22 +685,13 @@ def _initializer(value, where: str, what: str):
         raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
 
 
-def _regularizer(value, where: str, what: str):
+def _layer_option(table, value, where: str, what: str):
+    """A regularizer or constraint (``table``: :mod:`gdcore.regularizers` or :mod:`gdcore.constraints`) from its entry."""
     try:
         if isinstance(value, dict):
             class_name, config = _entry(value, where, what)
-            return regularizers.deserialize({"class_name": class_name, "config": config}, what)
-        return regularizers.get(value, what)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
-
-
-def _constraint(value, where: str, what: str):
-    try:
-        if isinstance(value, dict):
-            class_name, config = _entry(value, where, what)
-            return constraints.deserialize({"class_name": class_name, "config": config}, what)
-        return constraints.get(value, what)
+            return table.deserialize({"class_name": class_name, "config": config}, what)
+        return table.get(value, what)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
 
@@ -736,9 +727,9 @@ def _dense_spec(entry, where: str) -> _Spec:
     kernel = _initializer(config.get("kernel_initializer", "glorot_uniform"), where,
                           f"layer {name!r}'s kernel_initializer")
     bias = _initializer(config.get("bias_initializer", "zeros"), where, f"layer {name!r}'s bias_initializer")
-    options = {setting: _regularizer(config.get(setting), where, f"layer {name!r}'s {setting}")
+    options = {setting: _layer_option(regularizers, config.get(setting), where, f"layer {name!r}'s {setting}")
                for setting in ("kernel_regularizer", "bias_regularizer", "activity_regularizer")}
-    options.update({setting: _constraint(config.get(setting), where, f"layer {name!r}'s {setting}")
+    options.update({setting: _layer_option(constraints, config.get(setting), where, f"layer {name!r}'s {setting}")
                     for setting in ("kernel_constraint", "bias_constraint")})
     dtype = _policy_dtype(config.get("dtype", "float32"), where, f"Dense layer {name!r}")
     build = entry.get("build_config") or {}
