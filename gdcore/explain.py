@@ -399,7 +399,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     sample_loss = losses.per_sample(training_loss, profile, y, y_pred)
     output_grad = losses.output_grad(training_loss, y, y_pred, profile=profile)
     # A loss on logits: the probabilities are the link of the engine's last output, as predict computes them.
-    output_activation = model.dense_layers[-1].activation
+    output_activation = model.dense_layers[-1].effective_activation
     on_logits = training_loss.from_logits
     recovered = on_logits and output_activation.name == training_loss.recovers
     probabilities = (profile.activate(activations.get(training_loss.recovers), y_pred,
@@ -445,7 +445,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     for l, layer in enumerate(model.dense_layers):
         units = layer.units
         folded = recovered and l == len(views) - 1  # its activation is part of the loss: no dL/da, no f'(z)
-        layer_meta.append((layer.name, layer.activation.name, int(layout[l].n_in), units))
+        layer_meta.append((layer.name, layer.effective_activation.name, int(layout[l].n_in), units))
         layer_rows.append(pd.DataFrame({
             "layer": layer.name,
             "sample": np.repeat(np.arange(batch), units),

@@ -1,4 +1,4 @@
-"""Layers with Keras's names: ``Input`` (a symbolic tensor), ``InputLayer`` and ``Dense``.
+"""Layers with Keras's names: ``Input`` (a symbolic tensor), ``InputLayer``, ``Dense`` and the activation layers.
 
 As in Keras 3's functional API, ``Input(shape=(d,))`` returns a symbolic
 :class:`KerasTensor`, and calling a layer on one returns another, remembering
@@ -7,8 +7,16 @@ history back from its outputs to its inputs. Called on an array, a layer
 computes its output (building itself on first use).
 
 Names follow Keras: a layer without a ``name`` gets its class's snake-case name
-made unique within the session (``dense``, ``dense_1``, ...), counters that
+made unique within the session (``dense``, ``dense_1``, ``re_lu``, ...), counters that
 :func:`gdcore.backend.clear_session` resets.
+
+The activation layers (``ReLU``, ``LeakyReLU``, ``ELU``, ``Activation``) have
+no weights: a model folds each into the activation of the linear Dense layer
+before it (:meth:`ActivationLayer.entry` is the table entry it runs). Keras's
+fit runs the same ops either way (measured: a Dense layer with
+``activation="sigmoid"`` and a linear Dense followed by
+``Activation("sigmoid")`` train to the same bits, float32 and float64, for
+sigmoid, tanh, elu, relu, leaky_relu, silu and gelu).
 """
 
 from __future__ import annotations
@@ -167,6 +175,7 @@ class Dense(Layer):
 
     # also for layers pickled before these options existed
     kernel_regularizer = bias_regularizer = activity_regularizer = kernel_constraint = bias_constraint = None
+    folded = None  # the activation layer a model folded into this one (its activation then runs here)
 
     def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
@@ -209,6 +218,12 @@ class Dense(Layer):
     @property
     def built(self) -> bool:
         return self.kernel is not None
+
+    @property
+    def effective_activation(self) -> activations.Activation:
+        """The activation the model runs after this layer's product: its own, or that of the activation layer
+        folded into it."""
+        return self.folded.entry() if self.folded is not None else self.activation
 
     def __call__(self, inputs):
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
@@ -305,9 +320,199 @@ class Dense(Layer):
         return f"Dense({self.units}, activation={self.activation.name!r}, name={self.name!r})"
 
 
+class ActivationLayer(Layer):
+    """A layer with no weights that applies an activation: folded into the linear Dense layer before it.
+
+    ``entry()`` is the :data:`gdcore.activations.ACTIVATIONS` entry the layer
+    runs; options the table cannot express yet raise NotImplementedError
+    naming them, when the layer is created.
+    """
+
+    def __init__(self, name: str | None = None, trainable: bool = True, dtype=None, **kwargs):
+        unknown = sorted(kwargs)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {unknown}")
+        if dtype is not None:
+            raise NotImplementedError(f"{type(self).__name__}(dtype=...) is not supported: the model's dtype applies "
+                                      "to every layer")
+        super().__init__(name=name, trainable=trainable)
+        self._entry = self._resolve()
+
+    def _resolve(self) -> activations.Activation:
+        raise NotImplementedError
+
+    def entry(self) -> activations.Activation:
+        """The activation table's entry this layer runs."""
+        return self._entry
+
+    @property
+    def built(self) -> bool:
+        return True
+
+    def __call__(self, inputs):
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
+            inputs = inputs[0]
+        if isinstance(inputs, KerasTensor):
+            return KerasTensor(inputs.shape, inputs.dtype, unique_name("keras_tensor"), self, inputs)
+        from gdcore.numerics import get_profile
+
+        z = np.asarray(inputs)
+        z = z.astype(np.float32) if z.dtype.kind != "f" else z
+        profile = self._model.profile if self._model is not None else get_profile("plain")
+        return profile.activate(self._entry, z.reshape(z.shape[0], -1) if z.ndim != 2 else z).reshape(z.shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _number(value, argument: str, layer: str, allow_none: bool = False):
+    """A float option of an activation layer, as Keras compares it (a bool or a string is an error)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}({argument}=...) must be a number{' or None' if allow_none else ''}, got {value!r}")
+    return value
+
+
+class ReLU(ActivationLayer):
+    r"""Keras's ``keras.layers.ReLU(max_value=None, negative_slope=0.0, threshold=0.0)``.
+
+    :math:`f(z) = \min(z, m)` for :math:`z \ge t`, :math:`s (z - t)` below
+    (Keras's ``keras.activations.relu``). Keras's layer refuses a negative
+    ``max_value``, ``negative_slope`` or ``threshold`` (ValueError, as here).
+    Supported: the options that are an entry of the activation table:
+    the defaults (``relu``), ``max_value=6`` (``relu6``: Keras runs
+    ``tf.nn.relu6`` then) and ``negative_slope=0.2`` alone (``leaky_relu``:
+    Keras runs ``tf.nn.leaky_relu`` then); other values are not yet.
+    """
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        # Keras 3's checks and messages (keras/src/layers/activations/relu.py).
+        max_value = _number(max_value, "max_value", "ReLU", allow_none=True)
+        if max_value is not None and max_value < 0.0:
+            raise ValueError(f"max_value of a ReLU layer cannot be a negative value. Received: max_value={max_value}")
+        if negative_slope is None or _number(negative_slope, "negative_slope", "ReLU") < 0.0:
+            raise ValueError("negative_slope of a ReLU layer cannot be None or a negative value. "
+                             f"Received: negative_slope={negative_slope}")
+        if threshold is None or _number(threshold, "threshold", "ReLU") < 0.0:
+            raise ValueError(f"threshold of a ReLU layer cannot be None or a negative value. Received: threshold={threshold}")
+        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+        super().__init__(**kwargs)
+
+    def _resolve(self) -> activations.Activation:
+        # keras.activations.relu picks its ops from the options (ReLU.static_call in keras/src/activations).
+        slope, cap, threshold = self.negative_slope, self.max_value, self.threshold
+        if slope == 0 and threshold == 0 and cap is None:
+            return activations.RELU
+        if slope == 0 and threshold == 0 and cap == 6:
+            return activations.RELU6
+        if cap is None and threshold == 0 and float(np.float32(slope)) == activations._LEAKY_SLOPE:
+            return activations.LEAKY_RELU
+        raise NotImplementedError(f"ReLU(max_value={cap!r}, negative_slope={slope!r}, threshold={threshold!r}) is "
+                                  "not supported yet: gdcore runs ReLU() (relu), ReLU(max_value=6) (relu6) and "
+                                  "ReLU(negative_slope=0.2) (leaky_relu); relu's other options are not in its "
+                                  "activation table yet")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
+                "threshold": self.threshold}
+
+
+class LeakyReLU(ActivationLayer):
+    r"""Keras's ``keras.layers.LeakyReLU(negative_slope=0.3)``: :math:`z` for :math:`z > 0`, else :math:`s z`.
+
+    The layer's default slope (0.3) is not the function's (``leaky_relu``,
+    0.2). Keras refuses a negative or None slope (ValueError, as here).
+    Supported: ``negative_slope=0.2`` (the table's ``leaky_relu``); other
+    slopes, the default 0.3 among them, are not yet.
+    """
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        if "alpha" in kwargs:  # Keras 3 still takes its old name, with a deprecation warning
+            import warnings
+
+            negative_slope = kwargs.pop("alpha")
+            warnings.warn("Argument `alpha` is deprecated. Use `negative_slope` instead.", stacklevel=2)
+        if negative_slope is None or _number(negative_slope, "negative_slope", "LeakyReLU") < 0:
+            raise ValueError("The negative_slope value of a Leaky ReLU layer cannot be None or negative value. "
+                             f"Expected a float. Received: negative_slope={negative_slope}")
+        self.negative_slope = negative_slope
+        super().__init__(**kwargs)
+
+    def _resolve(self) -> activations.Activation:
+        if float(np.float32(self.negative_slope)) == activations._LEAKY_SLOPE:
+            return activations.LEAKY_RELU
+        raise NotImplementedError(f"LeakyReLU(negative_slope={self.negative_slope!r}) is not supported yet: gdcore's "
+                                  "activation table has leaky_relu with negative_slope=0.2 only; use "
+                                  "LeakyReLU(negative_slope=0.2)")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class ELU(ActivationLayer):
+    r"""Keras's ``keras.layers.ELU(alpha=1.0)``: :math:`z` for :math:`z > 0`, else :math:`\alpha (e^z - 1)`.
+
+    Supported: ``alpha=1`` (the table's ``elu``); other values are not yet.
+    """
+
+    def __init__(self, alpha=1.0, **kwargs):
+        self.alpha = _number(alpha, "alpha", "ELU")
+        super().__init__(**kwargs)
+
+    def _resolve(self) -> activations.Activation:
+        if self.alpha == 1:
+            return activations.ELU
+        raise NotImplementedError(f"ELU(alpha={self.alpha!r}) is not supported yet: gdcore's activation table has "
+                                  "elu with alpha=1 only")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class Activation(ActivationLayer):
+    """Keras's ``keras.layers.Activation(activation)``: a name of :mod:`gdcore.activations` or a table entry.
+
+    Also the table's functions (``gdcore.activations.relu``), found by identity.
+    An unknown name is a ValueError listing the known ones.
+    """
+
+    def __init__(self, activation, **kwargs):
+        if activation is None:
+            raise ValueError("Activation(activation=None): give an activation's name, such as 'relu'")
+        if callable(activation) and not isinstance(activation, (str, activations.Activation)):
+            entry = next((a for a in activations.ACTIVATIONS if a.forward is activation), None)
+            if entry is None:
+                raise NotImplementedError(f"Activation({activation!r}): gdcore runs the activations of its table "
+                                          f"({', '.join(activations.BY_NAME)}), by name or entry; other functions "
+                                          "are not supported")
+            activation = entry
+        self._requested = activations.get(activation)
+        super().__init__(**kwargs)
+
+    def _resolve(self) -> activations.Activation:
+        return self._requested
+
+    @property
+    def activation(self) -> activations.Activation:
+        return self._entry
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self._entry.name}
+
+    def __repr__(self) -> str:
+        return f"Activation({self._entry.name!r}, name={self.name!r})"
+
+
 def __getattr__(name):
     # ``keras.layers.Dropout`` and the other Keras layers: an error naming the layer and what gdcore has.
     if name.startswith("__"):
         raise AttributeError(name)
-    raise AttributeError(f"keras.layers.{name} is not supported by gdcore: its layers are Input, InputLayer and Dense "
-                         "(chains of Dense layers)")
+    raise AttributeError(f"keras.layers.{name} is not supported by gdcore: its layers are Input, InputLayer, Dense "
+                         "and the activation layers ReLU, LeakyReLU, ELU, Activation (chains of Dense layers)")

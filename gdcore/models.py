@@ -34,7 +34,7 @@ from gdcore._naming import unique_name
 from gdcore._validation import as_features, as_targets, positive_int
 from gdcore.callbacks import (BATCH_HOOKS, TEST_HOOKS, Callback, CallbackList, History, ProgbarLogger, check,
                               overrides)
-from gdcore.layers import Dense, InputLayer, KerasTensor
+from gdcore.layers import ActivationLayer, Dense, InputLayer, KerasTensor
 from gdcore.numerics import get_profile
 
 ENGINES = {"auto": _auto_engine, "numba": _numba_engine, "numpy": _numpy_engine}
@@ -229,6 +229,8 @@ class Model:
         self._input_layer: InputLayer | None = None
         self.input_shape: tuple[int] | None = None
         self.dense_layers: list[Dense] = []
+        # Per Dense layer (by position), the activation layer folded into it (Dense.folded holds the same layer).
+        self._activation_layers: dict[int, ActivationLayer] = {}
         self.params: np.ndarray | None = None
         self.optimizer: optimizers.Optimizer | None = None
         self.loss: losses.Loss | None = None
@@ -243,9 +245,14 @@ class Model:
 
     @property
     def layers(self) -> list:
-        """The layers, as Keras lists them: a functional model's ``InputLayer`` first, then the Dense layers."""
-        return ([self._input_layer] if self._input_layer is not None and type(self) is Model else []) + \
-            list(self.dense_layers)
+        """The layers, as Keras lists them: a functional model's ``InputLayer`` first, then the Dense layers, each
+        followed by the activation layer folded into it, if any."""
+        layers = [self._input_layer] if self._input_layer is not None and type(self) is Model else []
+        for index, layer in enumerate(self.dense_layers):
+            layers.append(layer)
+            if index in self._activation_layers:
+                layers.append(self._activation_layers[index])
+        return layers
 
     @property
     def _batch_dim(self) -> int | None:
@@ -261,16 +268,44 @@ class Model:
                 return layer
         raise ValueError(f"no layer named {name!r}; layers: {', '.join(layer.name for layer in self.layers)}")
 
-    def _adopt(self, layer: Dense) -> None:
+    def _adopt(self, layer: Dense | ActivationLayer) -> None:
         if layer._model is not None and layer._model is not self:
             raise ValueError(f"layer {layer.name!r} already belongs to model {layer._model.name!r}: gdcore models do "
                              "not share layers (their weights live in the model); create a new layer")
+        if isinstance(layer, ActivationLayer):
+            self._fold(layer)
+            return
         if layer.input_shape is not None:
             if self.dense_layers or self.input_shape not in (None, layer.input_shape):
                 raise ValueError("input_shape may only be given to the first layer, and must agree with the Input")
             self.input_shape = layer.input_shape
         layer._model = self
         self.dense_layers.append(layer)
+
+    def _fold(self, layer: ActivationLayer) -> None:
+        """Fold an activation layer into the Dense layer before it, or say which case gdcore does not support."""
+        kind = type(layer).__name__
+        if not self.dense_layers:
+            raise NotImplementedError(f"{kind} layer {layer.name!r} first in the model: gdcore folds an activation "
+                                      "layer into the Dense layer before it; put a Dense layer first")
+        index = len(self.dense_layers) - 1
+        dense = self.dense_layers[index]
+        if index in self._activation_layers:
+            raise NotImplementedError(f"two activation layers in a row ({self._activation_layers[index].name!r}, "
+                                      f"{layer.name!r}): gdcore folds one activation layer into the Dense layer "
+                                      "before it")
+        if dense.activation is not activations.LINEAR:
+            raise NotImplementedError(f"{kind} layer {layer.name!r} after Dense layer {dense.name!r}, whose "
+                                      f"activation is {dense.activation.name!r}: gdcore folds an activation layer "
+                                      "only into a linear Dense layer")
+        if layer.entry().row_wise and dense.units == 1:
+            raise ValueError(f"{kind} layer {layer.name!r} applies {layer.entry().name!r} to the one unit of "
+                             f"{dense.name!r}: it always outputs 1 (it normalises over the units); use units >= 2")
+        layer._model = self
+        dense.folded = layer
+        self._activation_layers[index] = layer
+        if self.params is not None:
+            self.layout.activation[index] = layer.entry().id
 
     def build(self, input_shape) -> None:
         """Allocate the flat parameter array and initialise every layer's kernel and bias."""
@@ -289,7 +324,8 @@ class Model:
             if layer.input_dim not in (None, n_in):
                 raise ValueError(f"layer {layer.name!r} takes {layer.input_dim} inputs but gets {n_in}")
             use_bias = int(layer.use_bias)
-            rows.append((n_in, layer.units, layer.activation.id, offset, offset + n_in * layer.units, use_bias))
+            rows.append((n_in, layer.units, layer.effective_activation.id, offset, offset + n_in * layer.units,
+                         use_bias))
             offset += n_in * layer.units + layer.units * use_bias
             n_in = layer.units
         if offset > 2**31:
@@ -513,7 +549,7 @@ class Model:
         layer runs linear in training and evaluation; ``predict`` applies the activation.
         """
         network = self.network
-        output = self.dense_layers[-1].activation.name
+        output = self.dense_layers[-1].effective_activation.name
         memo = getattr(self, "_training_loss_memo", None)  # (loss, output activation, its training loss)
         if memo is None or memo[0] is not self.loss or memo[1] != output:  # training_loss builds a new entry: once
             memo = self._training_loss_memo = (self.loss, output, losses.training_loss(self.loss, output))
@@ -955,7 +991,7 @@ class Model:
         return self.predict(x, batch_size=max(len(x), 1), verbose=0)
 
     def __repr__(self) -> str:
-        layers = ", ".join(repr(layer) for layer in self.dense_layers)
+        layers = ", ".join(repr(layer) for layer in self.layers if not isinstance(layer, InputLayer))
         return (f"{type(self).__name__}([{layers}], name={self.name!r}, dtype={self.dtype.name!r}, "
                 f"numerics={self.profile.name!r}, engine={self.engine!r})")
 
@@ -984,7 +1020,10 @@ class Sequential(Model):
             self.build(self.input_shape)
 
     def add(self, layer) -> None:
-        """Append an ``Input`` (first only) or a ``Dense`` layer; earlier layers keep their weights."""
+        """Append an ``Input`` (first only), a ``Dense`` or an activation layer; earlier layers keep their weights."""
+        if isinstance(layer, ActivationLayer):
+            self._append(layer)  # folded into the last Dense layer: no weight changes
+            return
         previous = self.get_weights() if self.params is not None else None
         self._append(layer)
         if self.input_shape is not None and self.dense_layers:
@@ -995,9 +1034,16 @@ class Sequential(Model):
                     array[:] = value
 
     def pop(self) -> None:
-        """Remove the last Dense layer (the others keep their weights)."""
+        """Remove the last layer (the others keep their weights)."""
         if not self.dense_layers:
             raise ValueError("pop: the model has no layer to remove")
+        index = len(self.dense_layers) - 1
+        if index in self._activation_layers:
+            layer = self._activation_layers.pop(index)
+            layer._model = self.dense_layers[index].folded = None
+            if self.params is not None:
+                self.layout.activation[index] = self.dense_layers[index].activation.id
+            return
         previous = self.get_weights() if self.params is not None else None
         self.dense_layers.pop()._model = None
         self.params = None
@@ -1017,8 +1063,9 @@ class Sequential(Model):
                 raise ValueError("Input must be the first layer and appear once")
             self._input_layer, self.input_shape = layer, layer.shape
             return
-        if not isinstance(layer, Dense):
-            raise TypeError(f"layers must be gdcore.Input or gdcore.layers.Dense, got {type(layer).__name__}")
+        if not isinstance(layer, (Dense, ActivationLayer)):
+            raise TypeError("layers must be gdcore.Input, gdcore.layers.Dense or an activation layer (ReLU, LeakyReLU, "
+                            f"ELU, Activation), got {type(layer).__name__}")
         self._adopt(layer)
 
 
@@ -1122,6 +1169,11 @@ def _summary_text(model, line_length=None, positions=None) -> str:
     for layer in model.layers:
         if isinstance(layer, InputLayer):
             rows.append((f"{layer.name} (InputLayer)", str((model._batch_dim, *layer.shape)), "0"))
+        elif isinstance(layer, ActivationLayer):
+            dense = model.dense_layers[[index for index, folded in model._activation_layers.items()
+                                        if folded is layer][0]]
+            shape = str((model._batch_dim, dense.units)) if dense.built else "?"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, "0"))
         elif layer.built:
             rows.append((f"{layer.name} (Dense)", str((model._batch_dim, layer.units)), f"{layer.count_params():,}"))
         else:

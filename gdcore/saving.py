@@ -247,6 +247,31 @@ def _dense_config(model, layer, sharing: _Sharing) -> dict:
     return entry
 
 
+def _activation_layer_config(model, layer, sharing: _Sharing) -> dict:
+    """An activation layer's entry as Keras 3 writes it: its options in its ``get_config``'s order, no build config
+    (ELU's ``alpha`` comes from Layer's constructor arguments, before ``trainable``)."""
+    config = {"name": layer.name}
+    if type(layer).__name__ == "ELU":
+        config["alpha"] = layer.alpha
+    config.update({"trainable": layer.trainable, "dtype": _dtype_policy(model, sharing)})
+    config.update({key: value for key, value in layer.get_config().items()
+                   if key not in ("name", "trainable", "alpha")})
+    return {"module": "keras.layers", "class_name": type(layer).__name__, "config": config, "registered_name": None}
+
+
+def _layer_config(model, layer, sharing: _Sharing) -> dict:
+    from gdcore.layers import ActivationLayer
+
+    if isinstance(layer, ActivationLayer):
+        return _activation_layer_config(model, layer, sharing)
+    return _dense_config(model, layer, sharing)
+
+
+def _output_units(model, layer) -> int:
+    """The units of the Dense layer whose output ``layer`` produces (itself, or the one it is folded into)."""
+    return getattr(layer, "units", None) or next(dense.units for dense in model.dense_layers if dense.folded is layer)
+
+
 def _keras_tensor(shape, dtype: str, source: str) -> dict:
     return {"class_name": "__keras_tensor__",
             "config": {"shape": shape, "dtype": dtype, "keras_history": [source, 0, 0]}}
@@ -256,7 +281,7 @@ def _inner_config(model, sharing: _Sharing) -> dict:
     kind = _model_kind(model)
     if kind == "Sequential":
         layers = [_input_layer_config(model)] if model.input_shape is not None else []
-        layers += [_dense_config(model, layer, sharing) for layer in model.dense_layers]
+        layers += [_layer_config(model, layer, sharing) for layer in model.layers]
         # Sequential.get_config serializes the layers first, then its own dtype (the policy's later occurrence).
         config = {"name": model.name, "trainable": True, "dtype": _dtype_policy(model, sharing), "layers": layers}
         if model.input_shape is not None:
@@ -264,12 +289,13 @@ def _inner_config(model, sharing: _Sharing) -> dict:
         return config
     source, shape, dtype = _input_name(model), (model._batch_dim, *model.input_shape), _input_dtype(model)
     layers = [{**_input_layer_config(model), "name": source, "inbound_nodes": []}]
-    for layer in model.dense_layers:
+    chain = model.layers[1:]
+    for layer in chain:
         node = {"args": [_keras_tensor(shape, dtype, source)], "kwargs": {}}
-        layers.append({**_dense_config(model, layer, sharing), "name": layer.name, "inbound_nodes": [node]})
-        source, shape, dtype = layer.name, (model._batch_dim, layer.units), model.dtype.name
+        layers.append({**_layer_config(model, layer, sharing), "name": layer.name, "inbound_nodes": [node]})
+        source, shape, dtype = layer.name, (model._batch_dim, _output_units(model, layer)), model.dtype.name
     return {"name": model.name, "trainable": True, "layers": layers, "input_layers": [_input_name(model), 0, 0],
-            "output_layers": [model.dense_layers[-1].name, 0, 0]}
+            "output_layers": [chain[-1].name, 0, 0]}
 
 
 def _keras_float(value, dtype) -> float:
@@ -384,7 +410,7 @@ def _optimizer_variables(model) -> list[np.ndarray]:
 
 def _layer_entries(model) -> list[tuple[str, str, list[np.ndarray]]]:
     """``(h5 path, name attribute, arrays)`` for each layer in Keras's ``model.layers``."""
-    layers = ([model._input_layer] if _model_kind(model) == "Functional" else []) + list(model.dense_layers)
+    layers = model.layers
     paths = _container_names(type(layer).__name__ for layer in layers)
     entries = []
     for path, layer in zip(paths, layers):
@@ -628,6 +654,25 @@ class _Spec:
                      name=self.name, **self.options)
 
 
+class _ActivationSpec:
+    """What a file says about one activation layer (``ReLU``, ``LeakyReLU``, ``ELU``, ``Activation``), checked."""
+
+    units = n_in = None
+
+    def __init__(self, class_name, name, dtype, trainable, options):
+        self.class_name, self.name, self.dtype, self.trainable, self.options = class_name, name, dtype, trainable, options
+
+    def layer(self):
+        from gdcore import layers
+
+        return getattr(layers, self.class_name)(name=self.name, trainable=self.trainable, **self.options)
+
+
+# Keras's activation layers gdcore folds into the Dense layer before them, with their options (get_config's keys).
+_ACTIVATION_LAYERS = {"ReLU": ("max_value", "negative_slope", "threshold"), "LeakyReLU": ("negative_slope",),
+                      "ELU": ("alpha",), "Activation": ("activation",)}
+
+
 def _require(condition: bool, where: str, message: str) -> None:
     if not condition:
         raise ValueError(f"{where}: {message}")
@@ -696,11 +741,35 @@ def _layer_option(table, value, where: str, what: str):
         raise ValueError(f"{where}: {what} {value!r} is not supported: {error}") from None
 
 
+def _activation_spec(class_name: str, config: dict, where: str) -> _ActivationSpec:
+    name = config.get("name")
+    options = _ACTIVATION_LAYERS[class_name]
+    _unknown_keys(config, ("name", "trainable", "dtype", *options), where, f"{class_name} layer {name!r}")
+    _require(isinstance(name, str), where, f"a {class_name} layer has name {name!r}")
+    trainable = config.get("trainable", True)
+    _require(isinstance(trainable, bool), where, f"{class_name} layer {name!r} has trainable={trainable!r}")
+    dtype = _policy_dtype(config.get("dtype", "float32"), where, f"{class_name} layer {name!r}")
+    spec = _ActivationSpec(class_name, name, dtype, trainable, {key: config[key] for key in options if key in config})
+    try:
+        spec.layer()  # the layer's own checks: Keras's ValueErrors, gdcore's NotImplementedErrors
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: {class_name} layer {name!r}: {error}") from None
+    return spec
+
+
+def _layer_spec(entry, where: str):
+    """A Dense layer's or an activation layer's spec from its entry."""
+    class_name, config = _entry(entry, where, "a layer")
+    if class_name in _ACTIVATION_LAYERS:
+        return _activation_spec(class_name, config, where)
+    return _dense_spec(entry, where)
+
+
 def _dense_spec(entry, where: str) -> _Spec:
     class_name, config = _entry(entry, where, "a layer")
     name = config.get("name")
-    _require(class_name == "Dense", where, f"layer {name!r} is a {class_name}; gdcore loads Dense layers (after an "
-             "InputLayer) only")
+    _require(class_name == "Dense", where, f"layer {name!r} is a {class_name}; gdcore loads Dense layers and the "
+             f"activation layers {', '.join(_ACTIVATION_LAYERS)} (after an InputLayer) only")
     known = ("name", "trainable", "dtype", "units", "activation", "use_bias", "kernel_initializer", "bias_initializer",
              "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
              *_DENSE_UNSUPPORTED)
@@ -775,7 +844,7 @@ def _functional_chain(config: dict, where: str) -> tuple[tuple, list[_Spec]]:
         _require(name in by_name, where, f"layer {name!r} is used but not defined")
         entry = by_name[name]
         _require(name not in [spec.name for spec in chain], where, f"layer {name!r} appears twice on the path")
-        spec = _dense_spec(entry, where)
+        spec = _layer_spec(entry, where)
         nodes = entry.get("inbound_nodes")
         _require(isinstance(nodes, list) and len(nodes) == 1, where,
                  f"layer {name!r} is called {len(nodes) if isinstance(nodes, list) else nodes!r} times in the model; "
@@ -803,7 +872,7 @@ def _sequential_chain(config: dict, where: str) -> tuple[tuple | None, list[_Spe
     shape = config.get("build_input_shape")
     if inputs is None and isinstance(shape, list) and len(shape) == 2 and isinstance(shape[1], int):
         inputs = ("input_layer", shape[1], None, shape[0] if isinstance(shape[0], int) else None)
-    return inputs, [_dense_spec(entry, where) for entry in entries]
+    return inputs, [_layer_spec(entry, where) for entry in entries]
 
 
 def _build_model(config: dict, options: dict, where: str):
@@ -824,7 +893,7 @@ def _build_model(config: dict, options: dict, where: str):
         raise ValueError(f"{where}: the model is a {module}.{class_name}; gdcore loads keras.Sequential and "
                          "functional keras.Model chains of Dense layers")
     _require(inner.get("trainable", True) is True, where, "the model has trainable=False; every gdcore model trains")
-    _require(bool(specs), where, "the model has no Dense layer")
+    _require(any(spec.units is not None for spec in specs), where, "the model has no Dense layer")
     dtypes = {spec.dtype for spec in specs}
     if class_name == "Sequential" and "dtype" in inner:
         dtypes.add(_policy_dtype(inner["dtype"], where, "the model"))
@@ -832,6 +901,8 @@ def _build_model(config: dict, options: dict, where: str):
     dtype = dtypes.pop()
     n_in = inputs[1] if inputs is not None else specs[0].n_in
     for spec in specs:
+        if spec.units is None:  # an activation layer: no weights, its input's width
+            continue
         _require(spec.n_in in (None, n_in) or n_in is None, where,
                  f"layer {spec.name!r} was built for {spec.n_in} inputs but gets {n_in}")
         n_in = spec.units

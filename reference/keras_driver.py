@@ -141,6 +141,11 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
                                              activity_regularizer=_keras_regularizer(keras, layer.activity_regularizer),
                                              kernel_constraint=_keras_constraint(keras, layer.kernel_constraint),
                                              bias_constraint=_keras_constraint(keras, layer.bias_constraint)))
+            if layer.folded is not None:  # the activation layer after it, as its own Keras layer
+                options = layer.folded.get_config()
+                if "activation" in options:
+                    options["activation"] = _keras_activation(keras, options["activation"])
+                layers.append(getattr(keras.layers, type(layer.folded).__name__)(**options))
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
