@@ -367,7 +367,11 @@ class Loss:
     back from a sigmoid or softmax output, :func:`training_loss`).
     ``from_logits``, ``label_smoothing`` and ``reduction`` (one of
     :data:`REDUCTIONS`) are the Keras options of the configured object (they
-    do not change the entry's identity).
+    do not change the entry's identity), and so are ``config_name`` (the
+    Keras object's ``name=``, None for Keras's default :attr:`keras_name`:
+    it names the object in its config, not the ``"loss"`` key of the logs,
+    as in Keras 3) and ``dtype`` (``dtype=``: the dtype a call computes in,
+    None for ``floatx()``; in ``fit``/``evaluate`` it must be the model's).
     """
 
     name: str
@@ -386,10 +390,17 @@ class Loss:
     from_logits: bool = field(default=False, compare=False)
     label_smoothing: float = field(default=0.0, compare=False)
     reduction: str | None = field(default="sum_over_batch_size", compare=False)
+    config_name: str | None = field(default=None, compare=False)
+    dtype: str | None = field(default=None, compare=False)
 
     @property
     def id(self) -> int:
         return LOSSES.index(self)
+
+    @property
+    def keras_name(self) -> str:
+        """The Keras object's ``name``: the one given, else Keras's default (the class's, from_logits or not)."""
+        return self.config_name or BY_NAME[self.keras.lower()].name
 
     @property
     def reduction_id(self) -> int:
@@ -397,10 +408,10 @@ class Loss:
         return REDUCTION_IDS[self.reduction]
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        """Keras-style call: ``reduction`` of the (weighted) per-sample losses, in ``gdcore.config.floatx()``.
+        """Keras-style call: ``reduction`` of the (weighted) per-sample losses, in the loss's dtype.
 
         As Keras's ``Loss.__call__``: both arrays are cast to the loss's dtype
-        (Keras's default, ``floatx()``), each per-sample loss is times its
+        (``dtype=``; Keras's default, ``floatx()``), each per-sample loss is times its
         weight (``sample_weight``: a number or one per sample), then reduced
         (:func:`reduce_batch`); ``"none"``/None return the (B,) vector. A 1-D
         ``y_pred`` is one sample (Keras averages over the last axis): its loss,
@@ -410,7 +421,7 @@ class Loss:
         from gdcore import config
         from gdcore.numerics import get_profile
 
-        dtype = np.dtype(config.floatx())
+        dtype = np.dtype(self.dtype or config.floatx())
         y_pred = np.asarray(y_pred, dtype=dtype)
         one_sample = y_pred.ndim == 1  # Keras: one sample, its outputs along the only axis
         if one_sample:
@@ -444,7 +455,9 @@ class Loss:
     def __repr__(self) -> str:
         options = (f", from_logits=True" if self.from_logits else "") + \
                   (f", label_smoothing={self.label_smoothing!r}" if self.label_smoothing else "") + \
-                  (f", reduction={self.reduction!r}" if self.reduction != "sum_over_batch_size" else "")
+                  (f", reduction={self.reduction!r}" if self.reduction != "sum_over_batch_size" else "") + \
+                  (f", name={self.config_name!r}" if self.config_name else "") + \
+                  (f", dtype={self.dtype!r}" if self.dtype else "")
         return f"Loss({self.name!r}{options})"
 
 
@@ -605,20 +618,42 @@ BY_NAME = {key: loss for loss in reversed(LOSSES) for key in (loss.name, loss.ke
 BY_ID = dict(enumerate(LOSSES))
 
 
-def _check_reduction(reduction, loss: Loss) -> Loss:
+def _check_reduction(reduction, loss: Loss, name=None, dtype=None) -> Loss:
+    """``loss`` with Keras's ``reduction``, ``name`` and ``dtype`` options, each checked (the entry itself if none)."""
     if not (reduction is None or isinstance(reduction, str)) or reduction not in REDUCTION_IDS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got {reduction!r}")
-    return loss if reduction == loss.reduction else replace(loss, reduction=reduction)
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {name!r}")
+    options = {"reduction": reduction, "config_name": None if name == loss.keras_name else name,
+               "dtype": _loss_dtype(dtype)}
+    changed = {key: value for key, value in options.items() if value != getattr(loss, key)}
+    return replace(loss, **changed) if changed else loss
 
 
-def MeanSquaredError(reduction="sum_over_batch_size") -> Loss:
-    """Keras-style constructor: ``gdcore.losses.MeanSquaredError()``; ``reduction`` as :data:`REDUCTIONS`."""
-    return _check_reduction(reduction, MEAN_SQUARED_ERROR)
+def _loss_dtype(dtype) -> str | None:
+    """A loss's ``dtype=``: None (Keras: ``floatx()``), ``"float32"`` or ``"float64"``."""
+    if dtype is None:
+        return None
+    name = getattr(dtype, "name", dtype)  # a NumPy dtype or a Keras DTypePolicy
+    if isinstance(name, type) and issubclass(name, np.generic):
+        name = np.dtype(name).name
+    if name in ("float32", "float64"):
+        return name
+    if name in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16"):
+        raise NotImplementedError(f"a loss with dtype={name!r} is not supported: gdcore computes in float32 or float64")
+    raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
 
 
-def MeanAbsoluteError(reduction="sum_over_batch_size") -> Loss:
-    """Keras-style constructor: ``gdcore.losses.MeanAbsoluteError()``; ``reduction`` as :data:`REDUCTIONS`."""
-    return _check_reduction(reduction, MEAN_ABSOLUTE_ERROR)
+def MeanSquaredError(reduction="sum_over_batch_size", name: str | None = None, dtype=None) -> Loss:
+    """Keras-style constructor: ``gdcore.losses.MeanSquaredError()``; ``reduction`` as :data:`REDUCTIONS`, ``name`` and
+    ``dtype`` as Keras's (:class:`Loss`)."""
+    return _check_reduction(reduction, MEAN_SQUARED_ERROR, name, dtype)
+
+
+def MeanAbsoluteError(reduction="sum_over_batch_size", name: str | None = None, dtype=None) -> Loss:
+    """Keras-style constructor: ``gdcore.losses.MeanAbsoluteError()``; ``reduction``, ``name``, ``dtype`` as
+    :func:`MeanSquaredError`."""
+    return _check_reduction(reduction, MEAN_ABSOLUTE_ERROR, name, dtype)
 
 
 def _smoothing(value, name: str) -> float:
@@ -629,26 +664,30 @@ def _smoothing(value, name: str) -> float:
 
 
 def BinaryCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0, *,
-                       reduction="sum_over_batch_size") -> Loss:
+                       reduction="sum_over_batch_size", name: str | None = None, dtype=None) -> Loss:
     r"""Keras's ``BinaryCrossentropy``: targets 0/1, outputs probabilities (or logits with ``from_logits``).
 
-    ``label_smoothing`` :math:`s` replaces the targets by :math:`y(1 - s) + s/2`; ``reduction`` as :data:`REDUCTIONS`.
+    ``label_smoothing`` :math:`s` replaces the targets by :math:`y(1 - s) + s/2`; ``reduction`` as :data:`REDUCTIONS`;
+    ``name``, ``dtype`` as :func:`MeanSquaredError`.
     """
     entry = BINARY_CROSSENTROPY_FROM_LOGITS if from_logits else BINARY_CROSSENTROPY
-    return _check_reduction(reduction, replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing")))
+    return _check_reduction(reduction, replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing")),
+                            name, dtype)
 
 
 def CategoricalCrossentropy(from_logits: bool = False, label_smoothing: float = 0.0, *,
-                            reduction="sum_over_batch_size") -> Loss:
+                            reduction="sum_over_batch_size", name: str | None = None, dtype=None) -> Loss:
     r"""Keras's ``CategoricalCrossentropy``: one-hot targets; ``label_smoothing`` :math:`s` gives :math:`y(1-s) + s/K`."""
     entry = CATEGORICAL_CROSSENTROPY_FROM_LOGITS if from_logits else CATEGORICAL_CROSSENTROPY
-    return _check_reduction(reduction, replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing")))
+    return _check_reduction(reduction, replace(entry, label_smoothing=_smoothing(label_smoothing, "label_smoothing")),
+                            name, dtype)
 
 
-def SparseCategoricalCrossentropy(from_logits: bool = False, *, reduction="sum_over_batch_size") -> Loss:
+def SparseCategoricalCrossentropy(from_logits: bool = False, *, reduction="sum_over_batch_size",
+                                  name: str | None = None, dtype=None) -> Loss:
     """Keras's ``SparseCategoricalCrossentropy``: targets are class indices 0..K-1."""
     return _check_reduction(reduction, SPARSE_CATEGORICAL_CROSSENTROPY_FROM_LOGITS if from_logits
-                            else SPARSE_CATEGORICAL_CROSSENTROPY)
+                            else SPARSE_CATEGORICAL_CROSSENTROPY, name, dtype)
 
 
 def training_loss(loss: Loss, output_activation: str) -> Loss:

@@ -548,6 +548,10 @@ class Model:
         When the loss reads the logits of a sigmoid/softmax output, the output
         layer runs linear in training and evaluation; ``predict`` applies the activation.
         """
+        if self.loss.dtype not in (None, self.dtype.name):
+            raise NotImplementedError(
+                f"a loss with dtype={self.loss.dtype!r} in a {self.dtype.name} model is not supported: gdcore computes "
+                f"the loss in the model's dtype (give dtype=None or {self.dtype.name!r})")
         network = self.network
         output = self.dense_layers[-1].effective_activation.name
         memo = getattr(self, "_training_loss_memo", None)  # (loss, output activation, its training loss)
@@ -596,7 +600,8 @@ class Model:
     def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose="auto", callbacks=None,
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True, class_weight=None,
             sample_weight=None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
-            validation_steps: int | None = None, **kwargs) -> History:
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq=1) -> History:
         """Train for ``epochs`` passes over the data, Keras's way.
 
         Each epoch visits the samples in consecutive batches of ``batch_size``
@@ -633,22 +638,32 @@ class Model:
         warned as Keras warns) and the next epoch starts a new pass (a new
         order: under ``random="keras"`` Keras's same permutation).
         ``validation_steps`` evaluates the first that many validation batches
-        each epoch.
+        each epoch. Without a ``batch_size``, Keras's array adapter picks
+        ``ceil(n / steps_per_epoch)`` (and ``ceil(n_val / validation_steps)``
+        for the validation pass) where the steps are given, else 32.
+
+        ``validation_batch_size`` is the validation pass's batch size (default:
+        ``batch_size``'s rule above). ``validation_freq`` validates after epoch
+        ``e`` (counted from 1, across ``initial_epoch``) when ``e % k == 0`` for
+        an integer ``k``, or when ``e`` is in a list, as Keras 3 does: the
+        ``val_`` keys of History and of the epoch's logs exist only for the
+        epochs that validated.
         """
-        for setting, value in kwargs.items():
-            if value is not None:
-                raise NotImplementedError(f"fit({setting}=...) is not supported yet")
         if steps_per_epoch is not None:
             steps_per_epoch = positive_int(steps_per_epoch, "steps_per_epoch")
         if validation_steps is not None:
             validation_steps = positive_int(validation_steps, "validation_steps")
+        if validation_batch_size is not None:
+            validation_batch_size = positive_int(validation_batch_size, "validation_batch_size")
         return self._train(x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
                            initial_epoch, sample_weight=sample_weight, class_weight=class_weight,
-                           steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+                           steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                           validation_batch_size=validation_batch_size,
+                           validation_freq=_validation_freq(validation_freq))
 
     def _train(self, x, y, batch_size, epochs, verbose, callbacks, validation_split, validation_data, shuffle,
                initial_epoch, on_step=None, sample_weight=None, class_weight=None, steps_per_epoch=None,
-               validation_steps=None) -> History:
+               validation_steps=None, validation_batch_size=None, validation_freq=1) -> History:
         """The epoch driver behind :meth:`fit` and :func:`gdcore.trace.fit_trace` (module docstring).
 
         ``on_step(epoch, step)``, if given, is called for every update of every
@@ -658,7 +673,7 @@ class Model:
         """
         if self.optimizer is None or self.loss is None:
             raise ValueError("fit: the model must be compiled first: call compile(optimizer=..., loss=...)")
-        batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
+        given_batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
         epochs = positive_int(epochs, "epochs", minimum=0)
         initial_epoch = positive_int(initial_epoch, "initial_epoch", minimum=0)
         verbose = _verbosity(verbose)
@@ -673,18 +688,24 @@ class Model:
                              "sample_weight)")
         weights = self._class_weights(class_weight, y) if class_weight is not None else \
             self._prepare_weights(sample_weight, x.shape[0])
-        batch_size = min(batch_size, x.shape[0])  # one batch either way; keeps the engine's integers small
         x, y, weights, val_x, val_y, val_weights = self._validation(x, y, weights, validation_split, validation_data)
+        # one batch either way; keeps the engine's integers small
+        batch_size = min(_batch_size(given_batch_size, x.shape[0], steps_per_epoch), x.shape[0])
+        val_batch_size = _batch_size(validation_batch_size or given_batch_size, val_x.shape[0], validation_steps)
+        val_batch_size = max(1, min(val_batch_size, val_x.shape[0]))
         if validation_steps is not None and val_x.shape[0]:
-            if validation_steps > math.ceil(val_x.shape[0] / batch_size):
+            if validation_steps > math.ceil(val_x.shape[0] / val_batch_size):
                 warnings.warn(_RAN_OUT_OF_DATA, UserWarning, stacklevel=3)
-            keep = validation_steps * batch_size  # Keras restarts the validation iterator every epoch
+            keep = validation_steps * val_batch_size  # Keras restarts the validation iterator every epoch
             val_x, val_y, val_weights = val_x[:keep], val_y[:keep], val_weights[:keep]
+        validates = lambda epoch: bool(val_x.shape[0]) and _should_validate(epoch, validation_freq)  # noqa: E731
+        every_epoch = validation_freq == 1 or not val_x.shape[0]
         callbacks = check(callbacks)
         steps = math.ceil(x.shape[0] / batch_size)
         history = History()
         keys = self.metrics_names
-        history.history = {key: [] for key in sorted(keys + (["val_" + key for key in keys] if val_x.shape[0] else []))}
+        any_validation = any(validates(epoch) for epoch in range(initial_epoch, epochs))
+        history.history = {key: [] for key in sorted(keys + (["val_" + key for key in keys] if any_validation else []))}
         everything = [*callbacks, history] + ([ProgbarLogger()] if verbose else [])
         callback_list = CallbackList(everything, self, {"verbose": verbose, "epochs": epochs,
                                                         "steps": steps if steps_per_epoch is None else steps_per_epoch})
@@ -705,7 +726,8 @@ class Model:
             epoch = initial_epoch
             while epoch < epochs and not self.stop_training:
                 if steps_per_epoch is None:
-                    count = 1 if per_epoch else max(1, min(epochs - epoch, _ORDER_CHUNK // x.shape[0]))
+                    # Every epoch of an engine call validates or none does: with validation_freq, one epoch per call.
+                    count = 1 if per_epoch or not every_epoch else max(1, min(epochs - epoch, _ORDER_CHUNK // x.shape[0]))
                     orders = self._orders(x.shape[0], count, shuffle, batch_size)
                     epoch_x, epoch_y, epoch_weights, epoch_steps = x, y, weights, steps
                 else:  # one epoch's batches of the current pass, gathered (the engine visits them in order)
@@ -720,9 +742,10 @@ class Model:
                 val_history = np.zeros(count, dtype=self.dtype)
                 metric_history = np.zeros((count, len(self._metrics), 2), dtype=self.dtype)
                 val_metric_history = np.zeros((count, len(self._metrics), 2), dtype=self.dtype)
-                validate_inside = val_x.shape[0] and not test_hooks
+                validating = validates(epoch)  # for each epoch of this call (count is 1 unless all validate)
+                validate_inside = validating and not test_hooks
                 data = _contract.Epochs(epoch_x, epoch_y, orders, batch_size, _contract.Batches(
-                    val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], batch_size,
+                    val_x if validate_inside else val_x[:0], val_y if validate_inside else val_y[:0], val_batch_size,
                     val_weights if validate_inside else val_weights[:0]), epoch_weights)
                 failed = -1
                 while done < count:
@@ -750,18 +773,18 @@ class Model:
                         history.epoch.extend(range(epoch + done, epoch + done + completed))
                         span = slice(done, done + completed)
                         columns = self._logs(loss_history[span], metric_history[span])
-                        if val_x.shape[0]:
+                        if validating:
                             columns.update(self._logs(val_history[span], val_metric_history[span], "val_"))
                         for key, values in columns.items():
                             history.history[key].extend(np.asarray(values).tolist())
-                        logs = {key: values[-1] for key, values in history.history.items()}
+                        logs = {key: history.history[key][-1] for key in columns}  # the last epoch's, as Keras's
                         done += completed
                     elif completed:  # an epoch ended in this call
                         logs = self._logs(loss_history[done], metric_history[done])
-                        if val_x.shape[0]:
+                        if validating:
                             logs.update(self._logs(val_history[done], val_metric_history[done], "val_")
                                         if validate_inside else
-                                        self._validate(val_x, val_y, val_weights, batch_size, callback_list))
+                                        self._validate(val_x, val_y, val_weights, val_batch_size, callback_list))
                         callback_list.on_epoch_end(epoch + done, dict(sorted(logs.items())))
                         done += 1
                     if failed < 0:
@@ -773,8 +796,8 @@ class Model:
                 if per_batch and self.stop_training and done < count and failed < 0 and not interrupts.requested:
                     # Keras ends an epoch a batch callback stopped: its logs are the running loss so far.
                     logs = self._logs(window.window.running[0] / window.window.running[1], window.window.metric_running)
-                    if val_x.shape[0]:
-                        logs.update(self._validate(val_x, val_y, val_weights, batch_size, callback_list))
+                    if validates(epoch + done):
+                        logs.update(self._validate(val_x, val_y, val_weights, val_batch_size, callback_list))
                     callback_list.on_epoch_end(epoch + done, dict(sorted(logs.items())))
                     done += 1
                 epoch += done
@@ -787,6 +810,9 @@ class Model:
                 raise KeyboardInterrupt(f"fit interrupted after {self.optimizer.iterations} updates "
                                         f"({len(history.epoch)} complete epoch(s) recorded in History)")
             callback_list.on_train_end(logs)
+        if history.epoch:  # Keras's History has a key once an epoch logged it: a validation that never ran has none
+            for key in [key for key, values in history.history.items() if not values and key.startswith("val_")]:
+                del history.history[key]
         return history
 
     def _window_state(self):
@@ -897,29 +923,35 @@ class Model:
         return engine.permutations(self._rng.bit_generator.random_raw(epochs), n)
 
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto", sample_weight=None,
-                 return_dict: bool = False, callbacks=None, **kwargs):
+                 steps: int | None = None, callbacks=None, return_dict: bool = False, **kwargs):
         """The loss and metrics on (x, y), Keras's way: batch losses averaged with batch-size weights (batches of 32).
 
         ``sample_weight`` weighs each sample's loss as in :meth:`fit` (the metrics are unweighted).
+        ``steps`` evaluates the first that many batches (more than there are:
+        all of them, with Keras's "ran out of data" warning); without a
+        ``batch_size`` the batches are then ``ceil(n / steps)`` rows, as Keras's array adapter makes them.
         """
-        for setting, value in kwargs.items():
-            if value is not None:
-                raise NotImplementedError(f"evaluate({setting}=...) is not supported yet")
+        if kwargs:
+            raise ValueError(f"evaluate: arguments not recognized: {kwargs}; valid: x, y, batch_size, verbose, "
+                             "sample_weight, steps, callbacks, return_dict")
         if self.loss is None:
             raise ValueError("evaluate: the model must be compiled first: call compile(optimizer=..., loss=...)")
-        batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
+        steps = None if steps is None else positive_int(steps, "steps")
+        batch_size = positive_int(batch_size, "batch_size") if batch_size is not None else None
         verbose = _verbosity(verbose)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
         weights = self._prepare_weights(sample_weight, x.shape[0])
+        batch_size = _batch_size(batch_size, x.shape[0], steps)
+        x, y, weights = _first_steps(steps, batch_size, x.shape[0], x, y, weights)
         callbacks = check(callbacks)
-        steps = math.ceil(x.shape[0] / batch_size)
+        batches = math.ceil(x.shape[0] / batch_size)
         callback_list = CallbackList([*callbacks] + ([ProgbarLogger()] if verbose else []), self,
-                                     {"verbose": verbose, "epochs": 1, "steps": steps})
+                                     {"verbose": verbose, "epochs": 1, "steps": batches if steps is None else steps})
         callback_list.on_test_begin()
         logs = self._evaluate_batches(x, y, weights, batch_size, callback_list if callbacks else None)
         if verbose and not callbacks:
-            callback_list.callbacks[-1].on_test_batch_end(steps - 1, logs)
+            callback_list.callbacks[-1].on_test_batch_end(batches - 1, logs)
         callback_list.on_test_end(logs)
         if return_dict:
             return logs
@@ -928,18 +960,22 @@ class Model:
         values = [logs[name] for name in names if name in logs] + [logs[key] for key in sorted(logs) if key not in names]
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size: int | None = None, verbose="auto", callbacks=None, **kwargs) -> np.ndarray:
-        """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` (32) as Keras does."""
-        for setting, value in kwargs.items():
-            if value is not None:
-                raise NotImplementedError(f"predict({setting}=...) is not supported yet")
-        batch_size = positive_int(32 if batch_size is None else batch_size, "batch_size")
+    def predict(self, x, batch_size: int | None = None, verbose="auto", steps: int | None = None,
+                callbacks=None) -> np.ndarray:
+        """Outputs of shape (n_samples, units), computed in batches of ``batch_size`` (32) as Keras does.
+
+        ``steps``: the outputs of the first that many batches, as :meth:`evaluate` takes them.
+        """
+        steps = None if steps is None else positive_int(steps, "steps")
+        batch_size = positive_int(batch_size, "batch_size") if batch_size is not None else None
         verbose = _verbosity(verbose)
         x = self._prepare_x(x)
+        batch_size = _batch_size(batch_size, x.shape[0], steps)
+        (x,) = _first_steps(steps, batch_size, x.shape[0], x)
         callbacks = check(callbacks)
-        steps = math.ceil(x.shape[0] / batch_size)
         callback_list = CallbackList([*callbacks] + ([ProgbarLogger()] if verbose else []), self,
-                                     {"verbose": verbose, "epochs": 1, "steps": steps})
+                                     {"verbose": verbose, "epochs": 1,
+                                      "steps": math.ceil(x.shape[0] / batch_size) if steps is None else steps})
         callback_list.on_predict_begin()
         empty = np.empty((0, 0), dtype=self.dtype)
         if callbacks and callback_list.listens(("on_predict_batch_begin", "on_predict_batch_end")):
@@ -1100,6 +1136,40 @@ def _chain(inputs, outputs) -> tuple[InputLayer, list[Dense]]:
     if not layers:
         raise ValueError(f"the model has no layer between its input and its output; {supported}")
     return inputs._keras_history[0], layers[::-1]
+
+
+def _batch_size(batch_size, n: int, steps) -> int:
+    """Keras's array adapter: the given batch size, else ``ceil(n / steps)`` when steps are given, else 32."""
+    if batch_size:
+        return batch_size
+    return max(1, math.ceil(n / steps)) if steps else 32
+
+
+def _validation_freq(validation_freq):
+    """``fit(validation_freq=)``: an integer >= 1 or a list of epoch numbers (from 1), as Keras 3 takes them."""
+    if isinstance(validation_freq, list):
+        for epoch in validation_freq:
+            positive_int(epoch, "each epoch of validation_freq")
+        return frozenset(validation_freq)
+    if isinstance(validation_freq, bool) or not isinstance(validation_freq, (int, np.integer)):
+        raise TypeError(f"validation_freq must be an integer >= 1 or a list of epoch numbers, got {validation_freq!r}")
+    return positive_int(validation_freq, "validation_freq")
+
+
+def _should_validate(epoch: int, validation_freq) -> bool:
+    """Keras's ``_should_eval``: after epoch ``epoch`` (counted from 0)?"""
+    if isinstance(validation_freq, frozenset):
+        return epoch + 1 in validation_freq
+    return (epoch + 1) % validation_freq == 0
+
+
+def _first_steps(steps, batch_size: int, n: int, *arrays):
+    """``evaluate``/``predict(steps=)`` on arrays: the rows of the first ``steps`` batches, warning as Keras when fewer."""
+    if steps is None:
+        return arrays
+    if steps > math.ceil(n / batch_size):
+        warnings.warn(_RAN_OUT_OF_DATA, UserWarning, stacklevel=3)
+    return tuple(array[: steps * batch_size] for array in arrays)
 
 
 def _verbosity(verbose) -> int:

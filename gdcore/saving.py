@@ -334,13 +334,13 @@ def _compile_config(model) -> dict:
 
 def _loss_config(loss):
     """A loss as Keras's ``compile_config`` holds it: the name, or the serialized object when it has options."""
-    if not (loss.from_logits or loss.label_smoothing or loss.reduction != "sum_over_batch_size"):
+    if not (loss.from_logits or loss.label_smoothing or loss.reduction != "sum_over_batch_size" or loss.config_name):
         return loss.name
-    if loss.targets == "values":  # Keras's MeanSquaredError/MeanAbsoluteError config: the name and the reduction
+    # Keras 3's Loss.get_config: the name and the reduction (a loss's dtype is not written, nor read back by Keras)
+    if loss.targets == "values":
         return {"module": "keras.losses", "class_name": loss.keras,
-                "config": {"name": loss.name, "reduction": loss.reduction}, "registered_name": None}
-    config = {"name": losses.BY_NAME[loss.keras.lower()].name, "reduction": loss.reduction, "dtype": None,
-              "from_logits": loss.from_logits}
+                "config": {"name": loss.keras_name, "reduction": loss.reduction}, "registered_name": None}
+    config = {"name": loss.keras_name, "reduction": loss.reduction, "from_logits": loss.from_logits}
     if loss.targets != "sparse":
         config.update({"label_smoothing": loss.label_smoothing, "axis": -1})
     return {"module": "keras.losses", "class_name": loss.keras, "config": config, "registered_name": None}
@@ -1075,16 +1075,22 @@ def _loss_from_config(entry, where: str):
             _require((reduction is None or isinstance(reduction, str)) and reduction in losses.REDUCTION_IDS, where,
                      f"loss {class_name} has reduction={reduction!r}; valid: "
                      f"{', '.join(map(repr, losses.REDUCTIONS))}")
-            _require(config.get("dtype") is None, where, f"loss {class_name} has dtype={config.get('dtype')!r}; "
-                     "gdcore computes the loss in the model's dtype")
+            _require(config.get("dtype") in (None, "float32", "float64"), where,
+                     f"loss {class_name} has dtype={config.get('dtype')!r}; gdcore computes in float32 or float64")
             name = class_name
             options = {key: config[key] for key in ("from_logits", "label_smoothing") if config.get(key)}
             if reduction != "sum_over_batch_size":
                 options["reduction"] = reduction
+            known = losses.BY_NAME.get(class_name.lower()) if isinstance(class_name, str) else None
+            if known is not None and config.get("name") not in (None, known.keras_name):
+                options["name"] = config["name"]
+            if config.get("dtype") is not None:
+                options["dtype"] = config["dtype"]
             if options:
                 constructor = getattr(losses, class_name, None)
-                _require(constructor is not None and (class_name.endswith("Crossentropy") or set(options) ==
-                                                      {"reduction"} and class_name.endswith("Error")), where,
+                _require(constructor is not None and (class_name.endswith("Crossentropy") or set(options) <=
+                                                      {"reduction", "name", "dtype"} and class_name.endswith("Error")),
+                         where,
                          f"loss {class_name} with options {options} is not supported")
                 try:
                     return constructor(**options)
