@@ -317,6 +317,7 @@ class Hyperparameters(NamedTuple):
 
 
 _PACKED_TYPES = get_type_hints(Hyperparameters)
+_PACKED_FIELDS = tuple((name, kind) for name, kind in _PACKED_TYPES.items() if name != "rule")
 
 
 def packed(hyper) -> Hyperparameters:
@@ -325,8 +326,8 @@ def packed(hyper) -> Hyperparameters:
         return hyper
     rule = rule_of(hyper)
     zero = type(hyper.learning_rate)(0)
-    fields = {name: False if kind is bool else zero for name, kind in _PACKED_TYPES.items() if name != "rule"}
-    fields.update(hyper._asdict())
+    fields = {name: False if kind is bool else zero for name, kind in _PACKED_FIELDS}
+    fields.update(zip(hyper._fields, hyper))
     return Hyperparameters(**fields, rule=rule.id)
 
 
