@@ -105,11 +105,11 @@ def weight_tensors(layout) -> list[tuple[int, str, int, tuple]]:
     """``(layer, "kernel" or "bias", start, shape)`` of each weight tensor, Keras's order (a layer's kernel, then its
     bias if it has one): what ``get_weights``, the optimizer's variables and Keras's files list."""
     tensors = []
-    for index, row in enumerate(layout):
-        n_in, n_out = int(row.n_in), int(row.n_out)
-        tensors.append((index, "kernel", int(row.kernel), (n_in, n_out)))
-        if row.use_bias:
-            tensors.append((index, "bias", int(row.bias), (n_out,)))
+    # One C call for every field of every row: a record's attribute costs microseconds (each fit lists these).
+    for index, (n_in, n_out, _, kernel, bias, use_bias, *_) in enumerate(np.ndarray.tolist(layout)):
+        tensors.append((index, "kernel", kernel, (n_in, n_out)))
+        if use_bias:
+            tensors.append((index, "bias", bias, (n_out,)))
     return tensors
 
 

@@ -88,10 +88,18 @@ def positive_int(value, name: str, minimum: int = 1, maximum: int = 2**62) -> in
     return int(value)
 
 
+_LARGEST = {np.float32: float(np.finfo(np.float32).max), np.float64: float(np.finfo(np.float64).max),
+            np.float16: float(np.finfo(np.float16).max)}
+
+
 def representable(value: float, dtype, name: str, allow_zero: bool = False) -> None:
     """A hyperparameter that survives rounding to the model's ``dtype``: finite, and not 0 unless allowed."""
-    with np.errstate(over="ignore"):
-        rounded = np.dtype(dtype).type(value)
+    kind = np.dtype(dtype).type
+    if abs(value) < _LARGEST.get(kind, 0.0):  # cannot overflow: no warning state to set (a context costs microseconds)
+        rounded = kind(value)
+    else:
+        with np.errstate(over="ignore"):
+            rounded = kind(value)
     if not np.isfinite(rounded):
         raise ValueError(f"{name}={value!r} overflows {np.dtype(dtype).name} (the model's dtype)")
     if rounded == 0 and value != 0 and not allow_zero:

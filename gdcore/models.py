@@ -374,22 +374,24 @@ class Model:
             return
         self._regularizers_synced = (layout, key)
         for index, layer in enumerate(self.dense_layers):
+            options = {}
             for tensor, regularizer in (("kernel", layer.kernel_regularizer), ("bias", layer.bias_regularizer)):
                 active = regularizer is not None and layer.trainable and (tensor == "kernel" or layer.use_bias)
-                l1, l2 = regularizer.factors() if active else (0.0, 0.0)
-                layout[f"{tensor}_regularized"][index] = int(active)
-                layout[f"{tensor}_l1"][index], layout[f"{tensor}_l2"][index] = l1, l2
+                options[f"{tensor}_regularized"] = int(active)
+                options[f"{tensor}_l1"], options[f"{tensor}_l2"] = regularizer.factors() if active else (0.0, 0.0)
             activity = layer.activity_regularizer
-            layout["activity_regularized"][index] = int(activity is not None)
-            layout["activity_l1"][index], layout["activity_l2"][index] = \
-                activity.factors() if activity is not None else (0.0, 0.0)
+            options["activity_regularized"] = int(activity is not None)
+            options["activity_l1"], options["activity_l2"] = activity.factors() if activity is not None else (0.0, 0.0)
             for tensor, constraint in (("kernel", layer.kernel_constraint), ("bias", layer.bias_constraint)):
                 active = constraint is not None and layer.trainable and (tensor == "kernel" or layer.use_bias)
-                layout[f"{tensor}_constraint"][index] = constraint.kind if active else 0
-                bounds = constraint.bounds() if active else (0.0, 0.0, 0.0)
-                layout[f"{tensor}_min"][index], layout[f"{tensor}_max"][index], layout[f"{tensor}_rate"][index] = bounds
+                options[f"{tensor}_constraint"] = constraint.kind if active else 0
+                options[f"{tensor}_min"], options[f"{tensor}_max"], options[f"{tensor}_rate"] = \
+                    constraint.bounds() if active else (0.0, 0.0, 0.0)
                 if tensor == "kernel":
-                    layout["kernel_constraint_axis"][index] = constraint.axis_code(2) if active else 0
+                    options["kernel_constraint_axis"] = constraint.axis_code(2) if active else 0
+            # One write of the whole record (a record array's field access costs microseconds each)
+            row = dict(zip(_contract.LAYOUT.names, np.ndarray.__getitem__(layout, index).item()))
+            np.ndarray.__setitem__(layout, index, tuple({**row, **options}.values()))
 
     def count_params(self) -> int:
         """Number of weights, as Keras counts them."""
@@ -494,7 +496,7 @@ class Model:
         if getattr(self, "_lanes_key", None) != key:  # properties of the layout, the profile and the frozen layers
             lanes, self._tensors = self.profile.update_lanes(self.layout, self.dtype), []
             for layer, _, start, shape in _contract.weight_tensors(self.layout):
-                stop = start + int(np.prod(shape))
+                stop = start + math.prod(shape)
                 if frozen[layer]:  # no update, no slot, no weight decay, not in the global norm (Keras's variables)
                     lanes[start:stop] = optimizers.FROZEN
                 else:
@@ -524,13 +526,13 @@ class Model:
 
     def _run_metrics(self) -> _contract.Metrics:
         """The compiled metrics as the engines take them, for this loss and output (:func:`gdcore.metrics.for_run`)."""
-        output = self.layout[-1]
-        key = (self.dtype, int(output.n_out), int(output.activation))
+        n_out, activation = np.ndarray.__getitem__(self.layout, -1).item()[1:3]  # not the record's slow attributes
+        key = (self.dtype, n_out, activation)
         memo = self._run_metrics_memo  # (metrics, loss, key, Metrics): the objects themselves, not their ids
         if memo is None or memo[0] is not self._metrics or memo[1] is not self.loss or memo[2] != key:
             recovered = self._training()[1] is not self.loss
             self._run_metrics_memo = (self._metrics, self.loss, key, metrics_module.for_run(
-                self._metrics, self._metric_weighted, self.loss, int(output.n_out), self.dtype, int(output.activation), recovered))
+                self._metrics, self._metric_weighted, self.loss, n_out, self.dtype, activation, recovered))
         return self._run_metrics_memo[3]
 
     def _training_ids(self) -> tuple[_contract.Network, _contract.LossRule]:
@@ -548,7 +550,7 @@ class Model:
         When the loss reads the logits of a sigmoid/softmax output, the output
         layer runs linear in training and evaluation; ``predict`` applies the activation.
         """
-        if self.loss.dtype not in (None, self.dtype.name):
+        if self.loss.dtype is not None and self.loss.dtype != self.dtype.name:
             raise NotImplementedError(
                 f"a loss with dtype={self.loss.dtype!r} in a {self.dtype.name} model is not supported: gdcore computes "
                 f"the loss in the model's dtype (give dtype=None or {self.dtype.name!r})")
@@ -704,7 +706,7 @@ class Model:
         steps = math.ceil(x.shape[0] / batch_size)
         history = History()
         keys = self.metrics_names
-        any_validation = any(validates(epoch) for epoch in range(initial_epoch, epochs))
+        any_validation = bool(val_x.shape[0]) and any(validates(epoch) for epoch in range(initial_epoch, epochs))
         history.history = {key: [] for key in sorted(keys + (["val_" + key for key in keys] if any_validation else []))}
         everything = [*callbacks, history] + ([ProgbarLogger()] if verbose else [])
         callback_list = CallbackList(everything, self, {"verbose": verbose, "epochs": epochs,

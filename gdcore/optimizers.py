@@ -317,6 +317,8 @@ class Hyperparameters(NamedTuple):
 
 
 _PACKED_TYPES = get_type_hints(Hyperparameters)
+_PACKED_FIELDS = tuple((name, kind) for name, kind in _PACKED_TYPES.items() if name != "rule")
+_PACKED_INDEX = {name: index for index, (name, _) in enumerate(_PACKED_FIELDS)}
 
 
 def packed(hyper) -> Hyperparameters:
@@ -325,9 +327,10 @@ def packed(hyper) -> Hyperparameters:
         return hyper
     rule = rule_of(hyper)
     zero = type(hyper.learning_rate)(0)
-    fields = {name: False if kind is bool else zero for name, kind in _PACKED_TYPES.items() if name != "rule"}
-    fields.update(hyper._asdict())
-    return Hyperparameters(**fields, rule=rule.id)
+    fields = [False if kind is bool else zero for _, kind in _PACKED_FIELDS]
+    for name, value in zip(hyper._fields, hyper):
+        fields[_PACKED_INDEX[name]] = value
+    return Hyperparameters(*fields, rule.id)
 
 
 # --- one update over flat arrays, both engines -------------------------------------------

@@ -31,6 +31,7 @@ the same for tanh) work in place on (batch, units) buffers.
 """
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from functools import partial
 from types import ModuleType
@@ -110,7 +111,7 @@ class Profile:
         """
         from gdcore._contract import weight_tensors
 
-        sizes = [int(np.prod(shape)) for _, _, _, shape in weight_tensors(layout)]
+        sizes = [math.prod(shape) for _, _, _, shape in weight_tensors(layout)]
         return self.tensor_lanes(sizes, dtype)
 
     def tensor_lanes(self, sizes, dtype) -> np.ndarray:
