@@ -296,11 +296,20 @@ def test_ctrl_c_leaves_a_consistent_state_that_training_continues_from():
     y = np.sin(x[:, 0])
     model = _seeded_model()
     model.fit(x[:40], y[:40], epochs=1, verbose=0, shuffle=False)  # compile outside the timed part
+    # Python's own Ctrl-C handling, whatever an earlier test's event loop or worker pool left installed or
+    # blocked (gdcore defers to a handler the user installed: then Ctrl-C is theirs)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(x, y, batch_size=32, epochs=10**6, verbose=0, shuffle=False)
-    timer.join()
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt, match="fit interrupted after"):  # gdcore's, at a consistent point
+            model.fit(x, y, batch_size=32, epochs=10**6, verbose=0, shuffle=False)
+    finally:
+        timer.cancel()
+        timer.join()
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     steps_per_epoch = -(-x.shape[0] // 32)
     done = model.optimizer.iterations - 2  # the two warm-up steps
     epochs, batches = divmod(done, steps_per_epoch)
