@@ -168,13 +168,17 @@ def _keras_activation(keras, name: str):
 def _keras_loss(keras, loss):
     """Keras's loss for a gdcore entry: its name, or the configured object when it has options."""
     reduced = loss.reduction != "sum_over_batch_size"
-    if not (loss.from_logits or loss.label_smoothing or reduced):
+    if not (loss.from_logits or loss.label_smoothing or reduced or loss.config_name or loss.dtype):
         return loss.name
     options = {"from_logits": loss.from_logits} if loss.targets != "values" else {}
     if loss.label_smoothing:
         options["label_smoothing"] = loss.label_smoothing
     if reduced:
         options["reduction"] = loss.reduction
+    if loss.config_name:
+        options["name"] = loss.config_name
+    if loss.dtype:
+        options["dtype"] = loss.dtype
     return getattr(keras.losses, loss.keras)(**options)
 
 

@@ -299,6 +299,11 @@ def test_loss_name_and_dtype_as_keras(dtype):
         twin = _keras_twin(keras, model, keras.losses.MeanSquaredError(name="my_loss", dtype=dtype))
         theirs = twin.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, validation_data=(x, y)).history
     assert model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, validation_data=(x, y)).history == theirs
+    from reference.keras_driver import to_keras
+
+    with keras_dtype(dtype):
+        converted = to_keras(model).loss  # the reference driver's twin carries the name and dtype
+    assert (type(converted).__name__, converted.name, converted.dtype) == ("MeanSquaredError", "my_loss", dtype)
     for other in ("float32", "float64"):
         for name in ("MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy"):
             target = (y > 0).astype(float) if name == "BinaryCrossentropy" else y
