@@ -81,9 +81,11 @@ class StepExplanation:
         are NaN: the step never forms them (``delta`` is :math:`(p - y)/B`).
     parameters : DataFrame
         One row per parameter: ``layer, tensor, index, parameter, before,
-        gradient``, the optimizer's slots before and after (``m_before, m,
+        gradient`` (``clipped_gradient`` too when the optimizer clips: what
+        its rule reads), the optimizer's slots before and after (``m_before, m,
         v_before, v`` for Adam; ``momentum_before, momentum`` for SGD with
-        momentum), ``update`` (after - before) and ``after``.
+        momentum), ``update`` (after - before; with ``weight_decay`` it
+        includes the decay, applied first as in Keras) and ``after``.
     terms : DataFrame
         One row per (parameter, sample): the products whose sum over the batch
         is the gradient (``input * delta``; ``input`` is 1 for a bias).
@@ -254,6 +256,8 @@ class StepExplanation:
                                                           "gradient": r"$\partial L/\partial w$"}, fmt) + [""]
         lines += ["#### 4. Update", "", self._update_formula(fmt), ""]
         columns = {"parameter": "parameter", "before": "$w$", "gradient": "$g$"}
+        if "clipped_gradient" in self.parameters:
+            columns["clipped_gradient"] = "$g$ clipped"
         for slot in self.slots:
             columns[f"{slot}_before"] = f"${_SLOT_SYMBOLS.get(slot, slot)}$ before"
             columns[slot] = f"${_SLOT_SYMBOLS.get(slot, slot)}$"
@@ -269,7 +273,13 @@ class StepExplanation:
         rule = optimizers.OPTIMIZERS[self.optimizer_name.lower()].rule
         values = ", ".join(f"{_HYPER_SYMBOLS.get(name, name.replace('_', ' '))} = {_latex_number(fmt(value))}"
                            for name, value in self.hyperparameters.items() if not isinstance(value, bool))
-        return f"{self.optimizer_name}: ${rule.formula}$, with ${values}$"
+        text = f"{self.optimizer_name}: ${rule.formula}$, with ${values}$"
+        config = self.optimizer_config
+        before = [f"$g$ clipped ({name}={config[name]:g}, Keras's rule)"
+                  for name in ("clipvalue", "clipnorm", "global_clipnorm") if config.get(name) is not None]
+        if config.get("weight_decay"):
+            before.append(f"$w \\leftarrow w - \\eta \\lambda w$ (weight_decay $\\lambda$ = {config['weight_decay']:g})")
+        return text + ("; before it, in this order: " + ", then ".join(before) if before else "")
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -406,7 +416,10 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
                                       fused=model.dense_layers[-1].use_bias) if on_logits else None)
     after = params.copy()
     slots = optimizer.slots.copy()
-    optimizers.apply_update(hyper, after, grads, slots, iterations, profile.update_lanes(layout, dtype))
+    # fit's own lanes (a frozen layer's none) and options (clipping, weight decay, the schedule's rate) for one update
+    state = model._optimizer_state(1)
+    raw_grads = grads.copy()  # apply_update clips its gradients in place
+    optimizers.apply_update(hyper, after, grads, slots, iterations, state.lanes, state.options)
 
     # Per-layer intermediates, recomputed with the calls forward() and backward() make.
     # With Keras's logits recovery the output layer is shown as the step runs it: linear, the loss on its logits.
@@ -460,7 +473,9 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
 
     parameters = info[["layer", "tensor", "index", "parameter"]].copy()
     parameters["before"] = params.astype(np.float64)
-    parameters["gradient"] = grads.astype(np.float64)
+    parameters["gradient"] = raw_grads.astype(np.float64)
+    if state.options.clip != optimizers.CLIP_NONE:  # what the rule's update read
+        parameters["clipped_gradient"] = grads.astype(np.float64)
     active = optimizer.active_slots()
     for index, slot in enumerate(optimizer.rule.slots):
         if slot in active:
@@ -494,7 +509,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         model_name=model.name, optimizer_name=type(optimizer).__name__, optimizer_config=optimizer.get_config(),
         loss_name=model.loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
         loss=float(loss), hyperparameters=hyperparameters, samples=samples, activations=activation_frame,
-        parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(grads),
+        parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(raw_grads),
         weights_after=keras_layout(after), layers=layer_meta, slots=list(active),
         training_loss_name=training_loss.name, logits_recovered=recovered,
     )

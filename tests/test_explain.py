@@ -217,6 +217,14 @@ CASES = [
     ("softmax", lambda: gdcore.optimizers.Adam(0.05), "sparse_categorical_crossentropy", "float32", "numba", "tensorflow"),
     ("softmax", lambda: gdcore.optimizers.SGD(0.1, momentum=0.9), "categorical_crossentropy", "float64", "numpy", "plain"),
     ("hidden-softmax", lambda: gdcore.optimizers.Adam(0.05), "sparse_categorical_crossentropy", "float32", "numpy", "plain"),
+    # Keras's options around the rule: clipping, weight decay, a schedule's rate at the current iteration
+    ("sigmoid", lambda: gdcore.optimizers.SGD(0.1, clipnorm=0.05), "mse", "float32", "numba", "tensorflow"),
+    ("sigmoid", lambda: gdcore.optimizers.Adam(0.1, global_clipnorm=0.05), "mse", "float64", "numba", "plain"),
+    ("linear", lambda: gdcore.optimizers.SGD(0.1, clipvalue=0.01), "mse", "float32", "numpy", "plain"),
+    ("sigmoid", lambda: gdcore.optimizers.Adam(0.1, weight_decay=0.3), "mse", "float32", "numba", "tensorflow"),
+    ("sigmoid", lambda: gdcore.optimizers.AdamW(0.1), "mae", "float64", "numba", "tensorflow"),
+    ("linear", lambda: gdcore.optimizers.SGD(gdcore.optimizers.schedules.ExponentialDecay(0.1, 2, 0.5)), "mse",
+     "float32", "numba", "plain"),
 ]
 
 
@@ -259,6 +267,29 @@ def test_after_is_the_next_fit_step_bit_for_bit(architecture, optimizer, loss, d
         assert explained.dtype == trained.dtype
         assert explained.tobytes() == trained.tobytes(), f"explain_step {explained} vs fit {trained}"
     assert step.loss == model.history.history["loss"][0]
+
+
+def test_clipping_shows_the_raw_gradient_and_the_clipped_one():
+    x, y = X.astype(np.float64), Y.astype(np.float64)
+    clipped = explain_step(sigmoid_net(gdcore.optimizers.SGD(0.1, clipvalue=0.01), dtype="float64"), x, y)
+    plain = explain_step(sigmoid_net(gdcore.optimizers.SGD(0.1), dtype="float64"), x, y)
+    np.testing.assert_array_equal(clipped.parameters["gradient"], plain.parameters["gradient"])
+    np.testing.assert_array_equal(clipped.parameters["clipped_gradient"],
+                                  np.clip(plain.parameters["gradient"], -0.01, 0.01))
+    assert (clipped.parameters["clipped_gradient"] != clipped.parameters["gradient"]).any()
+    assert "clipped_gradient" not in plain.parameters
+    assert "clipvalue=0.01" in clipped.to_markdown() and "$g$ clipped" in clipped.to_markdown()
+
+
+def test_a_frozen_layer_is_not_updated():
+    model = sigmoid_net(gdcore.optimizers.Adam(0.1), dtype="float32")
+    model.dense_layers[0].trainable = False
+    model.compile(optimizer=gdcore.optimizers.Adam(0.1), loss="mse")
+    step = explain_step(model, X, Y)
+    frozen = step.parameters["layer"] == model.dense_layers[0].name
+    assert frozen.any() and (step.parameters.loc[frozen, "update"] == 0).all()
+    model.fit(X, Y, batch_size=len(X), epochs=1, shuffle=False, verbose=0)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(step.weights_after, model.get_weights()))
 
 
 def test_a_fresh_optimizer_starts_from_zero_state():
