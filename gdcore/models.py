@@ -501,6 +501,7 @@ class Model:
                     lanes[start:stop] = optimizers.FROZEN
                 else:
                     self._tensors.append((start, stop))
+            self._tensors = np.asarray(self._tensors, dtype=np.int64).reshape(-1, 2)
             self._lanes, self._lanes_key = lanes, key
         hyper = optimizer._cached(self.dtype, lambda: optimizers.packed(optimizer.hyperparameters(self.dtype)))
         options = optimizer.options(self.dtype, steps, self._tensors, self.profile.name != "plain")

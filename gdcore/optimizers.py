@@ -530,6 +530,9 @@ def _apply_update_numba(hyper, params, grads, slots, iterations, lanes, options=
 # --- Keras-shaped objects -------------------------------------------------------
 
 
+_NO_RATES = {np.float32: np.zeros(0, np.float32), np.float64: np.zeros(0, np.float64)}
+
+
 def _float32_first(value: float, dtype) -> np.generic:
     """``ops.cast(value, dtype)`` as TensorFlow does it: through a float32 tensor."""
     return np.dtype(dtype).type(np.float32(value))
@@ -559,6 +562,18 @@ class Optimizer:
                              f"{', '.join(f'{name}={value!r}' for name, value in given.items())}")
         for name in ("clipnorm", "clipvalue", "global_clipnorm"):
             setattr(self, name, None if name not in given else positive_float(given[name], name))
+
+    def __setattr__(self, name, value):
+        # A public setting (not the training state) is a new configuration: what fit derives from the settings is
+        # derived again (:meth:`_configuration`), instead of comparing every setting at every fit.
+        if not name.startswith("_") and name not in ("slots", "iterations"):
+            self.__dict__["_version"] = self.__dict__.get("_version", 0) + 1
+        super().__setattr__(name, value)
+
+    def _configuration(self, dtype) -> tuple:
+        """A key that changes when a setting, ``dtype`` or the current learning rate (a schedule's, a callable's) does."""
+        rate = self._learning_rate
+        return np.dtype(dtype), self.__dict__.get("_version", 0), None if type(rate) is float else self.learning_rate
 
     @property
     def learning_rate(self) -> float:
@@ -602,7 +617,7 @@ class Optimizer:
         if isinstance(self._learning_rate, schedules.LearningRateSchedule):
             rates = self._learning_rate.rates(self.iterations, steps, dtype)
         else:
-            rates = np.zeros(0, dtype=dtype)
+            rates = _NO_RATES[kind]  # empty: nothing ever writes into it
         # Keras: ops.cast(self.weight_decay, dtype) goes through float32; the clip thresholds meet the gradients as
         # Python floats, converted straight to their dtype.
         weight_decay = _float32_first(self.weight_decay, dtype) if self.weight_decay else kind(0)
@@ -615,20 +630,12 @@ class Optimizer:
 
     def _cached(self, dtype, make):
         """``make()`` for this configuration and dtype, remembered (a fit asks for it once per engine call)."""
-        key = (np.dtype(dtype), tuple(getattr(self, name) for name in self._config_names()))
-        try:
-            hash(key)
-        except TypeError:  # a configuration value that cannot be a key: nothing remembered
-            return make()
+        key = self._configuration(dtype)
         cache = vars(self).setdefault("_hyper_cache", {})
         if key not in cache:
             cache.clear()
             cache[key] = make()
         return cache[key]
-
-    def _config_names(self):
-        return ("learning_rate",) + tuple(name for name in vars(self) if not name.startswith("_") and
-                                          name not in ("slots", "iterations"))
 
     def build(self, n_params: int, dtype) -> None:
         if self.slots is None or self.slots.shape[1] != n_params or self.slots.dtype != dtype:
@@ -657,10 +664,10 @@ class Optimizer:
 
     def check(self, dtype) -> None:
         """Refuse constants that do not survive rounding to ``dtype`` (a learning rate that becomes 0 or inf)."""
-        config = self.get_config()
-        key = (np.dtype(dtype), tuple(config.items()))
-        if getattr(self, "_checked", None) == key:
+        key = self._configuration(dtype)
+        if self.__dict__.get("_checked") == key:
             return
+        config = self.get_config()
         representable(self.learning_rate, dtype, "learning_rate")
         for name, value in {**config, **self._base_config()}.items():
             if name != "learning_rate" and isinstance(value, float):
