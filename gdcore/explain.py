@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from gdcore import _contract, _numpy_engine, activations, losses, optimizers
+from gdcore import _contract, _numpy_engine, activations, constraints, losses, optimizers, regularizers
 from gdcore._dtype import cast
 from gdcore.trace import parameter_table
 
@@ -81,16 +81,22 @@ class StepExplanation:
         are NaN: the step never forms them (``delta`` is :math:`(p - y)/B`).
     parameters : DataFrame
         One row per parameter: ``layer, tensor, index, parameter, before,
-        gradient`` (``clipped_gradient`` too when the optimizer clips: what
-        its rule reads), the optimizer's slots before and after (``m_before, m,
+        gradient`` (with a kernel or bias regularizer, ``data_gradient`` and
+        ``penalty_gradient`` before it, the gradient their sum; with
+        clipping, ``clipped_gradient`` after it: what the rule reads), the
+        optimizer's slots before and after (``m_before, m,
         v_before, v`` for Adam; ``momentum_before, momentum`` for SGD with
         momentum), ``update`` (after - before; with ``weight_decay`` it
-        includes the decay, applied first as in Keras) and ``after``.
+        includes the decay, applied first as in Keras), ``after`` (with a
+        weight constraint, ``updated`` holds the weights before its projection).
     terms : DataFrame
         One row per (parameter, sample): the products whose sum over the batch
         is the gradient (``input * delta``; ``input`` is 1 for a bias).
     loss : float
-        The batch loss :math:`L` before the update.
+        The batch loss :math:`L` before the update, the regularizers' penalties included.
+    data_loss, penalties : float, list of float
+        :math:`L` without the penalties, and each weight tensor's penalty
+        (Keras's ``model.losses`` order; empty without regularizers).
     hyperparameters : dict
         The optimizer's constants in the model's dtype; for Adam also ``t`` and ``alpha_t``.
     weights_before, gradients, weights_after : list of ndarray
@@ -124,6 +130,8 @@ class StepExplanation:
     digits: int = 6
     training_loss_name: str = ""
     logits_recovered: bool = False
+    data_loss: float | None = None
+    penalties: list = field(default_factory=list)
 
     # --- rendering --------------------------------------------------------------------
 
@@ -202,7 +210,13 @@ class StepExplanation:
             lines += _markdown_table(self.samples, columns, fmt)
         per_sample = self.samples.drop_duplicates("sample")["sample_loss"]
         written = " + ".join(_paren(fmt(v)) for v in per_sample) if len(per_sample) <= max_terms else r"\dots"
-        lines += ["", f"$L = ({written}) / {self.batch_size} = {fmt(self.loss)}$", "", "#### 3. Backward pass (chain rule, last layer first)", ""]
+        data_loss = self.loss if self.data_loss is None else self.data_loss
+        lines += ["", f"$L = ({written}) / {self.batch_size} = {fmt(data_loss)}$"]
+        if self.penalties:
+            written = " + ".join(_paren(fmt(p)) for p in self.penalties)
+            lines += ["", f"plus the regularizers' penalties (Keras's `model.losses`): "
+                          f"$L = {fmt(data_loss)} + {written} = {fmt(self.loss)}$"]
+        lines += ["", "#### 3. Backward pass (chain rule, last layer first)", ""]
         for number in range(n_layers, 0, -1):
             name, activation, n_in, units = self.layers[number - 1]
             table = self.activations[self.activations["layer"] == name]
@@ -250,10 +264,13 @@ class StepExplanation:
                         written = " + ".join(f"{_paren(fmt(i))}·{_paren(fmt(d))}" for i, d in zip(terms["input"], terms["delta"]))
                 else:
                     written = "…"
-                gradient = self.parameters.loc[self.parameters["parameter"] == parameter, "gradient"].iloc[0]
-                rows.append({"parameter": f"`{parameter}`", "sum": written, "gradient": gradient})
-            lines += _markdown_table(pd.DataFrame(rows), {"parameter": "parameter", "sum": "sum over the batch",
-                                                          "gradient": r"$\partial L/\partial w$"}, fmt) + [""]
+                row = self.parameters.loc[self.parameters["parameter"] == parameter].iloc[0]
+                rows.append({"parameter": f"`{parameter}`", "sum": written, "gradient": row["gradient"],
+                             **({"penalty": row["penalty_gradient"]} if self.penalties else {})})
+            columns = {"parameter": "parameter", "sum": "sum over the batch",
+                       **({"penalty": "+ penalty's gradient"} if self.penalties else {}),
+                       "gradient": r"$\partial L/\partial w$"}
+            lines += _markdown_table(pd.DataFrame(rows), columns, fmt) + [""]
         lines += ["#### 4. Update", "", self._update_formula(fmt), ""]
         columns = {"parameter": "parameter", "before": "$w$", "gradient": "$g$"}
         if "clipped_gradient" in self.parameters:
@@ -261,6 +278,8 @@ class StepExplanation:
         for slot in self.slots:
             columns[f"{slot}_before"] = f"${_SLOT_SYMBOLS.get(slot, slot)}$ before"
             columns[slot] = f"${_SLOT_SYMBOLS.get(slot, slot)}$"
+        if "updated" in self.parameters:
+            columns["updated"] = "$w$ updated (before the constraint)"
         columns.update({"update": r"$\Delta w$", "after": r"$w$ after"})
         table = self.parameters.assign(parameter="`" + self.parameters["parameter"] + "`")
         lines += _markdown_table(table, columns, fmt)
@@ -376,20 +395,10 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         raise ValueError("explain_step: the model is not built yet; give it an Input(shape=...) or fit it first")
     if model.optimizer is None or model.loss is None:
         raise ValueError("explain_step: the model must be compiled first: call compile(optimizer=..., loss=...)")
-    regularized = [layer.name for layer in model.dense_layers
-                   if layer.trainable and (layer.kernel_regularizer is not None or
-                                           (layer.use_bias and layer.bias_regularizer is not None))]
-    if regularized:
-        raise NotImplementedError(f"explain_step does not show regularizer penalties yet (layers {regularized}); "
-                                  "fit the model, or explain it without kernel_regularizer/bias_regularizer")
-    others = [layer.name for layer in model.dense_layers
-              if layer.activity_regularizer is not None or
-              (layer.trainable and (layer.kernel_constraint is not None or
-                                    (layer.use_bias and layer.bias_constraint is not None)))]
-    if others:
-        raise NotImplementedError(f"explain_step does not show activity penalties or constraints yet (layers {others}); "
-                                  "fit the model, or explain it without activity_regularizer/kernel_constraint/"
-                                  "bias_constraint")
+    activity = [layer.name for layer in model.dense_layers if layer.activity_regularizer is not None]
+    if activity:
+        raise NotImplementedError(f"explain_step does not show activity penalties yet (layers {activity}); fit the "
+                                  "model, or explain it without activity_regularizer")
     x = model._prepare_x(x_batch, "x_batch")
     y = model._prepare_y(y_batch, x.shape[0], "y_batch")
     profile, layout, dtype = model.profile, model.layout, model.dtype
@@ -405,6 +414,22 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     loss, grads, outputs = _numpy_engine.gradients(profile, x, y, network._replace(params=params), training_loss)
     if grads is None:
         raise ValueError(f"explain_step: the batch loss is {loss}; there is no step to explain")
+    # The weight penalties (Keras's model.losses): the same step without them gives the data loss and gradient.
+    penalized = list(regularizers._tensors(network.layout))
+    if penalized:
+        bare = network.layout.copy()
+        bare["kernel_regularized"], bare["bias_regularized"] = 0, 0
+        data_loss, data_grads, _ = _numpy_engine.gradients(profile, x, y, network._replace(params=params, layout=bare),
+                                                           training_loss)
+        penalty_grads = np.zeros_like(grads)
+        penalties = []
+        for start, size, l1, l2 in penalized:
+            penalties.append(float(regularizers.penalty(profile, params[start : start + size], l1, l2)))
+            term = regularizers.penalty_gradient(params[start : start + size], l1, l2)
+            if term is not None:
+                penalty_grads[start : start + size] = term
+    else:
+        data_loss, data_grads, penalty_grads, penalties = loss, grads, None, []
     y_pred = outputs[-1]
     sample_loss = losses.per_sample(training_loss, profile, y, y_pred)
     output_grad = losses.output_grad(training_loss, y, y_pred, profile=profile)
@@ -420,6 +445,9 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     state = model._optimizer_state(1)
     raw_grads = grads.copy()  # apply_update clips its gradients in place
     optimizers.apply_update(hyper, after, grads, slots, iterations, state.lanes, state.options)
+    updated = after.copy()
+    constraints.apply(profile, after, network.layout)  # a weight constraint projects the updated weights, as in fit
+    constrained = bool((network.layout["kernel_constraint"] != 0).any() or (network.layout["bias_constraint"] != 0).any())
 
     # Per-layer intermediates, recomputed with the calls forward() and backward() make.
     # With Keras's logits recovery the output layer is shown as the step runs it: linear, the loss on its logits.
@@ -473,6 +501,9 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
 
     parameters = info[["layer", "tensor", "index", "parameter"]].copy()
     parameters["before"] = params.astype(np.float64)
+    if penalized:
+        parameters["data_gradient"] = data_grads.astype(np.float64)
+        parameters["penalty_gradient"] = penalty_grads.astype(np.float64)
     parameters["gradient"] = raw_grads.astype(np.float64)
     if state.options.clip != optimizers.CLIP_NONE:  # what the rule's update read
         parameters["clipped_gradient"] = grads.astype(np.float64)
@@ -481,6 +512,8 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         if slot in active:
             parameters[f"{slot}_before"], parameters[slot] = (slots_before[index].astype(np.float64),
                                                               slots[index].astype(np.float64))
+    if constrained:
+        parameters["updated"] = updated.astype(np.float64)  # before the constraint's projection
     parameters["update"] = after.astype(np.float64) - params.astype(np.float64)
     parameters["after"] = after.astype(np.float64)
 
@@ -512,6 +545,7 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(raw_grads),
         weights_after=keras_layout(after), layers=layer_meta, slots=list(active),
         training_loss_name=training_loss.name, logits_recovered=recovered,
+        data_loss=float(data_loss), penalties=penalties,
     )
 
 

@@ -262,8 +262,22 @@ def test_keras_files_both_ways(keras, tmp_path):
         assert a.tobytes() == b.tobytes()
 
 
-def test_explain_step_refuses_a_constrained_model_by_name():
-    model = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(1, kernel_constraint="non_neg", name="c")])
-    model.compile("sgd", "mse")
-    with pytest.raises(NotImplementedError, match=r"activity penalties or constraints yet \(layers \['c'\]\)"):
-        gdcore.explain.explain_step(model, X, X)
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_explain_step_projects_as_fit_does(engine):
+    """The explained step's weights after are fit's to the bit; ``updated`` holds them before the projection."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(6, 2)), rng.normal(size=(6, 1))
+    model = gdcore.Sequential([gdcore.Input((2,)),
+                               gdcore.layers.Dense(3, activation="tanh", kernel_constraint=gdcore.constraints.MaxNorm(0.3),
+                                                   bias_constraint="non_neg"),
+                               gdcore.layers.Dense(1, kernel_constraint=gdcore.constraints.UnitNorm(), name="c")],
+                              seed=1, dtype="float32", engine=engine, numerics="tensorflow")
+    model.compile(gdcore.optimizers.Adam(0.1), "mse")
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    step = gdcore.explain.explain_step(model, x, y)
+    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(step.weights_after, model.get_weights()))
+    output = step.parameters[(step.parameters["layer"] == "c") & (step.parameters["tensor"] == "kernel")]
+    assert np.linalg.norm(output["after"]) == pytest.approx(1, rel=1e-6)  # UnitNorm's projection ...
+    assert np.linalg.norm(output["updated"]) != pytest.approx(1, rel=1e-3)  # ... of a step that left the sphere
+    assert "before the constraint" in step.to_markdown()

@@ -152,10 +152,41 @@ def test_changes_between_fits_reach_the_penalty():
     assert loss() == 0.0
 
 
-def test_explain_step_refuses_a_regularized_model_by_name():
-    model = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(1, kernel_regularizer="l2", name="reg")])
+def test_explain_step_shows_the_penalties_and_their_gradients():
+    """The loss is the data loss plus each tensor's penalty, the gradient the data's plus the penalty's, as in fit."""
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(5, 2)), rng.normal(size=(5, 1))
+    model = gdcore.Sequential([gdcore.Input((2,)),
+                               gdcore.layers.Dense(3, activation="sigmoid", kernel_regularizer=gdcore.regularizers.L2(0.05)),
+                               gdcore.layers.Dense(1, kernel_regularizer="l1", bias_regularizer=gdcore.regularizers.L1L2(0.01, 0.02))],
+                              seed=0, dtype="float64", engine="numpy")
+    model.compile(gdcore.optimizers.SGD(0.1, momentum=0.5), "mse")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    params = model.params.copy()
+    step = gdcore.explain.explain_step(model, x, y)
+    # By hand: L2's 0.05 * sum(W1^2), L1's 0.01 * sum|W2|, L1L2's 0.01 * |b2| + 0.02 * b2^2, in model.losses order
+    # (to 1e-6: Keras rounds the factors through float32)
+    w1, b1, w2, b2 = model.get_weights()
+    assert step.penalties == pytest.approx([0.05 * np.sum(w1**2), 0.01 * np.sum(np.abs(w2)),
+                                            0.01 * np.abs(b2).sum() + 0.02 * np.sum(b2**2)], rel=1e-6)
+    assert step.loss == pytest.approx(step.data_loss + sum(step.penalties), rel=1e-12)
+    table = step.parameters
+    np.testing.assert_array_equal(table["gradient"], table["data_gradient"] + table["penalty_gradient"])
+    first = table[table["layer"] == model.dense_layers[0].name]
+    np.testing.assert_allclose(first.loc[first["tensor"] == "kernel", "penalty_gradient"], 0.05 * 2 * w1.ravel(), rtol=1e-6)
+    assert (first.loc[first["tensor"] == "kernel", "penalty_gradient"] != 0).all()
+    np.testing.assert_array_equal(first.loc[first["tensor"] == "bias", "penalty_gradient"], 0)
+    assert "penalties" in step.to_markdown()
+    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    assert model.history.history["loss"][0] == step.loss
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(step.weights_after, model.get_weights()))
+    assert step.weights_before[0].tobytes() == params[: w1.size].tobytes()
+
+
+def test_explain_step_refuses_an_activity_regularizer_by_name():
+    model = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(1, activity_regularizer="l2", name="reg")])
     model.compile("sgd", "mse")
-    with pytest.raises(NotImplementedError, match=r"regularizer penalties yet \(layers \['reg'\]\)"):
+    with pytest.raises(NotImplementedError, match=r"activity penalties yet \(layers \['reg'\]\)"):
         gdcore.explain.explain_step(model, X, X)
 
 
