@@ -377,17 +377,18 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_acti
     """Every layer's output for one batch, into ``outputs[layer]`` (and its pre-activation where the gradient reads
     it); returns the last."""
     for layer in range(layout.shape[0]):
+        output = outputs[layer]  # read once: each read of a list item is reference counted
         if layout[layer].use_bias:
-            _dense(profile, caches, inputs, kernels[layer], biases[layer], outputs[layer])
+            _dense(profile, caches, inputs, kernels[layer], biases[layer], output)
         else:
-            _matmul(profile, caches, inputs, kernels[layer], outputs[layer])
+            _matmul(profile, caches, inputs, kernels[layer], output)
         if _reads_input(layout[layer].activation):
-            _copy_rows(outputs[layer], 0, pre_activations[layer])
+            _copy_rows(output, 0, pre_activations[layer])
         if layout[layer].use_bias:
-            _activate(profile, layout[layer].activation, outputs[layer])
+            _activate(profile, layout[layer].activation, output)
         else:
-            _activate_unfused(profile, layout[layer].activation, outputs[layer])
-        inputs = outputs[layer]
+            _activate_unfused(profile, layout[layer].activation, output)
+        inputs = output
     return inputs
 
 
@@ -526,6 +527,27 @@ def _apply_constraints(profile, params, layout, squares, norms):
 
 
 @_inline
+def _optional_passes(layout):
+    """Per call: whether any layer has a loss penalty (activity or weight), a weight penalty, a constraint.
+
+    The step skips the passes that have nothing to do: each inlined pass rebinds its array arguments, which costs
+    reference counting even when its loop over the layers finds nothing.
+    """
+    penalized = False
+    weight_penalized = False
+    constrained = False
+    for layer in range(layout.shape[0]):
+        row = layout[layer]
+        if row.kernel_regularized or (row.use_bias and row.bias_regularized):
+            weight_penalized = True
+        if row.activity_regularized:
+            penalized = True
+        if row.kernel_constraint or (row.use_bias and row.bias_constraint):
+            constrained = True
+    return penalized or weight_penalized, weight_penalized, constrained
+
+
+@_inline
 def _add_activity_gradient(delta, y, l1, l2, output_layer):
     """delta plus fl(1/B * l1) sign(y) and fl(1/B * l2) (y * 2), the terms present, added in
     :func:`gdcore.regularizers.add_activity_gradient`'s order."""
@@ -556,10 +578,8 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations
         activation = layout[layer].activation
         operand = pre_activations[layer] if _reads_input(activation) else outputs[layer]
         _activation_grad(profile, activation, operand, delta)
-        if layer > 0:
-            _matmul_grad_kernel(profile, caches, outputs[layer - 1], delta, kernel_grads[layer])
-        else:
-            _matmul_grad_kernel(profile, caches, inputs, delta, kernel_grads[layer])
+        layer_inputs = outputs[layer - 1] if layer > 0 else inputs
+        _matmul_grad_kernel(profile, caches, layer_inputs, delta, kernel_grads[layer])
         if layout[layer].use_bias:
             _sum_columns(profile, delta, bias_grads[layer])
         if layer > 0:
@@ -633,13 +653,23 @@ def _splitmix64_output(z):
 @_inline
 def _gather(x, y, sample_weight, order, start, inputs, targets, weights):
     """The batch's rows, contiguous: inputs[b] <- x[order[start + b]], targets[b] <- y[order[start + b]]."""
+    # One feature or one target copied without an inner loop: LLVM prepares a vectorised inner loop for each
+    # row, which made a gather of 20 one-column rows take about three times as long.
+    one_input = x.shape[1] == 1
+    one_target = y.shape[1] == 1
     for b in range(inputs.shape[0]):
         row = order[start + b]
         weights[b] = sample_weight[row]
-        for j in range(x.shape[1]):
-            inputs[b, j] = x[row, j]
-        for j in range(y.shape[1]):
-            targets[b, j] = y[row, j]
+        if one_input:
+            inputs[b, 0] = x[row, 0]
+        else:
+            for j in range(x.shape[1]):
+                inputs[b, j] = x[row, j]
+        if one_target:
+            targets[b, 0] = y[row, 0]
+        else:
+            for j in range(y.shape[1]):
+                targets[b, j] = y[row, j]
 
 
 @_inline
@@ -713,7 +743,8 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
     literally(profile)
     x, y, orders, batch_size = epochs.x, epochs.y, epochs.orders, epochs.batch_size
     params, layout, hyper, slots, lanes = network.params, network.layout, optimizer.hyper, optimizer.slots, optimizer.lanes
-    iterations = optimizer.iterations
+    iterations, options, sample_weight = optimizer.iterations, optimizer.options, epochs.sample_weight
+    batch_loss_record, batch_metrics_record = window.batch_loss, window.batch_metrics
     n = x.shape[0]
     grads = np.zeros_like(params)
     kernels, biases = _parameter_views(params, layout)
@@ -733,6 +764,7 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
     norms = np.empty(widest, dtype=x.dtype)  # a constrained tensor's norms
     # |x| or x * x of a regularized tensor or of a batch's activity, the squares of a constrained tensor
     scratch = np.empty(max(params.shape[0], min(batch_size, n) * widest), dtype=x.dtype)
+    penalized, weight_penalized, constrained = _optional_passes(layout)
     steps = 0
     for epoch in range(orders.shape[0]):
         order = orders[epoch]
@@ -752,36 +784,42 @@ def _fit_loop(profile, caches, epochs, network, loss, metrics, optimizer, log, w
             for k in range(n_metrics):
                 metric_sums[k, 0] = window.metric_running[k, 0]
                 metric_sums[k, 1] = window.metric_running[k, 1]
+        # The last batch may be partial: it has buffers of its own (one call site keeps the compile small). They are
+        # bound once per epoch and once more for that batch, not chosen per step: binding eight buffers costs
+        # their reference counts.
+        inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = full
         for batch_index in range(first, n_batches):
-            # The last batch may be partial: it has buffers of its own (one call site keeps the compile small).
-            inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = (
-                full if batch_index < n_full else last)
+            if batch_index == n_full:
+                inputs, targets, outputs, deltas, per_sample, weights, predictions, pre_activations = last
             rows = cast(inputs.shape[0], x)
-            _gather(x, y, epochs.sample_weight, order, batch_index * batch_size, inputs, targets, weights)
+            _gather(x, y, sample_weight, order, batch_index * batch_size, inputs, targets, weights)
             y_pred = _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_activations)
             batch = _batch_loss(profile, loss, targets, y_pred, weights, per_sample, deltas[n_layers - 1], True)
-            batch = _total_loss(profile, batch, params, layout, scratch, terms, outputs)
+            if penalized:
+                batch = _total_loss(profile, batch, params, layout, scratch, terms, outputs)
             if not np.isfinite(batch):
                 return _restore(window, params, slots, _FAILURE_LOSS), epoch, steps, batch_index
-            # the pre-update predictions
-            _accumulate_metrics(profile, metrics, layout[layout.shape[0] - 1].use_bias, targets, y_pred, weights, predictions,
-                                per_sample, metric_sums)
+            if n_metrics > 0:  # the pre-update predictions
+                _accumulate_metrics(profile, metrics, layout[n_layers - 1].use_bias, targets, y_pred, weights,
+                                    predictions, per_sample, metric_sums)
             _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations, deltas, kernel_grads,
                       bias_grads)
-            _add_penalty_gradients(params, grads, layout)
-            optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, optimizer.options)
-            _apply_constraints(profile, params, layout, scratch, norms)
-            if not (_all_finite(params) and _all_finite(slots.reshape(-1))):
+            if weight_penalized:
+                _add_penalty_gradients(params, grads, layout)
+            optimizers.apply_update(hyper, params, grads, slots, iterations, lanes, options)
+            if constrained:
+                _apply_constraints(profile, params, layout, scratch, norms)
+            if not _all_finite_state(params, slots):
                 return _restore(window, params, slots, _FAILURE_UPDATE), epoch, steps, batch_index
             # Keras's loss metric: a batch-size-weighted running mean of the pre-update batch losses.
             total = total + batch * rows
             count = count + rows
             iterations += 1
-            if steps < window.batch_loss.shape[0]:
-                window.batch_loss[steps] = total / count
+            if steps < batch_loss_record.shape[0]:
+                batch_loss_record[steps] = total / count
                 for k in range(n_metrics):
-                    window.batch_metrics[steps, k, 0] = metric_sums[k, 0]
-                    window.batch_metrics[steps, k, 1] = metric_sums[k, 1]
+                    batch_metrics_record[steps, k, 0] = metric_sums[k, 0]
+                    batch_metrics_record[steps, k, 1] = metric_sums[k, 1]
             steps += 1
             if steps == window.max_steps and batch_index + 1 < n_batches:
                 window.running[0] = total
@@ -814,10 +852,14 @@ _FAILURE_LOSS, _FAILURE_UPDATE, _FAILURE_VALIDATION = FAILURE_LOSS, FAILURE_UPDA
 
 
 @_inline
-def _all_finite(values):
+def _all_finite_state(params, slots):
+    """Whether every weight and every optimizer state (slots, shape (slots, parameters)) is finite."""
     bad = 0
-    for i in range(values.shape[0]):
-        bad += not np.isfinite(values[i])
+    for i in range(params.shape[0]):
+        bad += not np.isfinite(params[i])
+    for k in range(slots.shape[0]):  # by rows: a reshape to 1-D would call Numba's reshape helper every step
+        for i in range(slots.shape[1]):
+            bad += not np.isfinite(slots[k, i])
     return bad == 0
 
 

@@ -450,6 +450,13 @@ def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray
 
 
 @register_jitable
+def _prepares(options):
+    """Whether :func:`_prepare` has anything to do (a schedule, clipping or weight decay); else the compiled loop
+    skips the call, whose array arguments cost reference counting every step."""
+    return options.learning_rates.shape[0] > 0 or options.clip != CLIP_NONE or options.weight_decay != 0
+
+
+@register_jitable
 def _prepare(hyper, params, grads, iterations, options):
     """Keras's steps before the rule's update: the learning rate of this update, clipping, weight decay."""
     if options.learning_rates.shape[0] > 0:
@@ -477,7 +484,7 @@ def _compiled_loop(rule: Rule):
     # The state tuple of element i, written out for the rule's number of slots.
     if n_slots == 1:
         def loop(hyper, params, grads, slots, iterations, lanes, options):
-            if options is not None:
+            if options is not None and _prepares(options):
                 hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
@@ -487,7 +494,7 @@ def _compiled_loop(rule: Rule):
                 slots[0, i] = state[0]
     elif n_slots == 2:
         def loop(hyper, params, grads, slots, iterations, lanes, options):
-            if options is not None:
+            if options is not None and _prepares(options):
                 hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):
@@ -497,7 +504,7 @@ def _compiled_loop(rule: Rule):
                 slots[0, i], slots[1, i] = state
     elif n_slots == 3:
         def loop(hyper, params, grads, slots, iterations, lanes, options):
-            if options is not None:
+            if options is not None and _prepares(options):
                 hyper = _prepare(hyper, params, grads, iterations, options)
             constants = step(hyper, cast(iterations + 1, hyper.learning_rate))
             for i in range(params.shape[0]):

@@ -185,6 +185,9 @@ from gdcore._dtype import cast
 from gdcore.numerics.onednn import DEPTH_BLOCK, fma
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
+# Per-element helpers of the products are inlined into their loop: a call per output element (and the reference
+# counting of its array arguments) cost more than the element's sum.
+_inline = njit(cache=True, error_model="numpy", nogil=True, inline="always")
 
 # Eigen's fallbacks when CPUID reports no size (defaultL1CacheSize etc., x86).
 DEFAULT_L1_CACHE_BYTES = 32 * 1024
@@ -864,7 +867,7 @@ def gebp_loop(lhs, rhs, out, l1):
         _gebp_block_loop(lhs, rhs, start, min(start + block, depth), out)
 
 
-@_jit
+@_inline
 def _gemv_tree_at(lhs, i, rhs, j, start, stop, acc, p):
     """:func:`_gemv_tree` for output (i, j) over depth [start, stop): ``lhs[i]`` the vector, ``rhs[:, j]``
     the inputs; ``p`` is scratch space for 8 lanes."""
@@ -896,7 +899,7 @@ def _gemv_tree_at(lhs, i, rhs, j, start, stop, acc, p):
     return acc
 
 
-@_jit
+@_inline
 def _avx2_dot_at(lhs, i, rhs, j, start, stop, tile_rows, tile_cols):
     """``jit_avx_gemm_f32``'s sum of output (i, j) over depth [start, stop) (see :func:`_fma_blocks`)."""
     acc = cast(0, lhs)
@@ -932,6 +935,7 @@ def onednn_contraction_loop(lhs, rhs, out, l1, l2, l3, onednn_family="avx512"):
     scratch = np.empty(8, lhs.dtype)
     for i in range(rows):
         block_rows = min(mc, rows - i // mc * mc)
+        tile_rows = -1  # a property of the row: found at its first column that needs it
         for j in range(cols):
             block_cols = min(nc, cols - j // nc * nc)
             total = zero
@@ -940,7 +944,8 @@ def onednn_contraction_loop(lhs, rhs, out, l1, l2, l3, onednn_family="avx512"):
                     total = fma(lhs[i, k], rhs[k, j], total)
                 out[i, j] = total
                 continue
-            tile_rows = _avx2_tile_rows(i % mc, block_rows) if avx2 else 0
+            if tile_rows < 0:
+                tile_rows = _avx2_tile_rows(i % mc, block_rows) if avx2 else 0
             tile_cols = _avx2_tile_cols(j % nc, block_cols) if avx2 else 0
             first = True
             for k2 in range(0, depth, kc):
@@ -976,7 +981,7 @@ def _gemv_grouped_rows_loop(rows, depth, itemsize):
     return i
 
 
-@_jit
+@_inline
 def _halving_at(acc, count):
     """Halving reduction of ``acc[:count]`` (count a power of two), in place; returns the sum."""
     width = count
@@ -1033,7 +1038,7 @@ def gemv_col_major_loop(lhs, vector, out):
         out[i] = total
 
 
-@_jit
+@_inline
 def _redux_dot_loop(lhs, rhs, i, j, acc0, acc1):
     depth = lhs.shape[1]
     lanes = acc0.shape[0]
