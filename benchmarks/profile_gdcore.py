@@ -106,43 +106,59 @@ class _RecordingEngine:
     def __getattr__(self, name):
         return getattr(self.engine, name)
 
-    def fit_loop(self, profile, epochs, network, loss, optimizer, log):
-        self.calls.append(FitLoopCall(self.engine, profile, epochs, _copied(network), loss, _copied(optimizer),
-                                      _copied(log)))
-        return self.engine.fit_loop(profile, epochs, network, loss, optimizer, log)
+    def fit_loop(self, profile, *arguments, **options):
+        self.calls.append(FitLoopCall(self.engine, profile, *(_copied(argument) for argument in arguments)))
+        return self.engine.fit_loop(profile, *arguments, **options)
 
 
 def _copied(bundle):
-    """A named tuple of the contract with its arrays copied (the ones fit_loop writes to)."""
-    return bundle._replace(**{name: value.copy() for name, value in bundle._asdict().items()
-                              if isinstance(value, np.ndarray)})
+    """A named tuple of the contract with its arrays copied, nested tuples included (fit_loop writes to some)."""
+    if isinstance(bundle, np.ndarray):
+        return bundle.copy()
+    if isinstance(bundle, tuple) and hasattr(bundle, "_fields"):
+        return bundle._replace(**{name: _copied(value) for name, value in bundle._asdict().items()
+                                  if isinstance(value, (np.ndarray, tuple))})
+    return bundle
 
 
 class FitLoopCall:
-    """One recorded ``fit_loop(profile, epochs, network, loss, optimizer, log)`` call, replayable with changes.
+    """One recorded ``fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window)`` call, replayable.
 
     ``prepare(**changes)`` gives fresh arguments: ``orders``/``batch_size`` change
     the ``Epochs``, ``layout`` the ``Network``, ``optimizer`` replaces the
-    ``OptimizerState``; arrays the loop writes to are copies.
+    ``OptimizerState``; every array the loop writes to is a copy, and the
+    window runs every step of the orders from the first batch.
     """
 
-    def __init__(self, engine, profile, epochs, network, loss, optimizer, log):
+    def __init__(self, engine, profile, epochs, network, loss, metrics, optimizer, log, window):
         self.function = engine.fit_loop
-        self.profile, self.epochs, self.network, self.loss, self.optimizer, self.log = (profile, epochs, network, loss,
-                                                                                       optimizer, log)
+        self.profile, self.epochs, self.network, self.loss, self.metrics = profile, epochs, network, loss, metrics
+        self.optimizer, self.log, self.window = optimizer, log, window
 
     def prepare(self, orders=None, batch_size=None, layout=None, optimizer=None):
         epochs = self.epochs._replace(**{k: v for k, v in (("orders", orders), ("batch_size", batch_size)) if v is not None})
         network = _copied(self.network)
         if layout is not None:
             network = network._replace(layout=layout)
-        log = _copied(self.log)
-        if orders is not None:
-            log = log._replace(loss=np.zeros(len(orders), log.loss.dtype), val_loss=np.zeros(len(orders), log.loss.dtype))
-        return self.profile, epochs, network, self.loss, _copied(optimizer or self.optimizer), log
+        count = len(epochs.orders)
+        log = self.log._replace(**{name: np.zeros((count, *value.shape[1:]), value.dtype)
+                                   for name, value in self.log._asdict().items()})
+        window = _copied(self.window)._replace(start_batch=0, max_steps=1 << 62)
+        return (self.profile, epochs, network, self.loss, self.metrics, _copied(optimizer or self.optimizer), log,
+                window)
 
     def run(self, args):
         return self.function(*args)
+
+
+def _takes_arguments():
+    """A compiled function that takes fit_loop's compiled entry's arguments and does nothing with them."""
+
+    @njit
+    def takes(caches, epochs, network, loss, metrics, optimizer, log, window):
+        return 0
+
+    return lambda args: takes(args[0].caches, *args[1:])
 
 
 def record_fit(trainer):
@@ -167,20 +183,24 @@ def python_side(workload, budget: float = 1.0) -> tuple[list, FitLoopCall]:
     trainer.warm_up()
     model, call = record_fit(trainer)
     orders = call.epochs.orders
+    takes = _takes_arguments()
+    takes(call.prepare(orders=orders[:0]))  # compiled before timing
     timed = _round_robin({
         "fit": (lambda _: trainer.train(), trainer.reset),
         "prepare": (lambda _: (model._prepare_x(workload.x), model._prepare_y(workload.y, workload.n_samples)), _nothing),
         "shuffle": (lambda _: model._orders(workload.n_samples, workload.epochs, True), _nothing),
         "loop": (call.run, call.prepare),
         "enter": (call.run, lambda: call.prepare(orders=orders[:0])),
+        "arguments": (takes, lambda: call.prepare(orders=orders[:0])),
     }, budget)
-    (fit, reps), (prepare, _), (shuffle, _), (loop, _), (enter, _) = (timed[name] for name in timed)
+    (fit, reps), (prepare, _), (shuffle, _), (loop, _), (enter, _), (arguments, _) = (timed[name] for name in timed)
     rows = [
         ("`Sequential.fit`, whole call", fit, reps),
         ("input preparation (`_prepare_x`, `_prepare_y`)", prepare, reps),
         ("permutations (`Sequential._orders`)", shuffle, reps),
         ("compiled `fit_loop`, called directly with fit's arguments", loop, reps),
         ("  of which: entering `fit_loop` (same call, zero epochs)", enter, reps),
+        ("    of which: passing its arguments (a compiled function taking them, doing nothing)", arguments, reps),
         ("rest of `fit` (validation, callbacks, History, optimizer objects)", fit - prepare - shuffle - loop, 0),
     ]
     return rows, call
@@ -246,8 +266,8 @@ def _step_operations():
 
     @jit
     def gather(args):
-        x, y, order, start, inputs, targets = args
-        _numba_engine._gather(x, y, order, start, inputs, targets)
+        x, y, sample_weight, order, start, inputs, targets, weights = args
+        _numba_engine._gather(x, y, sample_weight, order, start, inputs, targets, weights)
 
     @jit
     def dense(args):
@@ -259,11 +279,11 @@ def _step_operations():
 
     @jit
     def batch_loss_and_output_grad(args):
-        # The engine's own pass (plain profile 0, loss 0 = mean squared error): per-sample
+        # The engine's own pass (plain profile 0, the workload's loss rule): per-sample
         # losses, their sum and dL/d(y_pred). Stored, not returned, so that the compiler
         # cannot drop the sum as unused.
-        y_true, y_pred, per_sample, delta, loss = args
-        loss[0] = _numba_engine._batch_loss(0, 0, y_true, y_pred, per_sample, delta, True)
+        rule, y_true, y_pred, weights, per_sample, delta, loss = args
+        loss[0] = _numba_engine._batch_loss(0, rule, y_true, y_pred, weights, per_sample, delta, True)
 
     @jit
     def sigmoid_grad(args):
@@ -284,8 +304,8 @@ def _step_operations():
     @jit
     def update(args):
         # The engine's own call: the rule's compiled loop over the parameters, at update t = 7.
-        params, grads, slots, hyper, lanes = args
-        optimizers.apply_update(hyper, params, grads, slots, 6, lanes)
+        params, grads, slots, hyper, lanes, options = args
+        optimizers.apply_update(hyper, params, grads, slots, 6, lanes, options)
 
     return locals()
 
@@ -312,6 +332,7 @@ def kernel_costs(workload, budget: float = 1.0) -> list:
     operation that works in place gets data on which that is harmless.
     """
     import gdcore
+    from gdcore._contract import LossRule
     from gdcore.numerics import _plain
 
     operations = _step_operations()
@@ -321,8 +342,9 @@ def kernel_costs(workload, budget: float = 1.0) -> list:
     widths = [1] + ([workload.hidden_units] if workload.hidden_units else []) + [1]
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(widths, widths[1:]))
     plan = [("gather x and y rows (one loop)", f"{batch} rows of x and of y", "gather",
-             (workload.x, workload.y, rng.permutation(workload.n_samples), 0,
-              np.empty((batch, workload.x.shape[1]), f32), np.empty((batch, workload.y.shape[1]), f32)))]
+             (workload.x, workload.y, np.ones(workload.n_samples, f32), rng.permutation(workload.n_samples), 0,
+              np.empty((batch, workload.x.shape[1]), f32), np.empty((batch, workload.y.shape[1]), f32),
+              np.empty(batch, f32)))]
     layer_inputs = [rng.uniform(-1, 1, (batch, 1)).astype(f32)]
     for layer, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
         kernel = (rng.standard_normal((n_in, n_out)) * 0.3).astype(f32)
@@ -341,7 +363,8 @@ def kernel_costs(workload, budget: float = 1.0) -> list:
     y_true = workload.y[:batch]
     y_pred = rng.standard_normal((batch, 1)).astype(f32)
     plan.append(("batch loss and output gradient", f"{batch}x1", "batch_loss_and_output_grad",
-                 (y_true, y_pred, np.empty(batch, f32), np.empty((batch, 1), f32), np.empty(1, f32))))
+                 (LossRule(gdcore.losses.get("mse").id, gdcore.losses.SUM_OVER_BATCH_SIZE), y_true, y_pred,
+                  np.ones(batch, f32), np.empty(batch, f32), np.empty((batch, 1), f32), np.empty(1, f32))))
     for layer in range(len(widths) - 2, -1, -1):
         n_in, n_out = widths[layer], widths[layer + 1]
         delta = (rng.standard_normal((batch, n_out)) * 0.01).astype(f32)
@@ -361,12 +384,18 @@ def kernel_costs(workload, budget: float = 1.0) -> list:
             kernel = (rng.standard_normal((n_in, n_out)) * 0.3).astype(f32)
             plan.append((f"input gradient, layer {layer + 1}", f"({batch}x{n_out}) @ ({n_out}x{n_in})", "matmul_grad_input",
                          (delta, kernel, np.empty((batch, n_in), f32))))
+    tensors, start = [], 0
+    for n_in, n_out in zip(widths, widths[1:]):
+        tensors += [(start, start + n_in * n_out), (start + n_in * n_out, start + n_in * n_out + n_out)]
+        start += n_in * n_out + n_out
+    tensors = np.asarray(tensors, dtype=np.int64)
     params = (rng.standard_normal(n_params) * 0.1).astype(f32)
     grads = (rng.standard_normal(n_params) * 0.01).astype(f32)
     optimizer = gdcore.optimizers.OPTIMIZERS[workload.optimizer](learning_rate=workload.learning_rate)
     plan.append((f"{type(optimizer).__name__} update", f"{n_params} parameters", "update",
                  (params, grads, np.zeros((len(optimizer.rule.slots), n_params), f32),
-                  optimizer.hyperparameters(np.float32), np.zeros(n_params, np.int8))))
+                  gdcore.optimizers.packed(optimizer.hyperparameters(np.float32)), np.zeros(n_params, np.int8),
+                  optimizer.options(np.float32, 0, tensors, False))))
 
     steps = workload.epochs * -(-workload.n_samples // workload.batch_size)
     rows = []
