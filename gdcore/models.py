@@ -41,6 +41,8 @@ ENGINES = {"auto": _auto_engine, "numba": _numba_engine, "numpy": _numpy_engine}
 DTYPES = ("float32", "float64")
 # Permutations are drawn for this many samples x epochs at a time, so memory stays bounded.
 _ORDER_CHUNK = 1 << 22
+# The optimizer's lanes and weight tensors of a layout (Model._optimizer_state), read-only once made.
+_LANES: dict = {}
 # Target duration of one engine call when something waits for it (a progress bar, Ctrl-C).
 _SLICE_SECONDS = 0.1
 
@@ -332,6 +334,7 @@ class Model:
             raise ValueError(f"the model would have {offset:,} parameters: more than gdcore allocates (2**31); "
                              "use fewer or smaller layers")
         self.layout = _contract.layout(rows)
+        self._regularizers_synced = (self.layout, None)  # its option fields are zeros: no options (_sync_regularizers)
         self.params = np.empty(offset, dtype=self.dtype)
         for layer, row in zip(self.dense_layers, self.layout):
             n_in, units = int(row.n_in), int(row.n_out)
@@ -373,6 +376,9 @@ class Model:
         if synced is not None and synced[0] is layout and synced[1] == key:
             return
         self._regularizers_synced = (layout, key)
+        if synced is not None and synced[0] is layout and synced[1] is None and \
+                all(option is None for options in key for option in options[2:]):
+            return  # a layout as built (its option fields zero) and still no regularizer or constraint: nothing to write
         for index, layer in enumerate(self.dense_layers):
             options = {}
             for tensor, regularizer in (("kernel", layer.kernel_regularizer), ("bias", layer.bias_regularizer)):
@@ -492,18 +498,23 @@ class Model:
         """The optimizer's state for an engine call of at most ``steps`` updates (the schedule's rates)."""
         optimizer = self.optimizer
         frozen = tuple(not layer.trainable for layer in self.dense_layers)
-        key = (self.profile, self.params.size, frozen)
+        key = (self.profile.id, self.dtype, self.layout.tobytes(), frozen)
         if getattr(self, "_lanes_key", None) != key:  # properties of the layout, the profile and the frozen layers
-            lanes, self._tensors = self.profile.update_lanes(self.layout, self.dtype), []
-            for layer, _, start, shape in _contract.weight_tensors(self.layout):
-                stop = start + math.prod(shape)
-                if frozen[layer]:  # no update, no slot, no weight decay, not in the global norm (Keras's variables)
-                    lanes[start:stop] = optimizers.FROZEN
-                else:
-                    self._tensors.append((start, stop))
-            self._tensors = np.asarray(self._tensors, dtype=np.int64).reshape(-1, 2)
-            self._lanes, self._lanes_key = lanes, key
-        hyper = optimizer._cached(self.dtype, lambda: optimizers.packed(optimizer.hyperparameters(self.dtype)))
+            shared = _LANES.get(key)  # shared by models of the same layout: a sweep builds one per fit
+            if shared is None:
+                lanes, tensors = self.profile.update_lanes(self.layout, self.dtype), []
+                for layer, _, start, shape in _contract.weight_tensors(self.layout):
+                    stop = start + math.prod(shape)
+                    if frozen[layer]:  # no update, no slot, no weight decay, not in the global norm (Keras's variables)
+                        lanes[start:stop] = optimizers.FROZEN
+                    else:
+                        tensors.append((start, stop))
+                shared = lanes, np.asarray(tensors, dtype=np.int64).reshape(-1, 2)
+                if len(_LANES) >= 256:
+                    _LANES.clear()
+                _LANES[key] = shared
+            (self._lanes, self._tensors), self._lanes_key = shared, key
+        hyper = optimizer.packed_hyperparameters(self.dtype)
         options = optimizer.options(self.dtype, steps, self._tensors, self.profile.name != "plain")
         return _contract.OptimizerState(hyper, optimizer.slots, optimizer.iterations, self._lanes, options)
 

@@ -538,6 +538,16 @@ def _apply_update_numba(hyper, params, grads, slots, iterations, lanes, options=
 
 
 _NO_RATES = {np.float32: np.zeros(0, np.float32), np.float64: np.zeros(0, np.float64)}
+# What optimizers of the same class and settings share (Optimizer._settings): packed constants, passed checks.
+_SHARED_HYPERPARAMETERS: dict = {}
+_CHECKED_SETTINGS: dict = {}
+
+
+def _remember(cache: dict, key, value, limit: int = 256) -> None:
+    """``cache[key] = value``, the cache emptied first when it holds ``limit`` entries (a long sweep's settings)."""
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
 
 
 def _float32_first(value: float, dtype) -> np.generic:
@@ -616,6 +626,12 @@ class Optimizer:
         ``tensors``: the start and stop of each weight tensor in the flat
         parameters; ``eigen_sum``: the profile sums as TensorFlow does.
         """
+        scheduled = isinstance(self._learning_rate, schedules.LearningRateSchedule)
+        memo = self.__dict__.get("_options_memo")  # (key, Options): all but the iterations the same from fit to fit
+        key = (self._configuration(dtype), tensors, bool(eigen_sum))
+        if not scheduled and memo is not None and memo[0][0] == key[0] and memo[0][1] is tensors and \
+                memo[0][2] == key[2]:
+            return memo[1] if memo[1].first_iteration == self.iterations else memo[1]._replace(first_iteration=self.iterations)
         kind = np.dtype(dtype).type
         clip, clip_value = CLIP_NONE, 0.0
         for code, name in ((CLIP_NORM, "clipnorm"), (CLIP_GLOBAL_NORM, "global_clipnorm"), (CLIP_VALUE, "clipvalue")):
@@ -628,26 +644,55 @@ class Optimizer:
         # Keras: ops.cast(self.weight_decay, dtype) goes through float32; the clip thresholds meet the gradients as
         # Python floats, converted straight to their dtype.
         weight_decay = _float32_first(self.weight_decay, dtype) if self.weight_decay else kind(0)
-        return Options(weight_decay, clip, kind(clip_value), rates, self.iterations,
-                       np.asarray(tensors, dtype=np.int64).reshape(-1, 2), bool(eigen_sum))
+        options = Options(weight_decay, clip, kind(clip_value), rates, self.iterations,
+                          np.asarray(tensors, dtype=np.int64).reshape(-1, 2), bool(eigen_sum))
+        if not scheduled:
+            self._options_memo = (key, options)
+        return options
 
     def _base_config(self) -> dict:
         return {"weight_decay": self.weight_decay, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
                 "global_clipnorm": self.global_clipnorm}
 
-    def _cached(self, dtype, make):
-        """``make()`` for this configuration and dtype, remembered (a fit asks for it once per engine call)."""
+    def packed_hyperparameters(self, dtype) -> Hyperparameters:
+        """:func:`packed` of :meth:`hyperparameters`, remembered for this configuration (a fit asks once per engine call).
+
+        Shared too between optimizers of the same class and settings (:meth:`_settings`): a model built
+        afresh for each fit (a sweep, a scikit-learn clone) does not derive its constants again.
+        """
         key = self._configuration(dtype)
         cache = vars(self).setdefault("_hyper_cache", {})
         if key not in cache:
             cache.clear()
-            cache[key] = make()
+            settings = self._settings(dtype)
+            shared = _SHARED_HYPERPARAMETERS.get(settings) if settings is not None else None
+            if shared is None:
+                shared = packed(self.hyperparameters(dtype))
+                if settings is not None:
+                    _remember(_SHARED_HYPERPARAMETERS, settings, shared)
+            cache[key] = shared
         return cache[key]
+
+    def _settings(self, dtype):
+        """A hashable key of everything the constants depend on (class, dtype, settings), or None.
+
+        None when the learning rate is not a float (a schedule's or callable's rate changes as training goes).
+        """
+        if type(self._learning_rate) is not float:
+            return None
+        try:
+            key = (type(self), np.dtype(dtype), *self.get_config().items())
+            hash(key)
+        except TypeError:  # an unhashable setting: no sharing
+            return None
+        return key
 
     def build(self, n_params: int, dtype) -> None:
         if self.slots is None or self.slots.shape[1] != n_params or self.slots.dtype != dtype:
             self.slots = np.zeros((len(self.rule.slots), n_params), dtype=dtype)
-            self.slots[:] = np.asarray(self.initial_slots(dtype), dtype=dtype)[:, None]
+            initial = self.initial_slots(dtype)
+            if any(value != 0 for value in initial):
+                self.slots[:] = np.asarray(initial, dtype=dtype)[:, None]
             self.iterations = 0
 
     def initial_slots(self, dtype) -> tuple:
@@ -674,12 +719,18 @@ class Optimizer:
         key = self._configuration(dtype)
         if self.__dict__.get("_checked") == key:
             return
+        settings = self._settings(dtype)
+        if settings is not None and settings in _CHECKED_SETTINGS:  # the same class and settings passed already
+            self._checked = key
+            return
         config = self.get_config()
         representable(self.learning_rate, dtype, "learning_rate")
         for name, value in {**config, **self._base_config()}.items():
             if name != "learning_rate" and isinstance(value, float):
                 representable(value, dtype, name, allow_zero=True)
         self._checked = key
+        if settings is not None:
+            _remember(_CHECKED_SETTINGS, settings, True)
 
     def get_config(self) -> dict:
         """The constructor's arguments (Keras's ``get_config``), the shared options (``weight_decay``, clipping) included."""
