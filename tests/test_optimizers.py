@@ -372,3 +372,39 @@ def test_every_optimizer_shares_one_compiled_loop():
         model.fit(x, 2 * x, epochs=1, batch_size=8, verbose=0)
         counts.append(len(fit.overloads))
     assert len(set(counts)) == 1, counts
+
+
+def test_optimizers_of_the_same_settings_share_constants_and_a_changed_setting_gets_its_own():
+    # Constants are derived once per class, settings and dtype (a sweep builds a model per fit), never reused
+    # across a setting changed after a fit.
+    first, second = optimizers.Adam(0.1, beta_1=0.8), optimizers.Adam(0.1, beta_1=0.8)
+    shared = first.packed_hyperparameters(np.float32)
+    assert second.packed_hyperparameters(np.float32) is shared
+    assert optimizers.Adam(0.2, beta_1=0.8).packed_hyperparameters(np.float32).learning_rate == np.float32(0.2)
+    assert first.packed_hyperparameters(np.float64).learning_rate.dtype == np.float64
+    second.beta_1 = 0.5
+    assert second.packed_hyperparameters(np.float32).beta_1 == np.float32(0.5)
+    assert first.packed_hyperparameters(np.float32).beta_1 == np.float32(0.8)
+    assert optimizers.SGD(0.1).packed_hyperparameters(np.float32) is not shared
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_a_setting_changed_between_fits_trains_as_a_fresh_optimizer_with_it(engine):
+    x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]
+    y = (2 * x + 0.5).astype(np.float32)
+
+    reference = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(4, activation="sigmoid"),
+                                   gdcore.layers.Dense(1)], dtype="float32", seed=3, engine=engine)
+    reference.compile(optimizer=optimizers.Adam(0.01, clipnorm=1.0), loss="mse")
+    start = reference.get_weights()
+    reference.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False)
+    changed = optimizers.Adam(0.1, clipnorm=1.0)
+    model = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(4, activation="sigmoid"),
+                               gdcore.layers.Dense(1)], dtype="float32", seed=3, engine=engine)
+    model.compile(optimizer=changed, loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)  # constants and options derived for 0.1
+    model.set_weights(start)
+    changed.learning_rate, changed.iterations, changed.slots = 0.01, 0, None
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False)
+    for got, expected in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(got, expected)

@@ -315,3 +315,23 @@ def test_regularizers_with_layer_options_bit_identical_to_keras(dtype):
               gdcore.layers.Dense(1, kernel_regularizer=regularizers.L1(0.01), bias_regularizer="l1")]
     *run, _ = _keras_run(dtype, layers, gdcore.optimizers.Adam(learning_rate=0.05, weight_decay=0.01))
     _assert_same_run(*run)
+
+
+def test_a_regularizer_set_after_the_model_is_built_counts_from_the_next_fit():
+    x = np.linspace(-1, 1, 30, dtype=np.float32)[:, None]
+    y = (3 * x - 1).astype(np.float32)
+
+    def model(regularizer=None):
+        net = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(2, kernel_regularizer=regularizer),
+                                 gdcore.layers.Dense(1)], dtype="float32", seed=5)
+        net.compile(optimizer="sgd", loss="mse")
+        return net
+
+    built_with = model(gdcore.regularizers.L2(0.1))
+    built_with.fit(x, y, batch_size=10, epochs=2, verbose=0, shuffle=False)
+    set_later = model()
+    set_later.layers[0].kernel_regularizer = gdcore.regularizers.L2(0.1)
+    set_later.fit(x, y, batch_size=10, epochs=2, verbose=0, shuffle=False)
+    for got, expected in zip(set_later.get_weights(), built_with.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+    assert set_later.history.history["loss"] == built_with.history.history["loss"]
