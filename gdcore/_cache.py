@@ -1,4 +1,4 @@
-"""Where Numba caches gdcore's compiled kernels, with a fallback when no usual place is writable.
+"""Caches: where Numba keeps gdcore's compiled kernels (with a fallback), and gdcore's bounded memo tables.
 
 Numba caches next to the sources (``__pycache__``) when that folder is
 writable, else in the user's cache folder. A system-wide install used from
@@ -10,6 +10,17 @@ of failing at the first fit.
 import os
 import tempfile
 import warnings
+
+
+def remember(cache: dict, key, value, limit: int = 256) -> None:
+    """``cache[key] = value``, the cache emptied first when it holds ``limit`` entries (a long sweep's settings).
+
+    The memo tables of values derived from settings (an optimizer's constants, a layout's update lanes) are
+    module dictionaries bounded this way: shared by the objects of equal settings, never growing without end.
+    """
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = value
 
 
 def _writable(folder: str) -> bool:

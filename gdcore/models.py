@@ -30,6 +30,7 @@ import numpy as np
 from gdcore import _auto_engine, _contract, _numba_engine, _numpy_engine, activations, config, losses, optimizers
 from gdcore import metrics as metrics_module
 from gdcore import random as _random
+from gdcore._cache import remember
 from gdcore._naming import unique_name
 from gdcore._validation import as_features, as_targets, positive_int
 from gdcore.callbacks import (BATCH_HOOKS, TEST_HOOKS, Callback, CallbackList, History, ProgbarLogger, check,
@@ -510,9 +511,7 @@ class Model:
                     else:
                         tensors.append((start, stop))
                 shared = lanes, np.asarray(tensors, dtype=np.int64).reshape(-1, 2)
-                if len(_LANES) >= 256:
-                    _LANES.clear()
-                _LANES[key] = shared
+                remember(_LANES, key, shared)
             (self._lanes, self._tensors), self._lanes_key = shared, key
         hyper = optimizer.packed_hyperparameters(self.dtype)
         options = optimizer.options(self.dtype, steps, self._tensors, self.profile.name != "plain")

@@ -78,6 +78,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload, register_jitable
 
+from gdcore._cache import remember
 from gdcore._dispatch import switch
 from gdcore._dtype import cast, libm_pow
 from gdcore._validation import lookup, positive_float, representable, unit_interval
@@ -538,16 +539,11 @@ def _apply_update_numba(hyper, params, grads, slots, iterations, lanes, options=
 
 
 _NO_RATES = {np.float32: np.zeros(0, np.float32), np.float64: np.zeros(0, np.float64)}
-# What optimizers of the same class and settings share (Optimizer._settings): packed constants, passed checks.
+# What optimizers of the same class and settings share (Optimizer._settings): packed constants, passed checks,
+# options (by settings and summation, with the weight tensors they were made for).
 _SHARED_HYPERPARAMETERS: dict = {}
 _CHECKED_SETTINGS: dict = {}
-
-
-def _remember(cache: dict, key, value, limit: int = 256) -> None:
-    """``cache[key] = value``, the cache emptied first when it holds ``limit`` entries (a long sweep's settings)."""
-    if len(cache) >= limit:
-        cache.clear()
-    cache[key] = value
+_SHARED_OPTIONS: dict = {}
 
 
 def _float32_first(value: float, dtype) -> np.generic:
@@ -624,14 +620,29 @@ class Optimizer:
         """Keras's per-update options for the next ``steps`` updates (:class:`Options`), in ``dtype``.
 
         ``tensors``: the start and stop of each weight tensor in the flat
-        parameters; ``eigen_sum``: the profile sums as TensorFlow does.
+        parameters; ``eigen_sum``: the profile sums as TensorFlow does. All
+        but the first iteration is the same from fit to fit while nothing
+        changed (kept), and for optimizers of the same settings (shared);
+        a schedule's rates are computed for each call.
         """
-        scheduled = isinstance(self._learning_rate, schedules.LearningRateSchedule)
-        memo = self.__dict__.get("_options_memo")  # (key, Options): all but the iterations the same from fit to fit
-        key = (self._configuration(dtype), tensors, bool(eigen_sum))
-        if not scheduled and memo is not None and memo[0][0] == key[0] and memo[0][1] is tensors and \
-                memo[0][2] == key[2]:
-            return memo[1] if memo[1].first_iteration == self.iterations else memo[1]._replace(first_iteration=self.iterations)
+        if isinstance(self._learning_rate, schedules.LearningRateSchedule):
+            return self._derive_options(dtype, steps, tensors, eigen_sum)
+        configuration, eigen_sum = self._configuration(dtype), bool(eigen_sum)
+        memo = self.__dict__.get("_options_memo")  # (configuration, tensors, eigen_sum, options)
+        if memo is None or memo[0] != configuration or memo[1] is not tensors or memo[2] != eigen_sum:
+            settings = self._settings(dtype)
+            shared = _SHARED_OPTIONS.get((settings, eigen_sum)) if settings is not None else None
+            if shared is not None and shared[0] is tensors:
+                options = shared[1]
+            else:
+                options = self._derive_options(dtype, steps, tensors, eigen_sum)
+                if settings is not None:
+                    remember(_SHARED_OPTIONS, (settings, eigen_sum), (tensors, options))
+            memo = self._options_memo = (configuration, tensors, eigen_sum, options)
+        options = memo[3]
+        return options if options.first_iteration == self.iterations else options._replace(first_iteration=self.iterations)
+
+    def _derive_options(self, dtype, steps: int, tensors: np.ndarray, eigen_sum: bool) -> Options:
         kind = np.dtype(dtype).type
         clip, clip_value = CLIP_NONE, 0.0
         for code, name in ((CLIP_NORM, "clipnorm"), (CLIP_GLOBAL_NORM, "global_clipnorm"), (CLIP_VALUE, "clipvalue")):
@@ -644,11 +655,8 @@ class Optimizer:
         # Keras: ops.cast(self.weight_decay, dtype) goes through float32; the clip thresholds meet the gradients as
         # Python floats, converted straight to their dtype.
         weight_decay = _float32_first(self.weight_decay, dtype) if self.weight_decay else kind(0)
-        options = Options(weight_decay, clip, kind(clip_value), rates, self.iterations,
-                          np.asarray(tensors, dtype=np.int64).reshape(-1, 2), bool(eigen_sum))
-        if not scheduled:
-            self._options_memo = (key, options)
-        return options
+        return Options(weight_decay, clip, kind(clip_value), rates, self.iterations,
+                       np.asarray(tensors, dtype=np.int64).reshape(-1, 2), bool(eigen_sum))
 
     def _base_config(self) -> dict:
         return {"weight_decay": self.weight_decay, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
@@ -669,7 +677,7 @@ class Optimizer:
             if shared is None:
                 shared = packed(self.hyperparameters(dtype))
                 if settings is not None:
-                    _remember(_SHARED_HYPERPARAMETERS, settings, shared)
+                    remember(_SHARED_HYPERPARAMETERS, settings, shared)
             cache[key] = shared
         return cache[key]
 
@@ -677,14 +685,20 @@ class Optimizer:
         """A hashable key of everything the constants depend on (class, dtype, settings), or None.
 
         None when the learning rate is not a float (a schedule's or callable's rate changes as training goes).
+        Derived once per configuration (:meth:`_configuration`).
         """
-        if type(self._learning_rate) is not float:
-            return None
-        try:
-            key = (type(self), np.dtype(dtype), *self.get_config().items())
-            hash(key)
-        except TypeError:  # an unhashable setting: no sharing
-            return None
+        configuration = self._configuration(dtype)
+        memo = self.__dict__.get("_settings_memo")
+        if memo is not None and memo[0] == configuration:
+            return memo[1]
+        key = None
+        if type(self._learning_rate) is float:
+            try:
+                key = (type(self), np.dtype(dtype), *self.get_config().items())
+                hash(key)
+            except TypeError:  # an unhashable setting: no sharing
+                key = None
+        self._settings_memo = (configuration, key)
         return key
 
     def build(self, n_params: int, dtype) -> None:
@@ -730,7 +744,7 @@ class Optimizer:
                 representable(value, dtype, name, allow_zero=True)
         self._checked = key
         if settings is not None:
-            _remember(_CHECKED_SETTINGS, settings, True)
+            remember(_CHECKED_SETTINGS, settings, True)
 
     def get_config(self) -> dict:
         """The constructor's arguments (Keras's ``get_config``), the shared options (``weight_decay``, clipping) included."""
