@@ -290,15 +290,17 @@ def fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window, on
 
     def more_jobs():  # what the model's evaluate and predict will call, and the shuffle
         sums = np.zeros((1 + metrics.ids.shape[0], 2), epochs.x.dtype)
-        return [(evaluate.py_func.__name__, _signature(evaluate, (profile.caches, epochs.val, network, loss, metrics,
-                                                                  sums))),
-                (predict.py_func.__name__, _signature(predict, (profile.caches, epochs.val, network))),
+        return [(evaluate.py_func.__name__, _signature(evaluate, _numba_engine.plain_evaluate_arguments(
+                    profile, epochs.val, network, loss, metrics, sums))),
+                (predict.py_func.__name__, _signature(predict, _numba_engine.plain_predict_arguments(
+                    profile, epochs.val, network))),
                 ("permutations", _signature(_numba_engine.permutations, (np.zeros(1, np.uint64), 1)))]
 
     n, batch = epochs.x.shape[0], epochs.batch_size
     steps = min(window.max_steps, epochs.orders.shape[0] * -(-n // batch))
     small = _seconds(profile, steps, batch, network.params.size) < SMALL_SECONDS
-    return _run(fit.py_func.__name__, (profile.caches, epochs, network, loss, metrics, optimizer, log, window),
+    return _run(fit.py_func.__name__,
+                _numba_engine.plain_fit_arguments(profile, epochs, network, loss, metrics, optimizer, log, window),
                 _describe(profile, epochs.x.dtype), small,
                 lambda: _numpy_engine.fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window),
                 more_jobs)
@@ -308,7 +310,7 @@ def evaluate_loop(profile, batches, network, loss, metrics, sums):
     """:func:`gdcore._numba_engine.evaluate_loop` when compiled, else per the module docstring."""
     entry = _numba_engine._ENTRIES[profile.id][1]
     small = _seconds(profile, 1, batches.x.shape[0], network.params.size) < SMALL_SECONDS
-    _run(entry.py_func.__name__, (profile.caches, batches, network, loss, metrics, sums),
+    _run(entry.py_func.__name__, _numba_engine.plain_evaluate_arguments(profile, batches, network, loss, metrics, sums),
          _describe(profile, batches.x.dtype), small,
          lambda: _numpy_engine.evaluate_loop(profile, batches, network, loss, metrics, sums))
 
@@ -317,7 +319,8 @@ def predict_loop(profile, batches, network):
     """:func:`gdcore._numba_engine.predict_loop` when compiled, else per the module docstring."""
     entry = _numba_engine._ENTRIES[profile.id][2]
     small = _seconds(profile, 1, batches.x.shape[0], network.params.size) < SMALL_SECONDS
-    return _run(entry.py_func.__name__, (profile.caches, batches, network), _describe(profile, batches.x.dtype),
+    return _run(entry.py_func.__name__, _numba_engine.plain_predict_arguments(profile, batches, network),
+                _describe(profile, batches.x.dtype),
                 small, lambda: _numpy_engine.predict_loop(profile, batches, network))
 
 
