@@ -152,13 +152,17 @@ class FitLoopCall:
 
 
 def _takes_arguments():
-    """A compiled function that takes fit_loop's compiled entry's arguments and does nothing with them."""
+    """A compiled function that takes fit_loop's compiled entry's arguments and does nothing with them.
+
+    Timed as the engine passes them: converted to plain tuples (``plain_fit_arguments``), then passed.
+    """
+    from gdcore._numba_engine import plain_fit_arguments
 
     @njit
     def takes(caches, epochs, network, loss, metrics, optimizer, log, window):
         return 0
 
-    return lambda args: takes(args[0].caches, *args[1:])
+    return lambda args: takes(*plain_fit_arguments(*args))
 
 
 def record_fit(trainer):
@@ -200,7 +204,8 @@ def python_side(workload, budget: float = 1.0) -> tuple[list, FitLoopCall]:
         ("permutations (`Sequential._orders`)", shuffle, reps),
         ("compiled `fit_loop`, called directly with fit's arguments", loop, reps),
         ("  of which: entering `fit_loop` (same call, zero epochs)", enter, reps),
-        ("    of which: passing its arguments (a compiled function taking them, doing nothing)", arguments, reps),
+        ("    of which: passing its arguments (as plain tuples, to a compiled function doing nothing)", arguments,
+         reps),
         ("rest of `fit` (validation, callbacks, History, optimizer objects)", fit - prepare - shuffle - loop, 0),
     ]
     return rows, call

@@ -67,6 +67,7 @@ erfc produce them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -443,7 +444,7 @@ class Activation:
     grad_loop: Callable | None = field(default=None, compare=False, repr=False)
     _loops: dict = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property  # a position in an immutable table: looked up once (== compares every field)
     def id(self) -> int:
         return ACTIVATIONS.index(self)
 

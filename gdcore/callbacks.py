@@ -93,6 +93,10 @@ def overrides(callback: Callback, hooks) -> bool:
     return False
 
 
+def _call_nobody(*args, logs=None) -> None:
+    pass
+
+
 class CallbackList:
     """Calls every hook on each callback in turn, as ``keras.callbacks.CallbackList``."""
 
@@ -105,6 +109,8 @@ class CallbackList:
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
             raise AttributeError(hook)
+        if not self.callbacks:  # evaluate and predict without callbacks: nothing to call
+            return _call_nobody
         takes_index = "epoch" in hook or "batch" in hook
 
         def call(*args, logs=None):

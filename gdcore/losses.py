@@ -46,6 +46,7 @@ by :func:`gradient_scale` and the batch value by :func:`reduce_batch`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -393,7 +394,7 @@ class Loss:
     config_name: str | None = field(default=None, compare=False)
     dtype: str | None = field(default=None, compare=False)
 
-    @property
+    @cached_property  # a position in an immutable table: looked up once (== compares every field)
     def id(self) -> int:
         return LOSSES.index(self)
 

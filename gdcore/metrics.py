@@ -69,6 +69,7 @@ The MSLE's logarithm is the C library's ``log``/``logf`` in both engines
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -183,7 +184,7 @@ class MetricRule:
     targets: tuple[str, ...] = ("values", "binary", "one_hot")
     direction: str = "down"
 
-    @property
+    @cached_property  # a position in an immutable table: looked up once (== compares every field)
     def id(self) -> int:
         return METRICS.index(self)
 

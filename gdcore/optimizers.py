@@ -71,6 +71,7 @@ optimizer makes of Keras's code (:func:`divide_by_sqrt`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from numbers import Real
 from typing import Callable, NamedTuple, get_type_hints
 
@@ -143,7 +144,7 @@ class Rule:
     constants: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # a position in an immutable table: looked up once (== compares every field)
     def id(self) -> int:
         return RULES.index(self)
 

@@ -388,6 +388,23 @@ def test_optimizers_of_the_same_settings_share_constants_and_a_changed_setting_g
     assert optimizers.SGD(0.1).packed_hyperparameters(np.float32) is not shared
 
 
+def test_options_are_shared_by_equal_settings_and_follow_a_changed_one_and_the_iterations():
+    tensors = np.array([[0, 3], [3, 4]], dtype=np.int64)
+    first, second = optimizers.SGD(0.1, clipnorm=2.0), optimizers.SGD(0.1, clipnorm=2.0)
+    shared = first.options(np.float32, 10, tensors, False)
+    assert second.options(np.float32, 10, tensors, False) is shared
+    assert first.options(np.float32, 10, tensors, True).eigen_sum  # another summation, other options
+    assert first.options(np.float32, 10, tensors.copy(), False) is not shared  # other weight tensors
+    second.iterations = 7
+    assert second.options(np.float32, 10, tensors, False).first_iteration == 7
+    assert shared.first_iteration == 0  # the shared value is never changed
+    second.clipnorm = 0.5
+    assert second.options(np.float32, 10, tensors, False).clip_value == np.float32(0.5)
+    assert first.options(np.float32, 10, tensors, False).clip_value == np.float32(2.0)
+    decayed = optimizers.SGD(gdcore.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5))
+    assert decayed.options(np.float32, 3, tensors, False).learning_rates.shape == (3,)  # a schedule's rates: per call
+
+
 @pytest.mark.parametrize("engine", ["numpy", "numba"])
 def test_a_setting_changed_between_fits_trains_as_a_fresh_optimizer_with_it(engine):
     x = np.linspace(-1, 1, 40, dtype=np.float32)[:, None]

@@ -277,3 +277,31 @@ def test_read_only_inputs_reuse_the_compiled_loop(xy):
     model.fit(x_read_only, y_read_only, epochs=1, verbose=0)
     assert len(_numba_engine._ENTRIES[0][0].signatures) == compiled
     assert not x_read_only.flags.writeable  # the caller's array is left as it was
+
+
+def test_the_compiled_entries_receive_plain_tuples_only(xy):
+    """Numba types a named tuple's fields in Python at every call: fit, evaluate and predict pass plain tuples."""
+    x, y = xy
+    model = build_model(seed=1)
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    calls = []
+
+    def recording(entry):
+        def record(*args):
+            calls.append(args)
+            return entry(*args)
+        return record
+
+    def named(value):
+        return isinstance(value, tuple) and (hasattr(value, "_fields") or any(named(v) for v in value))
+
+    entries = _numba_engine._ENTRIES[model.profile.id]
+    _numba_engine._ENTRIES[model.profile.id] = tuple(recording(entry) for entry in entries)
+    try:
+        history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_split=0.25)
+        model.evaluate(x, y, verbose=0)
+        model.predict(x, verbose=0)
+    finally:
+        _numba_engine._ENTRIES[model.profile.id] = entries
+    assert len(calls) >= 3 and np.isfinite(history.history["val_mae"]).all()
+    assert not [i for args in calls for i, arg in enumerate(args) if named(arg) or not isinstance(arg, (tuple, np.ndarray))]
