@@ -11,19 +11,22 @@ from typing import Callable, Sequence
 
 
 def switch(name: str, functions: Sequence[Callable], params: Sequence[str], kind: str,
-           leading: Sequence[str] = ()) -> Callable:
-    """A function ``name(*leading, kind, *params)`` calling ``functions[kind](*params)``; another ``kind`` raises.
+           leading: Sequence[str] = (), extra: Sequence[str] = (), takes_extra: Sequence[bool] = ()) -> Callable:
+    """A function ``name(*leading, kind, *params, *extra)`` calling ``functions[kind](*params)``; another ``kind`` raises.
+
+    ``extra`` arguments are passed on, after ``params``, to the functions whose
+    ``takes_extra`` entry is true (an activation's parameter, say), and to no other.
 
     The function is meant to be compiled by Numba, as the implementation an
     ``@overload`` returns (``leading`` are arguments of the overloaded
     signature that the chain does not pass on); its code claims this file as
     its source, so that Numba can cache what it compiles from it.
     """
-    args = ", ".join(params)
-    lines = [f"def {name}({', '.join([*leading, kind, *params])}):"]
+    lines = [f"def {name}({', '.join([*leading, kind, *params, *extra])}):"]
     for index in range(len(functions)):
+        passed = [*params, *extra] if index < len(takes_extra) and takes_extra[index] else params
         lines.append(f"    {'if' if index == 0 else 'elif'} {kind} == {index}:")
-        lines.append(f"        return _function_{index}({args})")
+        lines.append(f"        return _function_{index}({', '.join(passed)})")
     lines.append("    else:")
     lines.append(f"        raise ValueError('no {kind} has this id')")
     # A module name lets Numba rebuild the function's environment when it loads it from its cache.

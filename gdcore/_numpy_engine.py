@@ -18,11 +18,12 @@ from gdcore._dtype import cast
 
 
 def _layers(params: np.ndarray, layout):
-    """(kernel, bias, activation) per layer, as views into the flat parameter array (an empty bias: no bias)."""
+    """(kernel, bias, activation, parameter) per layer, as views into the flat parameter array (an empty bias: no
+    bias); ``parameter`` is the layer's ``activation_parameter``."""
     for layer in layout:
         kernel = params[layer.kernel : layer.kernel + layer.n_in * layer.n_out].reshape(layer.n_in, layer.n_out)
         bias = params[layer.bias : layer.bias + layer.n_out * layer.use_bias]
-        yield kernel, bias, activations.BY_ID[int(layer.activation)]
+        yield kernel, bias, activations.BY_ID[int(layer.activation)], float(layer.activation_parameter)
 
 
 def forward(profile, inputs: np.ndarray, params: np.ndarray, layout, pre_activations: list | None = None
@@ -32,11 +33,11 @@ def forward(profile, inputs: np.ndarray, params: np.ndarray, layout, pre_activat
     Without a bias :math:`z_l = a_{l-1} W_l`, and :math:`f_l` is evaluated unfused (``Profile.activate``).
     """
     outputs = [inputs]
-    for kernel, bias, activation in _layers(params, layout):
+    for kernel, bias, activation, parameter in _layers(params, layout):
         z = profile.dense(outputs[-1], kernel, bias) if bias.size else profile.matmul(outputs[-1], kernel)
         if pre_activations is not None:
             pre_activations.append(z)
-        outputs.append(profile.activate(activation, z, fused=bias.size > 0))
+        outputs.append(profile.activate(activation, z, fused=bias.size > 0, parameter=parameter))
     return outputs
 
 
@@ -56,8 +57,8 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
     layers = list(_layers(params, layout))
     delta = output_grad
     for index in reversed(range(len(layers))):
-        kernel, bias, activation = layers[index]
-        kernel_grad, bias_grad, _ = grad_views[index]
+        kernel, bias, activation, parameter = layers[index]
+        kernel_grad, bias_grad, *_ = grad_views[index]
         if layout[index].activity_regularized:
             delta = regularizers.add_activity_gradient(delta, outputs[index + 1], float(layout[index].activity_l1),
                                                        float(layout[index].activity_l2), index == len(layers) - 1)
@@ -67,7 +68,7 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
                  else profile.matmul(outputs[index], kernel))
         else:
             z = None
-        delta = profile.activation_grad(activation, activation.grad_operand(z, outputs[index + 1]), delta)
+        delta = profile.activation_grad(activation, activation.grad_operand(z, outputs[index + 1]), delta, parameter)
         kernel_grad[:] = profile.matmul_grad_kernel(outputs[index], delta)
         if bias_grad.size:
             bias_grad[:] = profile.sum_columns(delta)

@@ -19,7 +19,7 @@ sigmoid           :math:`1 / (1 + e^{-z})`                            :math:`dy 
 tanh              :math:`\tanh z`                                     :math:`dy \cdot (1 - y^2)`                  y
 relu              :math:`\max(z, 0)`                                  :math:`dy \cdot [y > 0]`                    y
 softmax           :math:`e^{z_j - m} / \sum_k e^{z_k - m}`            :math:`(dy_j - \sum_k dy_k y_k)\, y_j`      y
-leaky_relu        :math:`z` if :math:`z > 0` else :math:`0.2 z`       :math:`dy` if :math:`z > 0` else :math:`0.2\,dy`   z
+leaky_relu        :math:`z` if :math:`z > 0` else :math:`s z`         :math:`dy` if :math:`z > 0` else :math:`s\,dy`     z
 relu6             :math:`\min(\max(z, 0), 6)`                         :math:`dy \cdot [0 < y < 6]`                y
 elu               :math:`z` if :math:`z \ge 0` else :math:`e^z - 1`   :math:`(y + 1)\,dy` if :math:`y < 0` else dy  y
 selu              :math:`\lambda z` or :math:`\lambda\alpha(e^z - 1)`  :math:`dy\,(y + \lambda\alpha)` or :math:`\lambda\,dy`  y
@@ -31,6 +31,13 @@ exponential       :math:`e^z`                                         :math:`dy\
 gelu              :math:`\mathrm{erfc}(-z/\sqrt2)\,(z/2)`             product rule and Erfc's gradient (below)    z
 gelu_approximate  :math:`(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))\,(z/2)`  product rule, ``TanhGrad``, Pow's gradient  z
 ================  ==================================================  ==========================================  =====
+
+``leaky_relu`` is the one entry with a parameter (``Activation.parameter``):
+its slope :math:`s`, Keras's ``negative_slope`` (0.2 for the function and the
+``"leaky_relu"`` string, 0.3 for the ``LeakyReLU`` layer), rounded to float32
+as TensorFlow's ``alpha`` attribute is in either dtype. A model keeps it per
+layer (``activation_parameter`` of :data:`gdcore._contract.LAYOUT`) and both
+engines pass it to the entry's functions as their last argument.
 
 The softmax is the one entry over the last axis (``row_wise``, :math:`m` the
 row's maximum, sums front to back, the C library's ``exp``); it brings its own
@@ -140,14 +147,18 @@ _SOFTPLUS_THRESHOLD = {np.dtype(np.float32): float(np.float32(np.log(np.float32(
 
 
 @register_jitable
-def leaky_relu(z):
-    r""":math:`z` for :math:`z > 0`, else :math:`0.2 z` (Keras's ``negative_slope=0.2``, rounded to float32)."""
-    return where(z > cast(0, z), z, z * cast(_LEAKY_SLOPE, z))
+def leaky_relu(z, negative_slope=_LEAKY_SLOPE):
+    r""":math:`z` for :math:`z > 0`, else :math:`s z`: TensorFlow's ``LeakyRelu``, ``(z > 0).select(z, z * alpha)``.
+
+    :math:`s` is ``negative_slope`` rounded to float32, as TensorFlow's ``alpha`` attribute is in either dtype
+    (Keras's function default is 0.2).
+    """
+    return where(z > cast(0, z), z, z * cast(np.float32(negative_slope), z))
 
 
 @register_jitable
-def leaky_relu_grad(z, dy):
-    return where(z > cast(0, z), dy, dy * cast(_LEAKY_SLOPE, dy))  # LeakyReluGrad reads the input
+def leaky_relu_grad(z, dy, negative_slope=_LEAKY_SLOPE):
+    return where(z > cast(0, z), dy, dy * cast(np.float32(negative_slope), dy))  # LeakyReluGrad reads the input
 
 
 @register_jitable
@@ -425,6 +436,11 @@ class Activation:
     the input), rendered by :mod:`gdcore.explain`; ``sklearn`` is
     scikit-learn's name for it (``MLPRegressor(activation=...)``), if any;
     ``id`` is its position in :data:`ACTIVATIONS`.
+
+    ``parameter`` names the entry's one float option, if it has one (Keras's
+    name, e.g. ``"negative_slope"``), and ``default`` its value when none is
+    given: ``forward(z, p)`` and ``grad(operand, dy, p)`` then take it last,
+    and the compiled loops ``forward_loop(z, p)``, ``grad_loop(operand, delta, p)``.
     """
 
     name: str
@@ -442,6 +458,8 @@ class Activation:
     row_wise: bool = False  # over the last axis (softmax): its own in-place loops, ``forward_loop``/``grad_loop``
     forward_loop: Callable | None = field(default=None, compare=False, repr=False)
     grad_loop: Callable | None = field(default=None, compare=False, repr=False)
+    parameter: str | None = None
+    default: float = 0.0
     _loops: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property  # a position in an immutable table: looked up once (== compares every field)
@@ -455,6 +473,13 @@ class Activation:
     def reads_input(self) -> bool:
         return self.grad_reads == "input"
 
+    def parameter_value(self, value=None) -> float:
+        """The parameter as the functions take it: ``value`` (or the default) rounded to float32, as TensorFlow's
+        float attributes are; 0.0 for an entry without one."""
+        if self.parameter is None:
+            return 0.0
+        return float(np.float32(self.default if value is None else value))
+
     def grad_operand(self, z, y):
         """What ``grad`` takes as its first argument: the pre-activation ``z`` or the output ``y``."""
         return z if self.reads_input else y
@@ -466,8 +491,11 @@ class Activation:
             # Called, not inlined (as the row losses): a row loop gains nothing from inlining and costs compile time.
             self._loops["forward"], self._loops["grad"] = _jit(self.forward_loop), _jit(self.grad_loop)
         if not self._loops:
-            self._loops["forward"] = activation_loop(_jit(self.forward), f"{self.name}_loop", inline=True)
-            self._loops["grad"] = gradient_loop(_jit(self.grad), f"{self.name}_grad_loop", inline=True)
+            parametric = self.parameter is not None
+            self._loops["forward"] = activation_loop(_jit(self.forward), f"{self.name}_loop", inline=True,
+                                                     parametric=parametric)
+            self._loops["grad"] = gradient_loop(_jit(self.grad), f"{self.name}_grad_loop", inline=True,
+                                                parametric=parametric)
         return self._loops["forward"], self._loops["grad"]
 
     def __repr__(self) -> str:
@@ -483,8 +511,9 @@ SOFTMAX = Activation("softmax", softmax, softmax_grad, r"a_j = e^{z_j} / \textst
                      r"\partial L/\partial z_j = (dy_j - \textstyle\sum_k dy_k a_k)\,a_j", "softmax", row_wise=True,
                      forward_loop=_softmax_in_place, grad_loop=_softmax_grad_in_place)
 
-LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z > 0),\ 0.2 z\ \text{otherwise}",
-                        r"f'(z) = 1\ (z > 0),\ 0.2\ \text{otherwise}", grad_reads="input")
+LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z > 0),\ s z\ \text{otherwise}",
+                        r"f'(z) = 1\ (z > 0),\ s\ \text{otherwise}", grad_reads="input",
+                        parameter="negative_slope", default=_LEAKY_SLOPE)
 RELU6 = Activation("relu6", relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
 ELU = Activation("elu", elu, elu_grad, r"a = z\ (z \ge 0),\ e^z - 1\ \text{otherwise}",
                  r"f'(z) = 1\ (a \ge 0),\ a + 1\ \text{otherwise}", tail_forward=elu_using(_exp_tail))

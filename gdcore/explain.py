@@ -126,6 +126,7 @@ class StepExplanation:
     gradients: list
     weights_after: list
     layers: list = field(default_factory=list)
+    activation_parameters: dict = field(default_factory=dict)  # layer name -> its activation's parameter, if any
     slots: list = field(default_factory=list)
     digits: int = 6
     training_loss_name: str = ""
@@ -160,7 +161,10 @@ class StepExplanation:
         n_layers = len(self.layers)
         for number, (name, activation, n_in, units) in enumerate(self.layers, start=1):
             source = "x" if number == 1 else f"a^{{({number - 1})}}"
-            forward = activations.get(activation).formula
+            entry = activations.get(activation)
+            forward = entry.formula
+            if entry.parameter is not None:  # the layer's value, as the step used it (rounded to float32)
+                forward += f",\\ s = {fmt(self.activation_parameters.get(name, entry.default))}"
             lines += [
                 f"Layer {number} `{name}` ({n_in} → {units}, {activation}): "
                 f"$z^{{({number})}}_{{ij}} = \\sum_k {source}_{{ik}} W_{{kj}} + b_j$, "
@@ -453,15 +457,15 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     # With Keras's logits recovery the output layer is shown as the step runs it: linear, the loss on its logits.
     views = list(_numpy_engine._layers(params, network.layout))
     pre_activations = [profile.dense(outputs[l], kernel, bias) if bias.size else profile.matmul(outputs[l], kernel)
-                       for l, (kernel, bias, _) in enumerate(views)]
+                       for l, (kernel, bias, *_) in enumerate(views)]
     grad_a, activation_grads, deltas = [None] * len(views), [None] * len(views), [None] * len(views)
     upstream = output_grad
     for l in reversed(range(len(views))):
-        kernel, _, activation = views[l]
+        kernel, _, activation, parameter = views[l]
         grad_a[l] = upstream
         operand = activation.grad_operand(pre_activations[l], outputs[l + 1])
-        deltas[l] = profile.activation_grad(activation, operand, upstream)
-        activation_grads[l] = profile.activation_grad(activation, operand, np.ones_like(upstream))
+        deltas[l] = profile.activation_grad(activation, operand, upstream, parameter)
+        activation_grads[l] = profile.activation_grad(activation, operand, np.ones_like(upstream), parameter)
         if l > 0:
             upstream = profile.matmul_grad_input(deltas[l], kernel)
 
@@ -482,11 +486,13 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     samples["sample_loss"] = np.repeat(sample_loss, y.shape[1]).astype(np.float64)
     samples["output_grad"] = output_grad.reshape(-1).astype(np.float64)
 
-    layer_rows, layer_meta = [], []
+    layer_rows, layer_meta, activation_parameters = [], [], {}
     for l, layer in enumerate(model.dense_layers):
         units = layer.units
         folded = recovered and l == len(views) - 1  # its activation is part of the loss: no dL/da, no f'(z)
         layer_meta.append((layer.name, layer.effective_activation.name, int(layout[l].n_in), units))
+        if layer.effective_activation.parameter is not None:
+            activation_parameters[layer.name] = layer.effective_parameter
         layer_rows.append(pd.DataFrame({
             "layer": layer.name,
             "sample": np.repeat(np.arange(batch), units),
@@ -543,7 +549,8 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         loss_name=model.loss.name, dtype=dtype.name, numerics=profile.name, batch_size=batch, iterations=iterations,
         loss=float(loss), hyperparameters=hyperparameters, samples=samples, activations=activation_frame,
         parameters=parameters, terms=terms, weights_before=keras_layout(params), gradients=keras_layout(raw_grads),
-        weights_after=keras_layout(after), layers=layer_meta, slots=list(active),
+        weights_after=keras_layout(after), layers=layer_meta, activation_parameters=activation_parameters,
+        slots=list(active),
         training_loss_name=training_loss.name, logits_recovered=recovered,
         data_loss=float(data_loss), penalties=penalties,
     )

@@ -225,6 +225,11 @@ class Dense(Layer):
         folded into it."""
         return self.folded.entry() if self.folded is not None else self.activation
 
+    @property
+    def effective_parameter(self) -> float:
+        """The value of :attr:`effective_activation`'s parameter (``Activation.parameter_value``; 0.0 without one)."""
+        return self.effective_activation.parameter_value(self.folded.parameter() if self.folded is not None else None)
+
     def __call__(self, inputs):
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
             inputs = inputs[0]
@@ -345,6 +350,10 @@ class ActivationLayer(Layer):
         """The activation table's entry this layer runs."""
         return self._entry
 
+    def parameter(self) -> float | None:
+        """The value of the entry's parameter (``Activation.parameter``) this layer sets; None: the entry's default."""
+        return None
+
     @property
     def built(self) -> bool:
         return True
@@ -359,7 +368,8 @@ class ActivationLayer(Layer):
         z = np.asarray(inputs)
         z = z.astype(np.float32) if z.dtype.kind != "f" else z
         profile = self._model.profile if self._model is not None else get_profile("plain")
-        return profile.activate(self._entry, z.reshape(z.shape[0], -1) if z.ndim != 2 else z).reshape(z.shape)
+        flat = z.reshape(z.shape[0], -1) if z.ndim != 2 else z
+        return profile.activate(self._entry, flat, parameter=self.parameter()).reshape(z.shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -388,8 +398,9 @@ class ReLU(ActivationLayer):
     ``max_value``, ``negative_slope`` or ``threshold`` (ValueError, as here).
     Supported: the options that are an entry of the activation table:
     the defaults (``relu``), ``max_value=6`` (``relu6``: Keras runs
-    ``tf.nn.relu6`` then) and ``negative_slope=0.2`` alone (``leaky_relu``:
-    Keras runs ``tf.nn.leaky_relu`` then); other values are not yet.
+    ``tf.nn.relu6`` then) and any ``negative_slope`` alone (``leaky_relu``
+    with that slope: Keras runs ``tf.nn.leaky_relu`` then); a ``threshold``
+    or another ``max_value`` are not yet.
     """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
@@ -412,12 +423,15 @@ class ReLU(ActivationLayer):
             return activations.RELU
         if slope == 0 and threshold == 0 and cap == 6:
             return activations.RELU6
-        if cap is None and threshold == 0 and float(np.float32(slope)) == activations._LEAKY_SLOPE:
+        if cap is None and threshold == 0:
             return activations.LEAKY_RELU
         raise NotImplementedError(f"ReLU(max_value={cap!r}, negative_slope={slope!r}, threshold={threshold!r}) is "
                                   "not supported yet: gdcore runs ReLU() (relu), ReLU(max_value=6) (relu6) and "
-                                  "ReLU(negative_slope=0.2) (leaky_relu); relu's other options are not in its "
-                                  "activation table yet")
+                                  "ReLU(negative_slope=s) (leaky_relu); relu's threshold and other caps are not in "
+                                  "its activation table yet")
+
+    def parameter(self) -> float | None:
+        return float(self.negative_slope) if self._entry is activations.LEAKY_RELU else None
 
     def get_config(self) -> dict:
         return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
@@ -428,9 +442,9 @@ class LeakyReLU(ActivationLayer):
     r"""Keras's ``keras.layers.LeakyReLU(negative_slope=0.3)``: :math:`z` for :math:`z > 0`, else :math:`s z`.
 
     The layer's default slope (0.3) is not the function's (``leaky_relu``,
-    0.2). Keras refuses a negative or None slope (ValueError, as here).
-    Supported: ``negative_slope=0.2`` (the table's ``leaky_relu``); other
-    slopes, the default 0.3 among them, are not yet.
+    0.2). Keras refuses a negative or None slope (ValueError, as here). The
+    table's ``leaky_relu`` with this slope, rounded to float32 as
+    TensorFlow's ``LeakyRelu`` takes it.
     """
 
     def __init__(self, negative_slope=0.3, **kwargs):
@@ -446,11 +460,10 @@ class LeakyReLU(ActivationLayer):
         super().__init__(**kwargs)
 
     def _resolve(self) -> activations.Activation:
-        if float(np.float32(self.negative_slope)) == activations._LEAKY_SLOPE:
-            return activations.LEAKY_RELU
-        raise NotImplementedError(f"LeakyReLU(negative_slope={self.negative_slope!r}) is not supported yet: gdcore's "
-                                  "activation table has leaky_relu with negative_slope=0.2 only; use "
-                                  "LeakyReLU(negative_slope=0.2)")
+        return activations.LEAKY_RELU
+
+    def parameter(self) -> float:
+        return float(self.negative_slope)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "negative_slope": self.negative_slope}

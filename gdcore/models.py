@@ -309,6 +309,7 @@ class Model:
         self._activation_layers[index] = layer
         if self.params is not None:
             self.layout.activation[index] = layer.entry().id
+            self.layout.activation_parameter[index] = dense.effective_parameter
 
     def build(self, input_shape) -> None:
         """Allocate the flat parameter array and initialise every layer's kernel and bias."""
@@ -335,6 +336,7 @@ class Model:
             raise ValueError(f"the model would have {offset:,} parameters: more than gdcore allocates (2**31); "
                              "use fewer or smaller layers")
         self.layout = _contract.layout(rows)
+        self.layout.activation_parameter[:] = [layer.effective_parameter for layer in self.dense_layers]
         self._regularizers_synced = (self.layout, None)  # its option fields are zeros: no options (_sync_regularizers)
         self.params = np.empty(offset, dtype=self.dtype)
         for layer, row in zip(self.dense_layers, self.layout):
@@ -1092,6 +1094,7 @@ class Sequential(Model):
             layer._model = self.dense_layers[index].folded = None
             if self.params is not None:
                 self.layout.activation[index] = self.dense_layers[index].activation.id
+                self.layout.activation_parameter[index] = self.dense_layers[index].effective_parameter
             return
         previous = self.get_weights() if self.params is not None else None
         self.dense_layers.pop()._model = None

@@ -7,7 +7,8 @@ fit runs the same ops either way: TensorFlow's graph optimizer sees
 next layer's, so the bits are those of ``Dense(activation=...)``, which the
 live tests below check at every epoch. A layer's options select the table
 entry Keras's ops amount to (``ReLU(max_value=6)`` runs ``tf.nn.relu6``,
-``ReLU(negative_slope=0.2)`` ``tf.nn.leaky_relu``); other options, and
+``ReLU(negative_slope=s)`` ``tf.nn.leaky_relu`` with that slope, the
+``leaky_relu`` entry with the layer's parameter); other options, and
 placements that cannot be folded, are NotImplementedError.
 """
 
@@ -80,6 +81,26 @@ def test_add_and_pop_fold_and_unfold_without_touching_the_weights():
 def test_called_on_an_array_the_layer_applies_its_activation():
     assert L.ReLU()(np.array([[-1.0, 0.0, 2.5]])).tolist() == [[0.0, 0.0, 2.5]]
     assert L.ReLU(max_value=6)(np.array([[-1.0, 7.0, 2.5]])).tolist() == [[0.0, 6.0, 2.5]]
+    # The slope enters as TensorFlow's float32 attribute: fl32(0.3) * -2 in float64 is not -0.6.
+    assert L.LeakyReLU()(np.array([[-2.0, 0.0, 2.5]])).tolist() == [[-2 * float(np.float32(0.3)), 0.0, 2.5]]
+    assert L.ReLU(negative_slope=0.5)(np.array([[-2.0, 3.0]], np.float32)).tolist() == [[-1.0, 3.0]]
+
+
+@pytest.mark.parametrize("make, slope", [(lambda: L.LeakyReLU(), 0.3), (lambda: L.LeakyReLU(0.05), 0.05),
+                                         (lambda: L.ReLU(negative_slope=0.7), 0.7),
+                                         (lambda: L.LeakyReLU(negative_slope=0.2), 0.2)])
+def test_the_layer_keeps_its_slope_in_the_layout_rounded_to_float32(make, slope):
+    model = gdcore.Sequential([gdcore.Input((2,)), L.Dense(3), make(), L.Dense(1)])
+    assert model.layout.activation.tolist() == [activations.LEAKY_RELU.id, activations.LINEAR.id]
+    assert model.layout.activation_parameter.tolist() == [float(np.float32(slope)), 0.0]
+    model.pop()  # the last Dense layer
+    assert model.layout.activation_parameter.tolist() == [float(np.float32(slope))]
+    model.pop()  # the activation layer: unfolded, linear again
+    assert model.layout.activation_parameter.tolist() == [0.0]
+    model.add(make())
+    assert model.layout.activation_parameter.tolist() == [float(np.float32(slope))]
+    string = gdcore.Sequential([gdcore.Input((2,)), L.Dense(3, activation="leaky_relu"), L.Dense(1)])
+    assert string.layout.activation_parameter.tolist() == [float(np.float32(0.2)), 0.0]  # the function's default
 
 
 # --- one step by hand --------------------------------------------------------------------------------------
@@ -100,6 +121,23 @@ def test_one_step_through_a_relu_layer_by_hand(engine, layer):
     assert [w.tolist() for w in model.get_weights()] == [[[-0.25]], [-3.0]]
 
 
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_one_step_through_a_leaky_relu_layer_by_hand(engine):
+    # Slope s = 0.5 (exact in float32), W = 1, b = -2.5: z = [-1.5, -0.5, 0.5, 1.5], a = [-0.75, -0.25, 0.5, 1.5];
+    # e = a - y = [-0.75, -1.25, 1.5, -0.5], L = (0.5625 + 1.5625 + 2.25 + 0.25) / 4 = 1.15625.
+    # dL/da = 2e/4 = [-0.375, -0.625, 0.75, -0.25]; dL/dz = [s dL/da for z <= 0, dL/da above] =
+    # [-0.1875, -0.3125, 0.75, -0.25]. dL/dW = 1 (-0.1875) + 2 (-0.3125) + 3 (0.75) + 4 (-0.25) = 0.4375,
+    # dL/db = 0. SGD at rate 1: W = 0.5625, b = -2.5.
+    model = gdcore.Sequential([gdcore.Input((1,)), L.Dense(1), L.LeakyReLU(negative_slope=0.5)], dtype="float64",
+                              engine=engine)
+    model.set_weights([np.ones((1, 1)), np.array([-2.5])])
+    model.compile(gdcore.optimizers.SGD(learning_rate=1.0), "mse")
+    assert model.predict(X, verbose=0).ravel().tolist() == [-0.75, -0.25, 0.5, 1.5]
+    history = model.fit(X, Y, batch_size=4, epochs=1, verbose=0, shuffle=False).history
+    assert history == {"loss": [1.15625]}
+    assert [w.tolist() for w in model.get_weights()] == [[[0.5625]], [-2.5]]
+
+
 # --- engines -----------------------------------------------------------------------------------------------
 
 LAYERS = {  # the layer, and the Dense activation Keras's ops amount to
@@ -107,6 +145,8 @@ LAYERS = {  # the layer, and the Dense activation Keras's ops amount to
     "ReLU(max_value=6)": (lambda: L.ReLU(max_value=6), "relu6"),
     "ReLU(negative_slope=0.2)": (lambda: L.ReLU(negative_slope=0.2), "leaky_relu"),
     "LeakyReLU(0.2)": (lambda: L.LeakyReLU(negative_slope=0.2), "leaky_relu"),
+    "LeakyReLU()": (lambda: L.LeakyReLU(), "leaky_relu"),  # Keras's layer default, 0.3
+    "ReLU(negative_slope=0.7)": (lambda: L.ReLU(negative_slope=0.7), "leaky_relu"),
     "ELU()": (lambda: L.ELU(), "elu"),
     "Activation('tanh')": (lambda: L.Activation("tanh"), "tanh"),
     "Activation('sigmoid')": (lambda: L.Activation("sigmoid"), "sigmoid"),
@@ -136,7 +176,8 @@ def test_engines_agree_to_the_bit(case):
 
 KERAS_CASES = [(case, dtype, optimizer) for case in LAYERS for dtype, optimizer in
                (("float32", "sgd"), ("float64", "adam"))] + [
-    ("ReLU()", "float32", "adam"), ("ELU()", "float64", "sgd"), ("LeakyReLU(0.2)", "float32", "adam")]
+    ("ReLU()", "float32", "adam"), ("ELU()", "float64", "sgd"), ("LeakyReLU(0.2)", "float32", "adam"),
+    ("LeakyReLU()", "float32", "adam"), ("LeakyReLU()", "float64", "sgd")]
 
 
 def _optimizer(name):
@@ -272,7 +313,6 @@ def test_unknown_activation_names_list_the_known_ones():
     (lambda: L.ReLU(max_value=3.0), r"ReLU\(max_value=3.0, negative_slope=0.0, threshold=0.0\) is not supported yet"),
     (lambda: L.ReLU(threshold=0.5), r"threshold=0.5\) is not supported yet"),
     (lambda: L.ReLU(negative_slope=0.2, max_value=6), "is not supported yet"),
-    (lambda: L.LeakyReLU(), r"LeakyReLU\(negative_slope=0.3\) is not supported yet"),
     (lambda: L.ELU(alpha=0.5), r"ELU\(alpha=0.5\) is not supported yet"),
     (lambda: L.Activation(np.tanh), "other functions are not supported"),
 ])
@@ -298,3 +338,37 @@ def test_placements_that_cannot_fold_are_not_implemented_errors(layers, message)
 def test_a_softmax_layer_on_one_unit_is_a_value_error():
     with pytest.raises(ValueError, match="always outputs 1"):
         gdcore.Sequential([gdcore.Input((2,)), L.Dense(1), L.Activation("softmax")])
+
+
+def test_explain_step_shows_the_layers_slope_and_uses_it():
+    model = gdcore.Sequential([gdcore.Input((1,)), L.Dense(2), L.LeakyReLU(negative_slope=0.5), L.Dense(1)],
+                              dtype="float64", seed=0)
+    model.set_weights([np.array([[1.0, -1.0]]), np.zeros(2), np.ones((2, 1)), np.zeros(1)])
+    model.compile(gdcore.optimizers.SGD(learning_rate=0.1), "mse")
+    step = gdcore.explain.explain_step(model, np.array([[1.0], [-2.0]]), np.array([[0.5], [1.0]]))
+    assert "s = 0.5" in str(step)
+    hidden = step.activations[step.activations["layer"] == "dense"]
+    # z = x W: [[1, -1], [-2, 2]]; f'(z) is 1 above 0 and the slope at or below.
+    assert hidden["z"].tolist() == [1.0, -1.0, -2.0, 2.0]
+    assert hidden["activation_grad"].tolist() == [1.0, 0.5, 0.5, 1.0]
+    assert hidden["a"].tolist() == [1.0, -0.5, -1.0, 2.0]
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_leaky_relu_and_its_gradient_are_tensorflows_for_any_slope(dtype):
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(7)
+    z = (rng.standard_normal(203) * 2.0 ** rng.integers(-8, 8, 203)).astype(dtype)
+    z[:3] = [0.0, -0.0, -1e-30]
+    dy = rng.standard_normal(203).astype(dtype)
+    for slope in (0.3, 0.05, 0.7, 1.7):
+        tensor = tf.constant(z)
+        with tf.GradientTape() as tape:
+            tape.watch(tensor)
+            out = tf.nn.leaky_relu(tensor, alpha=slope)
+        grad = tape.gradient(out, tensor, output_gradients=tf.constant(dy)).numpy()
+        assert activations.leaky_relu(z, slope).tobytes() == out.numpy().tobytes()
+        assert activations.leaky_relu_grad(z, dy, slope).tobytes() == grad.tobytes()
+        value = activations.LEAKY_RELU.parameter_value(slope)  # what a layer keeps: the functions' own rounding
+        assert activations.leaky_relu(z, value).tobytes() == out.numpy().tobytes()

@@ -88,14 +88,16 @@ def test_compiled_loops_give_the_numpy_bits(activation, dtype):
     rng = np.random.default_rng(7)
     z = (rng.standard_normal((13, 5)) * 3).astype(dtype)
     forward_loop, grad_loop = activation.loops
+    # An entry with a parameter takes it last, loops and functions alike (a value other than its default here).
+    extra = () if activation.parameter is None else (activation.parameter_value(0.3),)
     out = z.copy()
-    forward_loop(out)
-    assert out.tobytes() == activation.forward(z).tobytes()
+    forward_loop(out, *extra)
+    assert out.tobytes() == activation.forward(z, *extra).tobytes()
     dy = rng.standard_normal(z.shape).astype(dtype)
     delta = dy.copy()
     operand = activation.grad_operand(z, out)
-    grad_loop(operand, delta)
-    assert delta.tobytes() == activation.grad(operand, dy).tobytes()
+    grad_loop(operand, delta, *extra)
+    assert delta.tobytes() == activation.grad(operand, dy, *extra).tobytes()
 
 
 @pytest.mark.tensorflow
@@ -129,8 +131,11 @@ def _wide_inputs(dtype, shape, seed):
     return z.astype(dtype)
 
 
-def _compiled(loop, arity):
-    """A compiled caller of a profile loop (the profile's loops are called from compiled code only)."""
+def _compiled(loop, arity, parametric=False):
+    """A compiled caller of a profile loop (the profile's loops are called from compiled code only); ``parametric``:
+    the entry's default parameter passed last."""
+    if parametric:
+        return numba.njit(lambda z, p: loop(z, p)) if arity == 1 else numba.njit(lambda o, d, p: loop(o, d, p))
     return numba.njit(lambda z: loop(z)) if arity == 1 else numba.njit(lambda operand, delta: loop(operand, delta))
 
 
@@ -161,8 +166,9 @@ def test_tensorflow_profile_gives_tensorflows_bits(activation, dtype):
     grad = profile.activation_grad(activation, operand, dy)
     forward_loop, grad_loop = profile.kernels.activation_loops(activation)
     y_loop, grad_out = z.copy(), dy.copy()
-    _compiled(forward_loop, 1)(y_loop)
-    _compiled(grad_loop, 2)(operand.copy(), grad_out)
+    extra = () if activation.parameter is None else (activation.parameter_value(),)
+    _compiled(forward_loop, 1, bool(extra))(y_loop, *extra)
+    _compiled(grad_loop, 2, bool(extra))(operand.copy(), grad_out, *extra)
     assert y_loop.tobytes() == y.tobytes() and grad_out.tobytes() == grad.tobytes(), "loops vs NumPy"
     checks = [("forward", y, y_tf), ("gradient", grad, grad_tf)]
     if dtype == np.float32 and activation.name in _PATH_FORWARDS and profile.backend.startswith("onednn"):

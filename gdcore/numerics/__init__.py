@@ -83,21 +83,27 @@ class Profile:
     def _activation(self, activation, fused: bool = True):
         return self.module.activation_functions(activation, self.backend, fused)
 
-    def activate(self, activation, z, fused: bool = True):
+    def activate(self, activation, z, fused: bool = True, parameter: float | None = None):
         """``activation(z)`` evaluated as this profile's kernel evaluates it.
 
         ``fused``: the product before it added a bias (TensorFlow may fuse the
         two with the activation); False after a bare product (``use_bias=False``).
+        ``parameter``: the layer's value of the entry's parameter, if it has one
+        (``Activation.parameter_value``; None: the entry's default).
         """
-        return self._activation(activation, fused)[0](z)
+        forward = self._activation(activation, fused)[0]
+        return forward(z) if activation.parameter is None else forward(z, activation.parameter_value(parameter))
 
-    def activation_grad(self, activation, operand, dy):
+    def activation_grad(self, activation, operand, dy, parameter: float | None = None):
         r""":math:`\partial L/\partial z` from ``dy`` = :math:`\partial L/\partial a` and the tensor the gradient reads.
 
         ``operand`` is the layer's output :math:`a` or its pre-activation
-        :math:`z`, as ``activation.grad_reads`` says (``activation.grad_operand(z, a)``).
+        :math:`z`, as ``activation.grad_reads`` says (``activation.grad_operand(z, a)``);
+        ``parameter`` as in :meth:`activate`.
         """
-        return self._activation(activation)[1](operand, dy)
+        grad = self._activation(activation)[1]
+        return grad(operand, dy) if activation.parameter is None else grad(operand, dy,
+                                                                           activation.parameter_value(parameter))
 
     def update_lanes(self, layout, dtype) -> np.ndarray:
         """Per parameter, how an optimizer update evaluates its position-dependent operations (int8).

@@ -21,9 +21,21 @@ def _compile(loop, name: str, inline: bool):
     return njit(cache=True, error_model="numpy", nogil=True, inline="always" if inline else "never")(loop)
 
 
-def activation_loop(function, name: str, tail=None, inline: bool = False):
-    """A compiled ``loop(z)``: z <- function(z), elementwise (``tail`` on the last size % P elements)."""
+def activation_loop(function, name: str, tail=None, inline: bool = False, parametric: bool = False):
+    """A compiled ``loop(z)``: z <- function(z), elementwise (``tail`` on the last size % P elements).
+
+    ``parametric``: ``loop(z, p)``, z <- function(z, p) (an entry with a parameter, ``Activation.parameter``).
+    """
     tail = function if tail is None else tail
+    if parametric:
+        def loop(z, p):
+            flat, end = z.flat, z.size - z.size % (32 // z.itemsize)
+            for i in range(end):
+                flat[i] = function(flat[i], p)
+            for i in range(end, z.size):
+                flat[i] = tail(flat[i], p)
+
+        return _compile(loop, name, inline)
 
     def loop(z):
         flat, end = z.flat, z.size - z.size % (32 // z.itemsize)  # 256-bit packets: 8 float32 or 4 float64
@@ -35,9 +47,19 @@ def activation_loop(function, name: str, tail=None, inline: bool = False):
     return _compile(loop, name, inline)
 
 
-def gradient_loop(function, name: str, tail=None, inline: bool = False):
-    """A compiled ``loop(y, delta)``: delta <- function(y, delta), elementwise (``tail`` as above)."""
+def gradient_loop(function, name: str, tail=None, inline: bool = False, parametric: bool = False):
+    """A compiled ``loop(y, delta)``: delta <- function(y, delta), elementwise (``tail`` as above; ``parametric``:
+    ``loop(y, delta, p)``)."""
     tail = function if tail is None else tail
+    if parametric:
+        def loop(y, delta, p):
+            flat_y, flat_delta, end = y.flat, delta.flat, y.size - y.size % (32 // y.itemsize)
+            for i in range(end):
+                flat_delta[i] = function(flat_y[i], flat_delta[i], p)
+            for i in range(end, y.size):
+                flat_delta[i] = tail(flat_y[i], flat_delta[i], p)
+
+        return _compile(loop, name, inline)
 
     def loop(y, delta):
         flat_y, flat_delta, end = y.flat, delta.flat, y.size - y.size % (32 // y.itemsize)
