@@ -247,15 +247,18 @@ def _build(job: str) -> None:
 # --- the engine ----------------------------------------------------------------------------
 
 
-def _run(name: str, args, what: str, small: bool, run_numpy, more_jobs=lambda: []):
+def _run(name: str, args, describe, is_small, run_numpy, more_jobs=lambda: []):
     """Entry point ``name`` on ``args`` compiled if ready, else per the module docstring.
 
-    ``more_jobs()``: further entries (entry point name, signature) to build with it.
+    ``describe()``: what is compiled, for the messages; ``is_small()``: whether the NumPy engine may run the call
+    meanwhile; ``more_jobs()``: further entries (entry point name, signature) to build with it. Each is called
+    only when the entry is not compiled yet: a warm call pays for none of them.
     """
     dispatcher = _DISPATCHERS[name]
     ran, result = _call_compiled(dispatcher, args)
     if ran:
         return result
+    what, small = describe(), is_small()
     signature = _signature(dispatcher, args)
     entry = (name, signature)
     running = _building(entry)
@@ -296,12 +299,14 @@ def fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window, on
                     profile, epochs.val, network))),
                 ("permutations", _signature(_numba_engine.permutations, (np.zeros(1, np.uint64), 1)))]
 
-    n, batch = epochs.x.shape[0], epochs.batch_size
-    steps = min(window.max_steps, epochs.orders.shape[0] * -(-n // batch))
-    small = _seconds(profile, steps, batch, network.params.size) < SMALL_SECONDS
+    def small():
+        n, batch = epochs.x.shape[0], epochs.batch_size
+        steps = min(window.max_steps, epochs.orders.shape[0] * -(-n // batch))
+        return _seconds(profile, steps, batch, network.params.size) < SMALL_SECONDS
+
     return _run(fit.py_func.__name__,
                 _numba_engine.plain_fit_arguments(profile, epochs, network, loss, metrics, optimizer, log, window),
-                _describe(profile, epochs.x.dtype), small,
+                lambda: _describe(profile, epochs.x.dtype), small,
                 lambda: _numpy_engine.fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window),
                 more_jobs)
 
@@ -309,19 +314,18 @@ def fit_loop(profile, epochs, network, loss, metrics, optimizer, log, window, on
 def evaluate_loop(profile, batches, network, loss, metrics, sums):
     """:func:`gdcore._numba_engine.evaluate_loop` when compiled, else per the module docstring."""
     entry = _numba_engine._ENTRIES[profile.id][1]
-    small = _seconds(profile, 1, batches.x.shape[0], network.params.size) < SMALL_SECONDS
+    small = lambda: _seconds(profile, 1, batches.x.shape[0], network.params.size) < SMALL_SECONDS  # noqa: E731
     _run(entry.py_func.__name__, _numba_engine.plain_evaluate_arguments(profile, batches, network, loss, metrics, sums),
-         _describe(profile, batches.x.dtype), small,
+         lambda: _describe(profile, batches.x.dtype), small,
          lambda: _numpy_engine.evaluate_loop(profile, batches, network, loss, metrics, sums))
 
 
 def predict_loop(profile, batches, network):
     """:func:`gdcore._numba_engine.predict_loop` when compiled, else per the module docstring."""
     entry = _numba_engine._ENTRIES[profile.id][2]
-    small = _seconds(profile, 1, batches.x.shape[0], network.params.size) < SMALL_SECONDS
+    small = lambda: _seconds(profile, 1, batches.x.shape[0], network.params.size) < SMALL_SECONDS  # noqa: E731
     return _run(entry.py_func.__name__, _numba_engine.plain_predict_arguments(profile, batches, network),
-                _describe(profile, batches.x.dtype),
-                small, lambda: _numpy_engine.predict_loop(profile, batches, network))
+                lambda: _describe(profile, batches.x.dtype), small, lambda: _numpy_engine.predict_loop(profile, batches, network))
 
 
 def permutations(seeds, n):
