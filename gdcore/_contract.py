@@ -23,9 +23,10 @@ column by position.
     ``kernel_max``, ``kernel_rate``, ``bias_min``, ``bias_max``, ``bias_rate``,
     and ``activity_regularized`` with ``activity_l1``, ``activity_l2`` (the
     layer's ``activity_regularizer``: a penalty on its output, divided by the
-    batch size, :mod:`gdcore.regularizers`), and ``activation_parameter``
-    (the parameter of an activation entry that has one, rounded to float32:
-    ``Activation.parameter_value``; 0 otherwise).
+    batch size, :mod:`gdcore.regularizers`), and ``activation_p0``,
+    ``activation_p1``, ``activation_p2`` (the parameters of an activation
+    entry that has them, as ``Activation.parameter_values`` gives them; 0
+    otherwise).
     :func:`weight_tensors` lists a layout's tensors in Keras's order.
 :class:`Network`
     ``params`` (every weight, flat, in ``get_weights()`` order) and ``layout``.
@@ -93,22 +94,25 @@ LAYOUT = np.dtype([("n_in", np.int64), ("n_out", np.int64), ("activation", np.in
                    ("kernel_constraint_axis", np.int64), ("kernel_min", np.float64), ("kernel_max", np.float64),
                    ("kernel_rate", np.float64), ("bias_constraint", np.int64), ("bias_min", np.float64),
                    ("bias_max", np.float64), ("bias_rate", np.float64), ("activity_regularized", np.int64),
-                   ("activity_l1", np.float64), ("activity_l2", np.float64), ("activation_parameter", np.float64)],
+                   ("activity_l1", np.float64), ("activity_l2", np.float64), ("activation_p0", np.float64),
+                   ("activation_p1", np.float64), ("activation_p2", np.float64)],
                   align=True)
 
 
 def layout(rows) -> np.recarray:
     """A layout record array from ``(n_in, n_out, activation, kernel_offset, bias_offset, use_bias)`` rows
     (optionally followed by the regularizer fields; missing ones are 0: no regularizer; a missing
-    ``activation_parameter`` is the activation's default)."""
+    activation parameter is the activation's default)."""
     from gdcore import activations
 
     width = len(LAYOUT.names)
     records = []
     for row in rows:
         row = tuple(row)
-        if len(row) < width:
-            row += (0,) * (width - 1 - len(row)) + (activations.BY_ID[int(row[2])].parameter_value(),)
+        if len(row) < width - 3:
+            row += (0,) * (width - 3 - len(row)) + activations.BY_ID[int(row[2])].parameter_values()
+        else:
+            row += (0,) * (width - len(row))
         records.append(row)
     return np.array(records, dtype=LAYOUT).view(np.recarray)
 

@@ -155,8 +155,9 @@ def _activation_loops(profile, which: int, fused: bool = True):
 # Per activation id: whether its gradient reads the layer's pre-activation (``Activation.grad_reads``);
 # a constant array of the compiled code.
 _READS_INPUT = np.array([a.reads_input for a in activations.ACTIVATIONS], dtype=np.bool_)
-# Which entries' loops take the layer's parameter (``Activation.parameter``, ``layout.activation_parameter``).
-_PARAMETRIC = [a.parameter is not None for a in activations.ACTIVATIONS]
+# Which entries' loops take the layer's parameters (``Activation.parameters``, ``layout.activation_p0`` ...).
+_PARAMETRIC = [bool(a.parameters) for a in activations.ACTIVATIONS]
+_PARAMETERS = ["p0", "p1", "p2"]
 
 
 @register_jitable
@@ -164,35 +165,35 @@ def _reads_input(activation):
     return activation < _READS_INPUT.shape[0] and _READS_INPUT[activation]
 
 
-def _activate(profile, activation, z, parameter):
-    """Compiled code only: z <- f(z) in place, the activation evaluated as the profile evaluates it (``parameter``:
-    the layer's, read by an entry that has one)."""
+def _activate(profile, activation, z, p0, p1, p2):
+    """Compiled code only: z <- f(z) in place, the activation evaluated as the profile evaluates it (``p0..p2``:
+    the layer's parameters, read by an entry that has them)."""
 
 
-def _activate_unfused(profile, activation, z, parameter):
+def _activate_unfused(profile, activation, z, p0, p1, p2):
     """Compiled code only: :func:`_activate` after a product without a bias."""
 
 
-def _activation_grad(profile, activation, operand, delta, parameter):
+def _activation_grad(profile, activation, operand, delta, p0, p1, p2):
     """Compiled code only: delta <- dL/dz from delta = dL/dy and the layer's output or pre-activation, in place."""
 
 
 @overload(_activate, **_overload)
-def _activate_numba(profile, activation, z, parameter):
+def _activate_numba(profile, activation, z, p0, p1, p2):
     return switch("activate", _activation_loops(profile, 0), ["z"], "activation", leading=["profile"],
-                  extra=["parameter"], takes_extra=_PARAMETRIC)
+                  extra=_PARAMETERS, takes_extra=_PARAMETRIC)
 
 
 @overload(_activate_unfused, **_overload)
-def _activate_unfused_numba(profile, activation, z, parameter):
+def _activate_unfused_numba(profile, activation, z, p0, p1, p2):
     return switch("activate_unfused", _activation_loops(profile, 0, fused=False), ["z"], "activation",
-                  leading=["profile"], extra=["parameter"], takes_extra=_PARAMETRIC)
+                  leading=["profile"], extra=_PARAMETERS, takes_extra=_PARAMETRIC)
 
 
 @overload(_activation_grad, **_overload)
-def _activation_grad_numba(profile, activation, operand, delta, parameter):
+def _activation_grad_numba(profile, activation, operand, delta, p0, p1, p2):
     return switch("activation_grad", _activation_loops(profile, 1), ["operand", "delta"], "activation",
-                  leading=["profile"], extra=["parameter"], takes_extra=_PARAMETRIC)
+                  leading=["profile"], extra=_PARAMETERS, takes_extra=_PARAMETRIC)
 
 
 def _loss_pass_for(loss):
@@ -318,9 +319,9 @@ def _accumulate_metrics(profile, metrics, fused, y_true, y_pred, weights, predic
             for j in range(y_pred.shape[1]):
                 predictions[b, j] = y_pred[b, j]
         if fused:
-            _activate(profile, metrics.activation, predictions, 0.0)
+            _activate(profile, metrics.activation, predictions, 0.0, 0.0, 0.0)
         else:
-            _activate_unfused(profile, metrics.activation, predictions, 0.0)
+            _activate_unfused(profile, metrics.activation, predictions, 0.0, 0.0, 0.0)
         y_pred = predictions
     for k in range(metrics.ids.shape[0]):
         _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample)
@@ -390,10 +391,12 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_acti
             _matmul(profile, caches, inputs, kernels[layer], output)
         if _reads_input(layout[layer].activation):
             _copy_rows(output, 0, pre_activations[layer])
-        if layout[layer].use_bias:
-            _activate(profile, layout[layer].activation, output, layout[layer].activation_parameter)
+        row = layout[layer]
+        if row.use_bias:
+            _activate(profile, row.activation, output, row.activation_p0, row.activation_p1, row.activation_p2)
         else:
-            _activate_unfused(profile, layout[layer].activation, output, layout[layer].activation_parameter)
+            _activate_unfused(profile, row.activation, output, row.activation_p0, row.activation_p1,
+                              row.activation_p2)
         inputs = output
     return inputs
 
@@ -583,7 +586,8 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations
                                    layer == layout.shape[0] - 1)
         activation = layout[layer].activation
         operand = pre_activations[layer] if _reads_input(activation) else outputs[layer]
-        _activation_grad(profile, activation, operand, delta, layout[layer].activation_parameter)
+        row = layout[layer]
+        _activation_grad(profile, activation, operand, delta, row.activation_p0, row.activation_p1, row.activation_p2)
         layer_inputs = outputs[layer - 1] if layer > 0 else inputs
         _matmul_grad_kernel(profile, caches, layer_inputs, delta, kernel_grads[layer])
         if layout[layer].use_bias:

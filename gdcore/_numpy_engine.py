@@ -18,12 +18,13 @@ from gdcore._dtype import cast
 
 
 def _layers(params: np.ndarray, layout):
-    """(kernel, bias, activation, parameter) per layer, as views into the flat parameter array (an empty bias: no
-    bias); ``parameter`` is the layer's ``activation_parameter``."""
+    """(kernel, bias, activation, parameters) per layer, as views into the flat parameter array (an empty bias: no
+    bias); ``parameters`` are the layer's ``activation_p0``, ``activation_p1``, ``activation_p2``."""
     for layer in layout:
         kernel = params[layer.kernel : layer.kernel + layer.n_in * layer.n_out].reshape(layer.n_in, layer.n_out)
         bias = params[layer.bias : layer.bias + layer.n_out * layer.use_bias]
-        yield kernel, bias, activations.BY_ID[int(layer.activation)], float(layer.activation_parameter)
+        yield (kernel, bias, activations.BY_ID[int(layer.activation)],
+               (float(layer.activation_p0), float(layer.activation_p1), float(layer.activation_p2)))
 
 
 def forward(profile, inputs: np.ndarray, params: np.ndarray, layout, pre_activations: list | None = None
@@ -33,11 +34,11 @@ def forward(profile, inputs: np.ndarray, params: np.ndarray, layout, pre_activat
     Without a bias :math:`z_l = a_{l-1} W_l`, and :math:`f_l` is evaluated unfused (``Profile.activate``).
     """
     outputs = [inputs]
-    for kernel, bias, activation, parameter in _layers(params, layout):
+    for kernel, bias, activation, parameters in _layers(params, layout):
         z = profile.dense(outputs[-1], kernel, bias) if bias.size else profile.matmul(outputs[-1], kernel)
         if pre_activations is not None:
             pre_activations.append(z)
-        outputs.append(profile.activate(activation, z, fused=bias.size > 0, parameter=parameter))
+        outputs.append(profile.activate(activation, z, fused=bias.size > 0, parameters=parameters))
     return outputs
 
 
@@ -57,7 +58,7 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
     layers = list(_layers(params, layout))
     delta = output_grad
     for index in reversed(range(len(layers))):
-        kernel, bias, activation, parameter = layers[index]
+        kernel, bias, activation, parameters = layers[index]
         kernel_grad, bias_grad, *_ = grad_views[index]
         if layout[index].activity_regularized:
             delta = regularizers.add_activity_gradient(delta, outputs[index + 1], float(layout[index].activity_l1),
@@ -68,7 +69,7 @@ def backward(profile, outputs: list[np.ndarray], params: np.ndarray, layout, out
                  else profile.matmul(outputs[index], kernel))
         else:
             z = None
-        delta = profile.activation_grad(activation, activation.grad_operand(z, outputs[index + 1]), delta, parameter)
+        delta = profile.activation_grad(activation, activation.grad_operand(z, outputs[index + 1]), delta, parameters)
         kernel_grad[:] = profile.matmul_grad_kernel(outputs[index], delta)
         if bias_grad.size:
             bias_grad[:] = profile.sum_columns(delta)

@@ -32,12 +32,17 @@ gelu              :math:`\mathrm{erfc}(-z/\sqrt2)\,(z/2)`             product ru
 gelu_approximate  :math:`(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))\,(z/2)`  product rule, ``TanhGrad``, Pow's gradient  z
 ================  ==================================================  ==========================================  =====
 
-``leaky_relu`` is the one entry with a parameter (``Activation.parameter``):
-its slope :math:`s`, Keras's ``negative_slope`` (0.2 for the function and the
-``"leaky_relu"`` string, 0.3 for the ``LeakyReLU`` layer), rounded to float32
-as TensorFlow's ``alpha`` attribute is in either dtype. A model keeps it per
-layer (``activation_parameter`` of :data:`gdcore._contract.LAYOUT`) and both
-engines pass it to the entry's functions as their last argument.
+Two entries have parameters (``Activation.parameters``), which a model keeps
+per layer (``activation_p0``, ``activation_p1``, ``activation_p2`` of
+:data:`gdcore._contract.LAYOUT`) and both engines pass to the entry's
+functions after their arrays: ``leaky_relu``'s slope :math:`s`, Keras's
+``negative_slope`` (0.2 for the function and the ``"leaky_relu"`` string, 0.3
+for the ``LeakyReLU`` layer), rounded to float32 as TensorFlow's ``alpha``
+attribute is in either dtype; and ``relu_options``, Keras's ``relu`` with the
+options that no single TensorFlow op takes (``ReLU(max_value=m,
+negative_slope=s, threshold=t)`` beyond ``relu``, ``relu6`` and
+``leaky_relu``), composed of the ops Keras 3 composes (``ReLU.static_call``)
+with its constants in the model's dtype.
 
 The softmax is the one entry over the last axis (``row_wise``, :math:`m` the
 row's maximum, sums front to back, the C library's ``exp``); it brings its own
@@ -170,6 +175,68 @@ def relu6(z):
 @register_jitable
 def relu6_grad(y, dy):
     return dy * where(y > cast(0, y), where(y < cast(6, y), cast(1, dy), cast(0, dy)), cast(0, dy))  # Relu6Grad's mask
+
+
+# Keras 3's relu with options no single op takes (ReLU.static_call, keras/src/activations/activations.py), for
+# slope s, cap m (inf: None) and threshold t. Keras's ops.cast makes the compared threshold and the cap float32
+# constants first (fl32(t), fl32(m) in float64 too); the t of -z + t and the slope are Python constants of the
+# graph, in the dtype (exact in float64):
+#   x = where(z > t, z, 0) if t != 0, else relu6(z) if m == 6, else relu(z)
+#   x = maximum(minimum(x, m), 0)          (tf.clip_by_value) if m is given, unless relu6 ran
+#   x = x - s * relu(-z + t)               if s != 0 (relu(-z) when t == 0)
+# The gradient is TensorFlow's through the same ops: SelectV2's where(c, g, 0), Relu6Grad/ReluGrad on the
+# outputs, Minimum's and Maximum's masks (a <= b, a >= b), Sub's and Neg's -g, Mul's s * g, the two paths added.
+
+@register_jitable
+def _relu_options_first(z, max_value, threshold):
+    zero = cast(0, z)
+    if threshold != 0:
+        return where(z > cast(np.float32(threshold), z), z, zero)
+    if max_value == 6:
+        return relu6(z)
+    return relu(z)
+
+
+@register_jitable
+def _relu_options_clips(max_value, threshold):
+    return max_value != np.inf and not (threshold == 0 and max_value == 6)
+
+
+@register_jitable
+def relu_options(z, negative_slope, max_value, threshold):
+    r"""Keras's ``relu(z, negative_slope=s, max_value=m, threshold=t)`` as its ops compute it (``m = inf``: no cap)."""
+    zero = cast(0, z)
+    x = _relu_options_first(z, max_value, threshold)
+    if _relu_options_clips(max_value, threshold):
+        cap = cast(np.float32(max_value), z)
+        x = where(x < cap, x, cap)  # Minimum
+        x = where(x > zero, x, zero)  # Maximum
+    if negative_slope != 0:
+        negative_part = relu(cast(threshold, z) - z) if threshold != 0 else relu(-z)
+        x = x - cast(negative_slope, z) * negative_part
+    return x
+
+
+@register_jitable
+def relu_options_grad(z, dy, negative_slope, max_value, threshold):
+    zero = cast(0, dy)
+    x = _relu_options_first(z, max_value, threshold)
+    grad = dy
+    if _relu_options_clips(max_value, threshold):
+        cap = cast(np.float32(max_value), z)
+        grad = where(where(x < cap, x, cap) >= cast(0, z), grad, zero)  # Maximum's mask
+        grad = where(x <= cap, grad, zero)  # Minimum's mask
+    if threshold != 0:
+        grad = where(z > cast(np.float32(threshold), z), grad, zero)
+    elif max_value == 6:
+        grad = relu6_grad(x, grad)
+    else:
+        grad = relu_grad(x, grad)
+    if negative_slope == 0:
+        return grad
+    negative_part = relu(cast(threshold, z) - z) if threshold != 0 else relu(-z)
+    negative_grad = relu_grad(negative_part, cast(negative_slope, dy) * -dy)
+    return grad + -negative_grad
 
 
 # The entries below that evaluate an exponential or a logistic are written once over that function
@@ -437,10 +504,14 @@ class Activation:
     scikit-learn's name for it (``MLPRegressor(activation=...)``), if any;
     ``id`` is its position in :data:`ACTIVATIONS`.
 
-    ``parameter`` names the entry's one float option, if it has one (Keras's
-    name, e.g. ``"negative_slope"``), and ``default`` its value when none is
-    given: ``forward(z, p)`` and ``grad(operand, dy, p)`` then take it last,
-    and the compiled loops ``forward_loop(z, p)``, ``grad_loop(operand, delta, p)``.
+    ``parameters`` name the entry's float options, if it has any (Keras's
+    names, e.g. ``("negative_slope",)``; at most three), and ``defaults`` their
+    values when none are given: ``forward(z, *p)`` and ``grad(operand, dy,
+    *p)`` then take them after their arrays, and the compiled loops always take
+    three, ``forward_loop(z, p0, p1, p2)``, ``grad_loop(operand, delta, p0, p1,
+    p2)`` (the unused ones 0). ``float32_parameters``: the values are rounded to
+    float32 (a TensorFlow attribute), else kept as given (the functions cast them
+    to the dtype, as a Python constant in a Keras graph is).
     """
 
     name: str
@@ -458,8 +529,11 @@ class Activation:
     row_wise: bool = False  # over the last axis (softmax): its own in-place loops, ``forward_loop``/``grad_loop``
     forward_loop: Callable | None = field(default=None, compare=False, repr=False)
     grad_loop: Callable | None = field(default=None, compare=False, repr=False)
-    parameter: str | None = None
-    default: float = 0.0
+    parameters: tuple[str, ...] = ()
+    defaults: tuple[float, ...] = ()
+    float32_parameters: bool = False
+    symbols: tuple[str, ...] = ()  # the parameters' symbols in ``formula`` (LaTeX)
+    by_name: bool = True  # a Keras activation name (False: reached through a layer's options only)
     _loops: dict = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property  # a position in an immutable table: looked up once (== compares every field)
@@ -473,12 +547,15 @@ class Activation:
     def reads_input(self) -> bool:
         return self.grad_reads == "input"
 
-    def parameter_value(self, value=None) -> float:
-        """The parameter as the functions take it: ``value`` (or the default) rounded to float32, as TensorFlow's
-        float attributes are; 0.0 for an entry without one."""
-        if self.parameter is None:
-            return 0.0
-        return float(np.float32(self.default if value is None else value))
+    def parameter_values(self, values=None) -> tuple[float, float, float]:
+        """The parameters as the layout keeps them and the loops take them: ``values`` (or the defaults), rounded
+        to float32 where the entry says so, padded with zeros to three."""
+        values = self.defaults if values is None else tuple(values)
+        if len(values) != len(self.parameters):
+            raise ValueError(f"activation {self.name!r} takes {len(self.parameters)} parameter(s) "
+                             f"{self.parameters}, got {values!r}")
+        values = tuple(float(np.float32(v)) if self.float32_parameters else float(v) for v in values)
+        return values + (0.0,) * (3 - len(values))
 
     def grad_operand(self, z, y):
         """What ``grad`` takes as its first argument: the pre-activation ``z`` or the output ``y``."""
@@ -491,7 +568,7 @@ class Activation:
             # Called, not inlined (as the row losses): a row loop gains nothing from inlining and costs compile time.
             self._loops["forward"], self._loops["grad"] = _jit(self.forward_loop), _jit(self.grad_loop)
         if not self._loops:
-            parametric = self.parameter is not None
+            parametric = len(self.parameters)
             self._loops["forward"] = activation_loop(_jit(self.forward), f"{self.name}_loop", inline=True,
                                                      parametric=parametric)
             self._loops["grad"] = gradient_loop(_jit(self.grad), f"{self.name}_grad_loop", inline=True,
@@ -513,8 +590,14 @@ SOFTMAX = Activation("softmax", softmax, softmax_grad, r"a_j = e^{z_j} / \textst
 
 LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z > 0),\ s z\ \text{otherwise}",
                         r"f'(z) = 1\ (z > 0),\ s\ \text{otherwise}", grad_reads="input",
-                        parameter="negative_slope", default=_LEAKY_SLOPE)
+                        parameters=("negative_slope",), defaults=(_LEAKY_SLOPE,), float32_parameters=True,
+                        symbols=("s",))
 RELU6 = Activation("relu6", relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
+RELU_OPTIONS = Activation("relu_options", relu_options, relu_options_grad,
+                          r"a = \min(z, m)\ (z > t),\ 0\ \text{otherwise};\ a - s\max(t - z, 0)",
+                          r"f'(z) = [t < z \le m] + s\,[z < t]", grad_reads="input",
+                          parameters=("negative_slope", "max_value", "threshold"), defaults=(0.0, np.inf, 0.0),
+                          symbols=("s", "m", "t"), by_name=False)
 ELU = Activation("elu", elu, elu_grad, r"a = z\ (z \ge 0),\ e^z - 1\ \text{otherwise}",
                  r"f'(z) = 1\ (a \ge 0),\ a + 1\ \text{otherwise}", tail_forward=elu_using(_exp_tail))
 SELU = Activation("selu", selu, selu_grad, r"a = \lambda z\ (z \ge 0),\ \lambda\alpha(e^z - 1)\ \text{otherwise}",
@@ -546,8 +629,9 @@ GELU_APPROXIMATE = Activation("gelu_approximate", gelu_approximate, gelu_approxi
 
 #: Every activation, in id order.
 ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, RELU6, ELU, SELU, SOFTPLUS,
-                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL, GELU, GELU_APPROXIMATE)
-BY_NAME = {name: activation for activation in ACTIVATIONS for name in (activation.name, *activation.aliases)}
+                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL, GELU, GELU_APPROXIMATE, RELU_OPTIONS)
+BY_NAME = {name: activation for activation in ACTIVATIONS if activation.by_name
+           for name in (activation.name, *activation.aliases)}
 BY_ID = dict(enumerate(ACTIVATIONS))
 
 

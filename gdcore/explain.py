@@ -126,7 +126,7 @@ class StepExplanation:
     gradients: list
     weights_after: list
     layers: list = field(default_factory=list)
-    activation_parameters: dict = field(default_factory=dict)  # layer name -> its activation's parameter, if any
+    activation_parameters: dict = field(default_factory=dict)  # layer name -> its activation's parameters, if any
     slots: list = field(default_factory=list)
     digits: int = 6
     training_loss_name: str = ""
@@ -163,8 +163,10 @@ class StepExplanation:
             source = "x" if number == 1 else f"a^{{({number - 1})}}"
             entry = activations.get(activation)
             forward = entry.formula
-            if entry.parameter is not None:  # the layer's value, as the step used it (rounded to float32)
-                forward += f",\\ s = {fmt(self.activation_parameters.get(name, entry.default))}"
+            if entry.parameters:  # the layer's values, as the step used them
+                values = self.activation_parameters.get(name, entry.parameter_values())
+                forward += "".join(f",\\ {symbol} = {fmt(value)}" for symbol, value in
+                                   zip(entry.symbols, values))
             lines += [
                 f"Layer {number} `{name}` ({n_in} → {units}, {activation}): "
                 f"$z^{{({number})}}_{{ij}} = \\sum_k {source}_{{ik}} W_{{kj}} + b_j$, "
@@ -461,11 +463,11 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
     grad_a, activation_grads, deltas = [None] * len(views), [None] * len(views), [None] * len(views)
     upstream = output_grad
     for l in reversed(range(len(views))):
-        kernel, _, activation, parameter = views[l]
+        kernel, _, activation, parameters = views[l]
         grad_a[l] = upstream
         operand = activation.grad_operand(pre_activations[l], outputs[l + 1])
-        deltas[l] = profile.activation_grad(activation, operand, upstream, parameter)
-        activation_grads[l] = profile.activation_grad(activation, operand, np.ones_like(upstream), parameter)
+        deltas[l] = profile.activation_grad(activation, operand, upstream, parameters)
+        activation_grads[l] = profile.activation_grad(activation, operand, np.ones_like(upstream), parameters)
         if l > 0:
             upstream = profile.matmul_grad_input(deltas[l], kernel)
 
@@ -491,8 +493,8 @@ def explain_step(model, x_batch, y_batch) -> StepExplanation:
         units = layer.units
         folded = recovered and l == len(views) - 1  # its activation is part of the loss: no dL/da, no f'(z)
         layer_meta.append((layer.name, layer.effective_activation.name, int(layout[l].n_in), units))
-        if layer.effective_activation.parameter is not None:
-            activation_parameters[layer.name] = layer.effective_parameter
+        if layer.effective_activation.parameters:
+            activation_parameters[layer.name] = layer.effective_parameters
         layer_rows.append(pd.DataFrame({
             "layer": layer.name,
             "sample": np.repeat(np.arange(batch), units),

@@ -226,9 +226,10 @@ class Dense(Layer):
         return self.folded.entry() if self.folded is not None else self.activation
 
     @property
-    def effective_parameter(self) -> float:
-        """The value of :attr:`effective_activation`'s parameter (``Activation.parameter_value``; 0.0 without one)."""
-        return self.effective_activation.parameter_value(self.folded.parameter() if self.folded is not None else None)
+    def effective_parameters(self) -> tuple[float, float, float]:
+        """:attr:`effective_activation`'s parameters as the layout keeps them (``Activation.parameter_values``)."""
+        return self.effective_activation.parameter_values(self.folded.parameters()
+                                                          if self.folded is not None else None)
 
     def __call__(self, inputs):
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
@@ -350,8 +351,8 @@ class ActivationLayer(Layer):
         """The activation table's entry this layer runs."""
         return self._entry
 
-    def parameter(self) -> float | None:
-        """The value of the entry's parameter (``Activation.parameter``) this layer sets; None: the entry's default."""
+    def parameters(self) -> tuple | None:
+        """The values of the entry's parameters (``Activation.parameters``) this layer sets; None: its defaults."""
         return None
 
     @property
@@ -369,7 +370,7 @@ class ActivationLayer(Layer):
         z = z.astype(np.float32) if z.dtype.kind != "f" else z
         profile = self._model.profile if self._model is not None else get_profile("plain")
         flat = z.reshape(z.shape[0], -1) if z.ndim != 2 else z
-        return profile.activate(self._entry, flat, parameter=self.parameter()).reshape(z.shape)
+        return profile.activate(self._entry, flat, parameters=self.parameters()).reshape(z.shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -396,11 +397,10 @@ class ReLU(ActivationLayer):
     :math:`f(z) = \min(z, m)` for :math:`z \ge t`, :math:`s (z - t)` below
     (Keras's ``keras.activations.relu``). Keras's layer refuses a negative
     ``max_value``, ``negative_slope`` or ``threshold`` (ValueError, as here).
-    Supported: the options that are an entry of the activation table:
-    the defaults (``relu``), ``max_value=6`` (``relu6``: Keras runs
-    ``tf.nn.relu6`` then) and any ``negative_slope`` alone (``leaky_relu``
-    with that slope: Keras runs ``tf.nn.leaky_relu`` then); a ``threshold``
-    or another ``max_value`` are not yet.
+    Every combination: the defaults run ``relu``, ``max_value=6`` alone
+    ``relu6`` (Keras runs ``tf.nn.relu6`` then), a ``negative_slope`` alone
+    ``leaky_relu`` with that slope (``tf.nn.leaky_relu``), and any other
+    combination ``relu_options``, the ops Keras composes for it.
     """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
@@ -425,13 +425,15 @@ class ReLU(ActivationLayer):
             return activations.RELU6
         if cap is None and threshold == 0:
             return activations.LEAKY_RELU
-        raise NotImplementedError(f"ReLU(max_value={cap!r}, negative_slope={slope!r}, threshold={threshold!r}) is "
-                                  "not supported yet: gdcore runs ReLU() (relu), ReLU(max_value=6) (relu6) and "
-                                  "ReLU(negative_slope=s) (leaky_relu); relu's threshold and other caps are not in "
-                                  "its activation table yet")
+        return activations.RELU_OPTIONS
 
-    def parameter(self) -> float | None:
-        return float(self.negative_slope) if self._entry is activations.LEAKY_RELU else None
+    def parameters(self) -> tuple | None:
+        if self._entry is activations.LEAKY_RELU:
+            return (float(self.negative_slope),)
+        if self._entry is activations.RELU_OPTIONS:
+            cap = np.inf if self.max_value is None else float(self.max_value)
+            return float(self.negative_slope), cap, float(self.threshold)
+        return None
 
     def get_config(self) -> dict:
         return {**super().get_config(), "max_value": self.max_value, "negative_slope": self.negative_slope,
@@ -462,8 +464,8 @@ class LeakyReLU(ActivationLayer):
     def _resolve(self) -> activations.Activation:
         return activations.LEAKY_RELU
 
-    def parameter(self) -> float:
-        return float(self.negative_slope)
+    def parameters(self) -> tuple:
+        return (float(self.negative_slope),)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "negative_slope": self.negative_slope}

@@ -152,6 +152,11 @@ class _Interrupts:
         return False
 
 
+def _set_parameters(layout, index: int, values) -> None:
+    """A layer's activation parameters into its layout record (``Activation.parameter_values``)."""
+    layout.activation_p0[index], layout.activation_p1[index], layout.activation_p2[index] = values
+
+
 class Model:
     """A feed-forward network of Dense layers, trained by minibatch gradient descent (Keras's ``keras.Model``).
 
@@ -309,7 +314,7 @@ class Model:
         self._activation_layers[index] = layer
         if self.params is not None:
             self.layout.activation[index] = layer.entry().id
-            self.layout.activation_parameter[index] = dense.effective_parameter
+            _set_parameters(self.layout, index, dense.effective_parameters)
 
     def build(self, input_shape) -> None:
         """Allocate the flat parameter array and initialise every layer's kernel and bias."""
@@ -336,7 +341,8 @@ class Model:
             raise ValueError(f"the model would have {offset:,} parameters: more than gdcore allocates (2**31); "
                              "use fewer or smaller layers")
         self.layout = _contract.layout(rows)
-        self.layout.activation_parameter[:] = [layer.effective_parameter for layer in self.dense_layers]
+        for index, layer in enumerate(self.dense_layers):
+            _set_parameters(self.layout, index, layer.effective_parameters)
         self._regularizers_synced = (self.layout, None)  # its option fields are zeros: no options (_sync_regularizers)
         self.params = np.empty(offset, dtype=self.dtype)
         for layer, row in zip(self.dense_layers, self.layout):
@@ -1094,7 +1100,7 @@ class Sequential(Model):
             layer._model = self.dense_layers[index].folded = None
             if self.params is not None:
                 self.layout.activation[index] = self.dense_layers[index].activation.id
-                self.layout.activation_parameter[index] = self.dense_layers[index].effective_parameter
+                _set_parameters(self.layout, index, self.dense_layers[index].effective_parameters)
             return
         previous = self.get_weights() if self.params is not None else None
         self.dense_layers.pop()._model = None

@@ -92,15 +92,16 @@ def test_called_on_an_array_the_layer_applies_its_activation():
 def test_the_layer_keeps_its_slope_in_the_layout_rounded_to_float32(make, slope):
     model = gdcore.Sequential([gdcore.Input((2,)), L.Dense(3), make(), L.Dense(1)])
     assert model.layout.activation.tolist() == [activations.LEAKY_RELU.id, activations.LINEAR.id]
-    assert model.layout.activation_parameter.tolist() == [float(np.float32(slope)), 0.0]
+    assert model.layout.activation_p0.tolist() == [float(np.float32(slope)), 0.0]
     model.pop()  # the last Dense layer
-    assert model.layout.activation_parameter.tolist() == [float(np.float32(slope))]
+    assert model.layout.activation_p0.tolist() == [float(np.float32(slope))]
     model.pop()  # the activation layer: unfolded, linear again
-    assert model.layout.activation_parameter.tolist() == [0.0]
+    assert model.layout.activation_p0.tolist() == [0.0]
     model.add(make())
-    assert model.layout.activation_parameter.tolist() == [float(np.float32(slope))]
+    assert model.layout.activation_p0.tolist() == [float(np.float32(slope))]
     string = gdcore.Sequential([gdcore.Input((2,)), L.Dense(3, activation="leaky_relu"), L.Dense(1)])
-    assert string.layout.activation_parameter.tolist() == [float(np.float32(0.2)), 0.0]  # the function's default
+    assert string.layout.activation_p0.tolist() == [float(np.float32(0.2)), 0.0]  # the function's default
+    assert string.layout.activation_p1.tolist() == string.layout.activation_p2.tolist() == [0.0, 0.0]
 
 
 # --- one step by hand --------------------------------------------------------------------------------------
@@ -147,6 +148,11 @@ LAYERS = {  # the layer, and the Dense activation Keras's ops amount to
     "LeakyReLU(0.2)": (lambda: L.LeakyReLU(negative_slope=0.2), "leaky_relu"),
     "LeakyReLU()": (lambda: L.LeakyReLU(), "leaky_relu"),  # Keras's layer default, 0.3
     "ReLU(negative_slope=0.7)": (lambda: L.ReLU(negative_slope=0.7), "leaky_relu"),
+    # The combinations no single op takes: relu_options, Keras's composition.
+    "ReLU(max_value=1.5)": (lambda: L.ReLU(max_value=1.5), "relu_options"),
+    "ReLU(threshold=0.3)": (lambda: L.ReLU(threshold=0.3), "relu_options"),
+    "ReLU(max_value=1.1, negative_slope=0.2, threshold=0.3)": (lambda: L.ReLU(max_value=1.1, negative_slope=0.2, threshold=0.3), "relu_options"),
+    "ReLU(max_value=6, negative_slope=0.1)": (lambda: L.ReLU(max_value=6, negative_slope=0.1), "relu_options"),
     "ELU()": (lambda: L.ELU(), "elu"),
     "Activation('tanh')": (lambda: L.Activation("tanh"), "tanh"),
     "Activation('sigmoid')": (lambda: L.Activation("sigmoid"), "sigmoid"),
@@ -177,7 +183,8 @@ def test_engines_agree_to_the_bit(case):
 KERAS_CASES = [(case, dtype, optimizer) for case in LAYERS for dtype, optimizer in
                (("float32", "sgd"), ("float64", "adam"))] + [
     ("ReLU()", "float32", "adam"), ("ELU()", "float64", "sgd"), ("LeakyReLU(0.2)", "float32", "adam"),
-    ("LeakyReLU()", "float32", "adam"), ("LeakyReLU()", "float64", "sgd")]
+    ("LeakyReLU()", "float32", "adam"), ("LeakyReLU()", "float64", "sgd"),
+    ("ReLU(max_value=1.1, negative_slope=0.2, threshold=0.3)", "float32", "adam")]
 
 
 def _optimizer(name):
@@ -310,9 +317,6 @@ def test_unknown_activation_names_list_the_known_ones():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: L.ReLU(max_value=3.0), r"ReLU\(max_value=3.0, negative_slope=0.0, threshold=0.0\) is not supported yet"),
-    (lambda: L.ReLU(threshold=0.5), r"threshold=0.5\) is not supported yet"),
-    (lambda: L.ReLU(negative_slope=0.2, max_value=6), "is not supported yet"),
     (lambda: L.ELU(alpha=0.5), r"ELU\(alpha=0.5\) is not supported yet"),
     (lambda: L.Activation(np.tanh), "other functions are not supported"),
 ])
@@ -370,5 +374,35 @@ def test_leaky_relu_and_its_gradient_are_tensorflows_for_any_slope(dtype):
         grad = tape.gradient(out, tensor, output_gradients=tf.constant(dy)).numpy()
         assert activations.leaky_relu(z, slope).tobytes() == out.numpy().tobytes()
         assert activations.leaky_relu_grad(z, dy, slope).tobytes() == grad.tobytes()
-        value = activations.LEAKY_RELU.parameter_value(slope)  # what a layer keeps: the functions' own rounding
+        value = activations.LEAKY_RELU.parameter_values((slope,))[0]  # what a layer keeps: the functions' rounding
         assert activations.leaky_relu(z, value).tobytes() == out.numpy().tobytes()
+
+
+RELU_OPTIONS = [dict(max_value=1.5), dict(threshold=0.3), dict(max_value=6, negative_slope=0.1),
+                dict(max_value=1.1, negative_slope=0.2, threshold=0.3), dict(negative_slope=0.3, threshold=0.25),
+                dict(max_value=0.0), dict(max_value=2.0, threshold=0.5)]
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_options_and_their_gradient_are_kerass_ops(dtype):
+    # Keras's relu (its TensorFlow ops: ReLU.static_call) on values that hit every edge: below, at and above the
+    # threshold and the cap, signed zeros.
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(11)
+    z = (rng.standard_normal(301) * 2.0 ** rng.integers(-6, 3, 301)).astype(dtype)
+    z[:8] = [0.0, -0.0, 0.3, 0.25, 0.5, 1.1, 1.5, 6.0]
+    dy = rng.standard_normal(301).astype(dtype)
+    for options in RELU_OPTIONS:
+        tensor = tf.constant(z)
+        with tf.GradientTape() as tape:
+            tape.watch(tensor)
+            out = keras.activations.relu(tensor, **options)
+        grad = tape.gradient(out, tensor, output_gradients=tf.constant(dy)).numpy()
+        layer = L.ReLU(**options)
+        assert layer.entry() is activations.RELU_OPTIONS, options
+        values = layer.parameters()
+        assert activations.relu_options(z, *values).tobytes() == out.numpy().tobytes(), options
+        assert activations.relu_options_grad(z, dy, *values).tobytes() == grad.tobytes(), options
+        assert layer(z[None, :]).ravel().tobytes() == out.numpy().tobytes(), options

@@ -19,6 +19,13 @@ from gdcore import activations  # noqa: E402
 
 ENTRIES = [pytest.param(a, id=a.name) for a in activations.ACTIVATIONS]
 ELEMENTWISE = [pytest.param(a, id=a.name) for a in activations.ACTIVATIONS if not a.row_wise]
+# Entries that are a Keras activation name (relu_options is ReLU's options, checked in test_activation_options.py).
+KERAS_ENTRIES = [entry for entry in ENTRIES if entry.values[0].by_name]
+
+
+def _defaults(activation):
+    """The entry's default parameters, as its functions take them (none for most)."""
+    return activation.parameter_values()[:len(activation.parameters)]
 KINKS = (0.0, -3.0, 3.0, 6.0)  # relu and leaky_relu at 0, relu6 at 0 and 6, hard_sigmoid at -3 and 3
 
 
@@ -55,7 +62,8 @@ def test_keras_style_functions_work_on_arrays():
 def test_only_the_listed_gradients_read_the_input():
     """TensorFlow's gradient kernels decide it: LeakyReluGrad, SoftsignGrad and the composed ones read z."""
     reads_input = {a.name for a in activations.ACTIVATIONS if a.reads_input}
-    assert reads_input == {"leaky_relu", "softplus", "softsign", "silu", "hard_sigmoid", "gelu", "gelu_approximate"}
+    assert reads_input == {"leaky_relu", "softplus", "softsign", "silu", "hard_sigmoid", "gelu", "gelu_approximate",
+                           "relu_options"}
     z, y = np.ones(2), np.zeros(2)
     assert activations.SOFTPLUS.grad_operand(z, y) is z and activations.ELU.grad_operand(z, y) is y
 
@@ -76,9 +84,10 @@ def test_gradient_is_the_derivative(activation):
             numeric[index] = np.sum(dy * (activation.forward(plus) - activation.forward(minus))) / (2 * step)
         np.testing.assert_allclose(activation.grad(activation.forward(z), dy), numeric, rtol=1e-5, atol=1e-7)
         return
-    numeric = (activation.forward(z + step) - activation.forward(z - step)) / (2 * step)
-    y = activation.forward(z)
-    np.testing.assert_allclose(activation.grad(activation.grad_operand(z, y), np.ones_like(z)), numeric, rtol=1e-5,
+    p = _defaults(activation)
+    numeric = (activation.forward(z + step, *p) - activation.forward(z - step, *p)) / (2 * step)
+    y = activation.forward(z, *p)
+    np.testing.assert_allclose(activation.grad(activation.grad_operand(z, y), np.ones_like(z), *p), numeric, rtol=1e-5,
                                atol=1e-7)
 
 
@@ -89,19 +98,20 @@ def test_compiled_loops_give_the_numpy_bits(activation, dtype):
     z = (rng.standard_normal((13, 5)) * 3).astype(dtype)
     forward_loop, grad_loop = activation.loops
     # An entry with a parameter takes it last, loops and functions alike (a value other than its default here).
-    extra = () if activation.parameter is None else (activation.parameter_value(0.3),)
+    extra = activation.parameter_values((0.3, 4.0, 0.5)[:len(activation.parameters)]) if activation.parameters else ()
+    functions_take = extra[:len(activation.parameters)]  # the loops take all three, the functions their own
     out = z.copy()
     forward_loop(out, *extra)
-    assert out.tobytes() == activation.forward(z, *extra).tobytes()
+    assert out.tobytes() == activation.forward(z, *functions_take).tobytes()
     dy = rng.standard_normal(z.shape).astype(dtype)
     delta = dy.copy()
     operand = activation.grad_operand(z, out)
     grad_loop(operand, delta, *extra)
-    assert delta.tobytes() == activation.grad(operand, dy, *extra).tobytes()
+    assert delta.tobytes() == activation.grad(operand, dy, *functions_take).tobytes()
 
 
 @pytest.mark.tensorflow
-@pytest.mark.parametrize("activation", ENTRIES)
+@pytest.mark.parametrize("activation", KERAS_ENTRIES)
 def test_values_follow_keras(activation):
     keras = pytest.importorskip("keras")
     z = np.linspace(-6, 6, 97)
@@ -133,15 +143,18 @@ def _wide_inputs(dtype, shape, seed):
 
 def _compiled(loop, arity, parametric=False):
     """A compiled caller of a profile loop (the profile's loops are called from compiled code only); ``parametric``:
-    the entry's default parameter passed last."""
-    if parametric:
-        return numba.njit(lambda z, p: loop(z, p)) if arity == 1 else numba.njit(lambda o, d, p: loop(o, d, p))
+    the entry's default parameters passed last."""
+    if parametric:  # the loops of an entry with parameters take three
+        if arity == 1:
+            return numba.njit(lambda z, p0, p1, p2: loop(z, p0, p1, p2))
+        return numba.njit(lambda o, d, p0, p1, p2: loop(o, d, p0, p1, p2))
     return numba.njit(lambda z: loop(z)) if arity == 1 else numba.njit(lambda operand, delta: loop(operand, delta))
 
 
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("activation", [a for a in ELEMENTWISE if a.values[0].name not in _FIT_GRAPH_ONLY])
+@pytest.mark.parametrize("activation", [a for a in ELEMENTWISE if a.values[0].name not in _FIT_GRAPH_ONLY and
+                                        a.values[0].by_name])
 def test_tensorflow_profile_gives_tensorflows_bits(activation, dtype):
     """Forward and gradient, NumPy and compiled, on a tensor whose last n % P elements take Eigen's scalar path."""
     tf = pytest.importorskip("tensorflow")
@@ -166,7 +179,7 @@ def test_tensorflow_profile_gives_tensorflows_bits(activation, dtype):
     grad = profile.activation_grad(activation, operand, dy)
     forward_loop, grad_loop = profile.kernels.activation_loops(activation)
     y_loop, grad_out = z.copy(), dy.copy()
-    extra = () if activation.parameter is None else (activation.parameter_value(),)
+    extra = activation.parameter_values() if activation.parameters else ()
     _compiled(forward_loop, 1, bool(extra))(y_loop, *extra)
     _compiled(grad_loop, 2, bool(extra))(operand.copy(), grad_out, *extra)
     assert y_loop.tobytes() == y.tobytes() and grad_out.tobytes() == grad.tobytes(), "loops vs NumPy"

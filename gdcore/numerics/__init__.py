@@ -51,6 +51,16 @@ PROFILE_IDS = {"plain": 0, "tensorflow/onednn-avx512": 1, "tensorflow/onednn-avx
 NAMES = ("plain", "tensorflow")
 
 
+def _parameters(activation, parameters) -> tuple:
+    """The entry's own parameters from ``parameters`` (its values, or the layout's three; None: its defaults)."""
+    count = len(activation.parameters)
+    if not count:
+        return ()
+    if parameters is None or len(parameters) != 3:
+        parameters = activation.parameter_values(parameters)
+    return tuple(parameters[:count])
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named summation order: ``profile.matmul(a, w)`` etc. call the NumPy versions.
@@ -83,27 +93,25 @@ class Profile:
     def _activation(self, activation, fused: bool = True):
         return self.module.activation_functions(activation, self.backend, fused)
 
-    def activate(self, activation, z, fused: bool = True, parameter: float | None = None):
+    def activate(self, activation, z, fused: bool = True, parameters=None):
         """``activation(z)`` evaluated as this profile's kernel evaluates it.
 
         ``fused``: the product before it added a bias (TensorFlow may fuse the
         two with the activation); False after a bare product (``use_bias=False``).
-        ``parameter``: the layer's value of the entry's parameter, if it has one
-        (``Activation.parameter_value``; None: the entry's default).
+        ``parameters``: the layer's values of the entry's parameters, if it has any
+        (``Activation.parameter_values``, or the layout's three; None: the entry's defaults).
         """
         forward = self._activation(activation, fused)[0]
-        return forward(z) if activation.parameter is None else forward(z, activation.parameter_value(parameter))
+        return forward(z, *_parameters(activation, parameters))
 
-    def activation_grad(self, activation, operand, dy, parameter: float | None = None):
+    def activation_grad(self, activation, operand, dy, parameters=None):
         r""":math:`\partial L/\partial z` from ``dy`` = :math:`\partial L/\partial a` and the tensor the gradient reads.
 
         ``operand`` is the layer's output :math:`a` or its pre-activation
         :math:`z`, as ``activation.grad_reads`` says (``activation.grad_operand(z, a)``);
-        ``parameter`` as in :meth:`activate`.
+        ``parameters`` as in :meth:`activate`.
         """
-        grad = self._activation(activation)[1]
-        return grad(operand, dy) if activation.parameter is None else grad(operand, dy,
-                                                                           activation.parameter_value(parameter))
+        return self._activation(activation)[1](operand, dy, *_parameters(activation, parameters))
 
     def update_lanes(self, layout, dtype) -> np.ndarray:
         """Per parameter, how an optimizer update evaluates its position-dependent operations (int8).

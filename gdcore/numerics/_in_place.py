@@ -21,19 +21,29 @@ def _compile(loop, name: str, inline: bool):
     return njit(cache=True, error_model="numpy", nogil=True, inline="always" if inline else "never")(loop)
 
 
-def activation_loop(function, name: str, tail=None, inline: bool = False, parametric: bool = False):
+def activation_loop(function, name: str, tail=None, inline: bool = False, parametric: int = 0):
     """A compiled ``loop(z)``: z <- function(z), elementwise (``tail`` on the last size % P elements).
 
-    ``parametric``: ``loop(z, p)``, z <- function(z, p) (an entry with a parameter, ``Activation.parameter``).
+    ``parametric`` (1 or 3): ``loop(z, p0, p1, p2)``, z <- function(z, p0) or function(z, p0, p1, p2) (an entry
+    with parameters, ``Activation.parameters``).
     """
     tail = function if tail is None else tail
-    if parametric:
-        def loop(z, p):
+    if parametric == 1:
+        def loop(z, p0, p1, p2):
             flat, end = z.flat, z.size - z.size % (32 // z.itemsize)
             for i in range(end):
-                flat[i] = function(flat[i], p)
+                flat[i] = function(flat[i], p0)
             for i in range(end, z.size):
-                flat[i] = tail(flat[i], p)
+                flat[i] = tail(flat[i], p0)
+
+        return _compile(loop, name, inline)
+    if parametric == 3:
+        def loop(z, p0, p1, p2):
+            flat, end = z.flat, z.size - z.size % (32 // z.itemsize)
+            for i in range(end):
+                flat[i] = function(flat[i], p0, p1, p2)
+            for i in range(end, z.size):
+                flat[i] = tail(flat[i], p0, p1, p2)
 
         return _compile(loop, name, inline)
 
@@ -47,17 +57,26 @@ def activation_loop(function, name: str, tail=None, inline: bool = False, parame
     return _compile(loop, name, inline)
 
 
-def gradient_loop(function, name: str, tail=None, inline: bool = False, parametric: bool = False):
+def gradient_loop(function, name: str, tail=None, inline: bool = False, parametric: int = 0):
     """A compiled ``loop(y, delta)``: delta <- function(y, delta), elementwise (``tail`` as above; ``parametric``:
-    ``loop(y, delta, p)``)."""
+    ``loop(y, delta, p0, p1, p2)``, as :func:`activation_loop`)."""
     tail = function if tail is None else tail
-    if parametric:
-        def loop(y, delta, p):
+    if parametric == 1:
+        def loop(y, delta, p0, p1, p2):
             flat_y, flat_delta, end = y.flat, delta.flat, y.size - y.size % (32 // y.itemsize)
             for i in range(end):
-                flat_delta[i] = function(flat_y[i], flat_delta[i], p)
+                flat_delta[i] = function(flat_y[i], flat_delta[i], p0)
             for i in range(end, y.size):
-                flat_delta[i] = tail(flat_y[i], flat_delta[i], p)
+                flat_delta[i] = tail(flat_y[i], flat_delta[i], p0)
+
+        return _compile(loop, name, inline)
+    if parametric == 3:
+        def loop(y, delta, p0, p1, p2):
+            flat_y, flat_delta, end = y.flat, delta.flat, y.size - y.size % (32 // y.itemsize)
+            for i in range(end):
+                flat_delta[i] = function(flat_y[i], flat_delta[i], p0, p1, p2)
+            for i in range(end, y.size):
+                flat_delta[i] = tail(flat_y[i], flat_delta[i], p0, p1, p2)
 
         return _compile(loop, name, inline)
 
