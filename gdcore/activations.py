@@ -30,6 +30,7 @@ hard_sigmoid      :math:`\mathrm{relu6}(z + 3) \cdot \mathrm{fl}(1/6)`  :math:`(
 exponential       :math:`e^z`                                         :math:`dy\,y`                               y
 gelu              :math:`\mathrm{erfc}(-z/\sqrt2)\,(z/2)`             product rule and Erfc's gradient (below)    z
 gelu_approximate  :math:`(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))\,(z/2)`  product rule, ``TanhGrad``, Pow's gradient  z
+relu_options      Keras's ``relu(z, s, m, t)``: the ops of ``ReLU.static_call``      their gradients, added           z
 ================  ==================================================  ==========================================  =====
 
 Two entries have parameters (``Activation.parameters``), which a model keeps

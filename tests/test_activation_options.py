@@ -406,3 +406,15 @@ def test_relu_options_and_their_gradient_are_kerass_ops(dtype):
         assert activations.relu_options(z, *values).tobytes() == out.numpy().tobytes(), options
         assert activations.relu_options_grad(z, dy, *values).tobytes() == grad.tobytes(), options
         assert layer(z[None, :]).ravel().tobytes() == out.numpy().tobytes(), options
+
+
+@pytest.mark.parametrize("options", RELU_OPTIONS)
+def test_relu_options_gradient_is_the_derivative(options):
+    values = L.ReLU(**options).parameters()
+    z = np.random.default_rng(3).uniform(-3, 7, 400)
+    kinks = [0.0, values[2], values[1]]
+    z = z[np.min([np.abs(z - kink) for kink in kinks], axis=0) > 1e-3]  # away from the kinks
+    step = 1e-6
+    numeric = (activations.relu_options(z + step, *values) - activations.relu_options(z - step, *values)) / (2 * step)
+    np.testing.assert_allclose(activations.relu_options_grad(z, np.ones_like(z), *values), numeric, rtol=1e-6,
+                               atol=1e-8)

@@ -15,7 +15,7 @@ SHAPES = {
 
 
 @pytest.mark.parametrize("loss_name", [loss.name for loss in losses.LOSSES])  # every table entry
-@pytest.mark.parametrize("activation", [activation.name for activation in activations.ACTIVATIONS])
+@pytest.mark.parametrize("activation", [activation.name for activation in activations.ACTIVATIONS if activation.by_name])
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_backward_matches_central_differences(shape, activation, loss_name):
     if shape.startswith("linear") and activation != "linear":
