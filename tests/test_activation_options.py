@@ -418,3 +418,22 @@ def test_relu_options_gradient_is_the_derivative(options):
     numeric = (activations.relu_options(z + step, *values) - activations.relu_options(z - step, *values)) / (2 * step)
     np.testing.assert_allclose(activations.relu_options_grad(z, np.ones_like(z), *values), numeric, rtol=1e-6,
                                atol=1e-8)
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_one_step_through_relu_options_by_hand(engine):
+    # ReLU(max_value=1, negative_slope=0.5, threshold=0.5), W = 1, b = 0, x = [0.25, 0.75, 1.5, 2]: z = x.
+    # where(z > t, z, 0) = [0, 0.75, 1.5, 2], clipped to [0, 1]: [0, 0.75, 1, 1]; relu(t - z) = [0.25, 0, 0, 0];
+    # a = [0, 0.75, 1, 1] - 0.5 [0.25, 0, 0, 0] = [-0.125, 0.75, 1, 1]. y = [0, 1, 0, 2]: e = a - y =
+    # [-0.125, -0.25, 1, -1], L = (0.015625 + 0.0625 + 1 + 1) / 4 = 0.51953125. dL/da = 2e/4 =
+    # [-0.0625, -0.125, 0.5, -0.5]; f'(z) = [s (z < t), 1 (t < z < m), 0 (z > m), 0] = [0.5, 1, 0, 0]:
+    # dL/dz = [-0.03125, -0.125, 0, 0]. dL/dW = 0.25 (-0.03125) + 0.75 (-0.125) = -0.1015625, dL/db = -0.15625.
+    # SGD at rate 1: W = 1.1015625, b = 0.15625.
+    x, y = np.array([[0.25], [0.75], [1.5], [2.0]]), np.array([[0.0], [1.0], [0.0], [2.0]])
+    model = gdcore.Sequential([gdcore.Input((1,)), L.Dense(1), L.ReLU(max_value=1, negative_slope=0.5, threshold=0.5)],
+                              dtype="float64", engine=engine)
+    model.set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.compile(gdcore.optimizers.SGD(learning_rate=1.0), "mse")
+    assert model.predict(x, verbose=0).ravel().tolist() == [-0.125, 0.75, 1.0, 1.0]
+    assert model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False).history == {"loss": [0.51953125]}
+    assert [w.tolist() for w in model.get_weights()] == [[[1.1015625]], [0.15625]]
