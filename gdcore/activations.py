@@ -595,8 +595,9 @@ LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z >
                         symbols=("s",))
 RELU6 = Activation("relu6", relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
 RELU_OPTIONS = Activation("relu_options", relu_options, relu_options_grad,
-                          r"a = \min(z, m)\ (z > t),\ 0\ \text{otherwise};\ a - s\max(t - z, 0)",
-                          r"f'(z) = [t < z \le m] + s\,[z < t]", grad_reads="input",
+                          r"a = [z > t]\,\min(z, m) - s\max(t - z, 0)",
+                          r"f'(z) = [z > t]\,[z \le m] + s\,[z < t]\ (\text{relu6's } [0 < z < 6]\ \text{when } m = 6, t = 0)",
+                          grad_reads="input",
                           parameters=("negative_slope", "max_value", "threshold"), defaults=(0.0, np.inf, 0.0),
                           symbols=("s", "m", "t"), by_name=False)
 ELU = Activation("elu", elu, elu_grad, r"a = z\ (z \ge 0),\ e^z - 1\ \text{otherwise}",
@@ -634,6 +635,7 @@ ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX, LEA
 BY_NAME = {name: activation for activation in ACTIVATIONS if activation.by_name
            for name in (activation.name, *activation.aliases)}
 BY_ID = dict(enumerate(ACTIVATIONS))
+EVERY_NAME = {activation.name: activation for activation in ACTIVATIONS}  # layer-only entries too (explain, configs)
 
 
 def get(identifier) -> Activation:
@@ -641,5 +643,9 @@ def get(identifier) -> Activation:
     if identifier is None:
         return LINEAR
     if isinstance(identifier, Activation):
+        if not identifier.by_name:
+            raise ValueError(f"activation {identifier.name!r} is ReLU's options, not an activation of its own (Keras "
+                             "has no such name): use the layer, keras.layers.ReLU(max_value=..., "
+                             "negative_slope=..., threshold=...)")
         return identifier
     return lookup(BY_NAME, identifier, "activation")

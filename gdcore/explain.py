@@ -161,7 +161,7 @@ class StepExplanation:
         n_layers = len(self.layers)
         for number, (name, activation, n_in, units) in enumerate(self.layers, start=1):
             source = "x" if number == 1 else f"a^{{({number - 1})}}"
-            entry = activations.get(activation)
+            entry = activations.EVERY_NAME[activation]
             forward = entry.formula
             if entry.parameters:  # the layer's values, as the step used them
                 values = self.activation_parameters.get(name, entry.parameter_values())
@@ -247,7 +247,7 @@ class StepExplanation:
                 lines += _markdown_table(table, {"sample": "i", "unit": "j", "probability": "$p$", "y_true": "$y$",
                                                  "p_minus_y": "$p - y$", "delta": r"$\delta$"}, fmt) + [""]
             else:
-                derivative = activations.get(activation).grad_formula
+                derivative = activations.EVERY_NAME[activation].grad_formula
                 upstream = (r"\partial L/\partial z" if on_logits else r"\partial L/\partial \hat y") if number == n_layers \
                     else f"\\sum_m \\delta^{{({number + 1})}}_{{im}} W^{{({number + 1})}}_{{jm}}"
                 lines += [

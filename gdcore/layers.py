@@ -21,6 +21,8 @@ sigmoid, tanh, elu, relu, leaky_relu, silu and gelu).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gdcore import activations, constraints, initializers, regularizers
@@ -382,19 +384,26 @@ class ActivationLayer(Layer):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _number(value, argument: str, layer: str, allow_none: bool = False):
-    """A float option of an activation layer, as Keras compares it (a bool or a string is an error)."""
+def _number(value, argument: str, layer: str, allow_none: bool = False, allow_inf: bool = False):
+    """A float option of an activation layer, as Keras compares it (a bool or a string is an error).
+
+    NaN, and infinity unless ``allow_inf``, are errors here where Keras accepts them: a NaN cap or threshold
+    silently zeroes (or NaNs) the layer's output, an infinite slope makes training diverge.
+    """
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{layer}({argument}=...) must be a number{' or None' if allow_none else ''}, got {value!r}")
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{layer}({argument}=...) must be a finite number{' or None' if allow_none else ''}, "
+                         f"got {value!r}")
     return value
 
 
 class ReLU(ActivationLayer):
     r"""Keras's ``keras.layers.ReLU(max_value=None, negative_slope=0.0, threshold=0.0)``.
 
-    :math:`f(z) = \min(z, m)` for :math:`z \ge t`, :math:`s (z - t)` below
+    :math:`f(z) = \min(z, m)` for :math:`z > t`, :math:`s (z - t)` below
     (Keras's ``keras.activations.relu``). Keras's layer refuses a negative
     ``max_value``, ``negative_slope`` or ``threshold`` (ValueError, as here).
     Every combination: the defaults run ``relu``, ``max_value=6`` alone
@@ -405,7 +414,7 @@ class ReLU(ActivationLayer):
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         # Keras 3's checks and messages (keras/src/layers/activations/relu.py).
-        max_value = _number(max_value, "max_value", "ReLU", allow_none=True)
+        max_value = _number(max_value, "max_value", "ReLU", allow_none=True, allow_inf=True)
         if max_value is not None and max_value < 0.0:
             raise ValueError(f"max_value of a ReLU layer cannot be a negative value. Received: max_value={max_value}")
         if negative_slope is None or _number(negative_slope, "negative_slope", "ReLU") < 0.0:

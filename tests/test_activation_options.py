@@ -437,3 +437,31 @@ def test_one_step_through_relu_options_by_hand(engine):
     assert model.predict(x, verbose=0).ravel().tolist() == [-0.125, 0.75, 1.0, 1.0]
     assert model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False).history == {"loss": [0.51953125]}
     assert [w.tolist() for w in model.get_weights()] == [[[1.1015625]], [0.15625]]
+
+
+@pytest.mark.parametrize("make, argument", [
+    (lambda: L.ReLU(max_value=float("nan")), "max_value"), (lambda: L.ReLU(threshold=float("nan")), "threshold"),
+    (lambda: L.ReLU(negative_slope=float("inf")), "negative_slope"),
+    (lambda: L.LeakyReLU(negative_slope=float("nan")), "negative_slope"),
+    (lambda: L.LeakyReLU(negative_slope=float("inf")), "negative_slope"), (lambda: L.ELU(alpha=float("nan")), "alpha"),
+])
+def test_a_non_finite_option_is_a_value_error_naming_it(make, argument):
+    # Keras accepts these; a NaN cap then zeroes the layer's output and an infinite slope diverges at once.
+    with pytest.raises(ValueError, match=rf"\({argument}=...\) must be a finite number"):
+        make()
+    assert L.ReLU(max_value=float("inf")).entry() is activations.RELU_OPTIONS  # no cap, Keras's clip to inf
+
+
+def test_relu_options_is_reached_through_the_layer_only():
+    with pytest.raises(ValueError, match="unknown activation 'relu_options'"):
+        L.Dense(2, activation="relu_options")
+    with pytest.raises(ValueError, match="is ReLU's options"):
+        L.Dense(2, activation=activations.RELU_OPTIONS)
+
+
+def test_explain_step_shows_relu_options():
+    model = gdcore.Sequential([gdcore.Input((1,)), L.Dense(2), L.ReLU(max_value=1.5, threshold=0.25), L.Dense(1)],
+                              dtype="float64", seed=0)
+    model.compile(gdcore.optimizers.SGD(learning_rate=0.1), "mse")
+    text = str(gdcore.explain.explain_step(model, np.array([[1.0], [-2.0]]), np.array([[0.5], [1.0]])))
+    assert "s = 0" in text and "m = 1.5" in text and "t = 0.25" in text
