@@ -101,20 +101,9 @@ LAYOUT = np.dtype([("n_in", np.int64), ("n_out", np.int64), ("activation", np.in
 
 def layout(rows) -> np.recarray:
     """A layout record array from ``(n_in, n_out, activation, kernel_offset, bias_offset, use_bias)`` rows
-    (optionally followed by the regularizer fields; missing ones are 0: no regularizer; a missing
-    activation parameter is the activation's default)."""
-    from gdcore import activations
-
+    (optionally followed by the regularizer fields; missing ones are 0: no regularizer, no activation parameter)."""
     width = len(LAYOUT.names)
-    records = []
-    for row in rows:
-        row = tuple(row)
-        if len(row) < width - 3:
-            row += (0,) * (width - 3 - len(row)) + activations.BY_ID[int(row[2])].parameter_values()
-        else:
-            row += (0,) * (width - len(row))
-        records.append(row)
-    return np.array(records, dtype=LAYOUT).view(np.recarray)
+    return np.array([tuple(row) + (0,) * (width - len(row)) for row in rows], dtype=LAYOUT).view(np.recarray)
 
 
 def weight_tensors(layout) -> list[tuple[int, str, int, tuple]]:

@@ -385,13 +385,13 @@ def _forward(profile, caches, inputs, kernels, biases, layout, outputs, pre_acti
     it); returns the last."""
     for layer in range(layout.shape[0]):
         output = outputs[layer]  # read once: each read of a list item is reference counted
-        if layout[layer].use_bias:
+        row = layout[layer]
+        if row.use_bias:
             _dense(profile, caches, inputs, kernels[layer], biases[layer], output)
         else:
             _matmul(profile, caches, inputs, kernels[layer], output)
-        if _reads_input(layout[layer].activation):
+        if _reads_input(row.activation):
             _copy_rows(output, 0, pre_activations[layer])
-        row = layout[layer]
         if row.use_bias:
             _activate(profile, row.activation, output, row.activation_p0, row.activation_p1, row.activation_p2)
         else:
@@ -584,10 +584,10 @@ def _backward(profile, caches, inputs, kernels, layout, outputs, pre_activations
         if layout[layer].activity_regularized:
             _add_activity_gradient(delta, outputs[layer], layout[layer].activity_l1, layout[layer].activity_l2,
                                    layer == layout.shape[0] - 1)
-        activation = layout[layer].activation
-        operand = pre_activations[layer] if _reads_input(activation) else outputs[layer]
         row = layout[layer]
-        _activation_grad(profile, activation, operand, delta, row.activation_p0, row.activation_p1, row.activation_p2)
+        operand = pre_activations[layer] if _reads_input(row.activation) else outputs[layer]
+        _activation_grad(profile, row.activation, operand, delta, row.activation_p0, row.activation_p1,
+                         row.activation_p2)
         layer_inputs = outputs[layer - 1] if layer > 0 else inputs
         _matmul_grad_kernel(profile, caches, layer_inputs, delta, kernel_grads[layer])
         if layout[layer].use_bias:

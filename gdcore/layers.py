@@ -372,7 +372,8 @@ class ActivationLayer(Layer):
         z = z.astype(np.float32) if z.dtype.kind != "f" else z
         profile = self._model.profile if self._model is not None else get_profile("plain")
         flat = z.reshape(z.shape[0], -1) if z.ndim != 2 else z
-        return profile.activate(self._entry, flat, parameters=self.parameters()).reshape(z.shape)
+        parameters = self._entry.parameter_values(self.parameters())
+        return profile.activate(self._entry, flat, parameters=parameters).reshape(z.shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape

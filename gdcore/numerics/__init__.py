@@ -52,13 +52,11 @@ NAMES = ("plain", "tensorflow")
 
 
 def _parameters(activation, parameters) -> tuple:
-    """The entry's own parameters from ``parameters`` (its values, or the layout's three; None: its defaults)."""
+    """The entry's own parameters from the layout's three (``Activation.parameter_values``; None: its defaults)."""
     count = len(activation.parameters)
     if not count:
         return ()
-    if parameters is None or len(parameters) != 3:
-        parameters = activation.parameter_values(parameters)
-    return tuple(parameters[:count])
+    return tuple((activation.parameter_values() if parameters is None else parameters)[:count])
 
 
 @dataclass(frozen=True)
@@ -98,8 +96,8 @@ class Profile:
 
         ``fused``: the product before it added a bias (TensorFlow may fuse the
         two with the activation); False after a bare product (``use_bias=False``).
-        ``parameters``: the layer's values of the entry's parameters, if it has any
-        (``Activation.parameter_values``, or the layout's three; None: the entry's defaults).
+        ``parameters``: the layer's parameters as its layout record keeps them, three
+        (``Activation.parameter_values``; None: the entry's defaults).
         """
         forward = self._activation(activation, fused)[0]
         return forward(z, *_parameters(activation, parameters))
