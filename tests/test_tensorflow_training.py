@@ -142,8 +142,11 @@ if gdcore.numerics.cpu_info().float32_products.startswith("eigen"):
 # (0.044715 z) z^2 in predict but (0.044715 z^2) z in fit. gdcore follows fit (weights and losses stay
 # bit-identical); its predictions are within the distance measured here, over every epoch, per float32 path: the
 # tanh form's was 192 ulp with oneDNN's ops (AVX-512) and 256 with Eigen's (AVX2, oneDNN off: predict's grouping,
-# and whatever else its graph fuses, not located).
-PREDICT_ULP = {("gelu8-adam-mse-b20", "float32"): 128,
+# and whatever else its graph fuses, not located); the erf form's 128 on AVX-512 and 640 with oneDNN's AVX2 kernels
+# (ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 Intel Xeon, 2026-12-04; training bit-identical there, the cause in
+# predict's fused graph not located).
+PREDICT_ULP = {("gelu8-adam-mse-b20", "float32"):
+                   {"onednn-avx2": 640}.get(gdcore.numerics.cpu_info().float32_products, 128),
                ("gelu_approximate8-sgd-mae-b30", "float32"):
                    {"onednn-avx512": 192}.get(gdcore.numerics.cpu_info().float32_products, 256),
                ("gelu_approximate8-sgd-mae-b30", "float64"): 40}
