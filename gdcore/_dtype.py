@@ -8,6 +8,9 @@ dtype.
 
 ``pow2(m)`` is :math:`2^m` assembled from exponent bits, ``libm_pow`` the C
 library's power and ``where`` a select that stays a branch on scalars.
+
+``jitable`` registers a Python function for compiled callers (Numba's
+``register_jitable``) under the project's error model.
 """
 
 import ctypes
@@ -16,7 +19,24 @@ import math
 
 import numpy as np
 from numba import types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, register_jitable
+
+
+def jitable(function=None, *, inline: bool = False):
+    """``function`` callable from compiled code, compiled with NumPy's error model as every kernel here is.
+
+    Numba's ``register_jitable`` alone compiles with Python's: every division
+    then tests its divisor for zero to raise ``ZeroDivisionError``, a branch
+    that also keeps the loops around it from vectorising (a softmax
+    cross-entropy row cost twice as long). The results are the same bits
+    wherever the divisor is not zero; a zero divisor gives inf or NaN, as in
+    NumPy, and the divergence checks see it. ``inline=True`` inlines it into
+    its callers' Numba IR (a row loss's helpers: called per row, a call with
+    array arguments cost more than a softmax row's arithmetic).
+    """
+    if function is None:
+        return lambda function: jitable(function, inline=inline)
+    return register_jitable(error_model="numpy", inline="always" if inline else "never")(function)
 
 
 def cast(value, like):

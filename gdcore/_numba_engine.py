@@ -19,13 +19,13 @@ and a notebook's second start loads them.
 import numpy as np
 from numba import literally, njit, types
 from numba.core import errors
-from numba.extending import overload, register_jitable
+from numba.extending import overload
 
 from gdcore import activations, constraints, losses, metrics as metric_table, optimizers
 from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, Batches, Epochs, Log, LossRule,
                               Metrics, Network, OptimizerState, Window)
 from gdcore._dispatch import switch
-from gdcore._dtype import cast
+from gdcore._dtype import cast, jitable
 from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
 from gdcore.numerics.machine import Caches
 
@@ -160,7 +160,7 @@ _PARAMETRIC = [bool(a.parameters) for a in activations.ACTIVATIONS]
 _PARAMETERS = ["p0", "p1", "p2"]
 
 
-@register_jitable
+@jitable
 def _reads_input(activation):
     return activation < _READS_INPUT.shape[0] and _READS_INPUT[activation]
 
@@ -209,9 +209,16 @@ def _loss_pass_for(loss):
         def row_pass(y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet):
             rows, k = y_pred.shape
             lanes = np.empty(k + 1, np.int8)
-            for b in range(rows):
-                losses.fill_lanes(lanes, b, rows, packet)
-                per_sample[b] = row(y_true[b], y_pred[b], delta[b], inverse * weights[b], with_gradient, lanes) * weights[b]
+            losses.fill_lanes(lanes, 0, rows, packet)
+            if packet == 0:  # a loop of its own, where the row's branches on the plain profile's 0 fold away
+                for b in range(rows):
+                    per_sample[b] = row(y_true, y_pred, delta, b, inverse * weights[b], with_gradient, lanes,
+                                        0) * weights[b]
+            else:
+                for b in range(rows):
+                    losses.fill_lanes(lanes, b, rows, packet)
+                    per_sample[b] = row(y_true, y_pred, delta, b, inverse * weights[b], with_gradient, lanes,
+                                        packet) * weights[b]
 
         row_pass.__name__ = row_pass.__qualname__ = f"{loss.name}_pass"
         # Compiled once and called (not inlined): inlining every row loss into every entry point's IR
@@ -628,7 +635,7 @@ def permutations_python(seeds, n):
     return orders
 
 
-@register_jitable
+@jitable
 def fisher_yates_partner(seed, i, n):
     """The position that position ``i`` (uint64, a scalar or an array) swaps with: ``i + floor(u_i * (n - i))``.
 
@@ -639,7 +646,7 @@ def fisher_yates_partner(seed, i, n):
     return np.int64(i) + np.int64(np.float64(bits >> np.uint64(11)) * _TWO_TO_MINUS_53 * (n - i))
 
 
-@register_jitable
+@jitable
 def swap_in_turn(order, partner):
     """order <- range(len(order)), then swap position i with partner[i] for i = 0, 1, ..."""
     for i in range(len(order)):
@@ -652,7 +659,7 @@ def swap_in_turn(order, partner):
 _TWO_TO_MINUS_53 = 2.0 ** -53
 
 
-@register_jitable
+@jitable
 def _splitmix64_output(z):
     """SplitMix64's output function (Steele, Lea and Flood 2014) of the state ``z`` (uint64, a scalar or an array)."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)

@@ -85,58 +85,58 @@ from typing import Callable
 
 import numpy as np
 from numba import njit
-from numba.extending import overload, register_jitable
+from numba.extending import overload
 
-from gdcore._dtype import cast, libm_exp, where
+from gdcore._dtype import cast, jitable, libm_exp, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
 
-logistic = register_jitable(eigen.logistic)
-_eigen_tanh = register_jitable(eigen.tanh)
-_eigen_exp = register_jitable(eigen.exp)
-_eigen_log1p = register_jitable(eigen.log1p)
+logistic = jitable(eigen.logistic)
+_eigen_tanh = jitable(eigen.tanh)
+_eigen_exp = jitable(eigen.exp)
+_eigen_log1p = jitable(eigen.log1p)
 _tanh_grad = eigen.tanh_grad  # TanhGrad, denormals flushed (compiled code calls it too)
 
 
-@register_jitable
+@jitable
 def linear(z):
     return z
 
 
-@register_jitable
+@jitable
 def linear_grad(y, dy):
     return dy
 
 
-@register_jitable
+@jitable
 def sigmoid(z):
     return logistic(z)
 
 
-@register_jitable
+@jitable
 def sigmoid_grad(y, dy):
     return dy * (y * (cast(1, y) - y))
 
 
-@register_jitable
+@jitable
 def tanh(z):
     return _eigen_tanh(z)
 
 
-@register_jitable
+@jitable
 def tanh_grad(y, dy):
     return dy * (cast(1, y) - y * y)
 
 
-@register_jitable
+@jitable
 def relu(z):
     return where(z > cast(0, z), z, cast(0, z))
 
 
-@register_jitable
+@jitable
 def relu_grad(y, dy):
     return dy * where(y > cast(0, y), cast(1, dy), cast(0, dy))  # TensorFlow's ReluGrad multiplies by the mask
 
@@ -152,7 +152,7 @@ _SOFTPLUS_THRESHOLD = {np.dtype(np.float32): float(np.float32(np.log(np.float32(
                        np.dtype(np.float64): float(np.log(2.0**-52) + 2.0)}
 
 
-@register_jitable
+@jitable
 def leaky_relu(z, negative_slope=_LEAKY_SLOPE):
     r""":math:`z` for :math:`z > 0`, else :math:`s z`: TensorFlow's ``LeakyRelu``, ``(z > 0).select(z, z * alpha)``.
 
@@ -162,18 +162,18 @@ def leaky_relu(z, negative_slope=_LEAKY_SLOPE):
     return where(z > cast(0, z), z, z * cast(np.float32(negative_slope), z))
 
 
-@register_jitable
+@jitable
 def leaky_relu_grad(z, dy, negative_slope=_LEAKY_SLOPE):
     return where(z > cast(0, z), dy, dy * cast(np.float32(negative_slope), dy))  # LeakyReluGrad reads the input
 
 
-@register_jitable
+@jitable
 def relu6(z):
     r""":math:`\min(\max(z, 0), 6)`."""
     return where(z > cast(0, z), where(z < cast(6, z), z, cast(6, z)), cast(0, z))
 
 
-@register_jitable
+@jitable
 def relu6_grad(y, dy):
     return dy * where(y > cast(0, y), where(y < cast(6, y), cast(1, dy), cast(0, dy)), cast(0, dy))  # Relu6Grad's mask
 
@@ -188,7 +188,7 @@ def relu6_grad(y, dy):
 # The gradient is TensorFlow's through the same ops: SelectV2's where(c, g, 0), Relu6Grad/ReluGrad on the
 # outputs, Minimum's and Maximum's masks (a <= b, a >= b), Sub's and Neg's -g, Mul's s * g, the two paths added.
 
-@register_jitable
+@jitable
 def _relu_options_first(z, max_value, threshold):
     zero = cast(0, z)
     if threshold != 0:
@@ -198,12 +198,12 @@ def _relu_options_first(z, max_value, threshold):
     return relu(z)
 
 
-@register_jitable
+@jitable
 def _relu_options_clips(max_value, threshold):
     return max_value != np.inf and not (threshold == 0 and max_value == 6)
 
 
-@register_jitable
+@jitable
 def relu_options(z, negative_slope, max_value, threshold):
     r"""Keras's ``relu(z, negative_slope=s, max_value=m, threshold=t)`` as its ops compute it (``m = inf``: no cap)."""
     zero = cast(0, z)
@@ -218,7 +218,7 @@ def relu_options(z, negative_slope, max_value, threshold):
     return x
 
 
-@register_jitable
+@jitable
 def relu_options_grad(z, dy, negative_slope, max_value, threshold):
     zero = cast(0, dy)
     x = _relu_options_first(z, max_value, threshold)
@@ -246,7 +246,7 @@ def relu_options_grad(z, dy, negative_slope, max_value, threshold):
 
 
 def elu_using(exp):
-    @register_jitable
+    @jitable
     def elu(z):
         r""":math:`z` for :math:`z \ge 0`, else :math:`e^z - 1` (``alpha=1``)."""
         return where(z < cast(0, z), exp(z) - cast(1, z), z)
@@ -255,7 +255,7 @@ def elu_using(exp):
 
 
 def selu_using(exp):
-    @register_jitable
+    @jitable
     def selu(z):
         r""":math:`\lambda z` for :math:`z \ge 0`, else :math:`\lambda\alpha (e^z - 1)`."""
         return where(z < cast(0, z), cast(_SELU_SCALE_ALPHA, z) * (exp(z) - cast(1, z)), cast(_SELU_SCALE, z) * z)
@@ -264,7 +264,7 @@ def selu_using(exp):
 
 
 def exponential_using(exp):
-    @register_jitable
+    @jitable
     def exponential(z):
         r""":math:`e^z`."""
         return exp(z)
@@ -273,7 +273,7 @@ def exponential_using(exp):
 
 
 def softplus_using(exp, log1p):
-    @register_jitable
+    @jitable
     def softplus(z):
         r""":math:`\log(1 + e^z)`, as Eigen's ``Softplus``: :math:`z` above :math:`-t`, :math:`e^z` below :math:`t`, :math:`t = \log\varepsilon + 2`."""
         threshold = _softplus_threshold(z)
@@ -284,7 +284,7 @@ def softplus_using(exp, log1p):
 
 
 def softplus_grad_using(logistic):
-    @register_jitable
+    @jitable
     def softplus_grad(z, dy):
         return dy * logistic(z)  # TensorFlow's registered gradient of Softplus: dy * sigmoid(z), from the input
 
@@ -292,7 +292,7 @@ def softplus_grad_using(logistic):
 
 
 def silu_using(logistic):
-    @register_jitable
+    @jitable
     def silu(z):
         r""":math:`z\,\sigma(z)` (alias ``swish``)."""
         return z * logistic(z)
@@ -301,7 +301,7 @@ def silu_using(logistic):
 
 
 def silu_grad_using(logistic):
-    @register_jitable
+    @jitable
     def silu_grad(z, dy):
         s = logistic(z)  # tf.nn.silu's custom gradient recomputes the sigmoid of the input
         return dy * (s * (cast(1, z) + z * (cast(1, z) - s)))
@@ -327,40 +327,40 @@ softplus_grad = softplus_grad_using(logistic)
 silu = silu_using(logistic)
 silu_grad = silu_grad_using(logistic)
 swish = silu
-_exp_tail = register_jitable(eigen.exp_scalar)
-_log1p_tail = register_jitable(eigen.log1p_scalar)
-_logistic_tail = register_jitable(eigen.logistic_scalar)
+_exp_tail = jitable(eigen.exp_scalar)
+_log1p_tail = jitable(eigen.log1p_scalar)
+_logistic_tail = jitable(eigen.logistic_scalar)
 
 
-@register_jitable
+@jitable
 def elu_grad(y, dy):
     return where(y < cast(0, y), (y + cast(1, y)) * dy, dy)  # EluGrad reads the output
 
 
-@register_jitable
+@jitable
 def selu_grad(y, dy):
     return where(y < cast(0, y), dy * (y + cast(_SELU_SCALE_ALPHA, y)), dy * cast(_SELU_SCALE, dy))
 
 
-@register_jitable
+@jitable
 def softsign(z):
     r""":math:`z / (|z| + 1)`."""
     return z / (np.abs(z) + cast(1, z))
 
 
-@register_jitable
+@jitable
 def softsign_grad(z, dy):
     denominator = np.abs(z) + cast(1, z)
     return dy / (denominator * denominator)  # SoftsignGrad: dy / (|z| + 1)^2, from the input
 
 
-@register_jitable
+@jitable
 def hard_sigmoid(z):
     r""":math:`\mathrm{relu6}(z + 3) / 6`, the division by 6 a product with :math:`\mathrm{fl}(1/6)` as TensorFlow's graph rewrites it."""
     return relu6(z + cast(3, z)) * (cast(1, z) / cast(6, z))
 
 
-@register_jitable
+@jitable
 def hard_sigmoid_grad(z, dy):
     shifted = z + cast(3, z)
     return relu6_grad(relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
@@ -376,7 +376,7 @@ _GELU_TANH_COEFF = float(np.float32(0.044715))
 
 
 def gelu_using(erfc):
-    @register_jitable
+    @jitable
     def gelu_exact(z):
         r""":math:`\tfrac12 z\,\mathrm{erfc}(-z/\sqrt2)` (Keras's ``gelu``, ``approximate=False``)."""
         return erfc(cast(_GELU_C, z) * -z) * (z * cast(0.5, z))
@@ -385,7 +385,7 @@ def gelu_using(erfc):
 
 
 def gelu_grad_using(erfc, exp):
-    @register_jitable
+    @jitable
     def gelu_exact_grad(z, dy):
         # Keras's fit graph after TensorFlow's graph optimizer: the product rule on y = erfc(u) (z / 2),
         # u = c (-z); Erfc's gradient -2/sqrt(pi) exp(-u^2) and the chain's c folded into one constant, the
@@ -400,7 +400,7 @@ def gelu_grad_using(erfc, exp):
 
 
 def gelu_approximate_using(tanh):
-    @register_jitable
+    @jitable
     def gelu_approximate(z):
         r""":math:`\tfrac12 z\,(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3)))` (``approximate=True``)."""
         cube = (cast(_GELU_TANH_COEFF, z) * (z * z)) * z  # pow(z, 3) becomes products, the constant first
@@ -411,7 +411,7 @@ def gelu_approximate_using(tanh):
 
 
 def gelu_approximate_grad_using(tanh):
-    @register_jitable
+    @jitable
     def gelu_approximate_grad(z, dy):
         # Keras's fit graph after TensorFlow's graph optimizer: Pow's gradient 3 z^2 with the coefficient
         # folded into fl(0.044715 * 3), TanhGrad, and the three paths summed by AddN in this order.
@@ -425,12 +425,12 @@ def gelu_approximate_grad_using(tanh):
     return gelu_approximate_grad
 
 
-@register_jitable
+@jitable
 def exponential_grad(y, dy):
     return dy * y  # Exp's gradient reads the output
 
 
-@register_jitable
+@jitable
 def _softmax_in_place(z):
     for b in range(z.shape[0]):
         row = z[b]
@@ -445,7 +445,7 @@ def _softmax_in_place(z):
             row[j] = row[j] / total
 
 
-@register_jitable
+@jitable
 def _softmax_grad_in_place(y, delta):
     for b in range(y.shape[0]):
         weighted = cast(0, y[b, 0])
@@ -473,7 +473,7 @@ def softmax_grad(y, dy):
     return out
 
 
-_eigen_erfc = register_jitable(eigen.erfc)
+_eigen_erfc = jitable(eigen.erfc)
 gelu_exact = gelu_using(_eigen_erfc)
 gelu_exact_grad = gelu_grad_using(_eigen_erfc, _eigen_exp)
 gelu_approximate = gelu_approximate_using(_eigen_tanh)
@@ -618,8 +618,8 @@ HARD_SIGMOID = Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_grad, r"a =
 EXPONENTIAL = Activation("exponential", exponential, exponential_grad, r"a = e^z", r"f'(z) = a",
                          tail_forward=exponential_using(_exp_tail))
 
-_erfc_tail = register_jitable(eigen.erfc_scalar)
-_tanh_tail = register_jitable(eigen.tanh_scalar)
+_erfc_tail = jitable(eigen.erfc_scalar)
+_tanh_tail = jitable(eigen.tanh_scalar)
 GELU = Activation("gelu", gelu_exact, gelu_exact_grad, r"a = \tfrac12 z\,(1 + \mathrm{erf}(z/\sqrt2))",
                   r"f'(z) = \Phi(z) + z\,\varphi(z)", grad_reads="input", tail_forward=gelu_using(_erfc_tail),
                   tail_grad=gelu_grad_using(_erfc_tail, _exp_tail))

@@ -50,9 +50,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba.extending import register_jitable
 
-from gdcore._dtype import cast, where
+from gdcore._dtype import cast, jitable, where
 
 __all__ = ["Constraint", "NonNeg", "MaxNorm", "UnitNorm", "MinMaxNorm", "get", "serialize", "deserialize"]
 
@@ -237,7 +236,7 @@ def deserialize(config: dict | None, name: str = "constraint") -> Constraint | N
 # --- the projection (NumPy engine; the compiled loop runs the same elementwise function) ----------------
 
 
-@register_jitable
+@jitable
 def projected(kind, w, norm, min_value, max_value, rate, in_packet):
     """The projection of ``w`` (an element or an array) whose slice has the norm ``norm`` (module docstring's order).
 

@@ -50,9 +50,8 @@ from functools import cached_property
 from typing import Callable
 
 import numpy as np
-from numba.extending import register_jitable
 
-from gdcore._dtype import cast, libm_exp, libm_log, libm_log1p, where
+from gdcore._dtype import cast, jitable, libm_exp, libm_log, libm_log1p, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
 from gdcore.numerics.eigen_reductions import inner_sum
@@ -61,14 +60,14 @@ from gdcore.numerics.eigen_reductions import inner_sum
 from gdcore.metrics import absolute_error, mean_absolute_error, mean_squared_error, squared_error  # noqa: F401
 
 
-@register_jitable
+@jitable
 def squared_error_grad(y_true, y_pred, scale):
     """:math:`\\partial L/\\partial \\hat y` for one element, ``scale = fl(1/B)/N``."""
     error = y_true - y_pred
     return -(scale * (cast(2, error) * error))
 
 
-@register_jitable
+@jitable
 def absolute_error_grad(y_true, y_pred, scale):
     return -(scale * np.sign(y_true - y_pred))
 
@@ -87,36 +86,36 @@ EPSILON = 1e-7
 # only the softmax kernels' log of the row sums acts on a (B,) vector.
 
 PLAIN, PACKET, TAIL = 0, 1, 2
-_eigen_exp, _eigen_exp_tail = register_jitable(eigen.exp), register_jitable(eigen.exp_scalar)
-_eigen_log, _eigen_log1p = register_jitable(eigen.log), register_jitable(eigen.log1p)
-_eigen_log1p_tail, _eigen_reciprocal = register_jitable(eigen.log1p_scalar), register_jitable(eigen.reciprocal)
+_eigen_exp, _eigen_exp_tail = jitable(eigen.exp), jitable(eigen.exp_scalar)
+_eigen_log, _eigen_log1p = jitable(eigen.log), jitable(eigen.log1p)
+_eigen_log1p_tail, _eigen_reciprocal = jitable(eigen.log1p_scalar), jitable(eigen.reciprocal)
 
 
-@register_jitable
+@jitable
 def _exp(x, lane):
     if lane == PACKET:
         return _eigen_exp(x)
     return _eigen_exp_tail(x) if lane == TAIL else libm_exp(x)
 
 
-@register_jitable
+@jitable
 def _log(x, lane):
     return _eigen_log(x) if lane == PACKET else libm_log(x)  # Eigen's scalar log is the C library's
 
 
-@register_jitable
+@jitable
 def _log1p(x, lane):
     if lane == PACKET:
         return _eigen_log1p(x)
     return _eigen_log1p_tail(x) if lane == TAIL else libm_log1p(x)
 
 
-@register_jitable
+@jitable
 def _reciprocal(x, lane):
     return _eigen_reciprocal(x) if lane == PACKET else cast(1, x) / x
 
 
-@register_jitable
+@jitable
 def fill_lanes(lanes, row, rows, packet):
     """The lanes of row ``row`` of a (``rows``, k) tensor: ``lanes[j]`` for its element j, ``lanes[k]`` for its entry in a (rows,) vector.
 
@@ -124,7 +123,8 @@ def fill_lanes(lanes, row, rows, packet):
     """
     k = lanes.shape[0] - 1
     if packet == 0:
-        lanes[:] = PLAIN
+        for j in range(k + 1):
+            lanes[j] = PLAIN
         return
     size = rows * k
     end = size - size % packet
@@ -133,45 +133,43 @@ def fill_lanes(lanes, row, rows, packet):
     lanes[k] = PACKET if row < rows - rows % packet else TAIL
 
 
-@register_jitable
-def _row_sum(values, lanes):
-    """``tf.reduce_sum`` over a row in Eigen's inner-most order (the tensorflow lanes), or front to back (plain)."""
-    if lanes[0] != PLAIN:
-        return inner_sum(values)
-    total = cast(0, values[0])
-    for j in range(values.shape[0]):
-        total = total + values[j]
+@jitable
+def _row_sum(values, b, packet):
+    """``tf.reduce_sum`` over row ``b`` in Eigen's inner-most order (the tensorflow profile, ``packet`` > 0), or front to back."""
+    if packet:
+        return inner_sum(values[b])
+    total = cast(0, values[b, 0])
+    for j in range(values.shape[1]):
+        total = total + values[b, j]
     return total
 
 
-# --- cross-entropies (Keras 3, TensorFlow backend) ---------------------------------
-#
-# Probabilities are clipped to [epsilon, 1 - epsilon] (epsilon = 1e-7, Keras's
-# backend.epsilon()) as tf.clip_by_value does, Minimum then Maximum; the
-# gradient passes where epsilon <= p <= 1 - epsilon (both bounds included, the
-# masks of MinimumGrad and MaximumGrad) and is 0 outside. The gradients are
-# TensorFlow's autodiff of the same graph, in its order: LogGrad multiplies by
-# reciprocal(x), MulGrad forms grad * y, NegGrad and SubGrad negate.
+@jitable(inline=True)
+def _row_max(values, b):
+    largest = values[b, 0]
+    for j in range(1, values.shape[1]):
+        largest = max(largest, values[b, j])
+    return largest
 
 
-@register_jitable
+@jitable
 def _clip(p):
     return np.maximum(np.minimum(p, cast(1.0 - EPSILON, p)), cast(EPSILON, p))
 
 
-@register_jitable
+@jitable
 def _inside_clip(p):
     return (p >= cast(EPSILON, p)) & (p <= cast(1.0 - EPSILON, p))
 
 
-@register_jitable
+@jitable
 def binary_crossentropy(y_true, y_pred, lane):
     p = _clip(y_pred)
     one = cast(1, p)
     return -(y_true * _log(p, lane) + (one - y_true) * _log(one - p, lane))
 
 
-@register_jitable
+@jitable
 def binary_crossentropy_grad(y_true, y_pred, scale, lane):
     p = _clip(y_pred)
     one = cast(1, p)
@@ -180,7 +178,7 @@ def binary_crossentropy_grad(y_true, y_pred, scale, lane):
     return where(_inside_clip(y_pred), grad, cast(0, p))
 
 
-@register_jitable
+@jitable
 def sigmoid_cross_entropy_with_logits(y_true, y_pred, lane):
     """TensorFlow's ``sigmoid_cross_entropy_with_logits`` (``y_pred`` are logits z)."""
     z = y_pred
@@ -190,7 +188,7 @@ def sigmoid_cross_entropy_with_logits(y_true, y_pred, lane):
     return (relu - z * y_true) + _log1p(_exp(neg_abs, lane), lane)
 
 
-@register_jitable
+@jitable
 def sigmoid_cross_entropy_with_logits_grad(y_true, y_pred, scale, lane):
     z = y_pred
     zero, one = cast(0, z), cast(1, z)
@@ -202,9 +200,9 @@ def sigmoid_cross_entropy_with_logits_grad(y_true, y_pred, scale, lane):
     return where(z >= zero, (scale + -through_exp) + -scale * y_true, -scale * y_true + through_exp)
 
 
-@register_jitable
-def _softmax_cross_entropy_row(labels, logits, delta, scale, with_gradient, lanes, log_lane):
-    """TensorFlow's ``(Sparse)SoftmaxCrossEntropyWithLogits`` kernel on one row: the loss, and ``scale * (softmax - labels)``.
+@jitable(inline=True)
+def _softmax_cross_entropy_row(labels, logits, delta, b, scale, with_gradient, lanes, packet, log_lane):
+    """TensorFlow's ``(Sparse)SoftmaxCrossEntropyWithLogits`` kernel on row ``b``: the loss, and ``scale * (softmax - labels)``.
 
     The kernel (``xent_op.h``, ``sparse_xent_op.h``): m = max z; s = z - m;
     the row sum of exp(s), reduced along the row (its whole packets of P
@@ -212,86 +210,87 @@ def _softmax_cross_entropy_row(labels, logits, delta, scale, with_gradient, lane
     (``log_lane``: positioned in the (B,) vector for dense labels, the C
     library for sparse ones); the loss summed along the row; the backprop
     exp(s) / sum - labels, exp positioned in the (B, k) tensor (``lanes``).
-    ``delta`` is scratch until the gradient is written.
+    Row ``b`` of ``delta`` is scratch until the gradient is written.
     """
-    n = logits.shape[0]
-    largest = logits[0]
-    for j in range(1, n):
-        largest = max(largest, logits[j])
-    if lanes[0] == PLAIN:
+    n = logits.shape[1]
+    largest = _row_max(logits, b)
+    if packet == 0:
         # Every exp is the C library's: the gradient reuses the sum's exps, and the loss is summed as it is formed
         # (front to back, as _row_sum sums a plain row), so the C library is called n + 1 times instead of 2n + 1.
         total = cast(0, largest)
         for j in range(n):
-            delta[j] = libm_exp(logits[j] - largest)
-            total = total + delta[j]
+            delta[b, j] = libm_exp(logits[b, j] - largest)
+            total = total + delta[b, j]
         log_total = libm_log(total)
         loss = cast(0, largest)
         for j in range(n):
-            loss = loss + labels[j] * (log_total - (logits[j] - largest))
+            loss = loss + labels[b, j] * (log_total - (logits[b, j] - largest))
             if with_gradient:
-                delta[j] = scale * (delta[j] / total - labels[j])
-        return loss
-    whole = n - n % (32 // logits.itemsize)  # the reduction reads whole packets from the row's start
-    for j in range(n):
-        delta[j] = _exp(logits[j] - largest, PACKET if j < whole else TAIL)
-    total = _row_sum(delta, lanes)
-    log_total = _log(total, log_lane)
-    for j in range(n):
-        delta[j] = labels[j] * (log_total - (logits[j] - largest))
-    loss = _row_sum(delta, lanes)
-    if with_gradient:
+                delta[b, j] = scale * (delta[b, j] / total - labels[b, j])
+    else:
+        whole = n - n % (32 // logits.itemsize)  # the reduction reads whole packets from the row's start
         for j in range(n):
-            delta[j] = scale * (_exp(logits[j] - largest, lanes[j]) / total - labels[j])
+            delta[b, j] = _exp(logits[b, j] - largest, PACKET if j < whole else TAIL)
+        total = _row_sum(delta, b, packet)
+        log_total = _log(total, log_lane)
+        for j in range(n):
+            delta[b, j] = labels[b, j] * (log_total - (logits[b, j] - largest))
+        loss = _row_sum(delta, b, packet)
+        if with_gradient:
+            for j in range(n):
+                delta[b, j] = scale * (_exp(logits[b, j] - largest, lanes[j]) / total - labels[b, j])
     return loss
 
 
-@register_jitable
-def softmax_cross_entropy_with_logits(y_true, y_pred, delta, scale, with_gradient, lanes):
-    """One row: :math:`\\ell = \\sum_j t_j(\\log\\sum_k e^{z_k - m} - (z_j - m))`, :math:`m = \\max_k z_k`."""
-    return _softmax_cross_entropy_row(y_true, y_pred, delta, scale, with_gradient, lanes, lanes[-1])
+@jitable(inline=True)
+def softmax_cross_entropy_with_logits(y_true, y_pred, delta, b, scale, with_gradient, lanes, packet):
+    """Row b: :math:`\\ell = \\sum_j t_j(\\log\\sum_k e^{z_k - m} - (z_j - m))`, :math:`m = \\max_k z_k`."""
+    return _softmax_cross_entropy_row(y_true, y_pred, delta, b, scale, with_gradient, lanes, packet, lanes[-1])
 
 
-@register_jitable
-def sparse_softmax_cross_entropy_with_logits(y_true, y_pred, delta, scale, with_gradient, lanes):
+@jitable(inline=True)
+def sparse_softmax_cross_entropy_with_logits(y_true, y_pred, delta, b, scale, with_gradient, lanes, packet):
     """:func:`softmax_cross_entropy_with_logits` with the sparse kernel's log (always the C library's)."""
-    return _softmax_cross_entropy_row(y_true, y_pred, delta, scale, with_gradient, lanes, PLAIN)
+    return _softmax_cross_entropy_row(y_true, y_pred, delta, b, scale, with_gradient, lanes, packet, PLAIN)
 
 
-@register_jitable
-def categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient, lanes):
-    """One row of probabilities: normalised by their sum, clipped, :math:`\\ell = -\\sum_j t_j \\log p_j`."""
-    n = y_pred.shape[0]
-    total = _row_sum(y_pred, lanes)
+@jitable
+def categorical_crossentropy(y_true, y_pred, delta, b, scale, with_gradient, lanes, packet):
+    """Row b of probabilities: normalised by their sum, clipped, :math:`\\ell = -\\sum_j t_j \\log p_j`."""
+    n = y_pred.shape[1]
+    total = _row_sum(y_pred, b, packet)
     for j in range(n):
-        delta[j] = y_true[j] * _log(_clip(y_pred[j] / total), lanes[j])
-    loss = _row_sum(delta, lanes)
+        delta[b, j] = y_true[b, j] * _log(_clip(y_pred[b, j] / total), lanes[j])
+    loss = _row_sum(delta, b, packet)
     if with_gradient:
         # RealDivGrad: d/dp_j = q_j / s + sum_k q_k * ((-p_k / s) / s), q = dL/d(p / s) through the clip and log.
-        through = np.empty_like(delta)
+        through = np.empty((1, n), delta.dtype)
         for j in range(n):
-            normalised = y_pred[j] / total
-            q = (y_true[j] * -scale) * _reciprocal(_clip(normalised), lanes[j]) if _inside_clip(normalised) \
+            normalised = y_pred[b, j] / total
+            q = (y_true[b, j] * -scale) * _reciprocal(_clip(normalised), lanes[j]) if _inside_clip(normalised) \
                 else cast(0, total)
-            delta[j] = q
-            through[j] = q * ((-y_pred[j] / total) / total)
-        through_total = _row_sum(through, lanes)
+            delta[b, j] = q
+            through[0, j] = q * ((-y_pred[b, j] / total) / total)
+        through_total = _row_sum(through, 0, packet)
         for j in range(n):
-            delta[j] = delta[j] / total + through_total
+            delta[b, j] = delta[b, j] / total + through_total
     return -loss
 
 
-@register_jitable
-def sparse_categorical_crossentropy(y_true, y_pred, delta, scale, with_gradient, lanes):
-    """One row of probabilities, labels one-hot: clipped, logged, then :func:`sparse_softmax_cross_entropy_with_logits`."""
-    n = y_pred.shape[0]
-    logits = np.empty_like(y_pred)
+@jitable
+def sparse_categorical_crossentropy(y_true, y_pred, delta, b, scale, with_gradient, lanes, packet):
+    """Row b of probabilities, labels one-hot: clipped, logged, then :func:`sparse_softmax_cross_entropy_with_logits`."""
+    n = y_pred.shape[1]
+    logits = np.empty((1, n), y_pred.dtype)
+    labels = np.empty((1, n), y_true.dtype)
+    gradient = np.empty((1, n), delta.dtype)
     for j in range(n):
-        logits[j] = _log(_clip(y_pred[j]), lanes[j])
-    loss = _softmax_cross_entropy_row(y_true, logits, delta, scale, with_gradient, lanes, PLAIN)
+        logits[0, j] = _log(_clip(y_pred[b, j]), lanes[j])
+        labels[0, j] = y_true[b, j]
+    loss = _softmax_cross_entropy_row(labels, logits, gradient, 0, scale, with_gradient, lanes, packet, PLAIN)
     if with_gradient:
         for j in range(n):
-            delta[j] = delta[j] * _reciprocal(_clip(y_pred[j]), lanes[j]) if _inside_clip(y_pred[j]) \
+            delta[b, j] = gradient[0, j] * _reciprocal(_clip(y_pred[b, j]), lanes[j]) if _inside_clip(y_pred[b, j]) \
                 else cast(0, loss)
     return loss
 
@@ -314,13 +313,13 @@ REDUCTION_IDS = {"sum_over_batch_size": SUM_OVER_BATCH_SIZE, "mean": SUM_OVER_BA
                  None: NONE, "mean_with_sample_weight": MEAN_WITH_SAMPLE_WEIGHT}
 
 
-@register_jitable
+@jitable
 def divide_no_nan(x, y):
     """TensorFlow's ``DivNoNan``: x / y, and 0 where y is 0."""
     return cast(0, x) if y == cast(0, y) else x / y
 
 
-@register_jitable
+@jitable
 def reduce_batch(total, rows, weight_total, reduction):
     """The batch loss fit reports, from ``total`` = :math:`\\sum_b w_b\\ell_b`, ``rows`` = B, ``weight_total`` = :math:`\\sum_b w_b`.
 
@@ -333,7 +332,7 @@ def reduce_batch(total, rows, weight_total, reduction):
     return total / rows  # sum_over_batch_size, mean (B > 0: divide_no_nan's division); none: the tracker's mean
 
 
-@register_jitable
+@jitable
 def gradient_scale(rows, weight_total, reduction):
     """:math:`\\partial L/\\partial (w_b\\ell_b)` in ``fit``: fl(1/B); 1 for "sum" and "none"; div_no_nan(1, sum w)."""
     one = cast(1, rows)
@@ -358,10 +357,14 @@ class Loss:
     evaluates their transcendental ops by position (the binary cross-entropies).
 
     A loss over a whole row of outputs (the categorical cross-entropies) has
-    ``row(y_true_row, y_pred_row, delta_row, scale, with_gradient, lanes) -> value``
-    instead: one sample's loss (summed over the classes, not averaged) and,
-    with ``with_gradient``, ``delta_row`` = :math:`\partial L/\partial \hat y`
-    with ``scale = fl(1/B)``; ``lanes`` from :func:`fill_lanes`. ``targets`` says what ``y`` holds: ``"values"``,
+    ``row(y_true, y_pred, delta, b, scale, with_gradient, lanes, packet) -> value``
+    instead: sample ``b``'s loss (summed over the classes, not averaged) and,
+    with ``with_gradient``, row ``b`` of ``delta`` = :math:`\partial L/\partial \hat y`
+    with ``scale = fl(1/B)``; ``lanes`` from :func:`fill_lanes` and ``packet``
+    the SIMD width they were filled for (0: the plain profile). A row reads
+    the batch's (B, k) arrays at ``[b, j]`` and decides its profile on
+    ``packet``: a view per row, or a branch on ``lanes[0]``, each made the
+    compiled pass several times slower than the arithmetic. ``targets`` says what ``y`` holds: ``"values"``,
     ``"binary"`` (0/1), ``"one_hot"`` or ``"sparse"`` (class indices, given to
     the engines one-hot). ``logits`` names the entry Keras uses instead when
     the output layer's activation is ``recovers`` (Keras 3 reads the logits
@@ -488,7 +491,7 @@ def _rows(loss: Loss, profile, y_true, y_pred, delta, scales, with_gradient) -> 
     packet = _packet(profile, y_pred.dtype)
     for b in range(rows):
         fill_lanes(lanes, b, rows, packet)
-        values[b] = loss.row(y_true[b], y_pred[b], delta[b], scales[b], with_gradient, lanes)
+        values[b] = loss.row(y_true, y_pred, delta, b, scales[b], with_gradient, lanes, packet)
     return values
 
 

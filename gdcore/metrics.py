@@ -73,31 +73,30 @@ from functools import cached_property
 from typing import Callable
 
 import numpy as np
-from numba.extending import register_jitable
 
-from gdcore._dtype import cast, libm_log
+from gdcore._dtype import cast, jitable, libm_log
 
 #: Keras's ``backend.epsilon()``.
 EPSILON = 1e-7
 
 
-@register_jitable
+@jitable
 def squared_error(y_true, y_pred):
     error = y_true - y_pred
     return error * error
 
 
-@register_jitable
+@jitable
 def absolute_error(y_true, y_pred):
     return np.abs(y_true - y_pred)
 
 
-@register_jitable
+@jitable
 def absolute_percentage_error(y_true, y_pred):
     return np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), cast(EPSILON, y_true)))
 
 
-@register_jitable
+@jitable
 def squared_logarithmic_error(y_true, y_pred):
     one = cast(1, y_pred)
     error = libm_log(np.maximum(y_pred, cast(EPSILON, y_pred)) + one) - \
@@ -105,17 +104,17 @@ def squared_logarithmic_error(y_true, y_pred):
     return error * error
 
 
-@register_jitable
+@jitable
 def equal(y_true, y_pred):
     return cast(y_true == y_pred, y_pred)
 
 
-@register_jitable
+@jitable
 def above_threshold_matches(y_true, y_pred, threshold):
     return cast(cast(y_pred > threshold, y_true) == y_true, y_pred)
 
 
-@register_jitable
+@jitable
 def first_argmax(row):
     """The index of the row's first maximum (NumPy's ``argmax``, and TensorFlow's ``ArgMax`` on ties)."""
     best = 0
@@ -125,7 +124,7 @@ def first_argmax(row):
     return best
 
 
-@register_jitable
+@jitable
 def argmax_matches_row(y_true_row, y_pred_row):
     return cast(first_argmax(y_true_row) == first_argmax(y_pred_row), y_pred_row)
 
@@ -135,12 +134,12 @@ def argmax_matches(y_true, y_pred):
     return (np.argmax(y_true, axis=1) == np.argmax(y_pred, axis=1)).astype(y_pred.dtype)
 
 
-@register_jitable
+@jitable
 def identity(mean):
     return mean
 
 
-@register_jitable
+@jitable
 def percent(mean):
     return cast(100, mean) * mean
 

@@ -77,11 +77,11 @@ from typing import Callable, NamedTuple, get_type_hints
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload, register_jitable
+from numba.extending import overload
 
 from gdcore._cache import remember
 from gdcore._dispatch import switch
-from gdcore._dtype import cast, libm_pow
+from gdcore._dtype import cast, jitable, libm_pow
 from gdcore._validation import lookup, positive_float, representable, unit_interval
 from gdcore import schedules
 from gdcore.numerics import _plain, eigen, eigen_reductions
@@ -158,12 +158,12 @@ class SGDHyperparameters(NamedTuple):
     nesterov: bool
 
 
-@register_jitable
+@jitable
 def sgd_step(hyper, t):
     return ()
 
 
-@register_jitable
+@jitable
 def sgd_update(w, g, state, hyper, constants, lane):
     if hyper.momentum != 0:
         m = state[0] * hyper.momentum - g * hyper.learning_rate
@@ -193,7 +193,7 @@ class AdamHyperparameters(NamedTuple):
     amsgrad: bool
 
 
-@register_jitable
+@jitable
 def adam_step(hyper, t):
     r""":math:`(\alpha_t,)`: :math:`\eta\sqrt{1-\beta_2^t}/(1-\beta_1^t)` in the dtype of the learning rate."""
     one = cast(1, hyper.learning_rate)
@@ -202,7 +202,7 @@ def adam_step(hyper, t):
     return (hyper.learning_rate * np.sqrt(one - beta_2_power) / (one - beta_1_power),)
 
 
-@register_jitable
+@jitable
 def adam_update(w, g, state, hyper, constants, lane):
     m = state[0] + (g - state[0]) * hyper.one_minus_beta_1
     v = state[1] + (g * g - state[1]) * hyper.one_minus_beta_2
@@ -235,12 +235,12 @@ class RMSpropHyperparameters(NamedTuple):
     centered: bool
 
 
-@register_jitable
+@jitable
 def rmsprop_step(hyper, t):
     return ()
 
 
-@register_jitable
+@jitable
 def rmsprop_update(w, g, state, hyper, constants, lane):
     v = hyper.rho * state[0] + hyper.one_minus_rho * (g * g)
     m = state[1]
@@ -275,12 +275,12 @@ class AdagradHyperparameters(NamedTuple):
     epsilon: float
 
 
-@register_jitable
+@jitable
 def adagrad_step(hyper, t):
     return ()
 
 
-@register_jitable
+@jitable
 def adagrad_update(w, g, state, hyper, constants, lane):
     accumulator = state[0] + g * g
     return w - divide_by_sqrt(hyper.learning_rate * g, accumulator + hyper.epsilon, lane), (accumulator,)
@@ -399,7 +399,7 @@ def _sum_of_squares_numba(values, eigen_sum):
     return impl
 
 
-@register_jitable
+@jitable
 def clip_by_norm(g, clipnorm, eigen_sum):
     r"""Keras's ``_clip_by_norm`` of one tensor, in place: :math:`g \leftarrow (g\,c) / \max(\lVert g\rVert, c)`.
 
@@ -410,7 +410,7 @@ def clip_by_norm(g, clipnorm, eigen_sum):
     g[:] = (g * clipnorm) / max(norm, clipnorm)
 
 
-@register_jitable
+@jitable
 def clip_by_global_norm(grads, tensors, clipnorm, eigen_sum):
     r"""Keras's ``clip_by_global_norm``, in place: :math:`g \leftarrow g \cdot c\min(1/N, 1/c) + (N - N)`.
 
@@ -451,14 +451,14 @@ def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray
         slots[index] = np.where(trainable, value, slots[index])
 
 
-@register_jitable
+@jitable
 def _prepares(options):
     """Whether :func:`_prepare` has anything to do (a schedule, clipping or weight decay); else the compiled loop
     skips the call, whose array arguments cost reference counting every step."""
     return options.learning_rates.shape[0] > 0 or options.clip != CLIP_NONE or options.weight_decay != 0
 
 
-@register_jitable
+@jitable
 def _prepare(hyper, params, grads, iterations, options):
     """Keras's steps before the rule's update: the learning rate of this update, clipping, weight decay."""
     if options.learning_rates.shape[0] > 0:

@@ -83,11 +83,11 @@ from typing import Callable
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload, register_jitable
+from numba.extending import overload
 
 from functools import partial
 
-from gdcore._dtype import cast
+from gdcore._dtype import cast, jitable
 from gdcore.numerics import eigen, eigen_products, onednn
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 from gdcore.numerics.eigen_reductions import (inner_sum, reduce_sum_rows, reduce_sum_rows_loop, sum_columns,
@@ -299,11 +299,11 @@ def tanh(z: np.ndarray, backend: str | None = None) -> np.ndarray:
 
 # --- softmax (softmax_op_functor.h on Eigen; oneDNN's primitive in float32 on oneDNN paths) ----
 
-_exp_packet, _exp_tail = register_jitable(eigen.exp), register_jitable(eigen.exp_scalar)
-_reciprocal_packet = register_jitable(eigen.reciprocal)
+_exp_packet, _exp_tail = jitable(eigen.exp), jitable(eigen.exp_scalar)
+_reciprocal_packet = jitable(eigen.reciprocal)
 
 
-@register_jitable
+@jitable
 def _softmax_eigen_in_place(z):
     """TensorFlow's ``Softmax`` kernel on Eigen, in place on a (B, k) array.
 
@@ -329,7 +329,7 @@ def _softmax_eigen_in_place(z):
             row[j] = row[j] * inverse
 
 
-@register_jitable
+@jitable
 def _softmax_grad_in_place(y, delta):
     """TensorFlow's softmax gradient, ``(dy - reduce_sum(dy * y, -1)) * y``, the sum in Eigen's inner-most order."""
     rows, k = y.shape

@@ -102,9 +102,9 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload, register_jitable
+from numba.extending import intrinsic, overload
 
-from gdcore._dtype import bitcast, cast, libm_log1p, pow2, where
+from gdcore._dtype import bitcast, cast, jitable, libm_log1p, pow2, where
 from gdcore.numerics._in_place import activation_loop, gradient_loop
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -465,7 +465,7 @@ def tanh_grad(y, dy):
     return _flush(dy * _flush(_one_like(y) - _flush(y * y)))
 
 
-tanh_grad = register_jitable(tanh_grad)
+tanh_grad = jitable(tanh_grad)
 
 
 def tanh_tensorflow(z: np.ndarray) -> np.ndarray:
@@ -567,7 +567,7 @@ def rsqrt_packet(y):
     return where(refined != refined, estimate, refined)  # NaN: the estimate (zero or infinite input)
 
 
-rsqrt_packet = register_jitable(rsqrt_packet)
+rsqrt_packet = jitable(rsqrt_packet)
 
 
 # --- exponential: scalar_exp_op (pexp_float / pexp_double) ----------------------------
@@ -586,7 +586,7 @@ rsqrt_packet = register_jitable(rsqrt_packet)
 # the normal range is flushed (TensorFlow runs with denormals flushed to zero).
 
 
-@register_jitable
+@jitable
 def _ldexp_flushed(y, m, tiny):
     """y * 2^m, exact where the result is normal, flushed to zero below ``tiny``."""
     half = np.floor(m * _half_like(m))
@@ -741,7 +741,7 @@ def _log_packet_float64(x):
     return e * _F64(0.693147180559945309417232121458) + m
 
 
-@register_jitable
+@jitable
 def _log_selects(x, y):
     """Eigen's selects after the approximation: -inf at 0, +inf at +inf, NaN for negative and NaN ``x``."""
     zero, inf = cast(0, x), cast(np.inf, x)
@@ -749,8 +749,8 @@ def _log_selects(x, y):
     return where((x < zero) | (x != x), cast(np.nan, x), y)
 
 
-_log_packet_float32 = register_jitable(_log_packet_float32)
-_log_packet_float64 = register_jitable(_log_packet_float64)
+_log_packet_float32 = jitable(_log_packet_float32)
+_log_packet_float64 = jitable(_log_packet_float64)
 
 
 def _log_float32(x):
@@ -851,7 +851,7 @@ _ERFC_DELTA_F64 = (2.04198510311578984577352002816041931509971618652343750000000
                    7.899362131678837697403017248376499992446042597293853759765625e-05)
 
 
-@register_jitable
+@jitable
 def _polevl(x, coefficients):
     """Horner from the highest coefficient, each step fl(fl(p x) + c) (``ppolevl`` without FMA)."""
     p = cast(coefficients[0], x)
@@ -860,7 +860,7 @@ def _polevl(x, coefficients):
     return p
 
 
-@register_jitable
+@jitable
 def _square_low(x, x2):
     """The rounding error of x2 = fl(x x), exactly (Dekker's ``twoprod_low`` with Veltkamp's split)."""
     gamma = cast(_split_factor(x), x) * x
@@ -904,7 +904,7 @@ def _rcp_estimate_numba(y):
     return None
 
 
-@register_jitable
+@jitable
 def reciprocal_packet(y):
     """Eigen's ``preciprocal<Packet8f>``: RCPPS refined by one Newton step, :math:`x + x(1 - y x)` (float32)."""
     estimate = rcp_estimate(y)
@@ -953,7 +953,7 @@ def _erfc_float64(x, exp):
     return where(_F64(1.0) < x2, large, small)
 
 
-@register_jitable
+@jitable
 def _divide_one(y):
     return _F32(1.0) / y
 
@@ -974,8 +974,8 @@ def _erfc_scalar_float64(x):
     return _erfc_float64(x, _exp_scalar_dispatch)
 
 
-_erfc_float32 = register_jitable(_erfc_float32)
-_erfc_float64 = register_jitable(_erfc_float64)
+_erfc_float32 = jitable(_erfc_float32)
+_erfc_float64 = jitable(_erfc_float64)
 _erfc_dispatch = _by_dtype(_erfc_packet_float32, _erfc_packet_float64)
 _erfc_scalar_dispatch = _by_dtype(_erfc_scalar_float32, _erfc_scalar_float64)
 

@@ -179,9 +179,9 @@ thread every rule holds on the whole grid.
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload, register_jitable
+from numba.extending import overload
 
-from gdcore._dtype import cast
+from gdcore._dtype import cast, jitable
 from gdcore.numerics.onednn import DEPTH_BLOCK, fma
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -261,7 +261,7 @@ def depth_block_size(depth: int, rows: int, cols: int, l1: int, dtype=np.float64
     return int(_depth_block_size(depth, rows, cols, l1, _itemsize(dtype)))
 
 
-@register_jitable
+@jitable
 def _max_depth_block(l1, itemsize):
     mr = 2 * (_PACKET_BYTES // itemsize)
     k_sub = mr * GEBP_COLS * itemsize
@@ -269,7 +269,7 @@ def _max_depth_block(l1, itemsize):
     return max(((l1 - k_sub) // k_div) & ~(PEEL - 1), 1)
 
 
-@register_jitable
+@jitable
 def _depth_block_size(depth, rows, cols, l1, itemsize):
     if max(depth, max(rows, cols)) < 48:
         return depth
@@ -281,7 +281,7 @@ def _depth_block_size(depth, rows, cols, l1, itemsize):
     return max_kc - PEEL * ((max_kc - 1 - depth % max_kc) // (PEEL * (depth // max_kc + 1)))
 
 
-@register_jitable
+@jitable
 def _blocking_sizes(depth, rows, cols, l1, l2, l3, itemsize, custom_kernel):
     """(kc, mc, nc) of ``TensorContractionBlocking`` for one thread (see :func:`blocking_sizes`)."""
     mr = 2 * (_PACKET_BYTES // itemsize)
@@ -338,7 +338,7 @@ def blocking_sizes(depth: int, rows: int, cols: int, l1: int, l2: int, l3: int, 
     return int(kc), int(mc), int(nc)
 
 
-@register_jitable
+@jitable
 def _gebp_row_bounds(rows, lanes):
     """(end of 2P-row blocks, end of the P-row packet, end of the P/2-row half packet)."""
     two_packets = rows // (2 * lanes) * (2 * lanes)
@@ -348,7 +348,7 @@ def _gebp_row_bounds(rows, lanes):
     return two_packets, one_packet, half_packet
 
 
-@register_jitable
+@jitable
 def _sgemm_block_end(start, stop, block):
     """End of the no-copy SGEMM's depth block that starts at ``start``: ``block`` terms while at least
     twice that many remain, then two halves, the first one larger (``onednn.depth_blocks`` for 384)."""
@@ -360,7 +360,7 @@ def _sgemm_block_end(start, stop, block):
     return stop
 
 
-@register_jitable
+@jitable
 def _avx2_driver_block(index, size, block):
     """(start, size) of the row or column block of ``jit_avx_gemm_f32``'s driver that holds ``index``."""
     start = 0
@@ -375,7 +375,7 @@ def _avx2_driver_block(index, size, block):
         start += length
 
 
-@register_jitable
+@jitable
 def _avx2_tile_rows(i, rows):
     """Rows of the ``jit_avx_gemm_f32`` kernel tile that holds row ``i`` of a call with ``rows`` rows (16 or 8)."""
     start, size = _avx2_driver_block(i, rows, _AVX2_BLOCK_ROWS)
@@ -385,7 +385,7 @@ def _avx2_tile_rows(i, rows):
     return _AVX2_TILE_ROWS if size - whole > 8 else 8
 
 
-@register_jitable
+@jitable
 def _avx2_tile_cols(j, cols):
     """Columns of the ``jit_avx_gemm_f32`` kernel tile that holds column ``j`` of a call (1 to 6)."""
     start, size = _avx2_driver_block(j, cols, _AVX2_BLOCK_COLS)
@@ -659,7 +659,7 @@ def gemv_col_major(lhs: np.ndarray, vector: np.ndarray) -> np.ndarray:
     return out
 
 
-@register_jitable  # also called from Python: nothing to compile there
+@jitable  # also called from Python: nothing to compile there
 def _gemv_col_block(rows, depth, itemsize):
     if depth < _GEMV_COL_BLOCK_DEPTH:
         return depth

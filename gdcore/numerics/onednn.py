@@ -280,9 +280,9 @@ Verified
 
 import numpy as np
 from numba import njit, types
-from numba.extending import intrinsic, overload, register_jitable
+from numba.extending import intrinsic, overload
 
-from gdcore._dtype import bitcast, cast, where
+from gdcore._dtype import bitcast, cast, jitable, where
 from gdcore.numerics._in_place import activation_loop
 from gdcore.numerics.machine import Caches
 
@@ -346,7 +346,7 @@ def dot_fma(inputs: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
-@register_jitable
+@jitable
 def _next_block(remaining, block, split_above):
     """Size of the next block of oneDNN's GEMM drivers: ``block`` while at least two remain, else
     the rest, cut in two halves (the first ``ceil(r / 2)``) if more than ``split_above`` remain."""
@@ -357,7 +357,7 @@ def _next_block(remaining, block, split_above):
     return remaining
 
 
-@register_jitable
+@jitable
 def _depth_block(depth, start, packed):
     """Size of the depth block that starts at ``start``: the no-copy driver's (:func:`_next_block` by 384)
     or, ``packed``, the copy-based driver's (``get_k_padd``: the whole depth up to 384, two halves below
@@ -521,7 +521,7 @@ def gemv_tree_loop(inputs, vector, out):
 # --- threads (module docstring, "Threads" and each ISA's GEMV) -----------------------------
 
 
-@register_jitable
+@jitable
 def _tensorflow_threads(rows, depth, cols, caches):
     """Threads TensorFlow gives oneDNN for a product: one below 1.01 x Eigen's L2 (``ExecuteSingleThreadedGemm``)."""
     footprint = np.float32(4 * (rows * cols + depth * (rows + cols)))
@@ -530,7 +530,7 @@ def _tensorflow_threads(rows, depth, cols, caches):
     return caches.threads
 
 
-@register_jitable
+@jitable
 def _gemv_threads(m, n, threads, onednn_l2, avx512):
     """oneDNN's ``thread_checker`` for a float32 GEMV with m outputs and depth n, ``threads`` lent by
     TensorFlow's pool; ``avx512`` picks the thread pool's AVX-512 branch, else AVX2's (``onednn_l2``)."""
@@ -551,7 +551,7 @@ def _gemv_threads(m, n, threads, onednn_l2, avx512):
     return min(threads, (m * n * 4 + onednn_l2 - 1) // onednn_l2)
 
 
-@register_jitable
+@jitable
 def _gemv_depth_parts(rows, depth, cols, caches, avx512):
     """How many parts oneDNN's non-transposed GEMV cuts the depth of a (rows, depth) @ (depth, cols)
     product into (rows or cols is 1): one per thread in its short-and-fat case, else 1. The first
@@ -597,7 +597,7 @@ def _gemv_fma_loop(lhs, rhs, out, parts):
 # --- AVX-512 (module docstring, "AVX-512") ---------------------------------------------------
 
 
-@register_jitable
+@jitable
 def _avx512_sgemm_threads(m, n, k, caches):
     """oneDNN's ``adjust_thread_count`` for float32 on AVX-512 in a thread pool (oneDNN's m, n, k), from the
     threads TensorFlow lends; oneDNN's cores per socket are taken to be ``caches.threads`` (docstring)."""
@@ -624,7 +624,7 @@ def _avx512_sgemm_threads(m, n, k, caches):
     return max(i, 1)
 
 
-@register_jitable
+@jitable
 def _avx512_packs(trans_a, trans_b, m, n, k, lda, ldb, ldc, caches):
     """Whether oneDNN copies the operands (``nocopy_checker_avx512`` says no) for a product that reaches
     its no-copy check, in oneDNN's column-major terms (m, n, k and the leading dimensions)."""
@@ -654,17 +654,17 @@ def _avx512_packs(trans_a, trans_b, m, n, k, lda, ldb, ldc, caches):
 # oneDNN's (transa, transb, m, n, k, lda, ldb, ldc) of each product (module docstring, "Dispatch").
 
 
-@register_jitable
+@jitable
 def _packs_forward(batch, n_in, n_out, caches):
     return _avx512_packs(False, False, n_out, batch, n_in, n_out, n_in, n_out, caches)
 
 
-@register_jitable
+@jitable
 def _packs_grad_input(batch, n_in, n_out, caches):
     return _avx512_packs(True, False, n_in, batch, n_out, n_out, n_out, n_in, caches)
 
 
-@register_jitable
+@jitable
 def _packs_grad_kernel(batch, n_in, n_out, caches):
     return _avx512_packs(False, True, n_out, n_in, batch, n_out, n_in, n_out, caches)
 
@@ -768,7 +768,7 @@ _ROW_BLOCK = 4032  # BM, oneDNN's m (our columns) per call of the kernel
 _SINGLE, _PAIRED_FMA, _PAIRED = 0, 1, 2  # how one kernel tile accumulates (module docstring)
 
 
-@register_jitable
+@jitable
 def _nocopy_threads(m, n, k, caches):
     """Threads of oneDNN's sgemm (``adjust_thread_count``, AVX2 and a thread pool) in oneDNN's m, n, k."""
     threads = _tensorflow_threads(n, k, m, caches)
@@ -782,7 +782,7 @@ def _nocopy_threads(m, n, k, caches):
     return min(threads, (footprint + caches.onednn_l2 - 1) // caches.onednn_l2)
 
 
-@register_jitable
+@jitable
 def _nocopy_thread_grid(m, n, threads):
     """``calc_nthr_nocopy_avx`` without depth splitting (a thread pool cannot synchronise):
     (threads along m, threads along n, m per thread, n per thread)."""
@@ -827,7 +827,7 @@ def _nocopy_thread_grid(m, n, threads):
     return along_m, along_n, m_part, n_part
 
 
-@register_jitable
+@jitable
 def _tile_widths(n, parts, part, block, widths):
     """Width (1..6) of the kernel tile that holds each of oneDNN's n columns (our rows), into ``widths``."""
     for t in range(parts):
@@ -841,7 +841,7 @@ def _tile_widths(n, parts, part, block, widths):
             start = stop
 
 
-@register_jitable
+@jitable
 def _tile_is_tall(m, parts, part, tall):
     """Whether each of oneDNN's m rows (our columns) is in a 16-row tile (else an 8-row one), into ``tall``."""
     for t in range(parts):
@@ -855,7 +855,7 @@ def _tile_is_tall(m, parts, part, tall):
             start = stop
 
 
-@register_jitable
+@jitable
 def _tile_kind(tall, width):
     """How a tile accumulates (module docstring): one FMA chain, two FMA chains (even/odd k), or two
     chains of rounded products; elementwise on arrays."""
@@ -1111,13 +1111,13 @@ _P5, _P4, _P3, _P2, _P1 = np.array(_EXP_POLYNOMIAL, dtype=np.uint32).view(np.flo
 _FLT_MIN = _F32(np.finfo(np.float32).tiny)
 
 
-@register_jitable
+@jitable
 def _flush(values):
     """Flush-to-zero, as TensorFlow's threads run oneDNN's kernels (FTZ/DAZ)."""
     return where(np.abs(values) >= _F32(_FLT_MIN), values, values * _F32(0.0))
 
 
-@register_jitable
+@jitable
 def _exp_nonpositive(v):
     """oneDNN's exp of ``v <= 0`` (module docstring); float32."""
     underflow = v < _F32(_LN_FLT_MIN)
@@ -1168,9 +1168,9 @@ def swish(x):
     return x * logistic(x)
 
 
-logistic = register_jitable(logistic)  # swish calls it from compiled code
-elu = register_jitable(elu)
-swish = register_jitable(swish)
+logistic = jitable(logistic)  # swish calls it from compiled code
+elu = jitable(elu)
+swish = jitable(swish)
 logistic_loop = activation_loop(_jit(logistic), "onednn_logistic_loop")
 logistic_loop.__doc__ = "Numba twin of :func:`logistic` on a 2-D float32 array, in place."
 tanh_loop = activation_loop(_jit(tanh), "onednn_tanh_loop")
@@ -1194,7 +1194,7 @@ swish_loop.__doc__ = "Numba twin of :func:`swish` on a 2-D float32 array, in pla
 # reproduced (64 classes on AVX-512: 8 of 20 batches identical; 40 on AVX2: 2 of 10).
 
 
-@register_jitable
+@jitable
 def _softmax_in_place(z, lanes):
     rows, k = z.shape
     acc = np.zeros((2, lanes), np.float32)
