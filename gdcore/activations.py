@@ -132,7 +132,7 @@ def tanh_grad(y, dy):
 
 
 @jitable
-def relu(z):
+def _relu(z):
     return where(z > cast(0, z), z, cast(0, z))
 
 
@@ -168,7 +168,7 @@ def leaky_relu_grad(z, dy, negative_slope=_LEAKY_SLOPE):
 
 
 @jitable
-def relu6(z):
+def _relu6(z):
     r""":math:`\min(\max(z, 0), 6)`."""
     return where(z > cast(0, z), where(z < cast(6, z), z, cast(6, z)), cast(0, z))
 
@@ -194,8 +194,8 @@ def _relu_options_first(z, max_value, threshold):
     if threshold != 0:
         return where(z > cast(np.float32(threshold), z), z, zero)
     if max_value == 6:
-        return relu6(z)
-    return relu(z)
+        return _relu6(z)
+    return _relu(z)
 
 
 @jitable
@@ -213,7 +213,7 @@ def relu_options(z, negative_slope, max_value, threshold):
         x = where(x < cap, x, cap)  # Minimum
         x = where(x > zero, x, zero)  # Maximum
     if negative_slope != 0:
-        negative_part = relu(cast(threshold, z) - z) if threshold != 0 else relu(-z)
+        negative_part = _relu(cast(threshold, z) - z) if threshold != 0 else _relu(-z)
         x = x - cast(negative_slope, z) * negative_part
     return x
 
@@ -235,7 +235,7 @@ def relu_options_grad(z, dy, negative_slope, max_value, threshold):
         grad = relu_grad(x, grad)
     if negative_slope == 0:
         return grad
-    negative_part = relu(cast(threshold, z) - z) if threshold != 0 else relu(-z)
+    negative_part = _relu(cast(threshold, z) - z) if threshold != 0 else _relu(-z)
     negative_grad = relu_grad(negative_part, cast(negative_slope, dy) * -dy)
     return grad + -negative_grad
 
@@ -357,13 +357,13 @@ def softsign_grad(z, dy):
 @jitable
 def hard_sigmoid(z):
     r""":math:`\mathrm{relu6}(z + 3) / 6`, the division by 6 a product with :math:`\mathrm{fl}(1/6)` as TensorFlow's graph rewrites it."""
-    return relu6(z + cast(3, z)) * (cast(1, z) / cast(6, z))
+    return _relu6(z + cast(3, z)) * (cast(1, z) / cast(6, z))
 
 
 @jitable
 def hard_sigmoid_grad(z, dy):
     shifted = z + cast(3, z)
-    return relu6_grad(relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
+    return relu6_grad(_relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
 
 
 # GELU, as tf.nn.gelu composes it from elementwise ops (TensorFlow has no Gelu kernel), every operation
@@ -480,17 +480,6 @@ gelu_approximate = gelu_approximate_using(_eigen_tanh)
 gelu_approximate_grad = gelu_approximate_grad_using(_eigen_tanh)
 
 
-def gelu(z, approximate: bool = False):
-    r"""Keras's ``keras.activations.gelu``: :math:`\tfrac12 z(1 + \mathrm{erf}(z/\sqrt2))`, or its tanh approximation.
-
-    ``approximate=False`` (Keras's default, the ``"gelu"`` string) is the
-    exact, erf form; ``approximate=True`` is :data:`GELU_APPROXIMATE`.
-    """
-    if not isinstance(approximate, (bool, np.bool_)):
-        raise ValueError(f"approximate must be True or False, got {approximate!r}")
-    return gelu_approximate(z) if approximate else gelu_exact(z)
-
-
 @dataclass(frozen=True)
 class Activation:
     r"""A named activation: ``forward(z)`` and ``grad(operand, dy)`` (module docstring), with its formulas.
@@ -583,7 +572,7 @@ class Activation:
 LINEAR = Activation("linear", linear, linear_grad, r"a = z", r"f'(z) = 1", "identity")
 SIGMOID = Activation("sigmoid", sigmoid, sigmoid_grad, r"a = \sigma(z) = 1/(1+e^{-z})", r"f'(z) = a(1-a)", "logistic")
 TANH = Activation("tanh", tanh, tanh_grad, r"a = \tanh z", r"f'(z) = 1-a^2", "tanh")
-RELU = Activation("relu", relu, relu_grad, r"a = \max(z, 0)", r"f'(z) = [a > 0]", "relu")
+RELU = Activation("relu", _relu, relu_grad, r"a = \max(z, 0)", r"f'(z) = [a > 0]", "relu")
 
 SOFTMAX = Activation("softmax", softmax, softmax_grad, r"a_j = e^{z_j} / \textstyle\sum_k e^{z_k}",
                      r"\partial L/\partial z_j = (dy_j - \textstyle\sum_k dy_k a_k)\,a_j", "softmax", row_wise=True,
@@ -593,7 +582,7 @@ LEAKY_RELU = Activation("leaky_relu", leaky_relu, leaky_relu_grad, r"a = z\ (z >
                         r"f'(z) = 1\ (z > 0),\ s\ \text{otherwise}", grad_reads="input",
                         parameters=("negative_slope",), defaults=(_LEAKY_SLOPE,), float32_parameters=True,
                         symbols=("s",))
-RELU6 = Activation("relu6", relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
+RELU6 = Activation("relu6", _relu6, relu6_grad, r"a = \min(\max(z, 0), 6)", r"f'(z) = [0 < a < 6]")
 RELU_OPTIONS = Activation("relu_options", relu_options, relu_options_grad,
                           r"a = [z > t]\,\min(z, m) - s\max(t - z, 0)",
                           r"f'(z) = [z > t]\,[z \le m] + s\,[z < t]\ (\text{relu6's } [0 < z < 6]\ \text{when } m = 6, t = 0)",
@@ -639,9 +628,11 @@ EVERY_NAME = {activation.name: activation for activation in ACTIVATIONS}  # laye
 
 
 def get(identifier) -> Activation:
-    """Look up an activation by Keras name (``None`` means linear)."""
+    """Look up an activation by Keras name, entry or function of this module (``None`` means linear)."""
     if identifier is None:
         return LINEAR
+    if callable(identifier) and not isinstance(identifier, Activation) and identifier in _FUNCTIONS:
+        return _FUNCTIONS[identifier]
     if isinstance(identifier, Activation):
         if not identifier.by_name:
             raise ValueError(f"activation {identifier.name!r} is ReLU's options, not an activation of its own (Keras "
@@ -649,3 +640,141 @@ def get(identifier) -> Activation:
                              "negative_slope=..., threshold=...)")
         return identifier
     return lookup(BY_NAME, identifier, "activation")
+
+
+# --- Keras's functions: keras.activations.relu(x, ...) and the others, on arrays ----------------------
+
+
+def _evaluate(entry: Activation, x, parameters=None, fused: bool = False) -> np.ndarray:
+    """``entry`` on ``x`` as the current numerics profile evaluates it (:func:`gdcore.config.numerics`).
+
+    ``x`` is anything ``np.asarray`` takes: a float32 or float64 array (or
+    NumPy scalar) keeps its dtype, anything else becomes ``floatx()`` (Keras
+    makes a Python float, or a list of them, a float32 tensor). The result has ``x``'s shape; each element is computed as
+    the profile computes the op of a Keras layer (elementwise ops by their
+    position in the flattened array, the softmax over the last axis).
+    """
+    from gdcore import config
+    from gdcore.numerics import get_profile
+
+    z = np.asarray(x)
+    if z.dtype.kind not in "biuf":
+        raise TypeError(f"x must be numbers, got an array of dtype {z.dtype}")
+    if z.dtype not in (np.float32, np.float64) or not isinstance(x, (np.ndarray, np.generic)):
+        z = z.astype(config.floatx())
+    if z.ndim == 0:
+        return _evaluate(entry, z.reshape(1, 1), parameters)[0, 0]
+    flat = np.ascontiguousarray(z.reshape(-1, z.shape[-1]) if entry.row_wise else z.reshape(1, -1))
+    values = entry.parameter_values(parameters)
+    return get_profile(config.numerics()).activate(entry, flat, fused, parameters=values).reshape(z.shape)
+
+
+def _option(value, argument: str, function: str, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{function}({argument}=...) must be a number{' or None' if allow_none else ''}, "
+                        f"got {value!r}")
+    if np.isnan(value):
+        raise ValueError(f"{function}({argument}=...) must not be NaN")
+    return float(value)
+
+
+def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    r"""Keras's ``keras.activations.relu``: :math:`\min(x, m)` above the threshold :math:`t`, :math:`s (x - t)` below.
+
+    The defaults are ``relu``; ``max_value=6`` alone ``relu6``; a
+    ``negative_slope`` alone ``leaky_relu``; anything else the ops Keras 3
+    composes (``relu_options``). As Keras's function (not its layer), negative
+    options are taken as they are.
+    """
+    slope = _option(negative_slope, "negative_slope", "relu")
+    cap = _option(max_value, "max_value", "relu", allow_none=True)
+    threshold = _option(threshold, "threshold", "relu")
+    if slope == 0 and threshold == 0 and cap is None:
+        return _evaluate(RELU, x)
+    if slope == 0 and threshold == 0 and cap == 6:
+        return _evaluate(RELU6, x)
+    if cap is None and threshold == 0:
+        return _evaluate(LEAKY_RELU, x, (slope,))
+    return _evaluate(RELU_OPTIONS, x, (slope, np.inf if cap is None else cap, threshold))
+
+
+def leaky_relu(x, negative_slope=0.2):
+    r"""Keras's ``keras.activations.leaky_relu``: :math:`x` for :math:`x > 0`, else :math:`s x` (``s`` rounded to float32)."""
+    return _evaluate(LEAKY_RELU, x, (_option(negative_slope, "negative_slope", "leaky_relu"),))
+
+
+def elu(x, alpha=1.0):
+    r"""Keras's ``keras.activations.elu``: :math:`x` for :math:`x > 0`, else :math:`\alpha (e^x - 1)`.
+
+    ``alpha`` other than 1 is Keras 3's ``where(x > 0, elu(x), alpha * elu(x))``
+    with ``alpha`` a constant in ``x``'s dtype.
+    """
+    alpha = _option(alpha, "alpha", "elu")
+    y = _evaluate(ELU, x)
+    if alpha == 1:
+        return y
+    return np.where(np.asarray(y) > 0, y, y.dtype.type(alpha) * y)
+
+
+def softmax(x, axis=-1):
+    r"""Keras's ``keras.activations.softmax``: :math:`e^{x_j - m} / \sum_k e^{x_k - m}` along ``axis`` (the last by default)."""
+    z = np.asarray(x)
+    if z.ndim == 0:
+        raise ValueError("softmax needs at least one axis, got a scalar")
+    if not isinstance(axis, (int, np.integer)) or not -z.ndim <= axis < z.ndim:
+        raise ValueError(f"softmax(axis=...) must be an axis of x (ndim {z.ndim}), got {axis!r}")
+    return np.moveaxis(_evaluate(SOFTMAX, np.moveaxis(z, axis, -1)), -1, axis)
+
+
+def gelu(x, approximate=False):
+    r"""Keras's ``keras.activations.gelu``: :math:`\tfrac12 x(1 + \mathrm{erf}(x/\sqrt2))`, or its tanh approximation.
+
+    ``approximate=False`` (Keras's default, the ``"gelu"`` string) is the
+    exact, erf form, Keras's bits under ``numerics="tensorflow"``;
+    ``approximate=True`` is :data:`GELU_APPROXIMATE`, the form of Keras's fit
+    graph, where :math:`x^3` is two products: called eagerly, TensorFlow's
+    ``Pow`` kernel gives the cube (Eigen's vectorised ``pow``, not reproduced
+    here) up to 2 ulp apart from them, which ``1 + tanh`` can magnify where it
+    nearly cancels (measured: at most 3e-7 absolute in float32).
+    """
+    if not isinstance(approximate, (bool, np.bool_)):
+        raise ValueError(f"approximate must be True or False, got {approximate!r}")
+    return _evaluate(GELU_APPROXIMATE if approximate else GELU, x)
+
+
+def silu(x):
+    r"""Keras's ``keras.activations.silu`` (``swish``): :math:`x\,\sigma(x)`, eagerly ``x * sigmoid(x)`` as ``tf.nn.silu`` computes it.
+
+    (In a layer, the entry's form runs: in float32 on oneDNN's paths the fused swish of Keras's fit.)
+    """
+    z = _evaluate(LINEAR, x)
+    return z * _evaluate(SIGMOID, z)
+
+
+def hard_sigmoid(x):
+    r"""Keras's ``keras.activations.hard_sigmoid``: :math:`\mathrm{relu6}(x + 3) / 6`, eagerly a true division.
+
+    (Keras's fit graph multiplies by :math:`\mathrm{fl}(1/6)` instead: the layer's entry does, this function does not.)
+    """
+    z = _evaluate(LINEAR, x)
+    return _evaluate(RELU6, z + z.dtype.type(3)) / z.dtype.type(6)
+
+
+def _function(entry: Activation):
+    def function(x):
+        return _evaluate(entry, x)
+
+    function.__name__ = function.__qualname__ = entry.name
+    function.__doc__ = f"Keras's ``keras.activations.{entry.name}`` on an array: :math:`{entry.formula}`."
+    return function
+
+
+linear, sigmoid, tanh, relu6, selu, softplus, softsign, exponential = (
+    _function(entry) for entry in (LINEAR, SIGMOID, TANH, RELU6, SELU, SOFTPLUS, SOFTSIGN, EXPONENTIAL))
+swish = silu
+#: Keras's function of each name, and the entry a layer given it runs (``Dense(activation=activations.relu)``).
+_FUNCTIONS = {relu: RELU, leaky_relu: LEAKY_RELU, elu: ELU, softmax: SOFTMAX, gelu: GELU, linear: LINEAR,
+              sigmoid: SIGMOID, tanh: TANH, relu6: RELU6, selu: SELU, softplus: SOFTPLUS, softsign: SOFTSIGN,
+              silu: SILU, hard_sigmoid: HARD_SIGMOID, exponential: EXPONENTIAL}

@@ -504,7 +504,7 @@ class ELU(ActivationLayer):
 class Activation(ActivationLayer):
     """Keras's ``keras.layers.Activation(activation)``: a name of :mod:`gdcore.activations` or a table entry.
 
-    Also the table's functions (``gdcore.activations.relu``), found by identity.
+    Also Keras's functions (``gdcore.activations.relu``) and the table's kernels, found by identity.
     An unknown name is a ValueError listing the known ones.
     """
 
@@ -512,7 +512,8 @@ class Activation(ActivationLayer):
         if activation is None:
             raise ValueError("Activation(activation=None): give an activation's name, such as 'relu'")
         if callable(activation) and not isinstance(activation, (str, activations.Activation)):
-            entry = next((a for a in activations.ACTIVATIONS if a.forward is activation), None)
+            entry = activations._FUNCTIONS.get(activation) or next(
+                (a for a in activations.ACTIVATIONS if a.forward is activation), None)
             if entry is None:
                 raise NotImplementedError(f"Activation({activation!r}): gdcore runs the activations of its table "
                                           f"({', '.join(activations.BY_NAME)}), by name or entry; other functions "
