@@ -79,6 +79,8 @@ erfc produce them.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -87,7 +89,7 @@ import numpy as np
 from numba import njit
 from numba.extending import overload
 
-from gdcore._dtype import cast, jitable, libm_exp, where
+from gdcore._dtype import cast, jitable, libm_exp, libm_log, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
 from gdcore.numerics._in_place import activation_loop, gradient_loop
@@ -533,6 +535,15 @@ class Activation:
     def __call__(self, z):
         return self.forward(z)
 
+    def __eq__(self, other):
+        """Entries compare by their fields; an entry also equals Keras's function of its name (``get("relu") == relu``)."""
+        if isinstance(other, Activation):
+            return self is other or all(getattr(self, f.name) == getattr(other, f.name)
+                                        for f in dataclasses.fields(self) if f.compare)
+        if callable(other) and other in _FUNCTIONS:
+            return _FUNCTIONS[other] is self
+        return NotImplemented
+
     @property
     def reads_input(self) -> bool:
         return self.grad_reads == "input"
@@ -718,14 +729,76 @@ def elu(x, alpha=1.0):
     return np.where(np.asarray(y) > 0, y, y.dtype.type(alpha) * y)
 
 
-def softmax(x, axis=-1):
-    r"""Keras's ``keras.activations.softmax``: :math:`e^{x_j - m} / \sum_k e^{x_k - m}` along ``axis`` (the last by default)."""
-    z = np.asarray(x)
+def _over_axes(function, x, axis, name: str) -> np.ndarray:
+    """``function`` of a (rows, k) array applied along ``axis`` of ``x`` (an int, a tuple of them, or None: all).
+
+    As Keras's ``ops.softmax``: the axes moved last, in the given order, and flattened into one.
+    """
+    z = _evaluate(LINEAR, x)
     if z.ndim == 0:
-        raise ValueError("softmax needs at least one axis, got a scalar")
-    if not isinstance(axis, (int, np.integer)) or not -z.ndim <= axis < z.ndim:
-        raise ValueError(f"softmax(axis=...) must be an axis of x (ndim {z.ndim}), got {axis!r}")
-    return np.moveaxis(_evaluate(SOFTMAX, np.moveaxis(z, axis, -1)), -1, axis)
+        raise ValueError(f"{name} needs at least one axis, got a scalar")
+    axes = tuple(range(z.ndim)) if axis is None else axis if isinstance(axis, tuple) else (axis,)
+    if not axes or any(isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)) or
+                       not -z.ndim <= a < z.ndim for a in axes):
+        raise ValueError(f"{name}(axis=...) must be an axis of x (ndim {z.ndim}), a tuple of them or None, "
+                         f"got {axis!r}")
+    axes = tuple(int(a) % z.ndim for a in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{name}(axis=...) repeats an axis: {axis!r}")
+    kept = [a for a in range(z.ndim) if a not in axes]
+    moved = np.transpose(z, (*kept, *axes))
+    rows = np.ascontiguousarray(moved.reshape(-1, math.prod(moved.shape[len(kept):])))
+    return np.transpose(function(rows).reshape(moved.shape), np.argsort((*kept, *axes)))
+
+
+def softmax(x, axis=-1):
+    r"""Keras's ``keras.activations.softmax``: :math:`e^{x_j - m} / \sum_k e^{x_k - m}` along ``axis``.
+
+    ``axis``: the last by default, any axis, a tuple of axes (Keras's
+    ``ops.softmax``: normalised over all of them at once) or None (all).
+    """
+    return _over_axes(lambda rows: _evaluate(SOFTMAX, rows), x, axis, "softmax")
+
+
+def log_softmax(x, axis=-1):
+    r"""Keras's ``keras.activations.log_softmax``: :math:`s_j - \log \sum_k e^{s_k}`, :math:`s = x - \max_k x_k`.
+
+    TensorFlow's ``LogSoftmax`` kernel: under ``numerics="tensorflow"`` each
+    row's exps in Eigen's packets from the row's start (the C library's on
+    its last ``k % P``), summed in Eigen's order, the log of the row sums
+    positioned in the (rows,) vector; in the plain profile the C library's
+    functions and sums front to back. ``axis`` as :func:`softmax`'s.
+    """
+    from gdcore import config
+    from gdcore.numerics.eigen_reductions import inner_sum
+
+    packet = eigen.packet_size(np.float32) if config.numerics() == "tensorflow" else 0
+
+    def rows_log_softmax(z):
+        shifted = z - z.max(axis=1, keepdims=True)
+        n_rows, k = shifted.shape
+        if not packet:
+            exps = libm_exp(shifted)
+            totals = np.empty(n_rows, z.dtype)
+            for b in range(n_rows):
+                total = z.dtype.type(0)
+                for value in exps[b]:
+                    total = total + value
+                totals[b] = total
+            return shifted - libm_log(totals)[:, None]
+        width = eigen.packet_size(z.dtype)
+        whole = k - k % width
+        exps = np.empty_like(shifted)
+        exps[:, :whole] = eigen.exp(shifted[:, :whole])
+        exps[:, whole:] = eigen.exp_scalar(shifted[:, whole:])
+        totals = np.array([inner_sum(row) for row in exps], dtype=z.dtype)
+        packed = n_rows - n_rows % width
+        logs = np.empty_like(totals)
+        logs[:packed] = eigen.log(totals[:packed])
+        logs[packed:] = libm_log(totals[packed:])
+        return shifted - logs[:, None]
+
+    return _over_axes(rows_log_softmax, x, axis, "log_softmax")
 
 
 def gelu(x, approximate=False):
@@ -762,6 +835,18 @@ def hard_sigmoid(x):
     return _evaluate(RELU6, z + z.dtype.type(3)) / z.dtype.type(6)
 
 
+def hard_silu(x):
+    r"""Keras's ``keras.activations.hard_silu`` (``hard_swish``): :math:`x \cdot \mathrm{relu6}(x + 3) / 6`, as ``x * hard_sigmoid(x)``."""
+    z = _evaluate(LINEAR, x)
+    return z * hard_sigmoid(z)
+
+
+def mish(x):
+    r"""Keras's ``keras.activations.mish``: :math:`x \tanh(\mathrm{softplus}(x))`, each op as the profile evaluates it."""
+    z = _evaluate(LINEAR, x)
+    return z * _evaluate(TANH, _evaluate(SOFTPLUS, z))
+
+
 def _function(entry: Activation):
     def function(x):
         return _evaluate(entry, x)
@@ -774,6 +859,7 @@ def _function(entry: Activation):
 linear, sigmoid, tanh, relu6, selu, softplus, softsign, exponential = (
     _function(entry) for entry in (LINEAR, SIGMOID, TANH, RELU6, SELU, SOFTPLUS, SOFTSIGN, EXPONENTIAL))
 swish = silu
+hard_swish = hard_silu
 #: Keras's function of each name, and the entry a layer given it runs (``Dense(activation=activations.relu)``).
 _FUNCTIONS = {relu: RELU, leaky_relu: LEAKY_RELU, elu: ELU, softmax: SOFTMAX, gelu: GELU, linear: LINEAR,
               sigmoid: SIGMOID, tanh: TANH, relu6: RELU6, selu: SELU, softplus: SOFTPLUS, softsign: SOFTSIGN,

@@ -1,5 +1,6 @@
 """Keras's activation functions on arrays: ``gdcore.activations.relu(x, negative_slope=..., max_value=..., threshold=...)``,
-``leaky_relu``, ``elu(x, alpha=...)``, ``softmax(x, axis=...)``, ``gelu(x, approximate=...)`` and the others.
+``leaky_relu``, ``elu(x, alpha=...)``, ``softmax(x, axis=...)``, ``log_softmax``, ``gelu(x, approximate=...)``,
+``hard_silu``, ``mish`` and the others.
 
 Each is the table entry a layer given that activation runs, evaluated by the
 profile of ``gdcore.config.numerics()``: under ``"tensorflow"`` the bits of
@@ -27,7 +28,8 @@ CASES = [  # (name, options) as both libraries take them
     ("elu", {}), ("elu", {"alpha": 0.5}), ("elu", {"alpha": 2.0}), ("selu", {}), ("softplus", {}),
     ("softsign", {}), ("silu", {}), ("swish", {}), ("hard_sigmoid", {}), ("exponential", {}), ("linear", {}),
     ("sigmoid", {}), ("tanh", {}), ("gelu", {}), ("gelu", {"approximate": True}), ("softmax", {}),
-    ("softmax", {"axis": 0}),
+    ("softmax", {"axis": 0}), ("softmax", {"axis": (1, 0)}), ("softmax", {"axis": None}), ("log_softmax", {}),
+    ("log_softmax", {"axis": 0}), ("log_softmax", {"axis": (0, 1)}), ("hard_silu", {}), ("mish", {}),
 ]
 
 
@@ -91,6 +93,23 @@ def test_inputs_take_keras_dtypes():
     np.testing.assert_allclose(activations.softmax(np.ones((2, 3, 4)), axis=1).sum(axis=1), 1.0)
 
 
+def test_softmax_over_several_axes_normalises_them_together():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    for axis in ((2, 3), (1, 3), (-1, 1, 2)):
+        out, log_out = activations.softmax(x, axis=axis), activations.log_softmax(x, axis=axis)
+        np.testing.assert_allclose(out.sum(axis=tuple(a % 4 for a in axis)), 1.0, rtol=1e-14)
+        np.testing.assert_allclose(np.exp(log_out), out, rtol=1e-13)
+    by_hand = np.exp(x[0, 1] - x[0, 1].max()) / np.exp(x[0, 1] - x[0, 1].max()).sum()  # one (4, 5) block
+    np.testing.assert_allclose(activations.softmax(x, axis=(2, 3))[0, 1], by_hand, rtol=1e-14)
+
+
+def test_get_returns_what_keras_get_returns():
+    assert activations.get("relu") == activations.relu and activations.get(None) == activations.linear
+    assert activations.get("relu") != activations.sigmoid
+    with pytest.raises(ValueError, match="unknown activation 'typo'"):
+        activations.get("typo")
+
+
 def test_functions_as_layer_activations_run_their_entries():
     assert gdcore.layers.Dense(3, activation=activations.relu).activation is activations.RELU
     assert gdcore.layers.Dense(3, activation=activations.swish).activation is activations.SILU
@@ -106,6 +125,8 @@ def test_functions_as_layer_activations_run_their_entries():
     (lambda: activations.elu(np.ones(2), alpha=True), TypeError, "alpha"),
     (lambda: activations.softmax(np.ones((2, 3)), axis=2), ValueError, "axis"),
     (lambda: activations.softmax(1.0), ValueError, "at least one axis"),
+    (lambda: activations.log_softmax(np.ones((2, 3)), axis=(1, 1)), ValueError, "repeats an axis"),
+    (lambda: activations.softmax(np.ones((2, 3)), axis=1.0), ValueError, "axis"),
     (lambda: activations.gelu(np.ones(2), approximate="yes"), ValueError, "approximate"),
 ])
 def test_bad_arguments_are_named(call, error, message):
