@@ -27,6 +27,7 @@ from gdcore._contract import (FAILURE_LOSS, FAILURE_UPDATE, FAILURE_VALIDATION, 
 from gdcore._dispatch import switch
 from gdcore._dtype import cast, jitable
 from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
+from gdcore.numerics.eigen_reductions import inner_sum
 from gdcore.numerics.machine import Caches
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -239,6 +240,22 @@ def _loss_pass_for(loss):
             return grad(y_true, y_pred, scale)
     term, term_grad = _inline(term), _inline(term_grad)
 
+    def output_means(y_true, y_pred, weights, per_sample, packet):
+        # Keras's ops.mean(..., axis=-1) in the tensorflow profile: each row's terms summed in Eigen's inner-most
+        # order (gdcore.numerics.eigen_reductions.mean_over_outputs). Called only for rows of a whole packet or
+        # more (8 float32, 4 float64 outputs), so that no other run allocates the row.
+        rows, n_outputs = y_pred.shape
+        end = rows * n_outputs - (rows * n_outputs) % packet
+        terms = np.empty(n_outputs, y_pred.dtype)
+        for b in range(rows):
+            for j in range(n_outputs):
+                lane = losses.PACKET if b * n_outputs + j < end else losses.TAIL
+                terms[j] = term(y_true[b, j], y_pred[b, j], lane)
+            per_sample[b] = inner_sum(terms) / cast(n_outputs, y_pred) * weights[b]
+
+    output_means.__name__ = output_means.__qualname__ = f"{loss.name}_output_means"
+    output_means = _jit(output_means)
+
     def loss_pass(y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet):
         rows, n_outputs = y_pred.shape
         end = rows * n_outputs - (rows * n_outputs) % packet if packet else 0
@@ -252,6 +269,8 @@ def _loss_pass_for(loss):
                 if with_gradient:
                     delta[b, j] = term_grad(y_true[b, j], y_pred[b, j], scale, lane)
             per_sample[b] = acc / cast(n_outputs, y_pred) * weights[b]
+        if packet and n_outputs >= packet:
+            output_means(y_true, y_pred, weights, per_sample, packet)
 
     loss_pass.__name__ = loss_pass.__qualname__ = f"{loss.name}_pass"
     return _inline(loss_pass) if loss.targets == "values" else _jit(loss_pass)  # label losses: called, as row losses
@@ -275,27 +294,41 @@ def _metric_pass_for(rule):
     value, sample, row = rule.value, rule.sample, rule.row
 
     if row is not None:
-        def metric_pass(y_true, y_pred, threshold, per_sample):
+        def metric_pass(y_true, y_pred, threshold, per_sample, packet):
             for b in range(y_pred.shape[0]):
                 per_sample[b] = row(y_true[b], y_pred[b])
-    elif rule.thresholded:
-        def metric_pass(y_true, y_pred, threshold, per_sample):
-            rows, n_outputs = y_pred.shape
-            for b in range(rows):
-                acc = cast(0, y_pred)
-                for j in range(n_outputs):
-                    term = value(y_true[b, j], y_pred[b, j], threshold)
-                    acc = term if j == 0 else acc + term
-                per_sample[b] = sample(acc / cast(n_outputs, y_pred))
     else:
-        def metric_pass(y_true, y_pred, threshold, per_sample):
+        if rule.thresholded:
+            def term(y_true, y_pred, threshold):
+                return value(y_true, y_pred, threshold)
+        else:
+            def term(y_true, y_pred, threshold):
+                return value(y_true, y_pred)
+        term = _inline(term)
+
+        def output_means(y_true, y_pred, threshold, per_sample):
+            # tf.reduce_mean's order, for rows of a whole packet or more (the loss pass's output_means)
             rows, n_outputs = y_pred.shape
+            terms = np.empty(n_outputs, y_pred.dtype)
             for b in range(rows):
-                acc = cast(0, y_pred)
                 for j in range(n_outputs):
-                    term = value(y_true[b, j], y_pred[b, j])
-                    acc = term if j == 0 else acc + term
-                per_sample[b] = sample(acc / cast(n_outputs, y_pred))
+                    terms[j] = term(y_true[b, j], y_pred[b, j], threshold)
+                per_sample[b] = sample(inner_sum(terms) / cast(n_outputs, y_pred))
+
+        output_means.__name__ = output_means.__qualname__ = f"{rule.name}_output_means"
+        output_means = _jit(output_means)
+
+        def metric_pass(y_true, y_pred, threshold, per_sample, packet):
+            rows, n_outputs = y_pred.shape
+            if packet and n_outputs >= packet:
+                output_means(y_true, y_pred, threshold, per_sample)
+            else:
+                for b in range(rows):
+                    acc = cast(0, y_pred)
+                    for j in range(n_outputs):
+                        t = term(y_true[b, j], y_pred[b, j], threshold)
+                        acc = t if j == 0 else acc + t
+                    per_sample[b] = sample(acc / cast(n_outputs, y_pred))
 
     metric_pass.__name__ = metric_pass.__qualname__ = f"{rule.name}_pass"
     return _inline(metric_pass)
@@ -305,13 +338,13 @@ _METRIC_PASSES = [_metric_pass_for(rule) for rule in metric_table.METRICS]
 _LINEAR = activations.LINEAR.id
 
 
-def _metric_pass(metric, y_true, y_pred, threshold, per_sample):
-    """Compiled code only: the per-sample pass of metric ``metric`` (an id)."""
+def _metric_pass(metric, y_true, y_pred, threshold, per_sample, packet):
+    """Compiled code only: the per-sample pass of metric ``metric`` (an id); ``packet`` as the loss pass's."""
 
 
 @overload(_metric_pass, inline="always", jit_options={"cache": True, "error_model": "numpy"})
-def _metric_pass_numba(metric, y_true, y_pred, threshold, per_sample):
-    return switch("metric_pass", _METRIC_PASSES, ["y_true", "y_pred", "threshold", "per_sample"], "metric")
+def _metric_pass_numba(metric, y_true, y_pred, threshold, per_sample, packet):
+    return switch("metric_pass", _METRIC_PASSES, ["y_true", "y_pred", "threshold", "per_sample", "packet"], "metric")
 
 
 @_inline
@@ -330,8 +363,9 @@ def _accumulate_metrics(profile, metrics, fused, y_true, y_pred, weights, predic
         else:
             _activate_unfused(profile, metrics.activation, predictions, 0.0, 0.0, 0.0)
         y_pred = predictions
+    packet = 0 if profile == 0 else 32 // y_pred.itemsize  # the tensorflow profiles: Eigen's 256-bit packets
     for k in range(metrics.ids.shape[0]):
-        _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample)
+        _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample, packet)
         if metrics.weighted[k]:
             for b in range(per_sample.shape[0]):
                 per_sample[b] = per_sample[b] * weights[b]

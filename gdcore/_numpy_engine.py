@@ -108,7 +108,8 @@ def accumulate_metrics(metrics, y_true: np.ndarray, y_pred: np.ndarray, profile,
     if len(metrics.ids) and metrics.activation != activations.LINEAR.id:
         y_pred = profile.activate(activations.BY_ID[int(metrics.activation)], y_pred, fused=fused)
     for k, metric_id in enumerate(metrics.ids):
-        values = metric_table.per_sample(metric_table.BY_ID[int(metric_id)], y_true, y_pred, metrics.thresholds[k])
+        values = metric_table.per_sample(metric_table.BY_ID[int(metric_id)], y_true, y_pred, metrics.thresholds[k],
+                                         losses.packet_width(profile, y_pred.dtype))
         if metrics.weighted[k]:
             sums[k, 0] = sums[k, 0] + profile.sum_vector(values * weights)
             sums[k, 1] = sums[k, 1] + profile.sum_vector(weights)

@@ -54,10 +54,11 @@ import numpy as np
 from gdcore._dtype import cast, jitable, libm_exp, libm_log, libm_log1p, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
-from gdcore.numerics.eigen_reductions import inner_sum
+from gdcore.numerics.eigen_reductions import inner_sum, mean_over_outputs
 # Keras exports the per-sample functions as losses and as metrics: one definition, in gdcore.metrics,
 # and so are the elementwise errors both tables use.
-from gdcore.metrics import absolute_error, mean_absolute_error, mean_squared_error, squared_error  # noqa: F401
+from gdcore.metrics import (absolute_error, mean_absolute_error, mean_absolute_percentage_error,  # noqa: F401
+                            mean_squared_error, mean_squared_logarithmic_error, squared_error)
 
 
 @jitable
@@ -478,7 +479,7 @@ def _call_weights(sample_weight, rows: int, dtype) -> np.ndarray:
     return np.ascontiguousarray(weights)
 
 
-def _packet(profile, dtype) -> int:
+def packet_width(profile, dtype) -> int:
     """The SIMD width whose packets the profile's transcendental ops follow (0: plain, no positions)."""
     return eigen.packet_size(dtype) if profile is not None and profile.name == "tensorflow" else 0
 
@@ -488,7 +489,7 @@ def _rows(loss: Loss, profile, y_true, y_pred, delta, scales, with_gradient) -> 
     rows, k = y_pred.shape
     lanes = np.empty(k + 1, np.int8)
     values = np.empty(rows, y_pred.dtype)
-    packet = _packet(profile, y_pred.dtype)
+    packet = packet_width(profile, y_pred.dtype)
     for b in range(rows):
         fill_lanes(lanes, b, rows, packet)
         values[b] = loss.row(y_true, y_pred, delta, b, scales[b], with_gradient, lanes, packet)
@@ -497,7 +498,7 @@ def _rows(loss: Loss, profile, y_true, y_pred, delta, scales, with_gradient) -> 
 
 def _elementwise(function, profile, *arrays):
     """``function(*arrays, lane)`` of an entry with ``lanes``: PACKET on the first ``n - n % P`` elements (C order), TAIL after."""
-    packet = _packet(profile, arrays[1].dtype)
+    packet = packet_width(profile, arrays[1].dtype)
     if not packet:
         return function(*arrays, PLAIN)
     shape = arrays[1].shape
@@ -510,7 +511,7 @@ def _elementwise(function, profile, *arrays):
 
 
 def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:
-    """Per-sample loss: the mean over the last axis, summed front to back (a plain division for one output); a row loss's value.
+    """Per-sample loss: the mean over the last axis (:func:`~gdcore.numerics.eigen_reductions.mean_over_outputs`); a row loss's value.
 
     With ``sample_weight`` (shape (B,)), each times its weight, :math:`\\mathrm{fl}(\\ell_b w_b)`, as Keras weighs it.
     ``profile`` decides how the transcendental ops are evaluated (:func:`fill_lanes`).
@@ -519,7 +520,7 @@ def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, samp
         values = _rows(loss, profile, y_true, y_pred, np.empty_like(y_pred), np.ones(len(y_pred), y_pred.dtype), False)
     else:
         values = _elementwise(loss.value, profile, y_true, y_pred) if loss.lanes else loss.value(y_true, y_pred)
-        values = np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values)
+        values = mean_over_outputs(values, packet_width(profile, values.dtype))
     return values if sample_weight is None else values * sample_weight
 
 
@@ -712,13 +713,16 @@ def training_loss(loss: Loss, output_activation: str) -> Loss:
     return loss
 
 
-def prepare_targets(loss: Loss, y: np.ndarray, n_outputs: int, dtype, name: str = "y") -> np.ndarray:
+def prepare_targets(loss: Loss, y: np.ndarray, n_outputs: int, dtype, name: str = "y",
+                    labels: bool = True) -> np.ndarray:
     """``y`` as the engines take it for ``loss``, shape (n, n_outputs), checked; label smoothing applied as Keras does.
 
     Binary targets must be 0 or 1, one-hot rows must sum to 1 (within 1e-6),
     sparse targets must be integers in ``[0, n_outputs)`` and are expanded to
     one-hot rows. Keras itself accepts any of these and returns a number; a
     classifier's labels outside those sets are a mistake, refused here.
+    ``labels=False`` (Keras's loss functions on arrays) takes any finite binary
+    or categorical targets, soft labels included, as Keras computes with them.
     """
     dtype = np.dtype(dtype)
     raw = np.asarray(y)
@@ -738,7 +742,12 @@ def prepare_targets(loss: Loss, y: np.ndarray, n_outputs: int, dtype, name: str 
     array = np.asarray(raw, dtype=dtype)
     if array.ndim == 1 and n_outputs == 1:
         array = array[:, None]
-    if loss.targets == "one_hot":
+    if not labels and loss.targets in ("binary", "one_hot"):
+        if array.shape != (array.shape[0], n_outputs):
+            raise ValueError(f"{name} has shape {array.shape} but y_pred has {n_outputs} outputs per sample")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} must be finite, got {array[~np.isfinite(array)][0].item()!r}")
+    elif loss.targets == "one_hot":
         if array.ndim != 2 or array.shape[1] != n_outputs:
             raise ValueError(f"{name} must be one-hot, shape (n_samples, {n_outputs}), for {loss.keras}; got shape "
                              f"{array.shape} (for class indices use sparse_categorical_crossentropy)")
@@ -748,7 +757,7 @@ def prepare_targets(loss: Loss, y: np.ndarray, n_outputs: int, dtype, name: str 
             row = int(np.flatnonzero(bad)[0])
             raise ValueError(f"{name} rows must be one-hot (or probabilities summing to 1) for {loss.keras}; row "
                              f"{row} is {array[row].tolist()} (sum {sums[row].item()!r})")
-    if loss.targets == "binary":
+    if loss.targets == "binary" and labels:
         bad = (array != 0) & (array != 1)
         if bad.any():
             raise ValueError(f"{name} must hold 0/1 labels for {loss.keras}; got {array[bad][0].item()!r} (at index "
@@ -769,3 +778,86 @@ def get(identifier) -> Loss:
     if identifier is None:
         raise ValueError("loss is required: pass e.g. loss='mse' to compile()")
     return lookup(BY_NAME, identifier, "loss")
+
+
+# --- Keras's loss functions on arrays: keras.losses.binary_crossentropy(y_true, y_pred, ...) and the others -------
+
+
+def _per_sample_along(loss: Loss, y_true, y_pred, axis) -> np.ndarray:
+    """Keras's function form: each sample's loss, ``loss``'s mean (or row value) along ``axis`` of ``y_pred``.
+
+    ``y_pred`` keeps a float32/float64 array's dtype, anything else becomes
+    ``floatx()``; the result has ``y_pred``'s shape without ``axis`` (a
+    number for a 1-D ``y_pred``: one sample). The profile of
+    ``gdcore.config.numerics()`` evaluates it.
+    """
+    from gdcore import config
+    from gdcore.numerics import get_profile
+
+    predictions = np.asarray(y_pred)
+    dtype = predictions.dtype if predictions.dtype in (np.float32, np.float64) and isinstance(
+        y_pred, (np.ndarray, np.generic)) else np.dtype(config.floatx())
+    predictions = predictions.astype(dtype, copy=False)
+    if predictions.ndim == 0:
+        raise ValueError("y_pred must have at least one axis (the outputs of a sample), got a number")
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) or \
+            not -predictions.ndim <= axis < predictions.ndim:
+        raise ValueError(f"axis must be an axis of y_pred (ndim {predictions.ndim}), got {axis!r}")
+    predictions = np.moveaxis(predictions, axis, -1)
+    targets = np.asarray(y_true)
+    if loss.targets != "sparse":
+        targets = np.moveaxis(np.broadcast_to(targets, np.shape(np.moveaxis(np.asarray(y_pred), axis, -1))) if
+                              targets.ndim == 0 else targets, axis if targets.ndim == np.ndim(y_pred) else -1, -1)
+    if not np.all(np.isfinite(predictions)):
+        raise ValueError("y_pred must be finite (no NaN or infinity)")
+    leading, k = predictions.shape[:-1], predictions.shape[-1]
+    rows = np.ascontiguousarray(predictions.reshape(-1, k))
+    if loss.targets == "sparse":
+        if targets.shape != leading and targets.shape != (*leading, 1):
+            raise ValueError(f"y_true must hold one class index per sample, shape {leading}, got {targets.shape}")
+        targets = targets.reshape(-1)
+    else:
+        if targets.shape != predictions.shape:
+            raise ValueError(f"y_true has shape {np.shape(y_true)} but y_pred has shape {np.shape(y_pred)}")
+        targets = targets.reshape(-1, k)
+    targets = prepare_targets(loss, targets, k, dtype, "y_true", labels=loss.targets == "sparse")
+    values = per_sample(loss, get_profile(config.numerics()), np.ascontiguousarray(targets), rows)
+    return values.reshape(leading) if leading else values[0]
+
+
+def _flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    r"""Keras's ``keras.losses.binary_crossentropy``: each sample's mean over ``axis`` of :math:`-(y\log\bar p + (1-y)\log(1-\bar p))`.
+
+    Probabilities are clipped to :math:`[\epsilon, 1-\epsilon]`; with
+    ``from_logits`` the logits formula. Soft targets are taken as Keras takes
+    them (the loss classes in ``fit`` refuse anything but 0/1).
+    """
+    loss = BinaryCrossentropy(_flag(from_logits, "from_logits"), label_smoothing, reduction="none")
+    return _per_sample_along(loss, y_true, y_pred, axis)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    r"""Keras's ``keras.losses.categorical_crossentropy``: each sample's :math:`-\sum_j y_j \log p_j` along ``axis``.
+
+    Probabilities are normalised by their sum and clipped; with ``from_logits``
+    TensorFlow's softmax cross-entropy kernel. Soft targets as Keras takes them.
+    """
+    loss = CategoricalCrossentropy(_flag(from_logits, "from_logits"), label_smoothing, reduction="none")
+    return _per_sample_along(loss, y_true, y_pred, axis)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    r"""Keras's ``keras.losses.sparse_categorical_crossentropy``: class indices ``y_true``, each sample's loss.
+
+    ``ignore_class`` (Keras's masking of one label) is not supported: give None.
+    """
+    if ignore_class is not None:
+        raise NotImplementedError("sparse_categorical_crossentropy(ignore_class=...) is not supported: give None")
+    loss = SparseCategoricalCrossentropy(_flag(from_logits, "from_logits"), reduction="none")
+    return _per_sample_along(loss, y_true, y_pred, axis)

@@ -75,6 +75,8 @@ from typing import Callable
 import numpy as np
 
 from gdcore._dtype import cast, jitable, libm_log
+from gdcore.numerics import eigen
+from gdcore.numerics.eigen_reductions import mean_over_outputs
 
 #: Keras's ``backend.epsilon()``.
 EPSILON = 1e-7
@@ -191,12 +193,16 @@ class MetricRule:
         return f"MetricRule({self.name!r})"
 
 
-def per_sample(rule: MetricRule, y_true: np.ndarray, y_pred: np.ndarray, threshold=0.5) -> np.ndarray:
-    """:math:`m_b`, shape (B,): the mean over the last axis summed front to back, then ``rule.sample``."""
+def per_sample(rule: MetricRule, y_true: np.ndarray, y_pred: np.ndarray, threshold=0.5, packet: int = 0) -> np.ndarray:
+    """:math:`m_b`, shape (B,): the mean over the last axis, then ``rule.sample``.
+
+    ``packet``: 0 sums each row front to back (plain), the SIMD width sums it in
+    ``tf.reduce_mean``'s order (the tensorflow profile, :func:`mean_over_outputs`).
+    """
     if rule.row is not None:
         return rule.value(y_true, y_pred)
     values = rule.value(y_true, y_pred, cast(threshold, y_pred)) if rule.thresholded else rule.value(y_true, y_pred)
-    return rule.sample(np.cumsum(values, axis=1)[:, -1] / cast(values.shape[1], values))
+    return rule.sample(mean_over_outputs(values, packet))
 
 
 MEAN_SQUARED_ERROR = MetricRule("mean_squared_error", "MeanSquaredError", squared_error, r"m_b = e_b^2",
@@ -337,17 +343,38 @@ _CLASSES = {cls.rule: cls for cls in (MeanSquaredError, MeanAbsoluteError, MeanA
 
 def _per_sample_function(rule: MetricRule) -> Callable:
     def function(y_true, y_pred, **options):
-        y_pred = np.asarray(y_pred, dtype=np.result_type(np.asarray(y_pred).dtype, np.float32))
-        if y_pred.ndim == 1:
-            y_pred = y_pred[:, None]
+        from gdcore import config
+        from gdcore.numerics import get_profile
+
+        predictions = np.asarray(y_pred)
+        if predictions.dtype.kind not in "biuf":
+            raise TypeError(f"y_pred must be numbers, got an array of dtype {predictions.dtype}")
+        # Keras's dtypes: a float32/float64 array keeps its own, anything else (lists, integers) is floatx
+        dtype = predictions.dtype if predictions.dtype in (np.float32, np.float64) and isinstance(
+            y_pred, (np.ndarray, np.generic)) else np.dtype(config.floatx())
+        if predictions.ndim == 0:
+            raise ValueError(f"{rule.name}: y_pred must have at least one axis (a sample's outputs), got a number")
+        leading = predictions.shape[:-1]  # Keras reduces the last axis: a 1-D y_pred is one sample
+        predictions = predictions.astype(dtype).reshape(-1, predictions.shape[-1])
         if rule.targets == ("sparse",):
-            labels = np.asarray(y_true).reshape(len(y_pred))
-            y_true = np.eye(y_pred.shape[1], dtype=y_pred.dtype)[labels.astype(np.int64)]
-        y_true = np.asarray(y_true, dtype=y_pred.dtype).reshape(y_pred.shape)
+            labels = np.asarray(y_true).reshape(len(predictions))
+            y_true = np.eye(predictions.shape[1], dtype=dtype)[labels.astype(np.int64)]
+        y_true = np.broadcast_to(np.asarray(y_true, dtype=dtype), np.shape(y_pred)).reshape(predictions.shape)
         threshold = BinaryAccuracy(threshold=options.pop("threshold", 0.5)).threshold if rule.thresholded else 0.5
         if options:
             raise TypeError(f"{rule.name}() got unexpected keyword arguments {sorted(options)}")
-        return per_sample(rule, y_true, y_pred, np.float32(threshold))
+        if rule.row is None and rule.direction == "up":
+            # Keras's accuracy and binary_accuracy return each element's match, unreduced, in floatx (its Mean
+            # metric averages them per sample in fit)
+            matches = rule.value(y_true, predictions, cast(np.float32(threshold), predictions)) if rule.thresholded \
+                else rule.value(y_true, predictions)
+            return matches.astype(config.floatx()).reshape(np.shape(y_pred))
+        packet = eigen.packet_size(dtype) if get_profile(config.numerics()).name == "tensorflow" else 0
+        values = per_sample(rule, np.ascontiguousarray(y_true), np.ascontiguousarray(predictions), np.float32(threshold),
+                            packet)
+        if rule.row is not None:
+            values = values.astype(config.floatx())  # Keras casts its argmax matches to floatx
+        return values.reshape(leading) if leading else values[0]
 
     function.__name__ = function.__qualname__ = rule.name
     function.__doc__ = f"Keras's ``keras.metrics.{rule.name}``: the per-sample value, ${rule.formula}$ (mean over the last axis)."

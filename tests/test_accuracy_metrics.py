@@ -43,8 +43,8 @@ def test_accuracy_functions_by_hand():
     # binary: [0.7 > 0.5] = 1 = y, [0.2 > 0.5] = 0 = y, [0.4 > 0.5] = 0 != 1
     assert metrics.binary_accuracy([1, 0, 1], [0.7, 0.2, 0.4]).tolist() == [1, 1, 0]
     assert metrics.binary_accuracy([1, 0, 1], [0.7, 0.2, 0.4], threshold=0.3).tolist() == [1, 1, 1]
-    # two outputs per sample: the mean over them
-    assert metrics.binary_accuracy([[1, 0]], [[0.9, 0.9]]).tolist() == [0.5]
+    # two outputs per sample: each element's match, as Keras's function returns them (fit's Mean averages them)
+    assert metrics.binary_accuracy([[1, 0]], [[0.9, 0.9]]).tolist() == [[1.0, 0.0]]
     # argmax: first maximum on ties (the second row's 0.5, 0.5 picks class 1)
     assert metrics.categorical_accuracy([[0, 1, 0], [0, 1, 0]], [[0.2, 0.8, 0.0], [0.0, 0.5, 0.5]]).tolist() == [1, 1]
     assert metrics.sparse_categorical_accuracy([2, 0], [[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3]]).tolist() == [1, 1]
@@ -66,10 +66,9 @@ def test_accuracy_functions_match_keras(dtype):
     binary = rng.integers(0, 2, (64, 3)).astype(dtype)
     with keras_dtype(dtype) as keras:
         for threshold in (0.5, 0.7, 0.0):
-            theirs = keras.metrics.binary_accuracy(binary, scores, threshold=threshold)
-            theirs = np.mean(np.asarray(theirs), axis=-1)  # what Keras's Mean does with the (B, 3) matches
+            theirs = np.asarray(keras.metrics.binary_accuracy(binary, scores, threshold=threshold))
             mine = metrics.binary_accuracy(binary, scores, threshold=threshold)
-            assert mine.tolist() == theirs.tolist(), threshold
+            assert mine.dtype == np.dtype(gdcore.config.floatx()) and mine.tolist() == theirs.tolist(), threshold
         one_hot = np.eye(4, dtype=dtype)[labels]
         assert metrics.categorical_accuracy(one_hot, probabilities).tolist() == \
             np.asarray(keras.metrics.categorical_accuracy(one_hot, probabilities)).tolist()

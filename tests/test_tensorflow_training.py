@@ -179,3 +179,29 @@ def test_training_is_bit_identical_to_keras(case, dtype, data):
     assert difference is None, (
         "epoch {}: {} differs, gdcore {} vs keras {} ({} ulp)".format(*difference)
     )
+
+
+# Keras reports a per-sample loss or metric as ops.mean(..., axis=-1): tf.reduce_mean, Eigen's inner-most sum of
+# the outputs, which differs from a front-to-back sum once a row holds a whole packet (8 float32, 4 float64 outputs).
+# The weights never depended on it (the mean's gradient is 1/N per output); the history did, by an ulp.
+WIDE = {"float32-9-mse": ("float32", 9, "mse", None), "float64-5-mse": ("float64", 5, "mse", None),
+        "float64-5-binary_crossentropy": ("float64", 5, "binary_crossentropy", "sigmoid"),
+        "float32-16-mae": ("float32", 16, "mae", "tanh")}
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+@pytest.mark.parametrize("case", list(WIDE))
+def test_wide_outputs_report_the_loss_and_metrics_keras_reports(case, engine):
+    dtype, units, loss, activation = WIDE[case]
+    rng = np.random.default_rng(units)
+    x = rng.standard_normal((40, 2))
+    y = (rng.standard_normal((40, units)) > 0).astype(float) if loss == "binary_crossentropy" else \
+        rng.standard_normal((40, units))
+    model = gdcore.Sequential([gdcore.Input(shape=(2,)), gdcore.layers.Dense(units, activation=activation)],
+                              dtype=dtype, numerics="tensorflow", engine=engine, seed=0)
+    model.compile(optimizer=gdcore.optimizers.SGD(learning_rate=0.1), loss=loss, metrics=["mae", "mse"])
+    arguments = {"orders": epoch_orders(len(x), 4, seed=0), "batch_size": 16, "validation_data": (x[:12], y[:12])}
+    mine = run_gdcore(model, x, y, **arguments)
+    theirs = run_keras(model, x, y, **arguments)
+    difference = _first_difference(mine, theirs)
+    assert difference is None, "epoch {}: {} differs, gdcore {} vs keras {} ({} ulp)".format(*difference)

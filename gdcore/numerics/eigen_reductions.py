@@ -80,6 +80,20 @@ def reduce_sum_rows(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def mean_over_outputs(values: np.ndarray, packet: int) -> np.ndarray:
+    """Each row's mean of a (B, N) array: Keras's ``ops.mean(..., axis=-1)`` of per-element losses and metrics.
+
+    ``tf.reduce_mean`` sums a row in Eigen's inner-most order and divides by
+    N (``packet`` > 0, the tensorflow profile); the plain profile sums front
+    to back. The two differ once a row holds a whole packet (8 float32, 4 float64).
+    """
+    if packet and values.shape[1] >= packet:
+        totals = np.array([_eigen_sum(np.ascontiguousarray(row)) for row in values], dtype=values.dtype)
+    else:
+        totals = np.cumsum(values, axis=1)[:, -1]
+    return totals / cast(values.shape[1], values)
+
+
 def sum_vector(values: np.ndarray):
     """``tf.reduce_sum`` of a 1-D array: Eigen's inner-most vectorised reduction."""
     return _eigen_sum(values)
