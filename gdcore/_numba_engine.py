@@ -28,6 +28,7 @@ from gdcore._dispatch import switch
 from gdcore._dtype import cast, jitable
 from gdcore.numerics import PROFILE_IDS, _plain, _tensorflow
 from gdcore.numerics.eigen_reductions import inner_sum
+from gdcore.numerics.lanes import lane_of
 from gdcore.numerics.machine import Caches
 
 _jit = njit(cache=True, error_model="numpy", nogil=True)
@@ -298,21 +299,25 @@ def _metric_pass_for(rule):
             for b in range(y_pred.shape[0]):
                 per_sample[b] = row(y_true[b], y_pred[b])
     else:
-        if rule.thresholded:
-            def term(y_true, y_pred, threshold):
+        if rule.lanes:
+            def term(y_true, y_pred, threshold, lane):
+                return value(y_true, y_pred, lane)
+        elif rule.thresholded:
+            def term(y_true, y_pred, threshold, lane):
                 return value(y_true, y_pred, threshold)
         else:
-            def term(y_true, y_pred, threshold):
+            def term(y_true, y_pred, threshold, lane):
                 return value(y_true, y_pred)
         term = _inline(term)
 
-        def output_means(y_true, y_pred, threshold, per_sample):
+        def output_means(y_true, y_pred, threshold, per_sample, packet):
             # tf.reduce_mean's order, for rows of a whole packet or more (the loss pass's output_means)
             rows, n_outputs = y_pred.shape
+            end = rows * n_outputs - (rows * n_outputs) % packet
             terms = np.empty(n_outputs, y_pred.dtype)
             for b in range(rows):
                 for j in range(n_outputs):
-                    terms[j] = term(y_true[b, j], y_pred[b, j], threshold)
+                    terms[j] = term(y_true[b, j], y_pred[b, j], threshold, lane_of(b * n_outputs + j, end, packet))
                 per_sample[b] = sample(inner_sum(terms) / cast(n_outputs, y_pred))
 
         output_means.__name__ = output_means.__qualname__ = f"{rule.name}_output_means"
@@ -321,12 +326,13 @@ def _metric_pass_for(rule):
         def metric_pass(y_true, y_pred, threshold, per_sample, packet):
             rows, n_outputs = y_pred.shape
             if packet and n_outputs >= packet:
-                output_means(y_true, y_pred, threshold, per_sample)
+                output_means(y_true, y_pred, threshold, per_sample, packet)
             else:
+                end = rows * n_outputs - (rows * n_outputs) % packet if packet else 0
                 for b in range(rows):
                     acc = cast(0, y_pred)
                     for j in range(n_outputs):
-                        t = term(y_true[b, j], y_pred[b, j], threshold)
+                        t = term(y_true[b, j], y_pred[b, j], threshold, lane_of(b * n_outputs + j, end, packet))
                         acc = t if j == 0 else acc + t
                     per_sample[b] = sample(acc / cast(n_outputs, y_pred))
 

@@ -51,10 +51,12 @@ from typing import Callable
 
 import numpy as np
 
-from gdcore._dtype import cast, jitable, libm_exp, libm_log, libm_log1p, where
+from gdcore._dtype import cast, jitable, libm_exp, libm_log, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
 from gdcore.numerics.eigen_reductions import inner_sum, mean_over_outputs
+from gdcore.numerics.lanes import PACKET, PLAIN, TAIL, elementwise  # noqa: F401 (the engines read the lanes here)
+from gdcore.numerics.lanes import exp_at as _exp, log1p_at as _log1p, log_at as _log, reciprocal_at as _reciprocal
 # Keras exports the per-sample functions as losses and as metrics: one definition, in gdcore.metrics,
 # and so are the elementwise errors both tables use.
 from gdcore.metrics import (absolute_error, mean_absolute_error, mean_absolute_percentage_error,  # noqa: F401
@@ -75,45 +77,11 @@ def absolute_error_grad(y_true, y_pred, scale):
 
 EPSILON = 1e-7
 
-# --- how TensorFlow evaluates a transcendental op at an element: its lane --------------
+# --- how TensorFlow evaluates a transcendental op at an element: its lane (gdcore.numerics.lanes) ------
 #
-# TensorFlow's Exp, Log, Log1p and (float32) Reciprocal kernels run Eigen's packet
-# formulas on whole SIMD packets from the start of the flattened tensor and its
-# scalar path (the C library) on the last n % P elements, P = 8 float32 or 4
-# float64 (gdcore.numerics.eigen). A loss evaluates each element in a lane: PLAIN
-# (the C library, the "plain" profile), PACKET or TAIL (the "tensorflow"
-# profile). Every op of a cross-entropy's graph acts on the (B, N) output
-# tensor, so an element's lane is its position there (:func:`fill_lanes`);
-# only the softmax kernels' log of the row sums acts on a (B,) vector.
-
-PLAIN, PACKET, TAIL = 0, 1, 2
-_eigen_exp, _eigen_exp_tail = jitable(eigen.exp), jitable(eigen.exp_scalar)
-_eigen_log, _eigen_log1p = jitable(eigen.log), jitable(eigen.log1p)
-_eigen_log1p_tail, _eigen_reciprocal = jitable(eigen.log1p_scalar), jitable(eigen.reciprocal)
-
-
-@jitable
-def _exp(x, lane):
-    if lane == PACKET:
-        return _eigen_exp(x)
-    return _eigen_exp_tail(x) if lane == TAIL else libm_exp(x)
-
-
-@jitable
-def _log(x, lane):
-    return _eigen_log(x) if lane == PACKET else libm_log(x)  # Eigen's scalar log is the C library's
-
-
-@jitable
-def _log1p(x, lane):
-    if lane == PACKET:
-        return _eigen_log1p(x)
-    return _eigen_log1p_tail(x) if lane == TAIL else libm_log1p(x)
-
-
-@jitable
-def _reciprocal(x, lane):
-    return _eigen_reciprocal(x) if lane == PACKET else cast(1, x) / x
+# Every op of a cross-entropy's graph acts on the (B, N) output tensor, so an
+# element's lane is its position there (:func:`fill_lanes`); only the softmax
+# kernels' log of the row sums acts on a (B,) vector.
 
 
 @jitable
@@ -497,17 +465,8 @@ def _rows(loss: Loss, profile, y_true, y_pred, delta, scales, with_gradient) -> 
 
 
 def _elementwise(function, profile, *arrays):
-    """``function(*arrays, lane)`` of an entry with ``lanes``: PACKET on the first ``n - n % P`` elements (C order), TAIL after."""
-    packet = packet_width(profile, arrays[1].dtype)
-    if not packet:
-        return function(*arrays, PLAIN)
-    shape = arrays[1].shape
-    flat = [np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1) for a in arrays]
-    end = flat[1].size - flat[1].size % packet
-    out = np.empty_like(flat[1])
-    out[:end] = function(*(f[:end] for f in flat), PACKET)
-    out[end:] = function(*(f[end:] for f in flat), TAIL)
-    return out.reshape(shape)
+    """``function(*arrays, lane)`` of an entry with ``lanes``, each element in its lane (:func:`gdcore.numerics.lanes.elementwise`)."""
+    return elementwise(function, packet_width(profile, arrays[1].dtype), *arrays)
 
 
 def per_sample(loss: Loss, profile, y_true: np.ndarray, y_pred: np.ndarray, sample_weight=None) -> np.ndarray:

@@ -62,21 +62,24 @@ classes below (``name=`` sets the history key) and the per-sample functions
 (``gdcore.losses.mean_absolute_error``); the history key is the string as
 given, or the object's name, as Keras 3 forms it.
 
-The MSLE's logarithm is the C library's ``log``/``logf`` in both engines
-(:func:`libm_log`), so that they agree to the bit.
+The MSLE's logarithm is TensorFlow's ``Log`` at the element's position
+under ``numerics="tensorflow"`` (Eigen's packet ``plog`` or the C library's
+``log``, :mod:`gdcore.numerics.lanes`), the C library's in the plain profile:
+the same function in both engines, so that they agree to the bit.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Callable
 
 import numpy as np
 
-from gdcore._dtype import cast, jitable, libm_log
+from gdcore._dtype import cast, jitable
 from gdcore.numerics import eigen
 from gdcore.numerics.eigen_reductions import mean_over_outputs
+from gdcore.numerics.lanes import elementwise, log1p_at, log_at
 
 #: Keras's ``backend.epsilon()``.
 EPSILON = 1e-7
@@ -99,10 +102,19 @@ def absolute_percentage_error(y_true, y_pred):
 
 
 @jitable
-def squared_logarithmic_error(y_true, y_pred):
-    one = cast(1, y_pred)
-    error = libm_log(np.maximum(y_pred, cast(EPSILON, y_pred)) + one) - \
-        libm_log(np.maximum(y_true, cast(EPSILON, y_true)) + one)
+def squared_logarithmic_error(y_true, y_pred, lane):
+    # Keras: log(maximum(y, epsilon) + 1) with epsilon a float32 tensor (fl32(1e-7) in float64 too). In fit's graph
+    # TensorFlow's optimizer rewrites Log(x + 1) as Log1p(x), evaluated at the element's position in the (B, N)
+    # tensor (gdcore.numerics.lanes); called eagerly, Keras's function runs Log(x + 1) (eager_squared_logarithmic_error).
+    epsilon = cast(np.float32(EPSILON), y_pred)
+    error = log1p_at(np.maximum(y_pred, epsilon), lane) - log1p_at(np.maximum(y_true, epsilon), lane)
+    return error * error
+
+
+def eager_squared_logarithmic_error(y_true, y_pred, lane):
+    """Keras's ``mean_squared_logarithmic_error`` called on arrays: its ``Log(x + 1)``, no graph to rewrite it."""
+    one, epsilon = cast(1, y_pred), cast(np.float32(EPSILON), y_pred)
+    error = log_at(np.maximum(y_pred, epsilon) + one, lane) - log_at(np.maximum(y_true, epsilon) + one, lane)
     return error * error
 
 
@@ -171,6 +183,10 @@ class MetricRule:
     batch in NumPy. ``targets`` are the loss target kinds
     (:class:`gdcore.losses.Loss`) whose labels the metric reads as Keras does;
     ``direction`` is whether larger is better (``"up"``, Keras's ``_direction``).
+    ``lanes``: ``value(y_true, y_pred, lane)`` evaluates a transcendental op
+    by the element's position, as TensorFlow does (:mod:`gdcore.numerics.lanes`).
+    ``eager_value``: what Keras's function computes when called on arrays, where
+    ``value`` (fit's graph, after TensorFlow's rewrites) differs from it.
     """
 
     name: str
@@ -184,6 +200,8 @@ class MetricRule:
     row: Callable | None = None
     targets: tuple[str, ...] = ("values", "binary", "one_hot")
     direction: str = "down"
+    lanes: bool = False
+    eager_value: Callable | None = None
 
     @cached_property  # a position in an immutable table: looked up once (== compares every field)
     def id(self) -> int:
@@ -201,7 +219,12 @@ def per_sample(rule: MetricRule, y_true: np.ndarray, y_pred: np.ndarray, thresho
     """
     if rule.row is not None:
         return rule.value(y_true, y_pred)
-    values = rule.value(y_true, y_pred, cast(threshold, y_pred)) if rule.thresholded else rule.value(y_true, y_pred)
+    if rule.lanes:
+        values = elementwise(rule.value, packet, y_true, y_pred)
+    elif rule.thresholded:
+        values = rule.value(y_true, y_pred, cast(threshold, y_pred))
+    else:
+        values = rule.value(y_true, y_pred)
     return rule.sample(mean_over_outputs(values, packet))
 
 
@@ -214,7 +237,8 @@ MEAN_ABSOLUTE_PERCENTAGE_ERROR = MetricRule(
     r"m_b = 100\,|e_b / \max(|y_b|, \epsilon)|", sample=percent, aliases=("mape",))
 MEAN_SQUARED_LOGARITHMIC_ERROR = MetricRule(
     "mean_squared_logarithmic_error", "MeanSquaredLogarithmicError", squared_logarithmic_error,
-    r"m_b = (\log(\max(\hat y_b, \epsilon) + 1) - \log(\max(y_b, \epsilon) + 1))^2", aliases=("msle",))
+    r"m_b = (\log(\max(\hat y_b, \epsilon) + 1) - \log(\max(y_b, \epsilon) + 1))^2", aliases=("msle",), lanes=True,
+    eager_value=eager_squared_logarithmic_error)
 ROOT_MEAN_SQUARED_ERROR = MetricRule("root_mean_squared_error", "RootMeanSquaredError", squared_error,
                                      r"m_b = e_b^2,\ \text{result} = \sqrt{\text{total}/\text{count}}",
                                      result=root_of_mean)
@@ -370,7 +394,7 @@ def _per_sample_function(rule: MetricRule) -> Callable:
                 else rule.value(y_true, predictions)
             return matches.astype(config.floatx()).reshape(np.shape(y_pred))
         packet = eigen.packet_size(dtype) if get_profile(config.numerics()).name == "tensorflow" else 0
-        values = per_sample(rule, np.ascontiguousarray(y_true), np.ascontiguousarray(predictions), np.float32(threshold),
+        values = per_sample(rule if rule.eager_value is None else replace(rule, value=rule.eager_value), np.ascontiguousarray(y_true), np.ascontiguousarray(predictions), np.float32(threshold),
                             packet)
         if rule.row is not None:
             values = values.astype(config.floatx())  # Keras casts its argmax matches to floatx
