@@ -764,6 +764,10 @@ def _per_sample_along(loss: Loss, y_true, y_pred, axis) -> np.ndarray:
         raise ValueError(f"axis must be an axis of y_pred (ndim {predictions.ndim}), got {axis!r}")
     predictions = np.moveaxis(predictions, axis, -1)
     targets = np.asarray(y_true)
+    if targets.dtype.kind not in "biuf":
+        raise TypeError(f"y_true must be numbers, got {y_true!r:.60}")
+    if loss.targets != "sparse" and targets.ndim == np.ndim(y_pred) - 1 and np.shape(y_pred)[-1] == 1:
+        targets = targets[..., None]  # Keras's squeeze_or_expand_to_same_rank: (n,) against (n, 1)
     if loss.targets != "sparse":
         targets = np.moveaxis(np.broadcast_to(targets, np.shape(np.moveaxis(np.asarray(y_pred), axis, -1))) if
                               targets.ndim == 0 else targets, axis if targets.ndim == np.ndim(y_pred) else -1, -1)

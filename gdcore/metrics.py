@@ -380,10 +380,21 @@ def _per_sample_function(rule: MetricRule) -> Callable:
             raise ValueError(f"{rule.name}: y_pred must have at least one axis (a sample's outputs), got a number")
         leading = predictions.shape[:-1]  # Keras reduces the last axis: a 1-D y_pred is one sample
         predictions = predictions.astype(dtype).reshape(-1, predictions.shape[-1])
+        targets = np.asarray(y_true)
+        if targets.dtype.kind not in "biuf":
+            raise TypeError(f"{rule.name}: y_true must be numbers, got {y_true!r:.60}")
         if rule.targets == ("sparse",):
-            labels = np.asarray(y_true).reshape(len(predictions))
-            y_true = np.eye(predictions.shape[1], dtype=dtype)[labels.astype(np.int64)]
-        y_true = np.broadcast_to(np.asarray(y_true, dtype=dtype), np.shape(y_pred)).reshape(predictions.shape)
+            if targets.size != len(predictions):
+                raise ValueError(f"{rule.name}: y_true must hold one class index per sample ({len(predictions)}), "
+                                 f"got shape {targets.shape}")
+            y_true = np.eye(predictions.shape[1], dtype=dtype)[targets.reshape(-1).astype(np.int64)]
+        else:
+            if targets.ndim == len(leading) and leading == targets.shape[:len(leading)] and np.shape(y_pred)[-1] == 1:
+                targets = targets[..., None]  # Keras's squeeze_or_expand_to_same_rank: (n,) against (n, 1)
+            if targets.shape != np.shape(y_pred) and targets.ndim != 0:
+                raise ValueError(f"{rule.name}: y_true has shape {targets.shape} but y_pred has shape "
+                                 f"{np.shape(y_pred)}")
+            y_true = np.broadcast_to(targets.astype(dtype), np.shape(y_pred)).reshape(predictions.shape)
         threshold = BinaryAccuracy(threshold=options.pop("threshold", 0.5)).threshold if rule.thresholded else 0.5
         if options:
             raise TypeError(f"{rule.name}() got unexpected keyword arguments {sorted(options)}")
@@ -571,9 +582,13 @@ def results(pairs, sums: np.ndarray) -> dict[str, list | float]:
     return {key: (metric.rule or ACCURACY).result(sums[..., k, 0], sums[..., k, 1]) for k, (key, metric) in enumerate(pairs)}
 
 
+class _Unsupported(NotImplementedError, AttributeError):
+    """A Keras metric gdcore lacks: NotImplementedError with the list of what it has, and an AttributeError (``hasattr``)."""
+
+
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
-    raise NotImplementedError(f"keras.metrics.{name} is not supported yet by gdcore; supported: "
+    raise _Unsupported(f"keras.metrics.{name} is not supported yet by gdcore; supported: "
                               f"{', '.join(sorted(cls.__name__ for cls in _CLASSES.values()))} and the strings "
                               f"{', '.join(sorted(BY_NAME))}")

@@ -110,6 +110,13 @@ def test_get_returns_what_keras_get_returns():
         activations.get("typo")
 
 
+def test_an_entry_called_on_an_array_is_keras_function(tensorflow_numerics):
+    x = _inputs(np.float32)
+    for name in ("relu", "sigmoid", "selu", "softmax", "silu", "hard_sigmoid", "gelu"):
+        assert activations.get(name)(x).tobytes() == getattr(activations, name)(x).tobytes(), name
+    assert activations.get("relu")([0.5, -1.0]).tolist() == [0.5, 0.0]  # a list, as the function takes it
+
+
 def test_functions_as_layer_activations_run_their_entries():
     assert gdcore.layers.Dense(3, activation=activations.relu).activation is activations.RELU
     assert gdcore.layers.Dense(3, activation=activations.swish).activation is activations.SILU
@@ -128,6 +135,7 @@ def test_functions_as_layer_activations_run_their_entries():
     (lambda: activations.log_softmax(np.ones((2, 3)), axis=(1, 1)), ValueError, "repeats an axis"),
     (lambda: activations.softmax(np.ones((2, 3)), axis=1.0), ValueError, "axis"),
     (lambda: activations.gelu(np.ones(2), approximate="yes"), ValueError, "approximate"),
+    (lambda: gdcore.layers.Dense(2, activation=activations.mish), NotImplementedError, "mish has no entry"),
 ])
 def test_bad_arguments_are_named(call, error, message):
     with pytest.raises(error, match=message):

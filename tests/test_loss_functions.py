@@ -94,6 +94,15 @@ def test_values_by_hand():
     assert losses.categorical_crossentropy(y.T, p.T, axis=0).tolist() == losses.categorical_crossentropy(y, p).tolist()
 
 
+def test_targets_of_one_rank_less_are_matched_as_keras_matches_them():
+    from gdcore import metrics
+
+    y, p = np.array([0.0, 1.0, 1.0]), np.array([[0.2], [0.9], [0.4]])  # model.predict's (n, 1) against labels (n,)
+    for function in (losses.mean_squared_error, losses.mean_absolute_error, losses.binary_crossentropy):
+        assert function(y, p).tolist() == function(y[:, None], p).tolist()
+    assert metrics.binary_accuracy(y, p).tolist() == [[1.0], [1.0], [0.0]]
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: losses.sparse_categorical_crossentropy([1], [[0.2, 0.8]], ignore_class=0), NotImplementedError,
      "ignore_class"),
@@ -104,7 +113,18 @@ def test_values_by_hand():
     (lambda: losses.sparse_categorical_crossentropy([2], [[0.2, 0.8]]), ValueError, r"in \[0, 2\)"),
     (lambda: losses.binary_crossentropy([[1.0]], [[0.5]], label_smoothing=2), ValueError, "label_smoothing"),
     (lambda: losses.mean_squared_error([1.0], 1.0), ValueError, "at least one axis"),
+    (lambda: losses.mean_squared_error(None, [1.0, 2.0]), TypeError, "y_true must be numbers"),
+    (lambda: losses.binary_crossentropy(None, [[0.5]]), TypeError, "y_true must be numbers"),
+    (lambda: losses.mean_absolute_error(np.zeros((2, 2)), np.ones((2, 3))), ValueError, "y_true has shape"),
 ])
 def test_bad_arguments_are_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_unknown_metrics_are_attribute_errors_too():
+    from gdcore import metrics
+
+    assert not hasattr(metrics, "AUC")
+    with pytest.raises(NotImplementedError, match="not supported yet"):
+        metrics.AUC
