@@ -39,6 +39,19 @@ def jitable(function=None, *, inline: bool = False):
     return register_jitable(error_model="numpy", inline="always" if inline else "never")(function)
 
 
+def keras_float(x, name: str = "x") -> np.ndarray:
+    """``x`` as Keras's functions take it: a float32/float64 array (or NumPy scalar) in its own dtype, anything else
+    numeric (a list, a Python float, integers) in ``floatx()``, as ``convert_to_tensor`` makes it; else a TypeError."""
+    from gdcore import config
+
+    array = np.asarray(x)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numbers, got an array of dtype {array.dtype}")
+    if array.dtype not in (np.float32, np.float64) or not isinstance(x, (np.ndarray, np.generic)):
+        array = array.astype(config.floatx())
+    return array
+
+
 def cast(value, like):
     """``value`` as a scalar of ``like``'s floating dtype (``like``: array or scalar)."""
     return np.result_type(like).type(value)

@@ -163,6 +163,13 @@ _PARAMETERS = ["p0", "p1", "p2"]
 
 
 @jitable
+def _packet_width(profile, like):
+    """The SIMD width whose packets the profile's position-dependent ops follow: 0 plain, else Eigen's 256-bit packets
+    of ``like``'s dtype (:func:`gdcore.losses.packet_width`, compiled)."""
+    return 0 if profile == 0 else 32 // like.itemsize
+
+
+@jitable
 def _reads_input(activation):
     return activation < _READS_INPUT.shape[0] and _READS_INPUT[activation]
 
@@ -211,8 +218,8 @@ def _loss_pass_for(loss):
         def row_pass(y_true, y_pred, weights, inverse, per_sample, delta, with_gradient, packet):
             rows, k = y_pred.shape
             lanes = np.empty(k + 1, np.int8)
-            losses.fill_lanes(lanes, 0, rows, packet)
             if packet == 0:  # a loop of its own, where the row's branches on the plain profile's 0 fold away
+                losses.fill_lanes(lanes, 0, rows, 0)
                 for b in range(rows):
                     per_sample[b] = row(y_true, y_pred, delta, b, inverse * weights[b], with_gradient, lanes,
                                         0) * weights[b]
@@ -250,8 +257,7 @@ def _loss_pass_for(loss):
         terms = np.empty(n_outputs, y_pred.dtype)
         for b in range(rows):
             for j in range(n_outputs):
-                lane = losses.PACKET if b * n_outputs + j < end else losses.TAIL
-                terms[j] = term(y_true[b, j], y_pred[b, j], lane)
+                terms[j] = term(y_true[b, j], y_pred[b, j], lane_of(b * n_outputs + j, end, packet))
             per_sample[b] = inner_sum(terms) / cast(n_outputs, y_pred) * weights[b]
 
     output_means.__name__ = output_means.__qualname__ = f"{loss.name}_output_means"
@@ -264,7 +270,7 @@ def _loss_pass_for(loss):
             scale = inverse * weights[b] / cast(n_outputs, y_pred)
             acc = cast(0, y_pred)
             for j in range(n_outputs):
-                lane = losses.PLAIN if packet == 0 else losses.PACKET if b * n_outputs + j < end else losses.TAIL
+                lane = lane_of(b * n_outputs + j, end, packet)
                 t = term(y_true[b, j], y_pred[b, j], lane)
                 acc = t if j == 0 else acc + t
                 if with_gradient:
@@ -369,7 +375,7 @@ def _accumulate_metrics(profile, metrics, fused, y_true, y_pred, weights, predic
         else:
             _activate_unfused(profile, metrics.activation, predictions, 0.0, 0.0, 0.0)
         y_pred = predictions
-    packet = 0 if profile == 0 else 32 // y_pred.itemsize  # the tensorflow profiles: Eigen's 256-bit packets
+    packet = _packet_width(profile, y_pred)
     for k in range(metrics.ids.shape[0]):
         _metric_pass(metrics.ids[k], y_true, y_pred, metrics.thresholds[k], per_sample, packet)
         if metrics.weighted[k]:
@@ -455,7 +461,7 @@ def _batch_loss(profile, loss, y_true, y_pred, weights, per_sample, delta, with_
     ``loss`` is a :class:`gdcore._contract.LossRule`. With ``with_gradient`` (a constant), the same pass also fills
     ``delta`` = dL/d(y_pred); training uses it only if the loss is finite.
     """
-    packet = 0 if profile == 0 else 32 // y_pred.itemsize  # the tensorflow profiles: Eigen's 256-bit packets
+    packet = _packet_width(profile, y_pred)
     rows = cast(y_pred.shape[0], y_pred)
     reduction = loss.reduction
     weight_total = _sum_vector(profile, weights) if reduction == _MEAN_WITH_SAMPLE_WEIGHT else rows
@@ -542,7 +548,7 @@ def _project(profile, w, kind, axis, min_value, max_value, rate, squares, norms)
     """``w <- constraint(w)`` in place, a 2-D view (:func:`gdcore.constraints.project`); ``squares``/``norms``: scratch."""
     rows, cols = w.shape
     if kind == constraints.NON_NEG:
-        packet = 0 if profile == 0 else 32 // w.itemsize  # the tensorflow profiles: Eigen's 256-bit packets
+        packet = _packet_width(profile, w)
         packed = rows * cols - (rows * cols) % packet if packet else 0
         for i in range(rows):
             for j in range(cols):

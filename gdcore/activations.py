@@ -89,7 +89,7 @@ import numpy as np
 from numba import njit
 from numba.extending import overload
 
-from gdcore._dtype import cast, jitable, libm_exp, libm_log, where
+from gdcore._dtype import cast, jitable, keras_float, libm_exp, libm_log, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
 from gdcore.numerics._in_place import activation_loop, gradient_loop
@@ -678,11 +678,7 @@ def _evaluate(entry: Activation, x, parameters=None, fused: bool = False) -> np.
     from gdcore import config
     from gdcore.numerics import get_profile
 
-    z = np.asarray(x)
-    if z.dtype.kind not in "biuf":
-        raise TypeError(f"x must be numbers, got an array of dtype {z.dtype}")
-    if z.dtype not in (np.float32, np.float64) or not isinstance(x, (np.ndarray, np.generic)):
-        z = z.astype(config.floatx())
+    z = keras_float(x)
     if z.ndim == 0:
         return _evaluate(entry, z.reshape(1, 1), parameters)[0, 0]
     flat = np.ascontiguousarray(z.reshape(-1, z.shape[-1]) if entry.row_wise else z.reshape(1, -1))

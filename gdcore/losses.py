@@ -51,11 +51,11 @@ from typing import Callable
 
 import numpy as np
 
-from gdcore._dtype import cast, jitable, libm_exp, libm_log, where
+from gdcore._dtype import cast, jitable, keras_float, libm_exp, libm_log, where
 from gdcore._validation import lookup
 from gdcore.numerics import eigen
 from gdcore.numerics.eigen_reductions import inner_sum, mean_over_outputs
-from gdcore.numerics.lanes import PACKET, PLAIN, TAIL, elementwise  # noqa: F401 (the engines read the lanes here)
+from gdcore.numerics.lanes import PACKET, PLAIN, TAIL, elementwise, lane_of  # noqa: F401 (the engines read the lanes here)
 from gdcore.numerics.lanes import exp_at as _exp, log1p_at as _log1p, log_at as _log, reciprocal_at as _reciprocal
 # Keras exports the per-sample functions as losses and as metrics: one definition, in gdcore.metrics,
 # and so are the elementwise errors both tables use.
@@ -98,8 +98,8 @@ def fill_lanes(lanes, row, rows, packet):
     size = rows * k
     end = size - size % packet
     for j in range(k):
-        lanes[j] = PACKET if row * k + j < end else TAIL
-    lanes[k] = PACKET if row < rows - rows % packet else TAIL
+        lanes[j] = lane_of(row * k + j, end, packet)
+    lanes[k] = lane_of(row, rows - rows % packet, packet)
 
 
 @jitable
@@ -753,10 +753,8 @@ def _per_sample_along(loss: Loss, y_true, y_pred, axis) -> np.ndarray:
     from gdcore import config
     from gdcore.numerics import get_profile
 
-    predictions = np.asarray(y_pred)
-    dtype = predictions.dtype if predictions.dtype in (np.float32, np.float64) and isinstance(
-        y_pred, (np.ndarray, np.generic)) else np.dtype(config.floatx())
-    predictions = predictions.astype(dtype, copy=False)
+    predictions = keras_float(y_pred, "y_pred")
+    dtype = predictions.dtype
     if predictions.ndim == 0:
         raise ValueError("y_pred must have at least one axis (the outputs of a sample), got a number")
     if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)) or \

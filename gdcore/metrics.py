@@ -76,8 +76,7 @@ from typing import Callable
 
 import numpy as np
 
-from gdcore._dtype import cast, jitable
-from gdcore.numerics import eigen
+from gdcore._dtype import cast, jitable, keras_float
 from gdcore.numerics.eigen_reductions import mean_over_outputs
 from gdcore.numerics.lanes import elementwise, log1p_at, log_at
 
@@ -368,14 +367,11 @@ _CLASSES = {cls.rule: cls for cls in (MeanSquaredError, MeanAbsoluteError, MeanA
 def _per_sample_function(rule: MetricRule) -> Callable:
     def function(y_true, y_pred, **options):
         from gdcore import config
+        from gdcore.losses import packet_width  # losses imports this module
         from gdcore.numerics import get_profile
 
-        predictions = np.asarray(y_pred)
-        if predictions.dtype.kind not in "biuf":
-            raise TypeError(f"y_pred must be numbers, got an array of dtype {predictions.dtype}")
-        # Keras's dtypes: a float32/float64 array keeps its own, anything else (lists, integers) is floatx
-        dtype = predictions.dtype if predictions.dtype in (np.float32, np.float64) and isinstance(
-            y_pred, (np.ndarray, np.generic)) else np.dtype(config.floatx())
+        predictions = keras_float(y_pred, "y_pred")
+        dtype = predictions.dtype
         if predictions.ndim == 0:
             raise ValueError(f"{rule.name}: y_pred must have at least one axis (a sample's outputs), got a number")
         leading = predictions.shape[:-1]  # Keras reduces the last axis: a 1-D y_pred is one sample
@@ -404,7 +400,7 @@ def _per_sample_function(rule: MetricRule) -> Callable:
             matches = rule.value(y_true, predictions, cast(np.float32(threshold), predictions)) if rule.thresholded \
                 else rule.value(y_true, predictions)
             return matches.astype(config.floatx()).reshape(np.shape(y_pred))
-        packet = eigen.packet_size(dtype) if get_profile(config.numerics()).name == "tensorflow" else 0
+        packet = packet_width(get_profile(config.numerics()), dtype)
         values = per_sample(rule if rule.eager_value is None else replace(rule, value=rule.eager_value), np.ascontiguousarray(y_true), np.ascontiguousarray(predictions), np.float32(threshold),
                             packet)
         if rule.row is not None:
