@@ -31,6 +31,7 @@ exponential       :math:`e^z`                                         :math:`dy\
 gelu              :math:`\mathrm{erfc}(-z/\sqrt2)\,(z/2)`             product rule and Erfc's gradient (below)    z
 gelu_approximate  :math:`(1 + \tanh(\sqrt{2/\pi}(z + 0.044715 z^3)))\,(z/2)`  product rule, ``TanhGrad``, Pow's gradient  z
 relu_options      Keras's ``relu(z, s, m, t)``: the ops of ``ReLU.static_call``      their gradients, added           z
+hard_silu         :math:`z \cdot \mathrm{relu6}(z + 3) \cdot \mathrm{fl}(1/6)`  :math:`dy\,h(z) + [0 < z + 3 < 6]\,z\,(dy\,\mathrm{fl}(1/6))`, :math:`h` hard_sigmoid   z
 ================  ==================================================  ==========================================  =====
 
 Two entries have parameters (``Activation.parameters``), which a model keeps
@@ -368,6 +369,23 @@ def hard_sigmoid_grad(z, dy):
     return relu6_grad(_relu6(shifted), dy * (cast(1, dy) / cast(6, dy)))
 
 
+_hard_sigmoid = hard_sigmoid  # the kernel (the module's ``hard_sigmoid`` is Keras's function on arrays, below)
+
+
+@jitable
+def hard_silu_forward(z):
+    r""":math:`z\,\mathrm{relu6}(z + 3)/6` (``hard_swish``), Keras's ``x * hard_sigmoid(x)`` in its fit graph's form."""
+    return z * _hard_sigmoid(z)
+
+
+@jitable
+def hard_silu_grad(z, dy):
+    # Mul's gradient: dy times the other factor on each path, the input's two uses summed (two terms: either order);
+    # the graph optimizer groups the second path's product as z (dy / 6) (measured against Keras's fit graph).
+    through_gate = relu6_grad(_relu6(z + cast(3, z)), z * (dy * (cast(1, dy) / cast(6, dy))))
+    return _hard_sigmoid(z) * dy + through_gate
+
+
 # GELU, as tf.nn.gelu composes it from elementwise ops (TensorFlow has no Gelu kernel), every operation
 # rounded, in the graph's order. tf.nn.gelu casts 1/sqrt(2) and 0.044715 from float32 tensors (so float64
 # uses their float32 values); sqrt(2/pi) and Erfc's gradient constant are made in the dtype.
@@ -619,6 +637,9 @@ HARD_SIGMOID = Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_grad, r"a =
                           r"f'(z) = [-3 < z < 3] / 6", grad_reads="input")
 EXPONENTIAL = Activation("exponential", exponential, exponential_grad, r"a = e^z", r"f'(z) = a",
                          tail_forward=exponential_using(_exp_tail))
+HARD_SILU = Activation("hard_silu", hard_silu_forward, hard_silu_grad, r"a = z\,\mathrm{relu6}(z + 3) / 6",
+                       r"f'(z) = \mathrm{relu6}(z + 3)/6 + z\,[-3 < z < 3]/6", aliases=("hard_swish",),
+                       grad_reads="input")
 
 _erfc_tail = jitable(eigen.erfc_scalar)
 _tanh_tail = jitable(eigen.tanh_scalar)
@@ -633,7 +654,8 @@ GELU_APPROXIMATE = Activation("gelu_approximate", gelu_approximate, gelu_approxi
 
 #: Every activation, in id order.
 ACTIVATIONS: tuple[Activation, ...] = (LINEAR, SIGMOID, TANH, RELU, SOFTMAX, LEAKY_RELU, RELU6, ELU, SELU, SOFTPLUS,
-                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL, GELU, GELU_APPROXIMATE, RELU_OPTIONS)
+                                       SOFTSIGN, SILU, HARD_SIGMOID, EXPONENTIAL, GELU, GELU_APPROXIMATE, RELU_OPTIONS,
+                                       HARD_SILU)
 BY_NAME = {name: activation for activation in ACTIVATIONS if activation.by_name
            for name in (activation.name, *activation.aliases)}
 BY_ID = dict(enumerate(ACTIVATIONS))
@@ -870,5 +892,5 @@ hard_swish = hard_silu
 #: Keras's function of each name, and the entry a layer given it runs (``Dense(activation=activations.relu)``).
 _FUNCTIONS = {relu: RELU, leaky_relu: LEAKY_RELU, elu: ELU, softmax: SOFTMAX, gelu: GELU, linear: LINEAR,
               sigmoid: SIGMOID, tanh: TANH, relu6: RELU6, selu: SELU, softplus: SOFTPLUS, softsign: SOFTSIGN,
-              silu: SILU, hard_sigmoid: HARD_SIGMOID, exponential: EXPONENTIAL}
+              silu: SILU, hard_sigmoid: HARD_SIGMOID, exponential: EXPONENTIAL, hard_silu: HARD_SILU}
 _ENTRY_FUNCTIONS.update((entry.name, function) for function, entry in _FUNCTIONS.items())

@@ -67,6 +67,8 @@ CASES = {
     "elu3-sgd-mae-b30": ([3], "elu", 1, "sgd", 0.05, "mae", 30, 10, False),
     "gelu8-adam-mse-b20": ([8], "gelu", 1, "adam", 0.05, "mse", 20, 10, False),
     "gelu_approximate8-sgd-mae-b30": ([8], "gelu_approximate", 3, "sgd", 0.05, "mae", 30, 10, False),
+    "hard_silu8-adam-mse-b20": ([8], "hard_silu", 1, "adam", 0.05, "mse", 20, 10, False),
+    "hard_silu13-3features-sgd-mae-b30": ([13], "hard_silu", 3, "sgd", 0.05, "mae", 30, 10, False),
     # optimizer options: (name, keyword arguments)
     "sigmoid8-sgd-momentum-mse-b20": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.9}), 0.02, "mse", 20, 10, False),
     "sigmoid8-sgd-nesterov-mae-b30": ([8], "sigmoid", 1, ("sgd", {"momentum": 0.5, "nesterov": True}), 0.05, "mae", 30,
@@ -149,7 +151,13 @@ PREDICT_ULP = {("gelu8-adam-mse-b20", "float32"):
                    {"onednn-avx2": 640}.get(gdcore.numerics.cpu_info().float32_products, 128),
                ("gelu_approximate8-sgd-mae-b30", "float32"):
                    {"onednn-avx512": 192}.get(gdcore.numerics.cpu_info().float32_products, 256),
-               ("gelu_approximate8-sgd-mae-b30", "float64"): 40}
+               ("gelu_approximate8-sgd-mae-b30", "float64"): 40,
+               # hard_silu: fit bit-identical; Keras's predict graph regroups or fuses the layer's ops (a standalone
+               # tf.function of the activation gives the fit form's bits; the cause in predict's graph is not
+               # located). Measured over every epoch on AVX-512 (oneDNN on); the largest are near-zero predictions.
+               ("hard_silu8-adam-mse-b20", "float32"): 8192, ("hard_silu8-adam-mse-b20", "float64"): 4096,
+               ("hard_silu13-3features-sgd-mae-b30", "float32"): 512,
+               ("hard_silu13-3features-sgd-mae-b30", "float64"): 288}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
