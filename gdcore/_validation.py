@@ -64,11 +64,18 @@ def as_features(data, name: str = "x", n_features: int | None = None, dtype=np.f
     return array
 
 
-def as_targets(data, name: str = "y", n_rows: int | None = None, n_outputs: int = 1, dtype=np.float64) -> np.ndarray:
-    """A finite array of ``dtype`` and shape (n_samples, n_outputs); (n,) is taken as (n, 1) when n_outputs == 1."""
+def as_targets(data, name: str = "y", n_rows: int | None = None, n_outputs: int = 1, dtype=np.float64,
+               broadcast: bool = False) -> np.ndarray:
+    """A finite array of ``dtype`` and shape (n_samples, n_outputs); (n,) is taken as (n, 1) when n_outputs == 1.
+
+    ``broadcast``: one target per sample, (n,) or (n, 1), is repeated over the outputs, as Keras's losses broadcast
+    it against (n, n_outputs) predictions (``y_pred - y_true``).
+    """
     array = _to_array(data, name, dtype)
-    if array.ndim == 1 and n_outputs == 1:
+    if array.ndim == 1 and (n_outputs == 1 or broadcast):
         array = array[:, None]
+    if broadcast and n_outputs > 1 and array.ndim == 2 and array.shape[1] == 1:
+        array = np.repeat(array, n_outputs, axis=1)
     if array.ndim != 2 or array.shape[1] != n_outputs:
         expected = f"(n_samples,) or (n_samples, 1)" if n_outputs == 1 else f"(n_samples, {n_outputs})"
         raise ValueError(f"{name} must have shape {expected} to match the model's output, got {array.shape}")

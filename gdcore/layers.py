@@ -199,7 +199,10 @@ class Dense(Layer):
         if input_dim is not None:
             input_shape = (input_dim,) if input_shape is None else input_shape
         self.input_shape = None if input_shape is None else _shape(input_shape, "input_shape")
-        self.activation = activations.get(activation)
+        # Keras takes any callable; gdcore's activation layers are those whose gradient it reproduces
+        # (Dense(activation=LeakyReLU(0.1)) runs the table's leaky_relu with slope 0.1).
+        self.activation_layer = activation if isinstance(activation, ActivationLayer) else None
+        self.activation = activation.entry() if self.activation_layer is not None else activations.get(activation)
         if self.activation.row_wise and units == 1:
             raise ValueError(f"activation={self.activation.name!r} on a Dense layer of units=1 always outputs 1 (it "
                              "normalises over the units); use units >= 2, or activation='sigmoid' for one output")
@@ -230,8 +233,8 @@ class Dense(Layer):
     @property
     def effective_parameters(self) -> tuple[float, float, float]:
         """:attr:`effective_activation`'s parameters as the layout keeps them (``Activation.parameter_values``)."""
-        return self.effective_activation.parameter_values(self.folded.parameters()
-                                                          if self.folded is not None else None)
+        layer = self.folded if self.folded is not None else self.activation_layer
+        return self.effective_activation.parameter_values(layer.parameters() if layer is not None else None)
 
     def __call__(self, inputs):
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
@@ -259,7 +262,9 @@ class Dense(Layer):
                 self.bias = np.asarray(self.bias_initializer((self.units,), dtype, None), dtype)
         profile = self._model.profile if self._model is not None else get_profile("plain")
         z = profile.dense(x, self.kernel, self.bias) if self.use_bias else profile.matmul(x, self.kernel)
-        return profile.activate(self.activation, z, fused=self.use_bias)
+        parameters = self.activation.parameter_values(self.activation_layer.parameters()
+                                                      if self.activation_layer is not None else None)
+        return profile.activate(self.activation, z, fused=self.use_bias, parameters=parameters)
 
     def compute_output_shape(self):
         return (None, self.units)
@@ -294,7 +299,8 @@ class Dense(Layer):
 
     def get_config(self) -> dict:
         return {"name": self.name, "trainable": self.trainable, "units": self.units,
-                "activation": self.activation.name, "use_bias": self.use_bias,
+                "activation": self.activation_layer if self.activation_layer is not None else self.activation.name,
+                "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer, "bias_initializer": self.bias_initializer,
                 "kernel_regularizer": self.kernel_regularizer, "bias_regularizer": self.bias_regularizer,
                 "activity_regularizer": self.activity_regularizer, "kernel_constraint": self.kernel_constraint,

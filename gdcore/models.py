@@ -541,7 +541,7 @@ class Model:
             if raw.shape[0] != n_rows:
                 raise ValueError(f"x and {name} must have the same number of samples, got {n_rows} and {raw.shape[0]}")
             return _engine_array(losses.prepare_targets(self.loss, raw, n_outputs, self.dtype, name))
-        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=n_outputs, dtype=self.dtype))
+        return _engine_array(as_targets(y, name, n_rows=n_rows, n_outputs=n_outputs, dtype=self.dtype, broadcast=True))
 
     def _run_metrics(self) -> _contract.Metrics:
         """The compiled metrics as the engines take them, for this loss and output (:func:`gdcore.metrics.for_run`)."""
@@ -830,6 +830,9 @@ class Model:
             if interrupts.requested:
                 raise KeyboardInterrupt(f"fit interrupted after {self.optimizer.iterations} updates "
                                         f"({len(history.epoch)} complete epoch(s) recorded in History)")
+            if epochs > 0 and self.optimizer.use_ema:  # Keras's end of fit, before on_train_end: the weights
+                self._optimizer_state()                   # become their moving averages (the lanes: which train)
+                self.optimizer.finalize_variable_values(self.params, self._lanes)
             callback_list.on_train_end(logs)
         if history.epoch:  # Keras's History has a key once an epoch logged it: a validation that never ran has none
             for key in [key for key, values in history.history.items() if not values and key.startswith("val_")]:
@@ -1291,7 +1294,7 @@ def _summary_text(model, line_length=None, positions=None) -> str:
     optimizer_count, optimizer_bytes = 0, 0
     if model.compiled and model.optimizer is not None and model.optimizer.slots is not None:
         # Keras's optimizer variables: iterations (int64) and the learning rate, then each slot per weight.
-        active = len(model.optimizer.active_slots())
+        active = len(model.optimizer.active_slots()) + model.optimizer.use_ema
         optimizer_count = 2 + active * trainable
         optimizer_bytes = 8 + itemsize + active * trainable * itemsize
     total = trainable + frozen + optimizer_count

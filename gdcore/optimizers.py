@@ -66,6 +66,15 @@ optimizer makes of Keras's code (:func:`divide_by_sqrt`):
     \bar g \leftarrow \rho \bar g + (1-\rho) g \ (\text{centered}), \quad
     \Delta = \eta g / \sqrt{v - (\bar g^2 - \epsilon)}\ \ (\text{not centered: } \sqrt{v + \epsilon}), \quad
     \mu > 0:\ m \leftarrow \mu m + \Delta,\ w \leftarrow w - m; \quad \text{else } w \leftarrow w - \Delta
+
+**Moving average of the weights** (``use_ema=True`` on any optimizer, Keras 3's
+``BaseOptimizer``): after each update :math:`t` (1-based), before the
+constraints, :math:`\bar w \leftarrow \mu_t \bar w + (1 - \mu_t) w` with
+:math:`\mu_t = [t > 1]\,\mu` (``ema_momentum`` in the model's dtype; the first
+update copies the weights); every ``ema_overwrite_frequency`` updates the
+weights become :math:`\bar w`, and so they do at the end of ``fit``
+(Keras's ``finalize_variable_values``). :math:`\bar w` is one more row of the
+optimizer's slots (``state["moving_average"]``).
 """
 
 from __future__ import annotations
@@ -357,7 +366,9 @@ class Options(NamedTuple):
     threshold ``clip_value``; ``tensors`` (int64, (n, 2)) the start and stop of
     each weight tensor in the flat arrays (clipnorm clips each on its own);
     ``eigen_sum`` sums squares in Eigen's order (TensorFlow's ``reduce_sum``),
-    else front to back. ``weight_decay`` 0 is none.
+    else front to back. ``weight_decay`` 0 is none. ``ema``: a moving average
+    of the weights is kept (:func:`moving_average`), in the slots' last row,
+    with ``ema_momentum`` and ``ema_overwrite_frequency`` (0: never).
     """
 
     weight_decay: float
@@ -367,6 +378,9 @@ class Options(NamedTuple):
     first_iteration: int
     tensors: np.ndarray
     eigen_sum: bool
+    ema: bool = False
+    ema_momentum: float = 0.0
+    ema_overwrite_frequency: int = 0
 
 
 CLIP_NONE, CLIP_VALUE, CLIP_NORM, CLIP_GLOBAL_NORM = 0, 1, 2, 3
@@ -426,14 +440,34 @@ def clip_by_global_norm(grads, tensors, clipnorm, eigen_sum):
     grads[:] = grads * scale
 
 
+@jitable
+def averaged(average, w, momentum):
+    r"""Keras's moving-average step of one weight: :math:`\mu\bar w + (1 - \mu) w`, each product rounded."""
+    return momentum * average + (cast(1, momentum) - momentum) * w
+
+
+@jitable
+def moving_average(params, average, iterations, lanes, options):
+    """After update ``iterations + 1``: the moving average of every trainable weight, in place, and the weights
+    overwritten by it when the update is a multiple of ``options.ema_overwrite_frequency`` (module docstring)."""
+    momentum = cast(iterations != 0, options.ema_momentum) * options.ema_momentum
+    overwrite = options.ema_overwrite_frequency > 0 and (iterations + 1) % options.ema_overwrite_frequency == 0
+    for i in range(params.shape[0]):
+        if lanes[i] != FROZEN:
+            average[i] = averaged(average[i], params[i], momentum)
+            if overwrite:
+                params[i] = average[i]
+
+
 def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray, iterations: int,
                  lanes: np.ndarray, options=None) -> None:
     """One optimizer step on the flat arrays, in place (NumPy, vectorised): update ``iterations + 1``.
 
     ``lanes`` (int8, one per parameter) is the profile's :meth:`~gdcore.numerics.Profile.update_lanes`;
     ``options`` (:class:`Options`, or None for none) Keras's clipping, weight
-    decay and learning-rate schedule, applied as Keras 3 applies them: the
-    gradients clipped, then every weight decayed, then the rule's update.
+    decay, learning-rate schedule and moving average, applied as Keras 3
+    applies them: the gradients clipped, then every weight decayed, then the
+    rule's update, then the moving average (the slots' last row).
     ``grads`` is clipped in place.
 
     In compiled code the same call resolves, while typing, to a loop over the
@@ -449,6 +483,13 @@ def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray
     params[:] = np.where(trainable, updated, params)
     for index, value in enumerate(state):
         slots[index] = np.where(trainable, value, slots[index])
+    if options is not None and options.ema:
+        average = slots[len(rule.slots)]
+        momentum = cast(iterations != 0, options.ema_momentum) * options.ema_momentum
+        average[:] = np.where(trainable, averaged(average, params, momentum), average)
+        frequency = options.ema_overwrite_frequency
+        if frequency > 0 and (iterations + 1) % frequency == 0:
+            params[:] = np.where(trainable, average, params)
 
 
 @jitable
@@ -494,6 +535,8 @@ def _compiled_loop(rule: Rule):
                     continue
                 params[i], state = update(params[i], grads[i], (slots[0, i],), hyper, constants, lanes[i])
                 slots[0, i] = state[0]
+            if options is not None and options.ema:
+                moving_average(params, slots[1], iterations, lanes, options)
     elif n_slots == 2:
         def loop(hyper, params, grads, slots, iterations, lanes, options):
             if options is not None and _prepares(options):
@@ -504,6 +547,8 @@ def _compiled_loop(rule: Rule):
                     continue
                 params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i]), hyper, constants, lanes[i])
                 slots[0, i], slots[1, i] = state
+            if options is not None and options.ema:
+                moving_average(params, slots[2], iterations, lanes, options)
     elif n_slots == 3:
         def loop(hyper, params, grads, slots, iterations, lanes, options):
             if options is not None and _prepares(options):
@@ -515,6 +560,8 @@ def _compiled_loop(rule: Rule):
                 params[i], state = update(params[i], grads[i], (slots[0, i], slots[1, i], slots[2, i]), hyper,
                                           constants, lanes[i])
                 slots[0, i], slots[1, i], slots[2, i] = state
+            if options is not None and options.ema:
+                moving_average(params, slots[3], iterations, lanes, options)
     else:
         raise NotImplementedError(f"optimizer rule {rule.name!r} has {n_slots} slots; the compiled loop handles 1 to 3")
     loop.__name__ = loop.__qualname__ = f"apply_{rule.name}_loop"
@@ -563,7 +610,8 @@ class Optimizer:
     rule: Rule
 
     def __init__(self, learning_rate, weight_decay: float | None = None, clipnorm: float | None = None,
-                 clipvalue: float | None = None, global_clipnorm: float | None = None):
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, use_ema: bool = False,
+                 ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None):
         self.learning_rate = learning_rate
         self.iterations = 0
         self.slots: np.ndarray | None = None  # shape (len(rule.slots), n_params)
@@ -576,6 +624,16 @@ class Optimizer:
                              f"{', '.join(f'{name}={value!r}' for name, value in given.items())}")
         for name in ("clipnorm", "clipvalue", "global_clipnorm"):
             setattr(self, name, None if name not in given else positive_float(given[name], name))
+        # Keras checks the moving average's settings only when it is on, and takes a falsy frequency as none.
+        self.use_ema = _flag(use_ema, "use_ema")
+        if self.use_ema:
+            ema_momentum = unit_interval(ema_momentum, "ema_momentum", closed_right=True)
+            if ema_overwrite_frequency and (not isinstance(ema_overwrite_frequency, (int, np.integer)) or
+                                            ema_overwrite_frequency < 1):
+                raise ValueError("ema_overwrite_frequency must be an integer >= 1 or None, got "
+                                 f"{ema_overwrite_frequency!r}")
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
 
     def __setattr__(self, name, value):
         # A public setting (not the training state) is a new configuration: what fit derives from the settings is
@@ -656,12 +714,16 @@ class Optimizer:
         # Keras: ops.cast(self.weight_decay, dtype) goes through float32; the clip thresholds meet the gradients as
         # Python floats, converted straight to their dtype.
         weight_decay = _float32_first(self.weight_decay, dtype) if self.weight_decay else kind(0)
+        # The moving average's momentum meets a tensor as a Python float: converted straight to the dtype.
+        ema_momentum = kind(self.ema_momentum) if self.use_ema else kind(0)
         return Options(weight_decay, clip, kind(clip_value), rates, self.iterations,
-                       np.asarray(tensors, dtype=np.int64).reshape(-1, 2), bool(eigen_sum))
+                       np.asarray(tensors, dtype=np.int64).reshape(-1, 2), bool(eigen_sum), self.use_ema,
+                       ema_momentum, int(self.ema_overwrite_frequency or 0) if self.use_ema else 0)
 
     def _base_config(self) -> dict:
         return {"weight_decay": self.weight_decay, "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm}
+                "global_clipnorm": self.global_clipnorm, "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency}
 
     def packed_hyperparameters(self, dtype) -> Hyperparameters:
         """:func:`packed` of :meth:`hyperparameters`, remembered for this configuration (a fit asks once per engine call).
@@ -703,11 +765,12 @@ class Optimizer:
         return key
 
     def build(self, n_params: int, dtype) -> None:
-        if self.slots is None or self.slots.shape[1] != n_params or self.slots.dtype != dtype:
-            self.slots = np.zeros((len(self.rule.slots), n_params), dtype=dtype)
+        rows = len(self.rule.slots) + self.use_ema  # the moving average, if any, is the last row (Keras: zeros)
+        if self.slots is None or self.slots.shape != (rows, n_params) or self.slots.dtype != dtype:
+            self.slots = np.zeros((rows, n_params), dtype=dtype)
             initial = self.initial_slots(dtype)
             if any(value != 0 for value in initial):
-                self.slots[:] = np.asarray(initial, dtype=dtype)[:, None]
+                self.slots[:len(initial)] = np.asarray(initial, dtype=dtype)[:, None]
             self.iterations = 0
 
     def initial_slots(self, dtype) -> tuple:
@@ -720,10 +783,87 @@ class Optimizer:
 
     @property
     def state(self) -> dict[str, np.ndarray] | None:
-        """The slots by name (``{"m": ..., "v": ...}``), views of :attr:`slots`; None before the first ``fit``."""
+        """The slots by name (``{"m": ..., "v": ...}``, and ``"moving_average"`` with ``use_ema``), views of
+        :attr:`slots`; None before the first ``fit``."""
         if self.slots is None:
             return None
-        return dict(zip(self.rule.slots, self.slots))
+        return dict(zip(self.rule.slots + (("moving_average",) if self.use_ema else ()), self.slots))
+
+    def apply_gradients(self, grads_and_vars) -> int:
+        """Keras's ``apply_gradients``: one update of NumPy arrays, in place, from ``(gradient, variable)`` pairs.
+
+        Returns :attr:`iterations` (as Keras returns its counter). See :meth:`apply`.
+        """
+        pairs = list(grads_and_vars)
+        if pairs:
+            grads, variables = zip(*pairs)
+            self.apply(grads, variables)
+        return self.iterations
+
+    def apply(self, grads, trainable_variables=None) -> None:
+        """Keras's ``apply``: one update of ``trainable_variables`` (writable float32 or float64 NumPy arrays of one
+        dtype), in place, by ``grads`` (one per variable, of its shape), under the current numerics profile
+        (:func:`gdcore.config.numerics`): the rule, clipping, weight decay, schedule and moving average as in ``fit``,
+        each variable a weight tensor of its own. The first call builds the state for these variables; later calls
+        may leave them out (``trainable_variables=None``), as in Keras.
+        """
+        from gdcore import config
+        from gdcore.numerics import get_profile
+
+        grads = list(grads)
+        if not grads:
+            return  # Keras: nothing to apply
+        known = self.__dict__.get("_variables")
+        if trainable_variables is None:
+            if known is None:
+                raise ValueError("apply(grads) without trainable_variables needs an optimizer already applied to "
+                                 "variables: call apply(grads, trainable_variables) first")
+            trainable_variables = known
+        variables = list(trainable_variables)
+        if len(grads) != len(variables):
+            raise ValueError(f"apply got {len(grads)} gradient(s) for {len(variables)} variable(s); give one per variable")
+        for index, variable in enumerate(variables):
+            if not isinstance(variable, np.ndarray) or variable.dtype not in (np.float32, np.float64) or \
+                    not variable.flags.writeable:
+                raise TypeError(f"trainable_variables[{index}] must be a writable float32 or float64 NumPy array "
+                                f"(updated in place), got {type(variable).__name__}"
+                                f"{'' if not isinstance(variable, np.ndarray) else ' of ' + str(variable.dtype)}")
+        dtype = variables[0].dtype
+        if any(variable.dtype != dtype for variable in variables):
+            raise TypeError(f"trainable_variables must share one dtype, got {sorted({str(v.dtype) for v in variables})}")
+        flat_grads = []
+        for index, (grad, variable) in enumerate(zip(grads, variables)):
+            grad = np.asarray(grad, dtype=dtype)
+            if grad.shape != variable.shape:
+                raise ValueError(f"grads[{index}] has shape {grad.shape}, its variable {variable.shape}")
+            flat_grads.append(grad.ravel())
+        shapes = tuple(variable.shape for variable in variables)
+        sizes = [variable.size for variable in variables]
+        if self.slots is None or self.__dict__.get("_variable_shapes") != (shapes, dtype):
+            if self.slots is not None and known is not None:
+                raise ValueError(f"this optimizer was applied to variables of shapes {self._variable_shapes[0]} "
+                                 f"({self._variable_shapes[1]}); got {shapes} ({dtype}): use a new optimizer")
+            self.slots = None
+            self.build(int(sum(sizes)), dtype)
+        self._variables, self._variable_shapes = variables, (shapes, dtype)
+        self.check(dtype)
+        profile = get_profile(config.numerics())
+        bounds = np.cumsum([0, *sizes])
+        tensors = np.column_stack([bounds[:-1], bounds[1:]]).astype(np.int64)
+        options = self._derive_options(dtype, 1, tensors, profile.name != "plain")
+        params = np.concatenate([variable.ravel() for variable in variables])
+        apply_update(self.hyperparameters(dtype), params, np.concatenate(flat_grads), self.slots, self.iterations,
+                     profile.tensor_lanes(sizes, dtype), options)
+        for variable, start, stop in zip(variables, bounds[:-1], bounds[1:]):
+            variable[...] = params[start:stop].reshape(variable.shape)
+        self.iterations += 1
+
+    def finalize_variable_values(self, params: np.ndarray, lanes: np.ndarray) -> None:
+        """Keras's end of ``fit``: with ``use_ema``, every trainable weight (``lanes`` not FROZEN) becomes its moving
+        average, in place; nothing otherwise."""
+        if self.use_ema and self.slots is not None and self.slots.shape[1] == params.shape[0]:
+            trainable = lanes != FROZEN
+            params[trainable] = self.slots[-1][trainable]
 
     def hyperparameters(self, dtype):
         """The rule's constants (its named tuple), rounded to ``dtype`` as Keras rounds them."""
@@ -760,9 +900,13 @@ class Optimizer:
         return config
 
     def __repr__(self) -> str:
-        config = {k: v for k, v in self.get_config().items() if k not in self._base_config() or v is not None}
+        config = {k: v for k, v in self.get_config().items() if _BASE_DEFAULTS.get(k, object()) != v}
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
+
+
+_BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
+                  "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None}
 
 
 def _flag(value, name: str) -> bool:

@@ -54,13 +54,15 @@ file, members stored uncompressed, in this order:
     model's start with it: ``layers/input_layer``, empty), Dense: ``0``
     kernel, ``1`` bias (``save_own_variables``); ``optimizer``: ``0`` the
     iteration count (int64 scalar), ``1`` the learning rate (a floatx
-    scalar), then the slots (``base_optimizer.py``, ``__init__``,
-    ``add_optimizer_variables``, ``save_own_variables``): one
+    scalar), then, with ``use_ema``, the moving average of each trainable
+    weight (the base optimizer's ``build``), then the slots
+    (``base_optimizer.py``, ``__init__``, ``add_optimizer_variables``,
+    ``save_own_variables``): one
     ``add_optimizer_variables`` call per group of :data:`KERAS_SLOT_GROUPS`,
     each looping over the trainable weights (kernel_0, bias_0, kernel_1, ...)
     and, for Adam's single call with two names, interleaving them
     (m kernel_0, v kernel_0, m bias_0, ...). An optimizer never applied has
-    only the first two (SGD without momentum never has more).
+    only the first two (SGD without momentum and moving average never has more).
 
 **A ``.weights.h5`` file** (``save_weights_only``) is the same HDF5 file on
 its own, optimizer included. Loading follows ``load_weights_only``: the
@@ -231,6 +233,10 @@ def _input_layer_config(model) -> dict:
 
 
 def _dense_config(model, layer, sharing: _Sharing) -> dict:
+    if layer.activation_layer is not None:
+        raise ValueError(f"Dense layer {layer.name!r} has activation={layer.activation_layer!r}, a layer: gdcore does not "
+                         "write such an activation in Keras's format yet; put the activation layer after the Dense "
+                         "layer instead (the same model)")
     config = {"name": layer.name, "trainable": layer.trainable, "dtype": _dtype_policy(model, sharing)}
     if layer.activity_regularizer is not None:  # Layer.get_config writes it after the dtype, only when there is one
         config["activity_regularizer"] = _regularizer_config(layer.activity_regularizer, sharing)
@@ -392,8 +398,19 @@ def _slot_variables(model) -> list[tuple[str, int, int, tuple]]:
                          "gdcore.saving.KERAS_SLOT_GROUPS")
     slot_of = dict(zip(rule.keras_slots, rule.slots))
     active = set(model.optimizer.active_slots())
-    return [(slot_of[name], start, stop, shape) for group in groups
-            for start, stop, shape in _weight_tensors(model) for name in group if slot_of[name] in active]
+    # With use_ema, Keras's base optimizer adds the moving averages before the rule's own slots.
+    averages = [(_AVERAGE, start, stop, shape) for start, stop, shape in _weight_tensors(model)
+                if model.optimizer.use_ema]
+    return averages + [(slot_of[name], start, stop, shape) for group in groups
+                       for start, stop, shape in _weight_tensors(model) for name in group if slot_of[name] in active]
+
+
+_AVERAGE = "moving_average"  # the slots' last row (gdcore.optimizers: use_ema)
+
+
+def _slot_rows(optimizer) -> dict[str, int]:
+    """Each slot's row in ``optimizer.slots``."""
+    return {slot: position for position, slot in enumerate(optimizer.rule.slots)} | {_AVERAGE: len(optimizer.rule.slots)}
 
 
 def _optimizer_variables(model) -> list[np.ndarray]:
@@ -402,7 +419,7 @@ def _optimizer_variables(model) -> list[np.ndarray]:
     variables = [np.asarray(np.int64(optimizer.iterations)), np.asarray(model.dtype.type(optimizer.learning_rate))]
     if optimizer.slots is None or not model.built:
         return variables
-    row = {slot: position for position, slot in enumerate(optimizer.rule.slots)}
+    row = _slot_rows(optimizer)
     for slot, start, stop, shape in _slot_variables(model):
         variables.append(np.ascontiguousarray(optimizer.slots[row[slot], start:stop].reshape(shape)))
     return variables
@@ -1013,7 +1030,7 @@ def _load_optimizer(model, variables: _Variables, strict: bool) -> None:
         return
     optimizer.slots = None
     optimizer.build(model.params.size, model.dtype)
-    row = {slot: position for position, slot in enumerate(optimizer.rule.slots)}
+    row = _slot_rows(optimizer)
     for position, (slot, start, stop, shape) in enumerate(slots, start=2):
         array = arrays[str(position)]
         _require(array.shape == shape, where, f"optimizer/vars/{position} ({slot}) has shape {array.shape}, "

@@ -35,8 +35,7 @@ from reference.trajectory import Trajectory, finite, record_history
 SUPPORTED_ACTIVATIONS = tuple(activation.name for activation in gdcore.activations.ACTIVATIONS)
 SUPPORTED_LOSSES = {key: loss.name for key, loss in gdcore.losses.BY_NAME.items()}
 # Optimizer settings gdcore does not have: each must hold its Keras default value.
-_UNSUPPORTED_OPTIMIZER_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
-                                   "use_ema": False, "loss_scale_factor": None, "gradient_accumulation_steps": None}
+_UNSUPPORTED_OPTIMIZER_DEFAULTS = {"loss_scale_factor": None, "gradient_accumulation_steps": None}
 _keras = None
 
 
@@ -134,7 +133,9 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
             if layer.activation.name not in SUPPORTED_ACTIVATIONS:
                 raise Unsupported(f"layer {layer.name!r}: activation {layer.activation.name!r} has no Keras twin here; "
                                   f"supported: {', '.join(SUPPORTED_ACTIVATIONS)}")
-            layers.append(keras.layers.Dense(layer.units, activation=_keras_activation(keras, layer.activation.name),
+            activation = _keras_activation(keras, layer.activation.name) if layer.activation_layer is None else \
+                _keras_activation_layer(keras, layer.activation_layer)
+            layers.append(keras.layers.Dense(layer.units, activation=activation,
                                              use_bias=layer.use_bias, trainable=layer.trainable, name=layer.name,
                                              kernel_regularizer=_keras_regularizer(keras, layer.kernel_regularizer),
                                              bias_regularizer=_keras_regularizer(keras, layer.bias_regularizer),
@@ -142,10 +143,7 @@ def to_keras(model: gdcore.Sequential, compile: bool = True):
                                              kernel_constraint=_keras_constraint(keras, layer.kernel_constraint),
                                              bias_constraint=_keras_constraint(keras, layer.bias_constraint)))
             if layer.folded is not None:  # the activation layer after it, as its own Keras layer
-                options = layer.folded.get_config()
-                if "activation" in options:
-                    options["activation"] = _keras_activation(keras, options["activation"])
-                layers.append(getattr(keras.layers, type(layer.folded).__name__)(**options))
+                layers.append(_keras_activation_layer(keras, layer.folded))
         twin = keras.Sequential(layers, name=model.name)
         twin.set_weights(model.get_weights())
         if compile and model.optimizer is not None and model.loss is not None:
@@ -192,6 +190,14 @@ def _keras_metric(keras, metric, dtype):
     if entry["class_name"] == "function":
         return entry["config"]  # Keras wraps a metric function named by a string the same way, under that name
     return keras.metrics.get(entry)
+
+
+def _keras_activation_layer(keras, layer):
+    """Keras's activation layer of the same class and options as gdcore's ``layer``."""
+    options = layer.get_config()
+    if "activation" in options:
+        options["activation"] = _keras_activation(keras, options["activation"])
+    return getattr(keras.layers, type(layer).__name__)(**options)
 
 
 def _keras_optimizer(keras, optimizer):
@@ -358,8 +364,6 @@ def _gdcore_optimizer(keras, optimizer, dtype: str):
     for setting, default in _UNSUPPORTED_OPTIMIZER_DEFAULTS.items():
         if config.get(setting, default) != default:
             raise Unsupported(f"optimizer {kind}: {setting}={config[setting]!r} is not translated by from_keras yet")
-    if config.get("amsgrad"):
-        raise Unsupported(f"optimizer {kind}: amsgrad=True is not translated by from_keras yet")
     cls = classes[kind]
     names = set(cls(learning_rate=1.0).keras_config())
     arguments = {name: value for name, value in config.items() if name in names}

@@ -465,3 +465,70 @@ def test_explain_step_shows_relu_options():
     model.compile(gdcore.optimizers.SGD(learning_rate=0.1), "mse")
     text = str(gdcore.explain.explain_step(model, np.array([[1.0], [-2.0]]), np.array([[0.5], [1.0]])))
     assert "s = 0" in text and "m = 1.5" in text and "t = 0.25" in text
+
+
+# --- an activation layer given as Dense's activation ------------------------------------------------------------
+
+AS_ACTIVATION = {"LeakyReLU(0.1)": lambda: L.LeakyReLU(0.1),
+                 "ReLU(max_value=1.5, threshold=0.2)": lambda: L.ReLU(max_value=1.5, threshold=0.2),
+                 "ReLU(max_value=6)": lambda: L.ReLU(max_value=6)}
+
+
+def _as_activation(layer, dtype, engine):
+    init = gdcore.initializers.RandomNormal(0, 1.0, seed=3)
+    return gdcore.Sequential([gdcore.Input((2,)), L.Dense(8, activation=layer, kernel_initializer=init,
+                                                          bias_initializer=init), L.Dense(1)],
+                             dtype=dtype, engine=engine, numerics="tensorflow", seed=5)
+
+
+@pytest.mark.parametrize("case", list(AS_ACTIVATION))
+def test_a_layer_as_dense_activation_trains_as_the_layer_after_dense(case):
+    """``Dense(8, activation=LeakyReLU(0.1))`` is ``Dense(8), LeakyReLU(0.1)``: the same layout, the same bits, in
+    both engines; ``get_config`` keeps the layer object, the layer called on an array applies it."""
+    x, y = regression_data(n=40)
+    runs = []
+    for engine in ("numpy", "numba"):
+        for model in (_as_activation(AS_ACTIVATION[case](), "float32", engine),
+                      _layered(AS_ACTIVATION[case](), "float32", engine)):
+            model.compile(gdcore.optimizers.Adam(learning_rate=0.05), "mse")
+            history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False).history
+            runs.append((history, [w.tobytes() for w in model.get_weights()]))
+    assert all(run == runs[0] for run in runs[1:])
+    dense = _as_activation(AS_ACTIVATION[case](), "float32", "numba").dense_layers[0]
+    assert dense.get_config()["activation"] is dense.activation_layer
+    z = np.array([[-1.0, 0.1, 0.3, 7.0]], np.float32)
+    layer = dense.activation_layer
+    assert dense.activation.name == layer.entry().name and layer(z).tobytes() == layer(z).tobytes()
+
+
+def test_a_layer_as_dense_activation_is_not_written_to_keras_files_silently(tmp_path):
+    model = _as_activation(L.LeakyReLU(0.1), "float32", "numba")
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="has activation=LeakyReLU.*put the activation layer after the Dense"):
+        model.save(tmp_path / "model.keras")
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", list(AS_ACTIVATION))
+def test_a_layer_as_dense_activation_bit_identical_to_keras(case, dtype):
+    pytest.importorskip("tensorflow")
+    from reference.keras_driver import _keras_optimizer, keras_dtype, to_keras
+
+    x, y = regression_data(n=50)
+    model = _as_activation(AS_ACTIVATION[case](), dtype, "numba")
+    model.compile(_optimizer("adam"), "mse", metrics=["mae"])
+    arguments = dict(batch_size=16, epochs=3, verbose=0, shuffle=False, validation_data=(x[40:], y[40:]))
+    with keras_dtype(dtype) as keras:
+        twin = to_keras(model, compile=False)
+        assert type(twin.layers[0].activation).__name__ == case.split("(")[0]  # Keras's layer object as activation
+        twin.compile(optimizer=_keras_optimizer(keras, _optimizer("adam")), loss="mse", metrics=["mae"],
+                     jit_compile=False)
+        theirs = twin.fit(x[:40], y[:40], **arguments).history
+        their_weights = twin.get_weights()
+        their_evaluation = twin.evaluate(x[40:], y[40:], verbose=0)
+        their_predictions = twin.predict(x[40:], verbose=0)
+    mine = model.fit(x[:40], y[:40], **arguments).history
+    assert_same_run(mine, theirs, model.get_weights(), their_weights, model.evaluate(x[40:], y[40:], verbose=0),
+                    their_evaluation)
+    assert model.predict(x[40:], verbose=0).tobytes() == their_predictions.tobytes()

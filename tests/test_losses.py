@@ -9,6 +9,7 @@ alias, and, with TensorFlow, the value of Keras's loss of the same name.
 import numpy as np
 import pytest
 
+import gdcore
 from gdcore import losses
 from gdcore.numerics import get_profile
 
@@ -105,3 +106,39 @@ def test_plain_softmax_cross_entropy_row_is_its_formula(name, dtype):
         assert loss.tobytes() == expected.tobytes()
         assert delta[1].tobytes() == (scale * (e / total - t)).tobytes()
         assert not delta[0].any()
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_one_target_per_sample_is_broadcast_over_the_outputs_as_keras_does(engine):
+    """Keras's ``y_pred - y_true`` broadcasts a (n, 1) target against (n, 3) predictions: the same run as the target
+    repeated over the outputs; a target of another width is still an error naming y."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(12, 2)), rng.normal(size=(12, 1))
+    runs = []
+    for target in (y, y[:, 0], np.repeat(y, 3, axis=1)):
+        model = gdcore.Sequential([gdcore.Input((2,)), gdcore.layers.Dense(3)], engine=engine, seed=1)
+        model.compile(gdcore.optimizers.SGD(0.1), "mae", metrics=["mse"])
+        history = model.fit(x, target, batch_size=5, epochs=2, verbose=0).history
+        runs.append((history, [w.tobytes() for w in model.get_weights()]))
+    assert runs[0] == runs[1] == runs[2]
+    with pytest.raises(ValueError, match=r"y must have shape \(n_samples, 3\)"):
+        model.fit(x, np.ones((12, 2)), verbose=0)
+
+
+@pytest.mark.tensorflow
+def test_one_target_per_sample_against_several_outputs_bit_identical_to_keras():
+    pytest.importorskip("tensorflow")
+    from reference.keras_driver import _keras_optimizer, keras_dtype, to_keras
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(12, 2)), rng.normal(size=(12, 1))
+    model = gdcore.Sequential([gdcore.Input((2,)), gdcore.layers.Dense(3, activation="tanh")], dtype="float32",
+                              numerics="tensorflow", seed=1)
+    model.compile(gdcore.optimizers.SGD(0.1), "mse", metrics=["mae"])
+    with keras_dtype("float32") as keras:
+        twin = to_keras(model, compile=False)
+        twin.compile(optimizer=_keras_optimizer(keras, model.optimizer), loss="mse", metrics=["mae"])
+        theirs = twin.fit(x, y, batch_size=5, epochs=3, shuffle=False, verbose=0).history
+    assert model.fit(x, y, batch_size=5, epochs=3, shuffle=False, verbose=0).history == theirs
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        assert a.tobytes() == np.asarray(b).tobytes()

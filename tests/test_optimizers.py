@@ -201,6 +201,78 @@ def test_keras_clipping_tests():
     np.testing.assert_allclose(-after, grad / np.linalg.norm(grad), rtol=1e-6)
 
 
+def test_keras_ema_tests():
+    # optimizer_test.py::test_ema: SGD(1.0) with gradient 1, a moving average of momentum 0.9, overwritten every 3
+    optimizer = optimizers.SGD(learning_rate=1.0, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=3)
+    steps = _steps(optimizer, [3.0, 4.0, 5.0, 6.0], [np.ones(4)] * 3, np.float32)
+    np.testing.assert_allclose(steps[0], [2.0, 3.0, 4.0, 5.0])
+    np.testing.assert_allclose(steps[1], [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(steps[2], [1.71, 2.71, 3.71, 4.71])  # variables were overwritten with the average
+    np.testing.assert_allclose(optimizer.state["moving_average"], [1.71, 2.71, 3.71, 4.71])
+    # test_ema_with_model_fit: a kernel of ones trained towards 0 for two steps, then replaced by its average
+    for engine in ("numpy", "numba"):
+        optimizer = optimizers.SGD(learning_rate=0.1, use_ema=True, ema_momentum=0.9)
+        model = gdcore.Sequential([gdcore.Input((1,)), gdcore.layers.Dense(2, kernel_initializer="ones",
+                                                                         use_bias=False)], engine=engine)
+        model.compile(loss="mse", optimizer=optimizer)
+        model.fit(np.ones((1, 1), "float32"), np.zeros((1, 1), "float32"), batch_size=1, epochs=2, verbose=0)
+        np.testing.assert_allclose(optimizer.state["moving_average"], [0.891, 0.891], atol=1e-5)
+        np.testing.assert_allclose(model.trainable_weights[0], [[0.891, 0.891]], atol=1e-5)
+
+
+def test_apply_gradients_on_arrays_as_keras_optimizer_tests_do():
+    # optimizer_test.py::test_ema, on arrays updated in place as Keras's variables are
+    v = np.array([[3.0, 4.0], [5.0, 6.0]], np.float32)
+    grads = np.ones((2, 2), np.float32)
+    optimizer = optimizers.SGD(learning_rate=1.0, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=3)
+    optimizer.apply_gradients([(grads, v)])
+    np.testing.assert_allclose(v, [[2.0, 3.0], [4.0, 5.0]])
+    optimizer.apply_gradients([(grads, v)])
+    np.testing.assert_allclose(v, [[1.0, 2.0], [3.0, 4.0]])
+    assert optimizer.apply_gradients([(grads, v)]) == 3
+    np.testing.assert_allclose(v, [[1.71, 2.71], [3.71, 4.71]])
+    # adam_test.py::test_single_step (rtol, atol 1e-4), and apply() without the variables once they are known
+    optimizer, variables = optimizers.Adam(learning_rate=0.5), [np.array([1.0, 2.0, 3.0, 4.0], np.float32)]
+    optimizer.apply([np.array([1.0, 6.0, 7.0, 2.0], np.float32)], variables)
+    np.testing.assert_allclose(variables[0], [0.5, 1.5, 2.5, 3.5], rtol=1e-4, atol=1e-4)
+    optimizer.apply([np.zeros(4, np.float32)])
+    assert optimizer.iterations == 2 and optimizer.apply_gradients([]) == 2  # no pairs: nothing applied
+    with pytest.raises(TypeError, match=r"trainable_variables\[0\] must be a writable float32 or float64 NumPy"):
+        optimizers.SGD().apply([[1.0]], [[1.0]])
+    with pytest.raises(ValueError, match=r"grads\[0\] has shape \(3,\), its variable \(4,\)"):
+        optimizer.apply([np.ones(3)], variables)
+    with pytest.raises(ValueError, match="applied to variables of shapes"):
+        optimizer.apply([np.ones(3)], [np.ones(3, np.float32)])
+    with pytest.raises(ValueError, match="call apply\\(grads, trainable_variables\\) first"):
+        optimizers.SGD().apply([np.ones(3)])
+
+
+def test_moving_average_by_hand():
+    # SGD(0.5), g = 1: w 2 -> 1.5 (the average copies it), -> 1.0 (average 0.5 * 1.5 + 0.5 * 1.0 = 1.25), then
+    # overwritten every 2nd update: w = 1.25, and 1.25 -> 0.75 (average 0.5 * 1.25 + 0.5 * 0.75 = 1.0).
+    optimizer = optimizers.SGD(learning_rate=0.5, use_ema=True, ema_momentum=0.5, ema_overwrite_frequency=2)
+    steps = _steps(optimizer, [2.0], [[1.0]] * 3)
+    assert [float(w[0]) for w in steps] == [1.5, 1.25, 0.75]
+    assert optimizer.state["moving_average"].tolist() == [1.0]
+    assert optimizer.slots.shape == (2, 1)  # SGD's momentum slot, then the average
+    # the average follows only the trainable weights: a frozen one keeps its value and its average stays 0
+    optimizer = optimizers.SGD(learning_rate=0.5, use_ema=True, ema_momentum=0.5)
+    steps = _steps(optimizer, [2.0, 2.0], [[1.0, 1.0]] * 2, lanes=np.array([0, optimizers.FROZEN], np.int8))
+    assert steps[-1].tolist() == [1.0, 2.0] and optimizer.state["moving_average"].tolist() == [1.25, 0.0]
+
+
+def test_moving_average_settings_are_checked_as_keras_checks_them():
+    with pytest.raises(ValueError, match="ema_momentum must be a number in \\[0, 1\\]"):
+        optimizers.Adam(use_ema=True, ema_momentum=1.5)
+    with pytest.raises(ValueError, match="ema_overwrite_frequency must be an integer >= 1 or None, got 2.5"):
+        optimizers.SGD(use_ema=True, ema_overwrite_frequency=2.5)
+    with pytest.raises(TypeError, match="use_ema must be True or False"):
+        optimizers.SGD(use_ema="yes")
+    optimizers.SGD(ema_momentum=1.5)  # not read while use_ema is off (Keras does not check it either)
+    assert repr(optimizers.SGD(use_ema=True, ema_overwrite_frequency=5)).endswith(
+        "use_ema=True, ema_overwrite_frequency=5)")
+
+
 def test_weight_decay_and_clipping_by_hand():
     # SGD(0.1, weight_decay=0.5): w = 2 - 2 * (0.5 * 0.1) = 1.9, then 1.9 - 0.1 * g with g = 1: 1.8.
     (after,) = _steps(optimizers.SGD(learning_rate=0.1, weight_decay=0.5), [2.0], [[1.0]])
@@ -309,6 +381,9 @@ CONFIGURATIONS = {
     "rmsprop-polynomial": lambda: optimizers.RMSprop(schedules.PolynomialDecay(0.03, 4, 0.001, power=0.5)),
     "adam-cosine-warmup": lambda: optimizers.Adam(schedules.CosineDecay(0.001, 3, alpha=0.1, warmup_target=0.03,
                                                                         warmup_steps=2), weight_decay=0.01),
+    "sgd-momentum-ema-overwrite": lambda: optimizers.SGD(learning_rate=0.05, momentum=0.5, use_ema=True,
+                                                         ema_momentum=0.9, ema_overwrite_frequency=2),
+    "adam-ema": lambda: optimizers.Adam(learning_rate=0.01, use_ema=True),
 }
 
 
@@ -349,13 +424,25 @@ def test_update_is_bit_identical_to_keras_in_a_compiled_step(name, dtype):
     hyper = mine.hyperparameters(params.dtype)
     bounds = np.cumsum((0,) + sizes)
     options = mine.options(dtype, len(gradients), np.column_stack([bounds[:-1], bounds[1:]]), eigen_sum=True)
+    # The same optimizer applied to arrays, as Keras's apply_gradients is (a fresh copy of the settings).
+    on_arrays, arrays = CONFIGURATIONS[name](), [w.copy() for w in weights]
+    previous = gdcore.config.numerics()
     for t, grads in enumerate(gradients):
         step([tf.constant(g) for g in grads])
         optimizers.apply_update(hyper, params, np.concatenate(grads), mine.slots, t, lanes, options)
+        gdcore.config.set_numerics("tensorflow")
+        try:
+            assert on_arrays.apply_gradients(zip(grads, arrays)) == t + 1
+        finally:
+            gdcore.config.set_numerics(previous)
+        assert np.concatenate(arrays).tobytes() == params.tobytes(), f"step {t + 1}: apply_gradients on arrays"
         keras_params = np.concatenate([v.numpy() for v in variables])
         assert keras_params.tobytes() == params.tobytes(), (
             f"step {t + 1}: {np.count_nonzero(keras_params != params)} weights differ; "
             f"first mine {params[keras_params != params][:3]} vs keras {keras_params[keras_params != params][:3]}")
+        if mine.use_ema:
+            average = np.concatenate([v.numpy() for v in theirs._model_variables_moving_average])
+            assert average.tobytes() == mine.state["moving_average"].tobytes(), f"step {t + 1}: the moving average"
 
 
 def test_every_optimizer_shares_one_compiled_loop():
@@ -425,3 +512,33 @@ def test_a_setting_changed_between_fits_trains_as_a_fresh_optimizer_with_it(engi
     model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False)
     for got, expected in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_moving_average_in_one_fit_is_bit_identical_to_keras(dtype, engine):
+    """One ``fit`` of several epochs: the averages overwrite the weights every 3 updates, before the output's
+    constraint, and replace them at the end of fit (Keras's ``finalize_variable_values``); a frozen layer is left
+    out. History, weights and the optimizer's averages as Keras's."""
+    from reference.keras_driver import _keras_optimizer as keras_twin_optimizer, keras_dtype, to_keras
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(23, 2)), rng.normal(size=(23, 1))
+    model = gdcore.Sequential([gdcore.Input((2,)), gdcore.layers.Dense(4, activation="tanh"),
+                               gdcore.layers.Dense(3, activation="sigmoid", trainable=False),
+                               gdcore.layers.Dense(1, kernel_constraint=gdcore.constraints.NonNeg())],
+                              dtype=dtype, numerics="tensorflow", seed=2, engine=engine)
+    model.compile(optimizers.Adam(0.05, use_ema=True, ema_momentum=0.8, ema_overwrite_frequency=3), "mse",
+                  metrics=["mae"])
+    with keras_dtype(dtype) as keras:
+        twin = to_keras(model, compile=False)
+        twin.compile(optimizer=keras_twin_optimizer(keras, model.optimizer), loss="mse", metrics=["mae"])
+        theirs = twin.fit(x, y, batch_size=5, epochs=4, shuffle=False, verbose=0).history
+        their_average = np.concatenate([np.ravel(v) for v in twin.optimizer._model_variables_moving_average])
+    mine = model.fit(x, y, batch_size=5, epochs=4, shuffle=False, verbose=0).history
+    assert mine == theirs
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        assert a.tobytes() == np.asarray(b).tobytes()
+    trainable = np.concatenate([np.ravel(w) for w in model.trainable_weights])
+    assert trainable.tobytes() == their_average.tobytes()  # finalized: the weights are the averages

@@ -147,8 +147,10 @@ def _refusals(keras):
         (lambda: sequential(layers.Dense(3, activity_regularizer=keras.regularizers.OrthogonalRegularizer(),
                                          name="reg")), "'reg' has activity_regularizer"),
         (lambda: sequential(compile_with={"optimizer": optimizers.Adadelta(), "loss": "mse"}), "optimizer Adadelta"),
-        (lambda: sequential(compile_with={"optimizer": optimizers.Adam(amsgrad=True), "loss": "mse"}), "amsgrad"),
-        (lambda: sequential(compile_with={"optimizer": optimizers.SGD(clipnorm=1.0), "loss": "mse"}), "clipnorm=1.0"),
+        (lambda: sequential(compile_with={"optimizer": optimizers.Adam(gradient_accumulation_steps=2), "loss": "mse"}),
+         "gradient_accumulation_steps=2"),
+        (lambda: sequential(compile_with={"optimizer": optimizers.SGD(loss_scale_factor=2.0), "loss": "mse"}),
+         "loss_scale_factor=2.0"),
         (lambda: sequential(compile_with={"optimizer": optimizers.SGD(learning_rate=schedule), "loss": "mse"}), "schedule"),
         (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "loss_weights": [0.5]}), "loss_weights"),
         (lambda: sequential(compile_with={"optimizer": sgd, "loss": "mse", "metrics": ["auc"]}), "unknown metric 'auc'"),
@@ -169,6 +171,16 @@ def test_from_keras_refuses_what_gdcore_cannot_reproduce(keras):
             reference.from_keras(model)
         assert isinstance(raised.value, ValueError)
     assert keras.config.dtype_policy().name == "float32"
+
+
+@tensorflow
+def test_from_keras_translates_the_base_optimizer_options(keras):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(0.01, amsgrad=True, clipnorm=1.0, weight_decay=0.1, use_ema=True,
+                                        ema_momentum=0.9, ema_overwrite_frequency=3), "mse")
+    optimizer = reference.from_keras(model).optimizer
+    assert (optimizer.amsgrad, optimizer.clipnorm, optimizer.weight_decay, optimizer.use_ema, optimizer.ema_momentum,
+            optimizer.ema_overwrite_frequency) == (True, 1.0, 0.1, True, 0.9, 3)
 
 
 # --- assert_parity: the engine's live Keras parity test -----------------------------------------

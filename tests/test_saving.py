@@ -419,7 +419,7 @@ UNSUPPORTED = {
                     "the model is a my_package.MyModel"),
     "optimizer": (lambda c: c["compile_config"]["optimizer"].update(class_name="Nadam"),
                   "optimizer keras.optimizers.Nadam is not supported"),
-    "use-ema": (lambda c: _optimizer(c).update(use_ema=True), "optimizer Adam has use_ema=True"),
+    "loss-scale": (lambda c: _optimizer(c).update(loss_scale_factor=2.0), "optimizer Adam has loss_scale_factor=2.0"),
     "accumulation": (lambda c: _optimizer(c).update(gradient_accumulation_steps=2),
                      "optimizer Adam has gradient_accumulation_steps=2"),
     "schedule": (lambda c: _optimizer(c).update(learning_rate={"class_name": "ExponentialDecay", "config": {}}),
