@@ -195,15 +195,21 @@ def _optimizer(name):
 @pytest.mark.parametrize("case, dtype, optimizer", KERAS_CASES)
 def test_activation_layers_bit_identical_to_keras(case, dtype, optimizer):
     pytest.importorskip("tensorflow")
+    model = _layered(LAYERS[case][0](), dtype, "numba")
+    _assert_trains_as_keras(model, dtype, optimizer,
+                            lambda twin: [type(layer).__name__ for layer in twin.layers][1] == case.split("(")[0])
+
+
+def _assert_trains_as_keras(model, dtype, optimizer, twin_check):
+    """``model`` and its Keras twin (``twin_check(twin)`` true) trained alike: history, weights, evaluate, predict."""
     from reference.keras_driver import _keras_optimizer, keras_dtype, to_keras
 
     x, y = regression_data(n=50)
-    model = _layered(LAYERS[case][0](), dtype, "numba")
     model.compile(_optimizer(optimizer), "mse", metrics=["mae"])
     arguments = dict(batch_size=16, epochs=3, verbose=0, shuffle=False, validation_data=(x[40:], y[40:]))
     with keras_dtype(dtype) as keras:
         twin = to_keras(model, compile=False)
-        assert [type(layer).__name__ for layer in twin.layers][1] == case.split("(")[0]
+        assert twin_check(twin)
         twin.compile(optimizer=_keras_optimizer(keras, _optimizer(optimizer)), loss="mse", metrics=["mae"],
                      jit_compile=False)
         theirs = twin.fit(x[:40], y[:40], **arguments).history
@@ -513,22 +519,7 @@ def test_a_layer_as_dense_activation_is_not_written_to_keras_files_silently(tmp_
 @pytest.mark.parametrize("case", list(AS_ACTIVATION))
 def test_a_layer_as_dense_activation_bit_identical_to_keras(case, dtype):
     pytest.importorskip("tensorflow")
-    from reference.keras_driver import _keras_optimizer, keras_dtype, to_keras
-
-    x, y = regression_data(n=50)
     model = _as_activation(AS_ACTIVATION[case](), dtype, "numba")
-    model.compile(_optimizer("adam"), "mse", metrics=["mae"])
-    arguments = dict(batch_size=16, epochs=3, verbose=0, shuffle=False, validation_data=(x[40:], y[40:]))
-    with keras_dtype(dtype) as keras:
-        twin = to_keras(model, compile=False)
-        assert type(twin.layers[0].activation).__name__ == case.split("(")[0]  # Keras's layer object as activation
-        twin.compile(optimizer=_keras_optimizer(keras, _optimizer("adam")), loss="mse", metrics=["mae"],
-                     jit_compile=False)
-        theirs = twin.fit(x[:40], y[:40], **arguments).history
-        their_weights = twin.get_weights()
-        their_evaluation = twin.evaluate(x[40:], y[40:], verbose=0)
-        their_predictions = twin.predict(x[40:], verbose=0)
-    mine = model.fit(x[:40], y[:40], **arguments).history
-    assert_same_run(mine, theirs, model.get_weights(), their_weights, model.evaluate(x[40:], y[40:], verbose=0),
-                    their_evaluation)
-    assert model.predict(x[40:], verbose=0).tobytes() == their_predictions.tobytes()
+    # Keras's Dense holds the layer object as its activation
+    _assert_trains_as_keras(model, dtype, "adam",
+                            lambda twin: type(twin.layers[0].activation).__name__ == case.split("(")[0])
