@@ -233,8 +233,13 @@ class Dense(Layer):
     @property
     def effective_parameters(self) -> tuple[float, float, float]:
         """:attr:`effective_activation`'s parameters as the layout keeps them (``Activation.parameter_values``)."""
-        layer = self.folded if self.folded is not None else self.activation_layer
-        return self.effective_activation.parameter_values(layer.parameters() if layer is not None else None)
+        return self._parameters_of(self.folded if self.folded is not None else self.activation_layer)
+
+    def _parameters_of(self, layer) -> tuple[float, float, float]:
+        """The parameters of ``layer``'s entry as it sets them, or of this layer's activation's defaults (None)."""
+        if layer is None:
+            return self.activation.parameter_values()
+        return layer.entry().parameter_values(layer.parameters())
 
     def __call__(self, inputs):
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and isinstance(inputs[0], KerasTensor):
@@ -262,9 +267,8 @@ class Dense(Layer):
                 self.bias = np.asarray(self.bias_initializer((self.units,), dtype, None), dtype)
         profile = self._model.profile if self._model is not None else get_profile("plain")
         z = profile.dense(x, self.kernel, self.bias) if self.use_bias else profile.matmul(x, self.kernel)
-        parameters = self.activation.parameter_values(self.activation_layer.parameters()
-                                                      if self.activation_layer is not None else None)
-        return profile.activate(self.activation, z, fused=self.use_bias, parameters=parameters)
+        return profile.activate(self.activation, z, fused=self.use_bias,
+                                parameters=self._parameters_of(self.activation_layer))
 
     def compute_output_shape(self):
         return (None, self.units)

@@ -447,11 +447,23 @@ def averaged(average, w, momentum):
 
 
 @jitable
+def _ema_momentum(iterations, options):
+    """Keras's momentum of the average after update ``iterations + 1``: 0 for the first (the weights copied)."""
+    return cast(iterations != 0, options.ema_momentum) * options.ema_momentum
+
+
+@jitable
+def _ema_overwrites(iterations, options):
+    """Whether update ``iterations + 1`` ends with the weights replaced by their average."""
+    return options.ema_overwrite_frequency > 0 and (iterations + 1) % options.ema_overwrite_frequency == 0
+
+
+@jitable
 def moving_average(params, average, iterations, lanes, options):
     """After update ``iterations + 1``: the moving average of every trainable weight, in place, and the weights
     overwritten by it when the update is a multiple of ``options.ema_overwrite_frequency`` (module docstring)."""
-    momentum = cast(iterations != 0, options.ema_momentum) * options.ema_momentum
-    overwrite = options.ema_overwrite_frequency > 0 and (iterations + 1) % options.ema_overwrite_frequency == 0
+    momentum = _ema_momentum(iterations, options)
+    overwrite = _ema_overwrites(iterations, options)
     for i in range(params.shape[0]):
         if lanes[i] != FROZEN:
             average[i] = averaged(average[i], params[i], momentum)
@@ -485,10 +497,8 @@ def apply_update(hyper, params: np.ndarray, grads: np.ndarray, slots: np.ndarray
         slots[index] = np.where(trainable, value, slots[index])
     if options is not None and options.ema:
         average = slots[len(rule.slots)]
-        momentum = cast(iterations != 0, options.ema_momentum) * options.ema_momentum
-        average[:] = np.where(trainable, averaged(average, params, momentum), average)
-        frequency = options.ema_overwrite_frequency
-        if frequency > 0 and (iterations + 1) % frequency == 0:
+        average[:] = np.where(trainable, averaged(average, params, _ema_momentum(iterations, options)), average)
+        if _ema_overwrites(iterations, options):
             params[:] = np.where(trainable, average, params)
 
 
@@ -900,13 +910,14 @@ class Optimizer:
         return config
 
     def __repr__(self) -> str:
-        config = {k: v for k, v in self.get_config().items() if _BASE_DEFAULTS.get(k, object()) != v}
+        config = {k: v for k, v in self.get_config().items() if BASE_DEFAULTS.get(k, object()) != v}
         args = ", ".join(f"{k}={v!r}" for k, v in config.items())
         return f"{type(self).__name__}({args})"
 
 
-_BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "clipvalue": None, "global_clipnorm": None,
-                  "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None}
+#: The settings every optimizer shares (Keras 3's BaseOptimizer's, in its config's order) and their defaults.
+BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
+                 "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None}
 
 
 def _flag(value, name: str) -> bool:

@@ -110,10 +110,9 @@ KERAS_SLOT_GROUPS = {
     "RMSprop": (("velocities",), ("momentums",), ("average_gradients",)),
     "Adagrad": (("accumulators",),),
 }
-# Keras optimizer settings gdcore does not have, with the only value it can honour.
-_OPTIMIZER_BASE_DEFAULTS = {"weight_decay": None, "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
-                            "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
-                            "loss_scale_factor": None, "gradient_accumulation_steps": None}
+# Keras 3's base optimizer settings and their defaults: gdcore's own (optimizers.BASE_DEFAULTS) pass through
+# keras_config(); the others must hold their default, the only value gdcore can honour.
+_OPTIMIZER_BASE_DEFAULTS = {**optimizers.BASE_DEFAULTS, "loss_scale_factor": None, "gradient_accumulation_steps": None}
 # Settings Keras has beyond gdcore's keras_config(), with the value gdcore implements.
 _OPTIMIZER_EXTRAS: dict = {}
 _DENSE_UNSUPPORTED = ("quantization_config", "lora_rank", "lora_alpha")
@@ -1051,16 +1050,13 @@ def _optimizer_from_config(entry, dtype: str, where: str):
     _require(class_name in classes and entry.get("module", "keras.optimizers") in ("keras.optimizers", None), where,
              f"optimizer {entry.get('module')}.{class_name} is not supported; gdcore has {', '.join(classes)}")
     cls = classes[class_name]
-    own = [key for key in cls(learning_rate=1.0).keras_config() if key != "learning_rate"]
-    own += [key for key in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm") if key not in own]
+    own = [key for key in cls(learning_rate=1.0).keras_config() if key != "learning_rate"]  # the base settings too
     extras = _OPTIMIZER_EXTRAS.get(class_name, {})
     _unknown_keys(config, ("name", "learning_rate", *_OPTIMIZER_BASE_DEFAULTS, *own, *extras), where,
                   f"optimizer {class_name}")
     for setting, default in {**_OPTIMIZER_BASE_DEFAULTS, **extras}.items():
         if setting in own:
             continue  # gdcore has it: passed on below
-        if setting == "ema_momentum" and not config.get("use_ema"):
-            continue  # only read by the EMA, which is off
         _require(config.get(setting, default) == default, where,
                  f"optimizer {class_name} has {setting}={config.get(setting)!r}; gdcore supports only {default!r}")
     learning_rate = config.get("learning_rate", 0.001)
